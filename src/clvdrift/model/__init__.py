@@ -1,0 +1,1 @@
+"""Model: fit, evaluate, artifacts on disk, registry in the store."""

@@ -1,0 +1,56 @@
+"""The CLV model: the seed's StandardScaler + RandomForestRegressor over the design matrix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clvdrift.features import NUMERIC_FEATURES, CountryEncoder, design_matrix
+
+# The seed's hyper-parameters (fidelity first); n_jobs only changes speed, not the trees.
+DEFAULT_PARAMS: dict[str, Any] = {
+    "n_estimators": 100,
+    "max_depth": 10,
+    "min_samples_split": 10,
+    "min_samples_leaf": 5,
+    "random_state": 42,
+}
+
+
+@dataclass
+class ClvModel:
+    """A fitted model with everything needed to score raw customer features."""
+
+    estimator: Any  # sklearn RandomForestRegressor
+    scaler: Any  # sklearn StandardScaler
+    encoder: CountryEncoder
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [*NUMERIC_FEATURES, *self.encoder.columns]
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """Predicted CLV for each row of ``features`` (numeric features + ``Country``)."""
+        return np.asarray(self.estimator.predict(self.scaler.transform(design_matrix(features, self.encoder))))
+
+
+def fit_model(
+    features: pd.DataFrame,
+    target: pd.Series,
+    *,
+    params: dict[str, Any] | None = None,
+    min_country_customers: int = 10,
+) -> ClvModel:
+    """Fit the encoder on ``features.Country``, the scaler and the forest on the design matrix."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    encoder = CountryEncoder(min_customers=min_country_customers).fit(features["Country"])
+    x = design_matrix(features, encoder)
+    scaler = StandardScaler().fit(x)
+    forest = RandomForestRegressor(**{**DEFAULT_PARAMS, **(params or {})}, n_jobs=-1)
+    forest.fit(scaler.transform(x), target.to_numpy(dtype=np.float64))
+    return ClvModel(estimator=forest, scaler=scaler, encoder=encoder)
