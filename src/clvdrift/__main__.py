@@ -1,0 +1,3 @@
+from clvdrift.cli import main
+
+main()

@@ -1,0 +1,248 @@
+"""Command line: a thin adapter over :mod:`clvdrift.pipeline`.
+
+Heavy libraries (pandas, scikit-learn, Evidently) are imported inside the commands so that
+``clvdrift --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from clvdrift.errors import ClvdriftError
+from clvdrift.settings import Settings, get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="clvdrift: keep a Customer Lifetime Value model honest in production.")
+models_app = typer.Typer(no_args_is_help=True, help="Model registry.")
+app.add_typer(models_app, name="models")
+# Not a terminal (CI, Airflow logs, pipes): wide enough that tables are not squeezed.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+class Target(str, Enum):
+    holdout = "holdout"
+    formula = "formula"
+
+
+class Scenario(str, Enum):
+    none = "none"
+    data_drift = "data-drift"
+    model_drift = "model-drift"
+    both = "both"
+
+
+DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Transactions file (CSV, CSV.GZ, XLSX, Parquet). "
+                                                 "Default: the bundled Online Retail file.")]
+DateFormatOpt = Annotated[Optional[str], typer.Option(
+    "--date-format", help="strftime format of InvoiceDate, e.g. '%d-%m-%Y %H:%M'. Default: inferred when unambiguous.")]
+ColumnOpt = Annotated[Optional[list[str]], typer.Option(
+    "--column", help="Map a column of the file to a canonical name: 'Name In File=CustomerID' (repeatable).")]
+
+
+def _fail(exc: ClvdriftError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    return typer.Exit(exc.exit_code)
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[str], None]]:
+    """A spinner naming the current step on a terminal; silent in CI and Airflow logs."""
+    if not err.is_terminal:
+        yield lambda _step: None
+        return
+    with err.status(label) as status:
+        yield lambda step: status.update(f"{label}: {step}…")
+
+
+def _registry(settings: Settings):  # type: ignore[no-untyped-def]
+    from clvdrift.model.registry import ModelRegistry
+    from clvdrift.store import connect
+
+    return ModelRegistry(connect(settings.database_url))
+
+
+def _columns(pairs: list[str] | None) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise typer.BadParameter(f"expected 'Name In File=Canonical', got {pair!r}", param_hint="--column")
+        src, dst = pair.rsplit("=", 1)
+        mapping[src.strip()] = dst.strip()
+    return mapping
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if isinstance(value, float):
+        return "n/a" if value != value else f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _evaluation_table(evaluation: dict[str, Any], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("persistence baseline", justify="right")
+    for key in ("r2", "mae", "rmse", "spearman", "gini_normalized", "top10_capture", "total_ratio"):
+        table.add_row(key, _fmt(evaluation["model"][key]), _fmt(evaluation["baseline"][key]))
+    return table
+
+
+def _train(settings: Settings, data: Path | None, target: Target, horizon_days: int, cutoff: str | None,
+           lookback_days: int | None, date_format: str | None, columns: dict[str, str],
+           promote: bool | None) -> dict[str, Any]:
+    from clvdrift import pipeline
+
+    with _progress("training") as progress:
+        result = pipeline.train(
+            data or settings.raw_data, registry=_registry(settings), models_dir=settings.models_dir,
+            reference_dir=settings.reference_dir, target=target.value, horizon_days=horizon_days,
+            cutoff=cutoff, lookback_days=lookback_days, date_format=date_format, columns=columns,
+            test_size=settings.test_size, random_state=settings.random_state,
+            min_country_customers=settings.min_country_customers, champion=promote, progress=progress,
+        )
+    return result.to_dict()
+
+
+def _print_train(result: dict[str, Any]) -> None:
+    ev = result["evaluation"]
+    removed = ", ".join(f"{k} {v:,}" for k, v in result["cleaning"]["removed"].items() if v)
+    out.print(f"cleaning: {result['cleaning']['rows_in']:,} rows in, {result['cleaning']['rows_out']:,} kept "
+              f"({removed}); {result['cleaning']['customers_out']:,} customers")
+    tr = result["training"]
+    out.print(f"target {tr['target']}, cutoff {tr['cutoff']}, horizon {tr['horizon_days']} days: "
+              f"{tr['customers']:,} customers ({tr['train_customers']:,} train / {tr['test_customers']:,} test)")
+    out.print(_evaluation_table(ev, f"held-out evaluation on {ev['customers']:,} test customers"))
+    verdict = "beats" if ev["beats_baseline"] else "does NOT beat"
+    out.print(f"model {verdict} the persistence baseline on Spearman and normalized Gini")
+    role = "champion" if result["champion"] else "challenger (champion unchanged)"
+    out.print(f"registered version [bold]{result['version']}[/] as {role}; "
+              f"timings {json.dumps(result['timings'])}", highlight=False)
+
+
+@app.command()
+def train(
+    data: DataOpt = None,
+    target: Annotated[Target, typer.Option(help="holdout: revenue in the next H days; formula: the seed's "
+                                                "Monetary×Frequency/(Recency+1)×365.")] = Target.holdout,
+    horizon_days: Annotated[Optional[int], typer.Option("--horizon-days", min=1, help="H, the holdout window "
+                                                        "and the baseline window [default: 90]")] = None,
+    cutoff: Annotated[Optional[str], typer.Option(help="Last day of the calibration window, YYYY-MM-DD "
+                                                  "[default: last day in the data minus H]")] = None,
+    lookback_days: Annotated[Optional[int], typer.Option("--lookback-days", min=1, help="Compute features "
+                                                         "from the last L days only [default: all history]")] = None,
+    date_format: DateFormatOpt = None,
+    column: ColumnOpt = None,
+    promote: Annotated[Optional[bool], typer.Option("--promote/--no-promote", help="Make this version the "
+                                                    "champion [default: only when there is none]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train, evaluate and register a CLV model on a transactions file."""
+    settings = get_settings()
+    try:
+        result = _train(settings, data, target, horizon_days or settings.horizon_days, cutoff,
+                        lookback_days or settings.lookback_days, date_format, _columns(column), promote)
+    except ClvdriftError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        out.print_json(json.dumps(result, default=str))
+    else:
+        _print_train(result)
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[Scenario, typer.Option(help="Which drift to inject.")] = Scenario.none,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same file.")] = 42,
+    data: DataOpt = None,
+    date_format: DateFormatOpt = None,
+) -> None:
+    """Write a drift scenario of the raw transactions to data/current/current_data.csv."""
+    from clvdrift import pipeline
+
+    settings = get_settings()
+    try:
+        with _progress(f"simulating {scenario.value}"):
+            info = pipeline.simulate(data or settings.raw_data, scenario.value, seed=seed,
+                                     current_dir=settings.current_dir, date_format=date_format)
+    except ClvdriftError as exc:
+        raise _fail(exc) from None
+    out.print(f"scenario {info['scenario']} (seed {seed}): {info['rows']:,} rows → {info['path']} "
+              f"(mean Quantity {info['mean_quantity']:,.2f}, mean UnitPrice {info['mean_unit_price']:,.2f})")
+
+
+def _scenario_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"champion {rows[0]['model_version']} scored on each drift scenario")
+    for name in ("scenario", "clean rows", "customers", "mean Monetary", "mean prediction", "R²", "MAE",
+                 "Spearman", "Gini", "baseline Spearman"):
+        table.add_column(name, justify="left" if name == "scenario" else "right")
+    for row in rows:
+        m, b = row["evaluation"]["model"], row["evaluation"]["baseline"]
+        table.add_row(row["scenario"], f"{row['clean_rows']:,}", f"{row['customers']:,}",
+                      _fmt(row["mean_monetary"], 1), _fmt(row["mean_prediction"], 1), _fmt(m["r2"]),
+                      _fmt(m["mae"], 1), _fmt(m["spearman"]), _fmt(m["gini_normalized"]), _fmt(b["spearman"]))
+    return table
+
+
+@app.command()
+def demo(seed: Annotated[int, typer.Option(help="Seed of the drift scenarios.")] = 42) -> None:
+    """The main job on the bundled data: train and register, then score the drift scenarios."""
+    from clvdrift import pipeline
+
+    settings = get_settings()
+    try:
+        out.rule("1. train on the bundled Online Retail data")
+        result = _train(settings, None, Target(settings.target), settings.horizon_days, None,
+                        settings.lookback_days, None, {}, None)
+        _print_train(result)
+        out.rule("2. simulate the drift scenarios and score the champion on them")
+        with _progress("scoring scenarios") as progress:
+            rows = pipeline.score_scenarios(settings.raw_data, registry=_registry(settings),
+                                            models_dir=settings.models_dir, seed=seed, progress=progress)
+    except ClvdriftError as exc:
+        raise _fail(exc) from None
+    out.print(_scenario_table(rows))
+
+
+@models_app.command("list")
+def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """Registered model versions, newest first, with held-out metrics; * marks the champion."""
+    try:
+        versions = _registry(get_settings()).list_versions()
+    except ClvdriftError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        out.print_json(json.dumps([v.to_dict() for v in versions], default=str))
+        return
+    if not versions:
+        out.print("no model registered yet; run `clvdrift train`")
+        return
+    table = Table(title="model versions")
+    for name in ("", "version", "created (UTC)", "target", "cutoff", "customers", "R²", "Spearman", "Gini",
+                 "baseline Gini", "beats baseline"):
+        table.add_column(name)
+    for v in versions:
+        m, b = v.metrics["model"], v.metrics["baseline"]
+        table.add_row("*" if v.is_champion else "", v.version, v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                      v.target, str(v.training.get("cutoff")), f"{v.training.get('customers', 0):,}",
+                      _fmt(m["r2"]), _fmt(m["spearman"]), _fmt(m["gini_normalized"]), _fmt(b["gini_normalized"]),
+                      "yes" if v.metrics.get("beats_baseline") else "no")
+    out.print(table)
+
+
+def main() -> None:
+    app(prog_name="clvdrift")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

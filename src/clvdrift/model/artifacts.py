@@ -1,0 +1,141 @@
+"""Model artifacts on disk, the seed's file names, written atomically and verified on load.
+
+For version ``V`` in ``models_dir``::
+
+    clv_model_V.joblib   scaler_V.joblib   features_V.json   metadata_V.json
+    clv_model_latest.joblib  scaler_latest.joblib  features_latest.json  metadata_latest.json
+
+``metadata_V.json`` records the sha256 of the other three files; :func:`load_model` checks them
+(and, when given, the checksums the registry recorded) *before* unpickling anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from clvdrift.errors import ArtifactError, ArtifactIntegrityError
+from clvdrift.features import NUMERIC_FEATURES, CountryEncoder
+from clvdrift.model.estimator import ClvModel
+
+ARTIFACT_FILES = {
+    "model": "clv_model_{v}.joblib",
+    "scaler": "scaler_{v}.joblib",
+    "features": "features_{v}.json",
+}
+METADATA_FILE = "metadata_{v}.json"
+LATEST = "latest"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _write_copy(src: Path, dst: Path) -> None:
+    atomic_write(dst, lambda tmp: tmp.write_bytes(src.read_bytes()))
+
+
+def write_artifacts(model: ClvModel, metadata: Mapping[str, Any], models_dir: Path, version: str) -> dict[str, Any]:
+    """Write the versioned files, then the ``*_latest`` copies; return ``{name: {path, sha256}}``.
+
+    ``metadata`` is stored in ``metadata_<version>.json`` with ``version`` and ``artifacts`` added.
+    """
+    import joblib
+
+    models_dir = Path(models_dir)
+    paths = {name: models_dir / pattern.format(v=version) for name, pattern in ARTIFACT_FILES.items()}
+    atomic_write(paths["model"], lambda tmp: joblib.dump(model.estimator, tmp))
+    atomic_write(paths["scaler"], lambda tmp: joblib.dump(model.scaler, tmp))
+    features_doc = {
+        "numeric_features": list(NUMERIC_FEATURES),
+        "countries": model.encoder.levels_,
+        "min_country_customers": model.encoder.min_customers,
+        "feature_columns": model.feature_columns,
+    }
+    atomic_write_text(paths["features"], json.dumps(features_doc, indent=2))
+    artifacts = {name: {"path": p.name, "sha256": sha256_file(p)} for name, p in paths.items()}
+    meta = {**metadata, "version": version, "artifacts": artifacts}
+    meta_path = models_dir / METADATA_FILE.format(v=version)
+    atomic_write_text(meta_path, json.dumps(meta, indent=2, default=str))
+    for name, pattern in [*ARTIFACT_FILES.items(), ("metadata", METADATA_FILE)]:
+        src = meta_path if name == "metadata" else paths[name]
+        _write_copy(src, models_dir / pattern.format(v=LATEST))
+    return artifacts
+
+
+def read_metadata(models_dir: Path, version: str = LATEST) -> dict[str, Any]:
+    path = Path(models_dir) / METADATA_FILE.format(v=version)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such model metadata (train a model first: clvdrift train)")
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, OSError) as exc:
+        raise ArtifactError(f"{path}: unreadable metadata: {exc}") from exc
+
+
+def verify_artifacts(models_dir: Path, version: str, expected: Mapping[str, Any]) -> dict[str, Path]:
+    """Check every artifact's sha256 against ``expected`` (``{name: {"sha256": …}}``)."""
+    paths: dict[str, Path] = {}
+    for name, pattern in ARTIFACT_FILES.items():
+        path = Path(models_dir) / pattern.format(v=version)
+        if not path.is_file():
+            raise ArtifactError(f"{path}: artifact missing")
+        want = expected.get(name, {}).get("sha256")
+        got = sha256_file(path)
+        if want != got:
+            raise ArtifactIntegrityError(
+                f"{path}: sha256 {got[:12]}… does not match the recorded {str(want)[:12]}…; "
+                "refusing to load a modified artifact"
+            )
+        paths[name] = path
+    return paths
+
+
+def load_model(models_dir: Path, version: str = LATEST, *, expected: Mapping[str, Any] | None = None) -> ClvModel:
+    """Load a model version after checking its checksums.
+
+    ``expected`` should come from the registry (the trusted record); without it, the checksums in
+    the version's own metadata file are used.
+    """
+    import joblib
+
+    models_dir = Path(models_dir)
+    meta = read_metadata(models_dir, version)
+    recorded = meta.get("artifacts", {})
+    if expected is not None and any(expected[k]["sha256"] != recorded.get(k, {}).get("sha256") for k in expected):
+        raise ArtifactIntegrityError(
+            f"{models_dir / METADATA_FILE.format(v=version)}: checksums differ from the registry's record"
+        )
+    paths = verify_artifacts(models_dir, version, expected or recorded)
+    features_doc = json.loads(paths["features"].read_text(encoding="utf-8"))
+    encoder = CountryEncoder(min_customers=features_doc["min_country_customers"])
+    encoder.levels_ = list(features_doc["countries"])
+    return ClvModel(estimator=joblib.load(paths["model"]), scaler=joblib.load(paths["scaler"]), encoder=encoder)
