@@ -1,0 +1,138 @@
+"""End to end on the bundled file: train, artifacts, checksums, reference data, scenarios."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from clvdrift import pipeline
+from clvdrift.errors import ArtifactIntegrityError, DataError
+from clvdrift.features import NUMERIC_FEATURES
+from clvdrift.model.artifacts import load_model, sha256_file
+from clvdrift.model.registry import ModelRegistry
+from clvdrift.store import connect
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from conftest import BUNDLED  # type: ignore[import-not-found]
+
+    root = tmp_path_factory.mktemp("train")
+    registry = ModelRegistry(connect(f"sqlite:///{root / 'store.db'}"))
+    result = pipeline.train(BUNDLED, registry=registry, models_dir=root / "models",
+                            reference_dir=root / "reference", horizon_days=91, cutoff="2011-09-09")
+    return root, registry, result
+
+
+def test_model_beats_persistence_baseline_on_ranking(trained):
+    _, _, result = trained
+    ev = result.evaluation
+    assert ev["split"] == "test" and ev["customers"] == result.training["test_customers"]
+    assert ev["model"]["spearman"] > ev["baseline"]["spearman"]
+    assert ev["model"]["gini_normalized"] > ev["baseline"]["gini_normalized"]
+    assert ev["beats_baseline"] is True
+    assert result.training["cutoff"] == "2011-09-09" and result.training["horizon_days"] == 91
+
+
+def test_seed_artifact_files_and_checksums(trained):
+    root, _, result = trained
+    models = root / "models"
+    v = result.version
+    for name in (f"clv_model_{v}.joblib", f"scaler_{v}.joblib", f"features_{v}.json", f"metadata_{v}.json",
+                 "clv_model_latest.joblib", "scaler_latest.joblib", "features_latest.json", "metadata_latest.json"):
+        assert (models / name).is_file(), name
+    meta = json.loads((models / f"metadata_{v}.json").read_text())
+    assert meta["params"]["n_estimators"] == 100 and meta["params"]["max_depth"] == 10
+    assert meta["data_fingerprint"]["rows"] == 541_909
+    for name, info in meta["artifacts"].items():
+        assert sha256_file(models / info["path"]) == info["sha256"], name
+    assert sha256_file(models / "clv_model_latest.joblib") == meta["artifacts"]["model"]["sha256"]
+    assert not list(models.glob(".*.tmp"))  # no temporary file left behind
+    features = json.loads((models / f"features_{v}.json").read_text())
+    assert features["feature_columns"][: len(NUMERIC_FEATURES)] == list(NUMERIC_FEATURES)
+    assert features["feature_columns"][-1] == "Country_Other"
+
+
+def test_reference_data(trained):
+    root, _, result = trained
+    ref = pd.read_csv(result.reference_path)
+    assert {*NUMERIC_FEATURES, "Country", "target", "prediction", "split", "CustomerID"} <= set(ref.columns)
+    assert len(ref) == result.training["customers"]
+    assert (ref["split"] == "test").sum() == result.training["test_customers"]
+
+
+def test_registry_records_version_and_champion(trained):
+    _, registry, result = trained
+    champion = registry.champion()
+    assert champion.version == result.version and result.champion
+    assert champion.artifacts == result.artifacts
+
+
+def test_loading_verifies_checksums_and_refuses_tampering(trained, tmp_path):
+    root, registry, result = trained
+    models = tmp_path / "models"
+    shutil.copytree(root / "models", models)
+    champion = registry.champion()
+    model = load_model(models, champion.version, expected=champion.artifacts)
+    ref = pd.read_csv(result.reference_path, index_col="CustomerID")
+    assert (abs(model.predict(ref) - ref["prediction"].to_numpy()) < 1e-6).all()
+    path = models / f"clv_model_{champion.version}.joblib"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactIntegrityError, match="refusing"):
+        load_model(models, champion.version, expected=champion.artifacts)
+    # a consistent forgery (file + its metadata) is still caught by the registry's record
+    meta_path = models / f"metadata_{champion.version}.json"
+    meta = json.loads(meta_path.read_text())
+    meta["artifacts"]["model"]["sha256"] = sha256_file(path)
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ArtifactIntegrityError):
+        load_model(models, champion.version, expected=champion.artifacts)
+
+
+def test_second_training_is_a_challenger(trained):
+    root, registry, result = trained
+    from conftest import BUNDLED  # type: ignore[import-not-found]
+
+    second = pipeline.train(BUNDLED,
+                            registry=registry, models_dir=root / "models2", reference_dir=root / "reference2",
+                            target="formula")
+    assert not second.champion and registry.champion().version == result.version
+    assert len(registry.list_versions()) == 2
+
+
+def test_scenarios_are_scored(trained):
+    from conftest import BUNDLED  # type: ignore[import-not-found]
+
+    root, registry, _ = trained
+    rows = pipeline.score_scenarios(BUNDLED, registry=registry, models_dir=root / "models", seed=3,
+                                    scenarios=("none", "model-drift"))
+    none, drift = rows
+    assert none["scenario"] == "none" and drift["scenario"] == "model-drift"
+    assert drift["mean_monetary"] > 100 * none["mean_monetary"]
+    assert drift["evaluation"]["model"]["r2"] < none["evaluation"]["model"]["r2"]
+
+
+def test_simulate_writes_current_data(tmp_path):
+    from conftest import BUNDLED  # type: ignore[import-not-found]
+
+    info = pipeline.simulate(BUNDLED, "data-drift", seed=5, current_dir=tmp_path)
+    frame = pd.read_csv(info["path"])
+    assert len(frame) == 541_909 and list(frame.columns)[:2] == ["InvoiceNo", "StockCode"]
+    again = pipeline.simulate(BUNDLED, "data-drift", seed=5, current_dir=tmp_path / "b")
+    assert sha256_file(tmp_path / "b" / "current_data.csv") == sha256_file(tmp_path / "current_data.csv")
+    assert again["rows"] == info["rows"]
+
+
+def test_bad_input_leaves_registry_untouched(trained, tmp_path):
+    root, registry, _ = trained
+    before = len(registry.list_versions())
+    bad = tmp_path / "bad.csv"
+    bad.write_text("InvoiceNo,StockCode\n1,2\n")
+    with pytest.raises(DataError, match="missing required column"):
+        pipeline.train(bad, registry=registry, models_dir=root / "models", reference_dir=root / "reference")
+    assert len(registry.list_versions()) == before
