@@ -7,7 +7,12 @@ import pytest
 from clvdrift.data import clean_transactions, load_transactions
 from clvdrift.errors import ConfigError
 from clvdrift.features import (
-    COUNTRY_OTHER, NUMERIC_FEATURES, CountryEncoder, build_training_set, customer_features, design_matrix,
+    COUNTRY_OTHER,
+    NUMERIC_FEATURES,
+    CountryEncoder,
+    build_training_set,
+    customer_features,
+    design_matrix,
     formula_clv,
 )
 from helpers import tx_frame  # type: ignore[import-not-found]

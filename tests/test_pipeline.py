@@ -57,7 +57,7 @@ def test_seed_artifact_files_and_checksums(trained):
 
 
 def test_reference_data(trained):
-    root, _, result = trained
+    _, _, result = trained
     ref = pd.read_csv(result.reference_path)
     assert {*NUMERIC_FEATURES, "Country", "target", "prediction", "split", "CustomerID"} <= set(ref.columns)
     assert len(ref) == result.training["customers"]

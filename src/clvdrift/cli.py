@@ -7,12 +7,13 @@ Heavy libraries (pandas, scikit-learn, Evidently) are imported inside the comman
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -42,11 +43,11 @@ class Scenario(str, Enum):
     both = "both"
 
 
-DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Transactions file (CSV, CSV.GZ, XLSX, Parquet). "
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Transactions file (CSV, CSV.GZ, XLSX, Parquet). "
                                                  "Default: the bundled Online Retail file.")]
-DateFormatOpt = Annotated[Optional[str], typer.Option(
+DateFormatOpt = Annotated[str | None, typer.Option(
     "--date-format", help="strftime format of InvoiceDate, e.g. '%d-%m-%Y %H:%M'. Default: inferred when unambiguous.")]
-ColumnOpt = Annotated[Optional[list[str]], typer.Option(
+ColumnOpt = Annotated[list[str] | None, typer.Option(
     "--column", help="Map a column of the file to a canonical name: 'Name In File=CustomerID' (repeatable).")]
 
 
@@ -84,7 +85,7 @@ def _columns(pairs: list[str] | None) -> dict[str, str]:
 
 def _fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
-        return "n/a" if value != value else f"{value:,.{digits}f}"
+        return "n/a" if math.isnan(value) else f"{value:,.{digits}f}"
     return str(value)
 
 
@@ -135,15 +136,15 @@ def train(
     data: DataOpt = None,
     target: Annotated[Target, typer.Option(help="holdout: revenue in the next H days; formula: the seed's "
                                                 "Monetary×Frequency/(Recency+1)×365.")] = Target.holdout,
-    horizon_days: Annotated[Optional[int], typer.Option("--horizon-days", min=1, help="H, the holdout window "
+    horizon_days: Annotated[int | None, typer.Option("--horizon-days", min=1, help="H, the holdout window "
                                                         "and the baseline window [default: 90]")] = None,
-    cutoff: Annotated[Optional[str], typer.Option(help="Last day of the calibration window, YYYY-MM-DD "
+    cutoff: Annotated[str | None, typer.Option(help="Last day of the calibration window, YYYY-MM-DD "
                                                   "[default: last day in the data minus H]")] = None,
-    lookback_days: Annotated[Optional[int], typer.Option("--lookback-days", min=1, help="Compute features "
+    lookback_days: Annotated[int | None, typer.Option("--lookback-days", min=1, help="Compute features "
                                                          "from the last L days only [default: all history]")] = None,
     date_format: DateFormatOpt = None,
     column: ColumnOpt = None,
-    promote: Annotated[Optional[bool], typer.Option("--promote/--no-promote", help="Make this version the "
+    promote: Annotated[bool | None, typer.Option("--promote/--no-promote", help="Make this version the "
                                                     "champion [default: only when there is none]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -212,6 +213,8 @@ def demo(seed: Annotated[int, typer.Option(help="Seed of the drift scenarios.")]
     except ClvdriftError as exc:
         raise _fail(exc) from None
     out.print(_scenario_table(rows))
+    out.print("Scored on every calibration customer of each scenario, including those the model was trained on; "
+              "the held-out figures are in the evaluation table above.")
 
 
 @models_app.command("list")
@@ -245,4 +248,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -154,7 +154,7 @@ class TrainingSet:
             "snapshot": self.snapshot.isoformat(),
             "horizon_days": self.horizon_days,
             "lookback_days": self.lookback_days,
-            "customers": int(len(self.features)),
+            "customers": len(self.features),
             "zero_target_share": round(float((self.target == 0).mean()), 4),
         }
 

@@ -12,15 +12,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from clvdrift.data import clean_transactions, load_transactions, simulate_scenario
-from clvdrift.data import schema
+from clvdrift.data import clean_transactions, load_transactions, schema, simulate_scenario
 from clvdrift.data.scenarios import SCENARIOS
 from clvdrift.errors import DataError
 from clvdrift.features import NUMERIC_FEATURES, build_training_set
@@ -67,7 +66,7 @@ def data_fingerprint(path: Path, raw: pd.DataFrame) -> dict[str, Any]:
     return {
         "file": Path(path).name,
         "sha256": sha256_file(Path(path)),
-        "rows": int(len(raw)),
+        "rows": len(raw),
         "first_date": str(dates.min()),
         "last_date": str(dates.max()),
         "encoding": raw.attrs.get("encoding"),
@@ -76,7 +75,7 @@ def data_fingerprint(path: Path, raw: pd.DataFrame) -> dict[str, Any]:
 
 def new_version() -> str:
     """A sortable version id in the seed's timestamp style, with milliseconds: ``YYYYmmdd_HHMMSS_fff``."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.strftime("%Y%m%d_%H%M%S_") + f"{now.microsecond // 1000:03d}"
 
 
@@ -132,7 +131,7 @@ def train(
         reference_path = Path(reference_dir) / REFERENCE_FILE
         atomic_write(reference_path, lambda tmp: reference.to_csv(tmp, index_label=schema.CUSTOMER))
         metadata = {
-            "created_at": datetime.now(timezone.utc).isoformat(),
+            "created_at": datetime.now(UTC).isoformat(),
             "target": target, "params": model_params, "training": training, "evaluation": evaluation,
             "cleaning": cleaning.to_dict(), "data_fingerprint": fingerprint,
             "feature_columns": model.feature_columns,
@@ -175,7 +174,7 @@ def simulate(data_path: Path, scenario: str, *, seed: int, current_dir: Path,
     drifted = simulate_scenario(raw, scenario, seed=seed)
     path = Path(current_dir) / CURRENT_FILE
     write_transactions_csv(drifted, path)
-    return {"scenario": scenario, "seed": seed, "rows": int(len(drifted)), "path": str(path),
+    return {"scenario": scenario, "seed": seed, "rows": len(drifted), "path": str(path),
             "mean_quantity": float(drifted[schema.QUANTITY].mean()),
             "mean_unit_price": float(drifted[schema.UNIT_PRICE].mean())}
 
@@ -189,7 +188,7 @@ def score_transactions(model: ClvModel, raw: pd.DataFrame, *, training: Mapping[
     predictions = model.predict(ts.features)
     evaluation = compare_to_baseline(ts.target.to_numpy(), predictions, ts.baseline.to_numpy())
     means = ts.features[list(NUMERIC_FEATURES)].mean()
-    return {"rows": int(len(raw)), "clean_rows": cleaning.rows_out, "customers": int(len(ts.features)),
+    return {"rows": len(raw), "clean_rows": cleaning.rows_out, "customers": len(ts.features),
             "mean_monetary": float(means["Monetary"]), "mean_prediction": float(predictions.mean()),
             "evaluation": evaluation}
 

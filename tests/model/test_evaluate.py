@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from clvdrift.model.evaluate import compare_to_baseline, gini_normalized, regression_metrics, top_share_capture
+from clvdrift.model.evaluate import (
+    compare_to_baseline,
+    gini_normalized,
+    regression_metrics,
+    top_share_capture,
+)
 
 
 def test_gini_perfect_random_and_reversed():

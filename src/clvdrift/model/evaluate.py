@@ -80,4 +80,4 @@ def compare_to_baseline(actual: np.ndarray, predicted: np.ndarray, baseline: np.
         math.isfinite(model[k]) and (not math.isfinite(base[k]) or model[k] > base[k])
         for k in ("spearman", "gini_normalized")
     )
-    return {"customers": int(len(actual)), "model": model, "baseline": base, "beats_baseline": beats}
+    return {"customers": len(actual), "model": model, "baseline": base, "beats_baseline": beats}

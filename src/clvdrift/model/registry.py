@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -56,7 +56,7 @@ class ModelRegistry:
         champion: bool | None = None,
     ) -> ModelVersion:
         """Record a new version. ``champion=None`` makes it champion only when there is none yet."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with session_scope(self.engine) as session:
             if session.scalar(select(ModelVersionRow.id).where(ModelVersionRow.version == version)):
                 raise RegistryError(f"model version {version} is already registered")
@@ -81,7 +81,7 @@ class ModelRegistry:
                 raise RegistryError(f"unknown model version {version!r}")
             session.execute(update(ModelVersionRow).where(ModelVersionRow.is_champion).values(is_champion=False))
             row.is_champion = True
-            row.promoted_at = datetime.now(timezone.utc)
+            row.promoted_at = datetime.now(UTC)
             session.flush()
             return ModelVersion._from_row(row)
 
