@@ -12,19 +12,6 @@ from clvdrift import pipeline
 from clvdrift.errors import ArtifactIntegrityError, DataError
 from clvdrift.features import NUMERIC_FEATURES
 from clvdrift.model.artifacts import load_model, sha256_file
-from clvdrift.model.registry import ModelRegistry
-from clvdrift.store import connect
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from conftest import BUNDLED  # type: ignore[import-not-found]
-
-    root = tmp_path_factory.mktemp("train")
-    registry = ModelRegistry(connect(f"sqlite:///{root / 'store.db'}"))
-    result = pipeline.train(BUNDLED, registry=registry, models_dir=root / "models",
-                            reference_dir=root / "reference", horizon_days=91, cutoff="2011-09-09")
-    return root, registry, result
 
 
 def test_model_beats_persistence_baseline_on_ranking(trained):
@@ -103,18 +90,6 @@ def test_second_training_is_a_challenger(trained):
                             target="formula")
     assert not second.champion and registry.champion().version == result.version
     assert len(registry.list_versions()) == 2
-
-
-def test_scenarios_are_scored(trained):
-    from conftest import BUNDLED  # type: ignore[import-not-found]
-
-    root, registry, _ = trained
-    rows = pipeline.score_scenarios(BUNDLED, registry=registry, models_dir=root / "models", seed=3,
-                                    scenarios=("none", "model-drift"))
-    none, drift = rows
-    assert none["scenario"] == "none" and drift["scenario"] == "model-drift"
-    assert drift["mean_monetary"] > 100 * none["mean_monetary"]
-    assert drift["evaluation"]["model"]["r2"] < none["evaluation"]["model"]["r2"]
 
 
 def test_simulate_writes_current_data(tmp_path):

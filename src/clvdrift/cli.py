@@ -182,22 +182,101 @@ def simulate(
               f"(mean Quantity {info['mean_quantity']:,.2f}, mean UnitPrice {info['mean_unit_price']:,.2f})")
 
 
-def _scenario_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title=f"champion {rows[0]['model_version']} scored on each drift scenario")
-    for name in ("scenario", "clean rows", "customers", "mean Monetary", "mean prediction", "R²", "MAE",
-                 "Spearman", "Gini", "baseline Spearman"):
-        table.add_column(name, justify="left" if name == "scenario" else "right")
-    for row in rows:
-        m, b = row["evaluation"]["model"], row["evaluation"]["baseline"]
-        table.add_row(row["scenario"], f"{row['clean_rows']:,}", f"{row['customers']:,}",
-                      _fmt(row["mean_monetary"], 1), _fmt(row["mean_prediction"], 1), _fmt(m["r2"]),
-                      _fmt(m["mae"], 1), _fmt(m["spearman"]), _fmt(m["gini_normalized"]), _fmt(b["spearman"]))
+def _drift_tables(result: dict[str, Any]) -> None:
+    dd, md, decision = result["data_drift"], result["model_drift"], result["decision"]
+    table = Table(title=f"data drift: {result['current']['source']} vs champion {result['model_version']} reference")
+    for name in ("column", "test", "statistic", "p-value", "threshold", "effect size", "drifted"):
+        table.add_column(name, justify="left" if name in ("column", "test") else "right")
+    for col in dd["columns"]:
+        table.add_row(col["column"], col["test"], _fmt(col["statistic"]), _fmt(col.get("p_value")),
+                      _fmt(col["threshold"]), _fmt(col.get("effect_size")),
+                      "[bold red]yes[/]" if col["drifted"] else "no")
+    out.print(table)
+    out.print(f"drifted columns {dd['number_of_drifted_columns']}/{dd['number_of_columns']} "
+              f"(share {dd['drift_share']:.2f}, threshold {dd['drift_share_threshold']}); "
+              f"dataset drift: {'YES' if dd['dataset_drift'] else 'no'}")
+    if md["labels_available"]:
+        ref, cur = md["reference"], md["current"]
+        out.print(f"model: R² {_fmt(cur['r2'])} (held-out reference {_fmt(ref['r2'])}), MAE {_fmt(cur['mae'], 1)} "
+                  f"(reference {_fmt(ref['mae'], 1)}); model drift: {'YES' if md['detected'] else 'no'}")
+    else:
+        out.print(f"model drift not assessed: {md['note']}")
+    verdict = "[bold red]RETRAINING REQUIRED[/]" if decision["retraining_required"] else "[green]no retraining needed[/]"
+    out.print(f"decision: {verdict}")
+    for reason in decision["reasons"]:
+        out.print(f"  - {reason}", highlight=False)
+    reports = result["reports"]
+    out.print(f"results: {reports['json']} (and {reports['latest_json']})")
+    if reports.get("data_drift_html"):
+        out.print(f"reports: {reports['data_drift_html']}" +
+                  (f", {reports['regression_html']}" if reports.get("regression_html") else ""))
+    if reports.get("note"):
+        out.print(f"note: {reports['note']}")
+
+
+def _detect_kwargs(settings: Settings, drift_share: float, fdr: bool, calibrate: bool, html: bool) -> dict[str, Any]:
+    return {"registry": _registry(settings), "models_dir": settings.models_dir, "reports_dir": settings.reports_dir,
+            "drift_share": drift_share, "fdr": fdr, "calibrate": calibrate, "render_html": html}
+
+
+@app.command()
+def detect(
+    current: Annotated[Path | None, typer.Option(help="Batch of transactions to check "
+                                                    "[default: data/current/current_data.csv]")] = None,
+    cutoff: Annotated[str | None, typer.Option(help="Compute the batch's features at this day "
+                                                  "[default: its last day minus H when labels can be observed]")] = None,
+    drift_share: Annotated[float, typer.Option("--drift-share", min=0.0, max=1.0, help="Share of drifted columns "
+                                               "that makes dataset drift (a key column alone also does).")] = 0.5,
+    fdr: Annotated[bool, typer.Option("--fdr", help="Benjamini–Hochberg across the p-value tests.")] = False,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Calibrate each column's threshold to the batch "
+                                            "size by resampling the reference.")] = False,
+    html: Annotated[bool, typer.Option("--html/--no-html", help="Render the Evidently HTML reports.")] = True,
+    fail_on_drift: Annotated[bool, typer.Option("--fail-on-drift", help="Exit 1 when retraining is required.")] = False,
+    date_format: DateFormatOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Check a batch for data drift and model drift against the champion; decide on retraining."""
+    from clvdrift import pipeline
+
+    settings = get_settings()
+    path = current or settings.current_dir / pipeline.CURRENT_FILE
+    try:
+        with _progress("detecting drift") as progress:
+            result = pipeline.detect(path, date_format=date_format, cutoff=cutoff, progress=progress,
+                                     **_detect_kwargs(settings, drift_share, fdr, calibrate, html)).to_dict()
+    except ClvdriftError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        out.print_json(json.dumps(result, default=str))
+    else:
+        _drift_tables(result)
+    if fail_on_drift and result["decision"]["retraining_required"]:
+        raise typer.Exit(1)
+
+
+def _scenario_table(results: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"champion {results[0]['model_version']} checked on each drift scenario")
+    for name in ("scenario", "drifted columns", "data drift", "R² (ref)", "MAE (ref)", "model drift",
+                 "retraining", "report"):
+        table.add_column(name, justify="left" if name in ("scenario", "report") else "right")
+    for r in results:
+        dd, md = r["data_drift"], r["model_drift"]
+        cur, ref = md["current"] or {}, md["reference"]
+        table.add_row(r["current"]["source"].split("[")[-1].split(",")[0],
+                      f"{dd['number_of_drifted_columns']}/{dd['number_of_columns']}",
+                      "YES" if dd["dataset_drift"] else "no",
+                      f"{_fmt(cur.get('r2', math.nan))} ({_fmt(ref['r2'])})",
+                      f"{_fmt(cur.get('mae', math.nan), 0)} ({_fmt(ref['mae'], 0)})",
+                      "YES" if md["detected"] else "no",
+                      "YES" if r["decision"]["retraining_required"] else "no",
+                      r["reports"]["data_drift_html"] or r["reports"]["json"])
     return table
 
 
 @app.command()
-def demo(seed: Annotated[int, typer.Option(help="Seed of the drift scenarios.")] = 42) -> None:
-    """The main job on the bundled data: train and register, then score the drift scenarios."""
+def demo(seed: Annotated[int, typer.Option(help="Seed of the drift scenarios.")] = 42,
+         html: Annotated[bool, typer.Option("--html/--no-html", help="Render Evidently HTML reports.")] = True) -> None:
+    """The main job on the bundled data: train and register, then check every drift scenario."""
     from clvdrift import pipeline
 
     settings = get_settings()
@@ -206,15 +285,15 @@ def demo(seed: Annotated[int, typer.Option(help="Seed of the drift scenarios.")]
         result = _train(settings, None, Target(settings.target), settings.horizon_days, None,
                         settings.lookback_days, None, {}, None)
         _print_train(result)
-        out.rule("2. simulate the drift scenarios and score the champion on them")
-        with _progress("scoring scenarios") as progress:
-            rows = pipeline.score_scenarios(settings.raw_data, registry=_registry(settings),
-                                            models_dir=settings.models_dir, seed=seed, progress=progress)
+        out.rule("2. simulate the drift scenarios and check each against the champion")
+        with _progress("checking scenarios") as progress:
+            results = pipeline.check_scenarios(settings.raw_data, seed=seed, progress=progress,
+                                               **_detect_kwargs(settings, pipeline.DRIFT_SHARE, False, False, html))
     except ClvdriftError as exc:
         raise _fail(exc) from None
-    out.print(_scenario_table(rows))
-    out.print("Scored on every calibration customer of each scenario, including those the model was trained on; "
-              "the held-out figures are in the evaluation table above.")
+    out.print(_scenario_table([r.to_dict() for r in results]))
+    out.print("Reference R² and MAE are the champion's held-out figures; current ones are on every customer of "
+              "the batch. Details: clvdrift detect, docs/drift.md.")
 
 
 @models_app.command("list")

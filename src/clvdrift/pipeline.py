@@ -3,11 +3,14 @@
 - :func:`train`: load → validate → clean → features → train → evaluate → write artifacts and the
   reference data → register.
 - :func:`simulate`: write a drift scenario of the raw transactions to ``current_data.csv``.
-- :func:`score_scenarios`: score the champion on each drift scenario of the raw transactions.
+- :func:`detect` / :func:`detect_transactions`: data drift and model drift of a batch against the
+  champion, the retraining decision, the JSON result and the Evidently reports.
+- :func:`check_scenarios`: :func:`detect_transactions` on each drift scenario (the demo).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,8 +25,12 @@ import pandas as pd
 from clvdrift.data import clean_transactions, load_transactions, schema, simulate_scenario
 from clvdrift.data.scenarios import SCENARIOS
 from clvdrift.errors import DataError
-from clvdrift.features import NUMERIC_FEATURES, build_training_set
-from clvdrift.model.artifacts import atomic_write, load_model, sha256_file, write_artifacts
+from clvdrift.drift import ReferenceProfile, build_profile, detect_data_drift
+from clvdrift.drift.model_drift import MAE_INCREASE_THRESHOLD, R2_DROP_THRESHOLD, detect_model_drift
+from clvdrift.features import COUNTRY, NUMERIC_FEATURES, build_training_set
+from clvdrift.model.artifacts import (
+    atomic_write, atomic_write_text, load_model, sha256_file, verify_artifacts, write_artifacts,
+)
 from clvdrift.model.estimator import DEFAULT_PARAMS, ClvModel, fit_model
 from clvdrift.model.evaluate import compare_to_baseline
 from clvdrift.model.registry import ModelRegistry, ModelVersion
@@ -31,6 +38,13 @@ from clvdrift.model.registry import ModelRegistry, ModelVersion
 Progress = Callable[[str], None]
 REFERENCE_FILE = "reference_data.csv"
 CURRENT_FILE = "current_data.csv"
+LATEST_REPORT = "latest_drift_report.json"
+# columns of the reference profile; data drift is tested on the features and the prediction
+PROFILE_NUMERIC = [*NUMERIC_FEATURES, "prediction", "target"]
+DRIFT_COLUMNS = [*NUMERIC_FEATURES, COUNTRY, "prediction"]
+# a drift of these alone counts as dataset drift (see docs/drift.md, "key columns")
+KEY_COLUMNS = ("Monetary", "prediction")
+DRIFT_SHARE = 0.5
 
 
 @dataclass
@@ -128,6 +142,7 @@ def train(
     with t.step("save", progress):
         reference = ts.features.assign(target=ts.target, prediction=predictions,
                                        split=np.where(ts.features.index.isin(test_ids), "test", "train"))
+        profile = build_profile(reference, numerical_columns=PROFILE_NUMERIC, categorical_columns=[COUNTRY])
         reference_path = Path(reference_dir) / REFERENCE_FILE
         atomic_write(reference_path, lambda tmp: reference.to_csv(tmp, index_label=schema.CUSTOMER))
         metadata = {
@@ -137,7 +152,10 @@ def train(
             "feature_columns": model.feature_columns,
             "reference": {"path": str(reference_path), "sha256": sha256_file(reference_path)},
         }
-        artifacts = write_artifacts(model, metadata, Path(models_dir), version)
+        artifacts = write_artifacts(model, metadata, Path(models_dir), version, extras={
+            "profile": ("profile_{v}.json", profile.save),
+            "reference": ("reference_{v}.csv", lambda tmp: reference.to_csv(tmp, index_label=schema.CUSTOMER)),
+        })
     with t.step("register", progress):
         registered = registry.register(
             version, target=target, metrics=evaluation, params=model_params, training=training,
@@ -179,30 +197,151 @@ def simulate(data_path: Path, scenario: str, *, seed: int, current_dir: Path,
             "mean_unit_price": float(drifted[schema.UNIT_PRICE].mean())}
 
 
-def score_transactions(model: ClvModel, raw: pd.DataFrame, *, training: Mapping[str, Any]) -> dict[str, Any]:
-    """Clean a batch of raw transactions, build features and targets at the model's own cutoff and
-    horizon, and score the model (and the persistence baseline) on them."""
-    clean, cleaning = clean_transactions(raw)
-    ts = build_training_set(clean, target=training["target"], horizon_days=training["horizon_days"],
-                            cutoff=training["cutoff"], lookback_days=training["lookback_days"])
-    predictions = model.predict(ts.features)
-    evaluation = compare_to_baseline(ts.target.to_numpy(), predictions, ts.baseline.to_numpy())
-    means = ts.features[list(NUMERIC_FEATURES)].mean()
-    return {"rows": len(raw), "clean_rows": cleaning.rows_out, "customers": len(ts.features),
-            "mean_monetary": float(means["Monetary"]), "mean_prediction": float(predictions.mean()),
-            "evaluation": evaluation}
+def choose_cutoff(clean: pd.DataFrame, training: Mapping[str, Any], cutoff: str | None) -> tuple[str, bool]:
+    """The cutoff at which a batch's features are computed, and whether its labels are available.
+
+    Explicit ``cutoff`` wins. Otherwise, like training: the batch's last day minus H, when the batch
+    spans more than H days (so the H-day holdout target is observable); else its last day, without
+    labels. The formula target is computed from the features, so it is always available.
+    """
+    horizon = pd.Timedelta(days=int(training["horizon_days"]))
+    first = clean[schema.INVOICE_DATE].min().normalize()
+    last = clean[schema.INVOICE_DATE].max().normalize()
+    if cutoff is not None:
+        cut = pd.Timestamp(cutoff).normalize()
+    else:
+        cut = last - horizon if last - horizon >= first else last
+    labelled = training["target"] == "formula" or cut + horizon <= last
+    return cut.date().isoformat(), bool(labelled)
 
 
-def score_scenarios(data_path: Path, *, registry: ModelRegistry, models_dir: Path, seed: int = 42,
-                    scenarios: Sequence[str] = SCENARIOS, date_format: str | None = None,
-                    progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Score the champion on every drift scenario of the raw transactions, one row per scenario."""
-    champion, model = load_champion(registry, models_dir)
-    raw = load_transactions(data_path, date_format=date_format)
-    rows = []
+@dataclass(frozen=True)
+class DetectResult:
+    """One drift check: what was compared, the data- and model-drift results, the decision."""
+
+    run_id: str
+    created_at: str
+    model_version: str
+    current: dict[str, Any]
+    data_drift: dict[str, Any]
+    model_drift: dict[str, Any]
+    decision: dict[str, Any]
+    reports: dict[str, Any]
+    timings: dict[str, float]
+
+    @property
+    def retraining_required(self) -> bool:
+        return bool(self.decision["retraining_required"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def detect_transactions(
+    raw: pd.DataFrame,
+    *,
+    registry: ModelRegistry,
+    models_dir: Path,
+    reports_dir: Path,
+    source: str,
+    cutoff: str | None = None,
+    drift_share: float = DRIFT_SHARE,
+    key_columns: Sequence[str] = KEY_COLUMNS,
+    fdr: bool = False,
+    calibrate: bool = False,
+    r2_drop_threshold: float = R2_DROP_THRESHOLD,
+    mae_increase_threshold: float = MAE_INCREASE_THRESHOLD,
+    render_html: bool = True,
+    progress: Progress | None = None,
+) -> DetectResult:
+    """Check a batch of raw transactions against the champion: data drift on its features and
+    prediction (reference profile), model drift on its labels when available, the retraining decision.
+    Writes ``reports_dir/<run_id>/drift_report.json`` (+ Evidently HTML) and ``latest_drift_report.json``."""
+    t = Timings()
+    with t.step("load champion", progress):
+        champion, model = load_champion(registry, models_dir)
+        paths = verify_artifacts(Path(models_dir), {k: champion.artifacts[k] for k in ("profile", "reference")})
+        profile = ReferenceProfile.load(paths["profile"])
+    training = champion.training
+    with t.step("features", progress):
+        clean, cleaning = clean_transactions(raw)
+        if clean.empty:
+            raise DataError(f"{source}: no usable transactions after cleaning ({cleaning.removed})")
+        cut, labelled = choose_cutoff(clean, training, cutoff)
+        ts = build_training_set(clean, target=training["target"], horizon_days=int(training["horizon_days"]),
+                                cutoff=cut, lookback_days=training.get("lookback_days"))
+        current = ts.features.assign(prediction=model.predict(ts.features))
+        if labelled:
+            current["target"] = ts.target
+    with t.step("data drift", progress):
+        data_drift = detect_data_drift(profile, current, columns=DRIFT_COLUMNS, drift_share=drift_share,
+                                       key_columns=[c for c in key_columns if c in DRIFT_COLUMNS],
+                                       fdr=fdr, calibrate=calibrate)
+    with t.step("model drift", progress):
+        model_drift = detect_model_drift(
+            champion.metrics["model"], current["target"].to_numpy() if labelled else None,
+            current["prediction"].to_numpy(), r2_drop_threshold=r2_drop_threshold,
+            mae_increase_threshold=mae_increase_threshold,
+            note=None if labelled else f"the batch ends {ts.cutoff.date()}: the {training['horizon_days']}-day "
+                                       "holdout revenue after it is not observed yet",
+        )
+    reasons = [*(f"data drift: {r}" for r in data_drift.reasons if data_drift.dataset_drift),
+               *(f"model drift: {r}" for r in model_drift.reasons)]
+    decision = {
+        "retraining_required": bool(data_drift.dataset_drift or model_drift.detected),
+        "data_drift_detected": bool(data_drift.dataset_drift),
+        "model_drift_detected": bool(model_drift.detected),
+        "reasons": reasons,
+    }
+    run_id = "drift_" + new_version()
+    out_dir = Path(reports_dir) / run_id
+    reports: dict[str, Any] = {"data_drift_html": None, "regression_html": None, "note": "HTML not requested"}
+    if render_html:
+        from clvdrift.drift.report import render_reports
+
+        with t.step("reports", progress):
+            reference = pd.read_csv(paths["reference"], index_col=schema.CUSTOMER)
+            reports = render_reports(reference, current, out_dir, numerical_columns=list(NUMERIC_FEATURES),
+                                     categorical_columns=[COUNTRY], target="target" if labelled else None,
+                                     prediction="prediction", drift_share=drift_share)
+    result = DetectResult(
+        run_id=run_id, created_at=datetime.now(UTC).isoformat(), model_version=champion.version,
+        current={"source": source, "rows": int(len(raw)), "clean_rows": cleaning.rows_out,
+                 "customers": int(len(current)), "cutoff": cut, "labels_available": labelled,
+                 "cleaning": cleaning.to_dict()},
+        data_drift=data_drift.to_dict(), model_drift=model_drift.to_dict(), decision=decision,
+        reports={**reports, "json": str(out_dir / "drift_report.json"),
+                 "latest_json": str(Path(reports_dir) / LATEST_REPORT)},
+        timings=t.seconds,
+    )
+    text = json.dumps(result.to_dict(), indent=2, default=_json_default, allow_nan=False)
+    atomic_write_text(out_dir / "drift_report.json", text)
+    atomic_write_text(Path(reports_dir) / LATEST_REPORT, text)
+    return result
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def detect(current_path: Path, *, date_format: str | None = None, **kwargs: Any) -> DetectResult:
+    """:func:`detect_transactions` on a transactions file (default ``data/current/current_data.csv``)."""
+    raw = load_transactions(current_path, date_format=date_format)
+    return detect_transactions(raw, source=str(current_path), **kwargs)
+
+
+def check_scenarios(data_path: Path, *, seed: int = 42, scenarios: Sequence[str] = SCENARIOS,
+                    progress: Progress | None = None, **kwargs: Any) -> list[DetectResult]:
+    """Run :func:`detect_transactions` on every drift scenario of the raw transactions."""
+    raw = load_transactions(data_path)
+    results = []
     for scenario in scenarios:
         if progress:
-            progress(f"score {scenario}")
-        scored = score_transactions(model, simulate_scenario(raw, scenario, seed=seed), training=champion.training)
-        rows.append({"scenario": scenario, "model_version": champion.version, **scored})
-    return rows
+            progress(f"check {scenario}")
+        results.append(detect_transactions(simulate_scenario(raw, scenario, seed=seed),
+                                           source=f"{Path(data_path).name} [{scenario}, seed {seed}]", **kwargs))
+    return results

@@ -63,15 +63,27 @@ def _write_copy(src: Path, dst: Path) -> None:
     atomic_write(dst, lambda tmp: tmp.write_bytes(src.read_bytes()))
 
 
-def write_artifacts(model: ClvModel, metadata: Mapping[str, Any], models_dir: Path, version: str) -> dict[str, Any]:
+def write_artifacts(
+    model: ClvModel,
+    metadata: Mapping[str, Any],
+    models_dir: Path,
+    version: str,
+    *,
+    extras: Mapping[str, tuple[str, Callable[[Path], object]]] | None = None,
+) -> dict[str, Any]:
     """Write the versioned files, then the ``*_latest`` copies; return ``{name: {path, sha256}}``.
 
-    ``metadata`` is stored in ``metadata_<version>.json`` with ``version`` and ``artifacts`` added.
+    ``extras`` adds more versioned files: ``{name: (pattern with {v}, writer(path))}`` — e.g. the
+    reference profile. ``metadata`` is stored in ``metadata_<version>.json`` with ``version`` and
+    ``artifacts`` added.
     """
     import joblib
 
     models_dir = Path(models_dir)
-    paths = {name: models_dir / pattern.format(v=version) for name, pattern in ARTIFACT_FILES.items()}
+    patterns = {**ARTIFACT_FILES, **{name: pattern for name, (pattern, _) in (extras or {}).items()}}
+    paths = {name: models_dir / pattern.format(v=version) for name, pattern in patterns.items()}
+    for name, (_, writer) in (extras or {}).items():
+        atomic_write(paths[name], writer)
     atomic_write(paths["model"], lambda tmp: joblib.dump(model.estimator, tmp))
     atomic_write(paths["scaler"], lambda tmp: joblib.dump(model.scaler, tmp))
     features_doc = {
@@ -85,7 +97,7 @@ def write_artifacts(model: ClvModel, metadata: Mapping[str, Any], models_dir: Pa
     meta = {**metadata, "version": version, "artifacts": artifacts}
     meta_path = models_dir / METADATA_FILE.format(v=version)
     atomic_write_text(meta_path, json.dumps(meta, indent=2, default=str))
-    for name, pattern in [*ARTIFACT_FILES.items(), ("metadata", METADATA_FILE)]:
+    for name, pattern in [*patterns.items(), ("metadata", METADATA_FILE)]:
         src = meta_path if name == "metadata" else paths[name]
         _write_copy(src, models_dir / pattern.format(v=LATEST))
     return artifacts
@@ -101,14 +113,14 @@ def read_metadata(models_dir: Path, version: str = LATEST) -> dict[str, Any]:
         raise ArtifactError(f"{path}: unreadable metadata: {exc}") from exc
 
 
-def verify_artifacts(models_dir: Path, version: str, expected: Mapping[str, Any]) -> dict[str, Path]:
-    """Check every artifact's sha256 against ``expected`` (``{name: {"sha256": …}}``)."""
+def verify_artifacts(models_dir: Path, expected: Mapping[str, Any]) -> dict[str, Path]:
+    """Check the sha256 of every artifact in ``expected`` (``{name: {"path": …, "sha256": …}}``)."""
     paths: dict[str, Path] = {}
-    for name, pattern in ARTIFACT_FILES.items():
-        path = Path(models_dir) / pattern.format(v=version)
+    for name, info in expected.items():
+        path = Path(models_dir) / info["path"]
         if not path.is_file():
             raise ArtifactError(f"{path}: artifact missing")
-        want = expected.get(name, {}).get("sha256")
+        want = info.get("sha256")
         got = sha256_file(path)
         if want != got:
             raise ArtifactIntegrityError(
@@ -134,7 +146,11 @@ def load_model(models_dir: Path, version: str = LATEST, *, expected: Mapping[str
         raise ArtifactIntegrityError(
             f"{models_dir / METADATA_FILE.format(v=version)}: checksums differ from the registry's record"
         )
-    paths = verify_artifacts(models_dir, version, expected or recorded)
+    trusted = expected or recorded
+    absent = sorted(set(ARTIFACT_FILES) - set(trusted))
+    if absent:
+        raise ArtifactError(f"{models_dir}: no checksum recorded for {absent}")
+    paths = verify_artifacts(models_dir, {name: trusted[name] for name in ARTIFACT_FILES})
     features_doc = json.loads(paths["features"].read_text(encoding="utf-8"))
     encoder = CountryEncoder(min_customers=features_doc["min_country_customers"])
     encoder.levels_ = list(features_doc["countries"])

@@ -1,0 +1,30 @@
+"""Data-drift detection against small, mergeable reference profiles.
+
+Build a :class:`ReferenceProfile` once from the reference data (``build_profile``, or chunk by chunk
+with :class:`ProfileBuilder` / ``build_profile_from_csv``), save it, and check any current window
+with :func:`detect_data_drift`.  The per-column tests reproduce Evidently 0.7's defaults; see
+``docs/drift.md``.
+
+Importing this package imports numpy, pandas and scipy only (not scikit-learn, not Evidently).
+"""
+
+from clvdrift.drift.detect import detect_data_drift
+from clvdrift.drift.profile import ProfileBuilder, ReferenceProfile, build_profile, build_profile_from_csv
+from clvdrift.drift.result import (
+    ColumnDriftResult,
+    DataDriftResult,
+    DriftInputError,
+    ProfileIntegrityError,
+)
+
+__all__ = [
+    "ColumnDriftResult",
+    "DataDriftResult",
+    "DriftInputError",
+    "ProfileBuilder",
+    "ProfileIntegrityError",
+    "ReferenceProfile",
+    "build_profile",
+    "build_profile_from_csv",
+    "detect_data_drift",
+]

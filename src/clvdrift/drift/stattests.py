@@ -1,0 +1,553 @@
+"""Column drift tests, computed against a :class:`~clvdrift.drift.profile.ReferenceProfile`.
+
+The tests, their default thresholds, drift rules and the default choice reproduce Evidently 0.7
+(``evidently/legacy/calculations/stattests``), so that per-column verdicts agree with Evidently's
+on the same data (see ``docs/drift.md`` for the source lines matched):
+
+============== ======== ========= =================================== ==============================
+name           returns  threshold drift when                          implementation
+============== ======== ========= =================================== ==============================
+ks             p-value  0.05      ``p <= threshold``                  ``scipy.stats.ks_2samp``
+chisquare      p-value  0.05      ``p < threshold``                   ``scipy.stats.chisquare``
+z              p-value  0.05      ``p < threshold``                   two-proportion z, ``scipy.stats.norm``
+wasserstein    distance 0.1       ``d >= threshold``                  ``scipy.stats.wasserstein_distance`` / max(std_ref, 0.001)
+jensenshannon  distance 0.1       ``d >= threshold``                  ``scipy.spatial.distance.jensenshannon``
+psi            distance 0.1       ``d >= threshold``                  Evidently's binning and zero filling
+============== ======== ========= =================================== ==============================
+
+All functions here are pure numpy/scipy; the hot paths work on a sorted array of the current
+window's finite values and the reference sketch, never on the reference rows.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+from scipy.spatial import distance as spd
+from scipy.special import rel_entr
+
+from clvdrift.drift.profile import CATEGORICAL, NUMERICAL, NumericColumnProfile, ValueSketch
+
+__all__ = [
+    "DECISION_RULES",
+    "DEFAULT_THRESHOLDS",
+    "P_VALUE_TESTS",
+    "TEST_NAMES",
+    "TestOutcome",
+    "bh_adjust",
+    "default_test",
+    "is_drift",
+]
+
+TEST_NAMES: tuple[str, ...] = ("chisquare", "jensenshannon", "ks", "psi", "wasserstein", "z")
+P_VALUE_TESTS = frozenset({"ks", "chisquare", "z"})
+NUMERICAL_ONLY_TESTS = frozenset({"ks", "wasserstein"})
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "ks": 0.05,
+    "chisquare": 0.05,
+    "z": 0.05,
+    "wasserstein": 0.1,
+    "jensenshannon": 0.1,
+    "psi": 0.1,
+}
+DECISION_RULES: dict[str, str] = {
+    "ks": "p_value <= threshold",
+    "chisquare": "p_value < threshold",
+    "z": "p_value < threshold",
+    "wasserstein": "statistic >= threshold",
+    "jensenshannon": "statistic >= threshold",
+    "psi": "statistic >= threshold",
+}
+SMALL_REFERENCE_ROWS = 1000  # Evidently: reference_data.shape[0] <= 1000
+FEW_VALUES = 5  # Evidently: n_values <= 5
+BINARY_VALUES = 2  # Evidently: chi_stat_test if n_values > 2 else z_stat_test
+BINNING_MIN_UNIQUE = 20  # Evidently get_binned_data: numerical and n_vals > 20 -> histogram
+KS_MAX_AUTO_N = 10_000  # scipy.stats ks_2samp: exact p-value when max(n1, n2) <= 10000
+WASSERSTEIN_MIN_NORM = 0.001  # Evidently: max(float(np.std(reference_data)), 0.001)
+
+FloatArray = np.ndarray
+
+
+def default_test(kind: str, reference_size: int, n_unique: int) -> tuple[str, str]:
+    """Evidently 0.7's default test for a column, with a sentence saying why.
+
+    ``reference_size`` is the number of non-missing reference values and ``n_unique`` the number of
+    distinct non-missing values over reference and current together (``_get_default_stattest``).
+    """
+    if kind not in (NUMERICAL, CATEGORICAL):
+        raise ValueError(f"unknown column kind {kind!r}")
+    if reference_size <= SMALL_REFERENCE_ROWS:
+        where = f"reference has {reference_size} values (<= {SMALL_REFERENCE_ROWS})"
+        if kind == NUMERICAL and n_unique > FEW_VALUES:
+            return "ks", f"{where}; numerical with {n_unique} distinct values (> {FEW_VALUES})"
+        what = (
+            f"numerical with {n_unique} distinct values (<= {FEW_VALUES})"
+            if kind == NUMERICAL
+            else f"categorical with {n_unique} distinct values"
+        )
+        if n_unique > BINARY_VALUES:
+            return "chisquare", f"{where}; {what} (> {BINARY_VALUES})"
+        return "z", f"{where}; {what} (<= {BINARY_VALUES})"
+    where = f"reference has {reference_size} values (> {SMALL_REFERENCE_ROWS})"
+    if kind == NUMERICAL and n_unique > FEW_VALUES:
+        return "wasserstein", f"{where}; numerical with {n_unique} distinct values (> {FEW_VALUES})"
+    what = (
+        f"numerical with {n_unique} distinct values (<= {FEW_VALUES})"
+        if kind == NUMERICAL
+        else f"categorical with {n_unique} distinct values"
+    )
+    return "jensenshannon", f"{where}; {what}"
+
+
+def is_drift(test: str, value: float, threshold: float) -> bool:
+    """Evidently's decision: p-value tests compare the p-value, distances the distance."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    if test == "ks":
+        return bool(value <= threshold)
+    if test in ("chisquare", "z"):
+        return bool(value < threshold)
+    return bool(value >= threshold)
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    """Statistic and (for p-value tests) p-value of one test on one column.
+
+    ``calibration_stat`` is the "larger means more drift" scale used by calibration: the distance,
+    the KS ``D``, the chi-square statistic or ``|z|``.
+    """
+
+    statistic: float
+    p_value: float | None
+    calibration_stat: float
+
+
+# ====================================================================== numeric helpers
+def sorted_finite(arr: FloatArray) -> tuple[FloatArray, int]:
+    """Sorted finite values of ``arr`` (``-0.0`` as ``0.0``) and the number of non-finite ones."""
+    finite = np.isfinite(arr)
+    n_finite = int(np.count_nonzero(finite))
+    x = np.sort(arr[finite]) if n_finite != arr.size else np.sort(arr)
+    x += 0.0
+    return x, int(arr.size - n_finite)
+
+
+def runs(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Distinct values of a sorted array and their multiplicities (as float64)."""
+    if x.size == 0:
+        return x, np.zeros(0)
+    starts = np.flatnonzero(np.concatenate(([True], x[1:] != x[:-1])))
+    counts = np.diff(np.append(starts, x.size)).astype(np.float64)
+    return x[starts], counts
+
+
+def wasserstein_weighted(u: FloatArray, uw: FloatArray, v: FloatArray, vw: FloatArray) -> float:
+    """First Wasserstein distance between two weighted point sets, each sorted with distinct
+    values: the integral of ``|F_u - F_v|`` that ``scipy.stats.wasserstein_distance`` computes,
+    in O(n + m) (the two sorted lists are merged, never re-sorted)."""
+    n, m = u.size, v.size
+    tu, tv = float(uw.sum()), float(vw.sum())
+    if n == 0 or m == 0 or tu <= 0 or tv <= 0:
+        return float("nan")
+    pos_v = np.searchsorted(u, v, side="right") + np.arange(m)
+    big_n = n + m
+    is_v = np.zeros(big_n, dtype=bool)
+    is_v[pos_v] = True
+    merged = np.empty(big_n)
+    merged[pos_v] = v
+    merged[~is_v] = u
+    nv_le = np.cumsum(is_v)
+    del is_v
+    nu_le = np.arange(1, big_n + 1)
+    nu_le -= nv_le
+    cu = np.concatenate(([0.0], np.cumsum(uw, dtype=np.float64))) / tu
+    cv = np.concatenate(([0.0], np.cumsum(vw, dtype=np.float64))) / tv
+    diff = cu[nu_le]
+    del nu_le
+    diff -= cv[nv_le]
+    del nv_le
+    np.abs(diff, out=diff)
+    deltas = np.diff(merged)
+    del merged
+    return float(np.dot(diff[:-1], deltas))
+
+
+def wasserstein_normed(ref: NumericColumnProfile, cur_values: FloatArray, cur_counts: FloatArray) -> float:
+    """Evidently's normed Wasserstein distance ``W1(ref, cur) / max(std(ref), 0.001)``; the current
+    window is given as its sorted distinct values and their counts (see :func:`runs`)."""
+    pts, w = ref.sketch.support()
+    return wasserstein_weighted(cur_values, cur_counts, pts, w) / max(ref.std, WASSERSTEIN_MIN_NORM)
+
+
+def ks_statistic(sketch: ValueSketch, cur_values: FloatArray, cur_counts: FloatArray) -> float:
+    """Two-sample KS statistic ``sup |F_cur - F_ref|`` with the reference CDF from the sketch.
+
+    The current window is given as sorted distinct values with counts; the supremum is attained
+    at a current value, from the right or from the left.  Equal to ``scipy.stats.ks_2samp``'s
+    statistic when the sketch is exact.
+    """
+    n = float(cur_counts.sum())
+    if n == 0:
+        return float("nan")
+    cum = np.cumsum(cur_counts)
+    d_right = np.abs(cum / n - sketch.cdf(cur_values, side="right"))
+    d_left = np.abs((cum - cur_counts) / n - sketch.cdf(cur_values, side="left"))
+    return float(max(d_right.max(), d_left.max()))
+
+
+def ks_pvalue(d: float, n1: int, n2: int) -> float:
+    """Two-sided p-value of the two-sample KS statistic as ``scipy.stats.ks_2samp(method='auto')``
+    computes it: exact when ``max(n1, n2) <= 10000``, else Smirnov's asymptotic ``kstwo``."""
+    if max(n1, n2) <= KS_MAX_AUTO_N:
+        try:  # scipy's own exact computation (private helper; fall back to asymptotic if it moves)
+            from scipy.stats._stats_py import _attempt_exact_2kssamp
+
+            g = math.gcd(n1, n2)
+            success, _, prob = _attempt_exact_2kssamp(n1, n2, g, d, "two-sided")
+            if success:
+                return float(np.clip(prob, 0.0, 1.0))
+        except (ImportError, TypeError, ValueError, FloatingPointError, OverflowError):
+            pass
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    en = m * n / (m + n)
+    return float(np.clip(sps.kstwo.sf(d, np.round(en)), 0.0, 1.0))
+
+
+def ks_test(
+    ref: NumericColumnProfile, cur_sorted: FloatArray, cur_values: FloatArray, cur_counts: FloatArray
+) -> TestOutcome:
+    """KS test; calls ``scipy.stats.ks_2samp`` directly when the exact reference is small."""
+    n_ref, n_cur = ref.count, cur_sorted.size
+    if ref.sketch.exact and max(n_ref, n_cur) <= KS_MAX_AUTO_N:
+        ref_values = np.repeat(ref.sketch.values, ref.sketch.counts)
+        res = sps.ks_2samp(ref_values, cur_sorted)
+        return TestOutcome(float(res.statistic), float(res.pvalue), float(res.statistic))
+    d = ks_statistic(ref.sketch, cur_values, cur_counts)
+    return TestOutcome(d, ks_pvalue(d, n_ref, n_cur), d)
+
+
+def sturges_edges(lo: float, hi: float, size: int) -> FloatArray:
+    """``np.histogram_bin_edges(combined, bins='sturges')`` from the min, max and size of the
+    combined data (numpy's ``_hist_bin_sturges`` and ``_get_outer_edges``)."""
+    first, last = float(lo), float(hi)
+    if first == last:
+        first, last = first - 0.5, last + 0.5
+    width = (float(hi) - float(lo)) / (np.log2(size) + 1.0)
+    n_bins = int(np.ceil((last - first) / width)) if width else 1
+    return np.linspace(first, last, n_bins + 1, endpoint=True)
+
+
+def numeric_binned_counts(
+    ref: NumericColumnProfile, cur_sorted: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Evidently's histogram path of ``get_binned_data`` (numerical, > 20 reference values):
+    Sturges bins over reference and current together; returns edges, reference and current counts.
+    Reference counts are exact for an exact sketch, interpolated within buckets otherwise."""
+    lo = min(ref.min, float(cur_sorted[0]))
+    hi = max(ref.max, float(cur_sorted[-1]))
+    edges = sturges_edges(lo, hi, ref.count + cur_sorted.size)
+    cur_counts = np.histogram(cur_sorted, bins=edges)[0].astype(np.float64)
+    if ref.sketch.exact:
+        ref_counts = np.histogram(ref.sketch.values, bins=edges, weights=ref.sketch.counts)[0]
+    else:
+        left = ref.sketch.cdf(edges, side="left") * ref.count
+        left[-1] = ref.count
+        ref_counts = np.diff(left)
+    return edges, np.asarray(ref_counts, dtype=np.float64), cur_counts
+
+
+def fill_zeroes(percents: FloatArray) -> FloatArray:
+    """Evidently's ``feel_zeroes``: zeros become ``min_nonzero / 1e6`` if ``min_nonzero <= 1e-4``,
+    else ``1e-4``."""
+    out = np.array(percents, dtype=np.float64)
+    nonzero = out[out != 0]
+    if nonzero.size == 0:
+        return out
+    mn = float(nonzero.min())
+    np.place(out, out == 0, mn / 10**6 if mn <= 0.0001 else 0.0001)
+    return out
+
+
+def psi_from_percents(ref_percents: FloatArray, cur_percents: FloatArray) -> float:
+    """PSI of two percent vectors after Evidently's zero filling:
+    ``sum((r - c) * ln(r / c))``."""
+    r = fill_zeroes(ref_percents)
+    c = fill_zeroes(cur_percents)
+    return float(np.sum((r - c) * np.log(r / c)))
+
+
+def jensenshannon_from_percents(ref_percents: FloatArray, cur_percents: FloatArray) -> float:
+    """``scipy.spatial.distance.jensenshannon`` (natural log), Evidently's ``base=None``."""
+    return float(spd.jensenshannon(ref_percents, cur_percents))
+
+
+# ====================================================================== value-count tests
+def chisquare_counts(ref_counts: FloatArray, cur_counts: FloatArray) -> tuple[float, float]:
+    """Evidently's chi-square: expected = reference counts * (n_cur / n_ref) over the union of
+    values; ``scipy.stats.chisquare``.  A value unseen in the reference gives ``inf`` and p = 0."""
+    n_ref, n_cur = float(ref_counts.sum()), float(cur_counts.sum())
+    f_exp = ref_counts * (n_cur / n_ref)
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = sps.chisquare(cur_counts, f_exp)
+    return float(res.statistic), float(res.pvalue)
+
+
+def z_counts(ref_counts: FloatArray, cur_counts: FloatArray) -> tuple[float, float]:
+    """Evidently's two-proportion z-test over values sorted ascending: the proportion of values
+    different from the first (smallest) value in reference vs current; p = 1 when both are the
+    same single value.  Returns ``(z, two-sided p)``."""
+    ref_nz, cur_nz = ref_counts > 0, cur_counts > 0
+    if np.count_nonzero(ref_nz) == 1 and np.count_nonzero(cur_nz) == 1 and np.array_equal(ref_nz, cur_nz):
+        return 0.0, 1.0
+    n1, n2 = float(ref_counts.sum()), float(cur_counts.sum())
+    p1 = (n1 - ref_counts[0]) / n1
+    p2 = (n2 - cur_counts[0]) / n2
+    big_p = (p1 * n1 + p2 * n2) / (n1 + n2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (p1 - p2) / np.sqrt(big_p * (1 - big_p) * (1.0 / n1 + 1.0 / n2))
+    p = 2 * (1 - sps.norm.cdf(np.abs(z)))
+    return float(z), float(p)
+
+
+def value_count_test(test: str, ref_counts: FloatArray, cur_counts: FloatArray) -> TestOutcome:
+    """Run a value-count test; counts are aligned over the union of values (sorted for ``z``)."""
+    if test == "chisquare":
+        stat, p = chisquare_counts(ref_counts, cur_counts)
+        return TestOutcome(stat, p, stat)
+    if test == "z":
+        z, p = z_counts(ref_counts, cur_counts)
+        return TestOutcome(z, p, 0.0 if math.isnan(z) else abs(z))
+    ref_pct = ref_counts / ref_counts.sum()
+    cur_pct = cur_counts / cur_counts.sum()
+    if test == "jensenshannon":
+        js = jensenshannon_from_percents(ref_pct, cur_pct)
+        return TestOutcome(js, None, js)
+    if test == "psi":
+        psi = psi_from_percents(ref_pct, cur_pct)
+        return TestOutcome(psi, None, psi)
+    raise ValueError(f"{test!r} is not a value-count test")
+
+
+def bh_adjust(p_values: FloatArray) -> FloatArray:
+    """Benjamini-Hochberg adjusted p-values (``scipy.stats.false_discovery_control``)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.size == 0:
+        return p
+    return np.asarray(sps.false_discovery_control(p, method="bh"), dtype=np.float64)
+
+
+# ====================================================================== calibration
+@dataclass(frozen=True)
+class NullModel:
+    """A test expressed on a grid of reference cells, for Monte-Carlo calibration.
+
+    ``probs`` are the reference probabilities of the grid cells; ``statistic(a, n, b, n_ref)``
+    evaluates the test's calibration statistic for ``T`` pairs of count matrices (``T x m``): a
+    current-sized window ``a`` and a reference-sized resample ``b``.
+    """
+
+    probs: FloatArray
+    statistic: Callable[[FloatArray, int, FloatArray, int], FloatArray]
+    description: str
+    support: FloatArray | None = None  # numeric grids: the sorted support points
+    weights: FloatArray | None = None  # numeric grids: the reference counts on the support
+
+    def snapped_statistic(self, cur_values: FloatArray, cur_counts: FloatArray, n_ref: int) -> float:
+        """The statistic of the current window snapped to the nearest support point, against the
+        reference counts - the same discretisation the null draws have (numeric grids only)."""
+        if self.support is None or self.weights is None:
+            raise ValueError("not a numeric grid model")
+        mids = (self.support[1:] + self.support[:-1]) * 0.5
+        idx = np.searchsorted(mids, cur_values, side="left")
+        a = np.bincount(idx, weights=cur_counts, minlength=self.support.size)[None, :]
+        n = int(round(float(cur_counts.sum())))
+        return float(self.statistic(a, n, self.weights[None, :], n_ref)[0])
+
+
+def draw_counts(rng: np.random.Generator, n: int, probs: FloatArray, trials: int) -> FloatArray:
+    """``trials`` count vectors of ``n`` draws over the grid cells (``trials x m``).
+
+    Exact multinomial draws (inverse-CDF sampling + bincount, cost ``trials x n``) when ``n`` is
+    smaller than the grid; otherwise a Poissonised draw (cells with expected count < 30 are
+    Poisson, larger cells use the normal approximation of the Poisson), rescaled so every row
+    sums to ``n`` (cost ``trials x m``, independent of ``n``).
+    """
+    m = probs.size
+    if n < m:
+        cdf = np.cumsum(probs)
+        cdf /= cdf[-1]
+        idx = np.searchsorted(cdf, rng.random((trials, n)), side="right")
+        np.minimum(idx, m - 1, out=idx)
+        idx += (np.arange(trials) * m)[:, None]
+        return np.bincount(idx.ravel(), minlength=trials * m).reshape(trials, m).astype(np.float64)
+    lam = n * (probs / probs.sum())
+    out = np.empty((trials, m))
+    small = lam < 30.0
+    if small.any():
+        out[:, small] = rng.poisson(lam[small], size=(trials, int(small.sum())))
+    if not small.all():
+        big = lam[~small]
+        out[:, ~small] = big + np.sqrt(big) * rng.standard_normal((trials, big.size))
+    np.maximum(out, 0.0, out=out)
+    out *= n / out.sum(axis=1, keepdims=True)
+    return out
+
+
+def _cum_cdf(counts: FloatArray, n: int) -> FloatArray:
+    return np.cumsum(counts, axis=1) / n
+
+
+def null_model_numeric(test: str, ref: NumericColumnProfile) -> NullModel:
+    """Grid = the sketch's support points (distinct values, or bucket midpoints)."""
+    pts, w = ref.sketch.support()
+    probs = w / w.sum()
+    norm = max(ref.std, WASSERSTEIN_MIN_NORM)
+    deltas = np.diff(pts)
+
+    if test == "wasserstein":
+
+        def stat(a: FloatArray, n: int, b: FloatArray, n_ref: int) -> FloatArray:
+            diff = np.abs(_cum_cdf(a, n) - _cum_cdf(b, n_ref))
+            return diff[:, :-1] @ deltas / norm
+
+    elif test == "ks":
+
+        def stat(a: FloatArray, n: int, b: FloatArray, n_ref: int) -> FloatArray:
+            return np.abs(_cum_cdf(a, n) - _cum_cdf(b, n_ref)).max(axis=1)
+
+    else:
+        raise ValueError(test)
+    return NullModel(probs, stat, f"{test} on the reference support grid ({pts.size} cells)", pts, w)
+
+
+def null_model_binned(test: str, ref: NumericColumnProfile, edges: FloatArray) -> NullModel:
+    """Grid = support points, aggregated into the Sturges bins of the observed test."""
+    pts, w = ref.sketch.support()
+    probs = w / w.sum()
+    n_bins = edges.size - 1
+    bin_of = np.clip(np.searchsorted(edges, pts, side="right") - 1, 0, n_bins - 1)
+    starts = np.concatenate(([0], np.flatnonzero(bin_of[1:] != bin_of[:-1]) + 1))
+    present = bin_of[starts]
+
+    def to_bins(c: FloatArray) -> FloatArray:
+        out = np.zeros((c.shape[0], n_bins))
+        out[:, present] = np.add.reduceat(c, starts, axis=1)
+        return out
+
+    def stat(a: FloatArray, n: int, b: FloatArray, n_ref: int) -> FloatArray:
+        q = to_bins(a) / n
+        p = to_bins(b) / n_ref
+        if test == "jensenshannon":
+            return _js_rows(p, q)
+        return _psi_rows(p, q, np.ones_like(p, dtype=bool))
+
+    return NullModel(
+        probs, stat, f"{test} on {n_bins} Sturges bins of the reference support grid", pts, w
+    )
+
+
+def null_model_values(test: str, ref_counts: FloatArray, first_is_key0: bool = True) -> NullModel:
+    """Grid = the reference's distinct values/categories (cells with a positive reference count)."""
+    keep = ref_counts > 0
+    probs = ref_counts[keep] / ref_counts[keep].sum()
+    key0_in_grid = bool(keep[0]) and first_is_key0
+
+    def stat(a: FloatArray, n: int, b: FloatArray, n_ref: int) -> FloatArray:
+        if test == "chisquare":
+            exp = b * (n / n_ref)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                terms = (a - exp) ** 2 / exp
+            terms[(a == 0) & (exp == 0)] = 0.0
+            return terms.sum(axis=1)
+        if test == "z":
+            k0 = 0 if key0_in_grid else None
+            p1 = 1.0 - (b[:, k0] / n_ref if k0 is not None else 0.0)
+            p2 = 1.0 - (a[:, k0] / n if k0 is not None else 0.0)
+            big_p = (p1 * n_ref + p2 * n) / (n_ref + n)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = np.abs(p1 - p2) / np.sqrt(big_p * (1 - big_p) * (1.0 / n_ref + 1.0 / n))
+            same_single = (
+                (np.count_nonzero(a, axis=1) == 1)
+                & (np.count_nonzero(b, axis=1) == 1)
+                & (np.argmax(a, axis=1) == np.argmax(b, axis=1))
+            )
+            z = np.where(same_single | np.isnan(z), 0.0, z)
+            return np.asarray(z, dtype=np.float64)
+        p, q = b / n_ref, a / n
+        if test == "jensenshannon":
+            return _js_rows(p, q)
+        return _psi_rows(p, q, (a > 0) | (b > 0))
+
+    return NullModel(probs, stat, f"{test} on the reference's {int(keep.sum())} distinct values")
+
+
+def _js_rows(p: FloatArray, q: FloatArray) -> FloatArray:
+    m = (p + q) / 2.0
+    js = rel_entr(p, m).sum(axis=1) + rel_entr(q, m).sum(axis=1)
+    return np.sqrt(np.maximum(js, 0.0) / 2.0)
+
+
+def _fill_rows(x: FloatArray, valid: FloatArray) -> FloatArray:
+    nz = np.where((x != 0) & valid, x, np.inf).min(axis=1, keepdims=True)
+    fill = np.where(nz <= 0.0001, nz / 10**6, 0.0001)
+    return np.where((x == 0) & valid, fill, x)
+
+
+def _psi_rows(p: FloatArray, q: FloatArray, valid: FloatArray) -> FloatArray:
+    pf = _fill_rows(p, valid)
+    qf = _fill_rows(q, valid)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = (pf - qf) * np.log(pf / qf)
+    return np.where(valid, terms, 0.0).sum(axis=1)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Outcome of a Monte-Carlo calibration for one column."""
+
+    threshold: float  # on the calibration-statistic scale
+    p_value: float  # (1 + #{null >= observed}) / (trials + 1)
+    drifted: bool  # observed > threshold
+    method: str
+
+
+def calibrate(
+    model: NullModel,
+    observed: float,
+    n_current: int,
+    n_reference: int,
+    *,
+    trials: int,
+    alpha: float,
+    rng: np.random.Generator,
+) -> Calibration:
+    """Monte-Carlo (two-sample parametric bootstrap) calibration of one column's threshold.
+
+    Draws ``trials`` pairs (current-sized window, reference-sized resample) from the reference
+    distribution on the model's grid, evaluates the statistic on each pair, and sets the threshold
+    to the ``k``-th smallest null statistic with ``k = ceil((1 - alpha)(trials + 1))``, so that
+    ``observed > threshold`` happens with probability at most ``alpha`` when there is no drift.
+    """
+    a = draw_counts(rng, n_current, model.probs, trials)
+    b = draw_counts(rng, n_reference, model.probs, trials)
+    null = np.asarray(model.statistic(a, n_current, b, n_reference), dtype=np.float64)
+    null = np.where(np.isnan(null), 0.0, null)
+    null.sort()
+    k = math.ceil((1.0 - alpha) * (trials + 1))
+    threshold = float(null[k - 1]) if k <= trials else float("inf")
+    obs = 0.0 if math.isnan(observed) else observed
+    p = (1.0 + float(np.count_nonzero(null >= obs))) / (trials + 1.0)
+    method = (
+        f"monte-carlo two-sample bootstrap from the reference profile: {trials} pairs of "
+        f"(window of {n_current}, reference resample of {n_reference}) drawn on the grid "
+        f"[{model.description}]; threshold = {k}-th smallest null statistic (level {alpha:g}); "
+        "drift when statistic > threshold"
+    )
+    return Calibration(threshold, p, bool(obs > threshold), method)

@@ -1,0 +1,179 @@
+"""Dataset drift: share and key-column rules, missing values, correlations, bad input, JSON."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clvdrift.drift import DataDriftResult, DriftInputError, build_profile, detect_data_drift
+from clvdrift.errors import ClvdriftError
+
+FEATURES = [f"f{i}" for i in range(9)]
+
+
+def _features(n: int, seed: int, shifted: tuple[str, ...] = ()) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({c: rng.gamma(2.0 + i, 3.0, n) for i, c in enumerate(FEATURES)})
+    for c in shifted:
+        frame[c] = frame[c] * 1.8 + frame[c].std()
+    return frame
+
+
+@pytest.fixture(scope="module")
+def reference_profile():
+    return build_profile(_features(20_000, 1))
+
+
+def test_share_below_threshold_without_key_columns_is_no_drift(reference_profile) -> None:
+    cur = _features(5000, 2, shifted=("f0", "f1", "f2", "f3"))  # 4 of 9 drift: share 0.44 < 0.5
+    res = detect_data_drift(reference_profile, cur)
+    assert res.number_of_drifted_columns == 4
+    assert res.drifted_columns == ["f0", "f1", "f2", "f3"]
+    assert res.drift_share == pytest.approx(4 / 9)
+    assert not res.dataset_drift and res.reasons == []
+
+
+def test_key_column_rule_catches_a_minority_drift(reference_profile) -> None:
+    cur = _features(5000, 2, shifted=("f0", "f1", "f2", "f3"))
+    res = detect_data_drift(reference_profile, cur, key_columns=["f3", "f8"])
+    assert res.dataset_drift
+    assert res.drifted_key_columns == ["f3"]
+    assert len(res.reasons) == 1 and res.reasons[0].startswith("key-column rule")
+
+
+def test_neither_rule_means_no_drift(reference_profile) -> None:
+    cur = _features(5000, 3, shifted=("f5",))
+    res = detect_data_drift(reference_profile, cur, key_columns=["f0", "f1"])
+    assert res.drifted_columns == ["f5"]
+    assert not res.dataset_drift and res.reasons == [] and res.drifted_key_columns == []
+
+
+def test_share_rule_fires_at_the_threshold(reference_profile) -> None:
+    cur = _features(5000, 4, shifted=tuple(FEATURES[:5]))  # 5 of 9
+    res = detect_data_drift(reference_profile, cur)
+    assert res.dataset_drift and res.reasons[0].startswith("share rule")
+    assert detect_data_drift(reference_profile, cur, drift_share=5 / 9).dataset_drift  # >= is inclusive
+    assert not detect_data_drift(reference_profile, cur, drift_share=0.6).dataset_drift
+
+
+def test_columns_subset_and_per_column_configuration(reference_profile) -> None:
+    cur = _features(5000, 5, shifted=("f0",))
+    res = detect_data_drift(
+        reference_profile,
+        cur,
+        columns=["f0", "f1"],
+        per_column_stattest={"f1": "ks"},
+        per_column_threshold={"f0": 10.0},
+    )
+    assert [c.column for c in res.columns] == ["f0", "f1"]
+    f0, f1 = res.column("f0"), res.column("f1")
+    assert (f0.test, f0.test_chosen_by, f0.threshold, f0.drifted) == ("wasserstein", "default", 10.0, False)
+    assert (f1.test, f1.test_chosen_by, f1.threshold) == ("ks", "configured", 0.05)
+    assert f1.p_value is not None and f0.p_value is None
+    everything_psi = detect_data_drift(reference_profile, cur, stattest="psi")
+    assert {c.test for c in everything_psi.columns} == {"psi"}
+
+
+def test_missing_values_and_correlation_change(reference_profile) -> None:
+    cur = _features(4000, 6)
+    cur.loc[: 999, "f2"] = np.nan  # 25 % missing where the reference had none
+    rng = np.random.default_rng(0)
+    cur["f4"] = cur["f3"] * 2 + rng.normal(0, 0.5, len(cur))  # now strongly correlated with f3
+    res = detect_data_drift(reference_profile, cur)
+    mv = res.missing_values
+    assert mv.flagged and mv.flagged_columns == ["f2"]
+    f2 = next(c for c in mv.columns if c.column == "f2")
+    assert f2.current_share == pytest.approx(0.25) and f2.reference_share == 0.0
+    assert mv.current_share == pytest.approx(1000 / (4000 * 9))
+    corr = res.correlations
+    assert corr.flagged and set(corr.pair or []) == {"f3", "f4"}
+    assert corr.max_abs_change is not None and corr.max_abs_change > 0.9
+    quiet = detect_data_drift(reference_profile, _features(4000, 7))
+    assert not quiet.missing_values.flagged and not quiet.correlations.flagged
+
+
+def test_result_to_dict_is_plain_json(reference_profile) -> None:
+    cur = _features(3000, 8, shifted=("f1",))
+    cur["f0"] = np.nan
+    res = detect_data_drift(reference_profile, cur, fdr=True, calibrate=True, calibration_trials=50)
+    d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    assert isinstance(res, DataDriftResult)
+    assert set(d) >= {
+        "dataset_drift", "drift_share", "drift_share_threshold", "number_of_columns",
+        "number_of_drifted_columns", "columns", "missing_values", "correlations", "reasons", "settings",
+    }
+    col = d["columns"][1]
+    for key in ("column", "kind", "test", "test_chosen_by", "statistic", "p_value", "threshold",
+                "effect_size", "drifted", "reference_size", "current_size", "calibrated_threshold",
+                "calibrated_p_value", "calibration_method", "adjusted_p_value"):
+        assert key in col
+    assert col["calibrated_threshold"] is not None and col["calibration_method"]
+    assert d["settings"]["calibrate"] is True and d["settings"]["calibration_trials"] == 50
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_missing_column_in_current_names_it(reference_profile) -> None:
+    cur = _features(100, 9).drop(columns=["f3", "f7"])
+    with pytest.raises(DriftInputError, match=r"missing column\(s\) \['f3', 'f7'\].*f3 \(numerical\)"):
+        detect_data_drift(reference_profile, cur)
+
+
+def test_errors_are_clvdrift_errors(reference_profile) -> None:
+    with pytest.raises(ClvdriftError):
+        detect_data_drift(reference_profile, _features(100, 9).drop(columns=["f3"]))
+
+
+def test_empty_current_frame(reference_profile) -> None:
+    with pytest.raises(DriftInputError, match="current frame is empty"):
+        detect_data_drift(reference_profile, _features(10, 9).iloc[:0])
+
+
+def test_all_nan_column_is_a_drifted_no_values_result(reference_profile) -> None:
+    cur = _features(500, 10)
+    cur["f2"] = np.nan
+    res = detect_data_drift(reference_profile, cur)
+    f2 = res.column("f2")
+    assert f2.test == "no-values" and f2.drifted and f2.current_size == 0
+    assert f2.statistic is None and f2.p_value is None and "no values" in (f2.note or "")
+    assert res.number_of_drifted_columns == 1
+    assert res.missing_values.flagged_columns == ["f2"]
+
+
+def test_unseen_category_counts_with_zero_reference_count() -> None:
+    rng = np.random.default_rng(11)
+    ref = pd.DataFrame({"c": rng.choice(["a", "b", "c"], 5000)})
+    cur = pd.DataFrame({"c": np.append(rng.choice(["a", "b", "c"], 2000), ["new"] * 3)})
+    profile = build_profile(ref)
+    js = detect_data_drift(profile, cur).column("c")
+    assert js.test == "jensenshannon" and js.n_unique == 4 and "unseen" in (js.note or "")
+    assert js.statistic is not None and 0 < js.statistic < 0.1 and not js.drifted
+    psi = detect_data_drift(profile, cur, stattest="psi").column("c")
+    assert psi.statistic is not None and np.isfinite(psi.statistic)  # Evidently's zero filling
+    small = build_profile(ref.iloc[:800])
+    chi = detect_data_drift(small, cur).column("c")
+    assert chi.test == "chisquare" and chi.p_value == 0.0 and chi.drifted
+    assert chi.to_dict()["statistic"] is None  # infinite statistic -> None in JSON
+
+
+def test_non_numeric_values_in_numeric_column(reference_profile) -> None:
+    cur = _features(200, 12)
+    cur["f1"] = cur["f1"].astype(object)
+    cur.loc[[3, 17], "f1"] = ["n/a", "12,5"]
+    with pytest.raises(DriftInputError, match=r"'f1'.*non-numeric.*'n/a'"):
+        detect_data_drift(reference_profile, cur)
+
+
+def test_invalid_settings(reference_profile) -> None:
+    cur = _features(200, 13)
+    with pytest.raises(DriftInputError, match="unknown stattest"):
+        detect_data_drift(reference_profile, cur, stattest="t-test")
+    with pytest.raises(DriftInputError, match="key column"):
+        detect_data_drift(reference_profile, cur, key_columns=["nope"])
+    with pytest.raises(DriftInputError, match="not in the reference profile"):
+        detect_data_drift(reference_profile, cur, columns=["nope"])
+    cat = build_profile(pd.DataFrame({"c": ["a", "b"] * 50}))
+    with pytest.raises(DriftInputError, match="numerical columns only"):
+        detect_data_drift(cat, pd.DataFrame({"c": ["a"] * 10}), stattest="ks")

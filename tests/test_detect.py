@@ -1,0 +1,126 @@
+"""The drift check end to end on the bundled data: the scenarios are the acceptance fixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from clvdrift import pipeline
+from clvdrift.data import load_transactions, simulate_scenario
+from clvdrift.errors import ArtifactIntegrityError, DataError
+from conftest import BUNDLED  # type: ignore[import-not-found]
+
+
+@pytest.fixture(scope="module")
+def raw():
+    return load_transactions(BUNDLED)
+
+
+def check(trained, frame, tmp_path, **kwargs):
+    root, registry, _ = trained
+    return pipeline.detect_transactions(frame, registry=registry, models_dir=root / "models",
+                                        reports_dir=tmp_path / "reports", source="test", **kwargs)
+
+
+def test_none_scenario_is_clean(trained, raw, tmp_path):
+    result = check(trained, simulate_scenario(raw, "none", seed=42), tmp_path, render_html=False)
+    assert result.data_drift["dataset_drift"] is False
+    assert result.data_drift["number_of_drifted_columns"] == 0
+    assert result.model_drift["labels_available"] is True and result.model_drift["detected"] is False
+    assert result.decision == {"retraining_required": False, "data_drift_detected": False,
+                               "model_drift_detected": False, "reasons": []}
+
+
+@pytest.mark.parametrize("seed", [1, 42])
+def test_data_drift_scenario_is_caught(trained, raw, tmp_path, seed):
+    result = check(trained, simulate_scenario(raw, "data-drift", seed=seed), tmp_path, render_html=False)
+    drifted = {c["column"] for c in result.data_drift["columns"] if c["drifted"]}
+    assert {"Monetary", "AvgUnitPrice", "TotalQuantity"} <= drifted
+    assert "Recency" not in drifted and "Country" not in drifted
+    assert result.data_drift["dataset_drift"] is True and result.retraining_required
+    assert any("data drift" in r for r in result.decision["reasons"])
+
+
+def test_model_drift_scenario_is_caught(trained, raw, tmp_path):
+    result = check(trained, simulate_scenario(raw, "model-drift", seed=42), tmp_path, render_html=False)
+    md = result.model_drift
+    assert md["detected"] is True and md["labels_available"] is True
+    assert md["current"]["mae"] > 10 * md["reference"]["mae"]
+    assert md["reference"] == trained[2].evaluation["model"]  # held-out figures, never in-sample
+    assert result.decision["model_drift_detected"] and result.retraining_required
+
+
+def test_json_result_and_latest_copy(trained, raw, tmp_path):
+    result = check(trained, simulate_scenario(raw, "data-drift", seed=3), tmp_path, render_html=False)
+    run_json = tmp_path / "reports" / result.run_id / "drift_report.json"
+    latest = tmp_path / "reports" / "latest_drift_report.json"
+    assert json.loads(run_json.read_text()) == json.loads(latest.read_text())
+    doc = json.loads(latest.read_text())
+    assert set(doc) == {"run_id", "created_at", "model_version", "current", "data_drift", "model_drift",
+                        "decision", "reports", "timings"}
+    col = doc["data_drift"]["columns"][0]
+    assert {"column", "test", "statistic", "threshold", "drifted", "p_value", "effect_size"} <= set(col)
+
+
+def test_labels_not_available_is_said_not_invented(trained, raw, tmp_path):
+    recent = raw[raw["InvoiceDate"] >= "2011-11-01"].reset_index(drop=True)  # 39 days < H = 91
+    result = check(trained, recent, tmp_path, render_html=False)
+    md = result.model_drift
+    assert md["labels_available"] is False and md["detected"] is False and md["current"] is None
+    assert "not observed yet" in md["note"]
+    assert result.current["labels_available"] is False and result.current["cutoff"] == "2011-12-09"
+
+
+def test_empty_batch_is_a_clear_error(trained, raw, tmp_path):
+    with pytest.raises(DataError, match="no usable transactions"):
+        check(trained, raw[raw["CustomerID"].isna()].reset_index(drop=True), tmp_path)
+
+
+def test_html_reports_rendered_with_evidently(trained, raw, tmp_path):
+    result = check(trained, simulate_scenario(raw, "data-drift", seed=1), tmp_path)
+    for key in ("data_drift_html", "regression_html"):
+        path = result.reports[key]
+        assert path and os.path.getsize(path) > 100_000, key
+        assert "<html" in open(path, encoding="utf-8").read(2000).lower()
+
+
+def test_tampered_profile_is_refused(trained, raw, tmp_path):
+    import shutil
+
+    root, registry, result = trained
+    models = tmp_path / "models"
+    shutil.copytree(root / "models", models)
+    profile = models / result.artifacts["profile"]["path"]
+    profile.write_text(profile.read_text() + " ")  # any change to the file changes its sha256
+    with pytest.raises(ArtifactIntegrityError):
+        pipeline.detect_transactions(raw, registry=registry, models_dir=models, reports_dir=tmp_path / "r",
+                                     source="test", render_html=False)
+
+
+def test_cli_detect_fail_on_drift(tmp_path):
+    env = {**os.environ, "CLVDRIFT_RAW_DATA": str(BUNDLED), "DO_NOT_TRACK": "1"}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "clvdrift", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    assert run("train", "--horizon-days", "91").returncode == 0
+    assert run("simulate", "--scenario", "none").returncode == 0
+    clean = run("detect", "--fail-on-drift", "--no-html")
+    assert clean.returncode == 0, clean.stderr
+    assert "no retraining needed" in clean.stdout and "Monetary" in clean.stdout
+    assert run("simulate", "--scenario", "data-drift", "--seed", "2").returncode == 0
+    drifted = run("detect", "--fail-on-drift", "--no-html")
+    assert drifted.returncode == 1 and "RETRAINING REQUIRED" in drifted.stdout
+    assert run("detect", "--no-html").returncode == 0  # without the flag, drift is not a failure
+    report = json.loads((tmp_path / "monitoring" / "reports" / "latest_drift_report.json").read_text())
+    assert report["decision"]["data_drift_detected"] is True
+    missing = run("detect", "--current", str(tmp_path / "nope.csv"))
+    assert missing.returncode == 2 and "not found" in missing.stderr
+    frame = pd.read_csv(tmp_path / "data" / "current" / "current_data.csv", nrows=5)
+    assert list(frame.columns)[0] == "InvoiceNo"
