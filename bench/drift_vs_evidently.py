@@ -68,9 +68,13 @@ def make_customers(n: int, seed: int, drift: bool = False) -> pd.DataFrame:
         frequency = np.ceil(frequency * 1.5).astype(np.int64)
     num_orders = np.maximum(1, frequency - rng.binomial(frequency - 1, 0.1))
     avg_quantity = np.round(rng.lognormal(2.3, 0.8, n), 2)
-    total_quantity = np.maximum(1, np.round(avg_quantity * frequency * rng.uniform(0.8, 1.2, n))).astype(np.int64)
+    total_quantity = np.maximum(1, np.round(avg_quantity * frequency * rng.uniform(0.8, 1.2, n))).astype(
+        np.int64
+    )
     avg_unit_price = np.round(rng.lognormal(1.0, 0.6, n) * (1.25 if drift else 1.0), 2)
-    monetary = np.round(total_quantity * avg_unit_price * rng.lognormal(0.0, 0.3, n) * (1.4 if drift else 1.0), 2)
+    monetary = np.round(
+        total_quantity * avg_unit_price * rng.lognormal(0.0, 0.3, n) * (1.4 if drift else 1.0), 2
+    )
     recency = np.minimum(373, rng.exponential(85.0, n).astype(np.int64) + (30 if drift else 0))
     num_products = 1 + rng.poisson(np.sqrt(total_quantity) * 2.0)
     p_uk = 0.70 if drift else 0.90
@@ -97,7 +101,9 @@ def make_customers(n: int, seed: int, drift: bool = False) -> pd.DataFrame:
     )
 
 
-def evidently_verdicts(current: pd.DataFrame, reference: pd.DataFrame) -> tuple[dict[str, dict[str, Any]], float]:
+def evidently_verdicts(
+    current: pd.DataFrame, reference: pd.DataFrame
+) -> tuple[dict[str, dict[str, Any]], float]:
     """Per-column Evidently verdicts (method, score, drifted) and the wall time."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
@@ -158,7 +164,7 @@ def run_size(n: int, *, repeats: int, skip_evidently: bool) -> dict[str, Any]:
             times.append(time.perf_counter() - t0)
         our_s = min(times)
         frame_bytes = int(current.memory_usage(deep=True).sum())
-        peak = traced_peak(lambda: detect_data_drift(profile, current))
+        peak = traced_peak(lambda cur=current: detect_data_drift(profile, cur))
         t0 = time.perf_counter()
         detect_data_drift(profile, current, calibrate=True, fdr=True)
         calibrated_s = time.perf_counter() - t0
@@ -204,12 +210,13 @@ def run_size(n: int, *, repeats: int, skip_evidently: bool) -> dict[str, Any]:
                 }
             )
         row["cases"][case] = c
-        del current
     return row
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="4000,100000,1000000", help="comma-separated rows per side")
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions of our check (min is kept)")
     parser.add_argument("--skip-evidently", action="store_true", help="only time our side")
@@ -259,14 +266,19 @@ def main(argv: list[str] | None = None) -> int:
             worst = max(c["our_s"] for c in r["cases"].values())
             checks.append((f"check at {r['rows_per_side']:,} rows <= 1.5 s", worst <= 1.5, f"{worst:.3f} s"))
             checks.append(
-                (f"profile build at {r['rows_per_side']:,} rows <= 3 s", r["profile_build_s"] <= 3.0,
-                 f"{r['profile_build_s']:.3f} s")
+                (
+                    f"profile build at {r['rows_per_side']:,} rows <= 3 s",
+                    r["profile_build_s"] <= 3.0,
+                    f"{r['profile_build_s']:.3f} s",
+                )
             )
             if all("speedup" in c for c in r["cases"].values()):
                 sp = min(c["speedup"] for c in r["cases"].values())
                 checks.append((f"speed-up at {r['rows_per_side']:,} rows >= 30x", sp >= 30, f"{sp:.0f}x"))
     if total_pairs:
-        checks.append(("agreement >= 99 %", total_agree / total_pairs >= 0.99, f"{total_agree / total_pairs:.1%}"))
+        checks.append(
+            ("agreement >= 99 %", total_agree / total_pairs >= 0.99, f"{total_agree / total_pairs:.1%}")
+        )
     worst_mem = max(c["memory_ratio"] for r in rows for c in r["cases"].values())
     checks.append(("check peak memory <= 2 x (frame + profile)", worst_mem <= 2.0, f"{worst_mem:.2f} x"))
     print("\ntargets:")

@@ -68,13 +68,17 @@ def test_calibration_still_detects_real_drift(profile) -> None:
 
 def test_calibration_is_deterministic_and_fast() -> None:
     rng = np.random.default_rng(1)
-    big = pd.concat([_draw(100_000, rng)] + [
-        pd.DataFrame({f"extra{i}": rng.lognormal(1.0, 0.5 + 0.1 * i, 100_000) for i in range(6)})
-    ], axis=1)
+    big = pd.concat(
+        [_draw(100_000, rng)]
+        + [pd.DataFrame({f"extra{i}": rng.lognormal(1.0, 0.5 + 0.1 * i, 100_000) for i in range(6)})],
+        axis=1,
+    )
     prof = build_profile(big)
-    cur = pd.concat([_draw(10_000, rng)] + [
-        pd.DataFrame({f"extra{i}": rng.lognormal(1.0, 0.5 + 0.1 * i, 10_000) for i in range(6)})
-    ], axis=1)
+    cur = pd.concat(
+        [_draw(10_000, rng)]
+        + [pd.DataFrame({f"extra{i}": rng.lognormal(1.0, 0.5 + 0.1 * i, 10_000) for i in range(6)})],
+        axis=1,
+    )
     assert len(prof.columns) == 11
     t0 = time.perf_counter()
     a = detect_data_drift(prof, cur, calibrate=True, calibration_trials=200, seed=3)

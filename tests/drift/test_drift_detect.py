@@ -79,7 +79,7 @@ def test_columns_subset_and_per_column_configuration(reference_profile) -> None:
 
 def test_missing_values_and_correlation_change(reference_profile) -> None:
     cur = _features(4000, 6)
-    cur.loc[: 999, "f2"] = np.nan  # 25 % missing where the reference had none
+    cur.loc[:999, "f2"] = np.nan  # 25 % missing where the reference had none
     rng = np.random.default_rng(0)
     cur["f4"] = cur["f3"] * 2 + rng.normal(0, 0.5, len(cur))  # now strongly correlated with f3
     res = detect_data_drift(reference_profile, cur)
@@ -102,13 +102,35 @@ def test_result_to_dict_is_plain_json(reference_profile) -> None:
     d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
     assert isinstance(res, DataDriftResult)
     assert set(d) >= {
-        "dataset_drift", "drift_share", "drift_share_threshold", "number_of_columns",
-        "number_of_drifted_columns", "columns", "missing_values", "correlations", "reasons", "settings",
+        "dataset_drift",
+        "drift_share",
+        "drift_share_threshold",
+        "number_of_columns",
+        "number_of_drifted_columns",
+        "columns",
+        "missing_values",
+        "correlations",
+        "reasons",
+        "settings",
     }
     col = d["columns"][1]
-    for key in ("column", "kind", "test", "test_chosen_by", "statistic", "p_value", "threshold",
-                "effect_size", "drifted", "reference_size", "current_size", "calibrated_threshold",
-                "calibrated_p_value", "calibration_method", "adjusted_p_value"):
+    for key in (
+        "column",
+        "kind",
+        "test",
+        "test_chosen_by",
+        "statistic",
+        "p_value",
+        "threshold",
+        "effect_size",
+        "drifted",
+        "reference_size",
+        "current_size",
+        "calibrated_threshold",
+        "calibrated_p_value",
+        "calibration_method",
+        "adjusted_p_value",
+    ):
         assert key in col
     assert col["calibrated_threshold"] is not None and col["calibration_method"]
     assert d["settings"]["calibrate"] is True and d["settings"]["calibration_trials"] == 50

@@ -3,6 +3,7 @@ building, bounded size."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -31,7 +32,9 @@ def _frame(n: int, seed: int) -> pd.DataFrame:
     ints = rng.poisson(6.0, n).astype(float)
     ints[rng.random(n) < 0.1] = np.nan
     signed = np.round(rng.normal(0.0, 50.0, n), 1)  # negative, zero and positive values
-    cats = rng.choice(np.array(["UK", "DE", "FR", "NL", None], dtype=object), n, p=[0.6, 0.2, 0.1, 0.05, 0.05])
+    cats = rng.choice(
+        np.array(["UK", "DE", "FR", "NL", None], dtype=object), n, p=[0.6, 0.2, 0.1, 0.05, 0.05]
+    )
     return pd.DataFrame(
         {
             "cont": cont,
@@ -50,7 +53,7 @@ def test_merge_equals_profile_of_union(seed: int) -> None:
     frame = _frame(3000, seed)
     cuts = np.sort(rng.choice(np.arange(1, len(frame)), size=int(rng.integers(1, 4)), replace=False))
     bounds = [0, *cuts.tolist(), len(frame)]
-    parts = [frame.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    parts = [frame.iloc[a:b] for a, b in itertools.pairwise(bounds)]
     full = build_profile(frame, max_exact_values=1024)
     merged = build_profile(parts[0], max_exact_values=1024)
     for part in parts[1:]:
@@ -185,9 +188,16 @@ def test_import_does_not_pull_sklearn_or_evidently() -> None:
 
 
 def test_public_api() -> None:
-    import clvdrift.drift as drift
+    from clvdrift import drift
 
     assert drift.__all__ == sorted(drift.__all__)
-    for name in ["build_profile", "ReferenceProfile", "detect_data_drift", "DataDriftResult",
-                 "ColumnDriftResult", "DriftInputError", "ProfileBuilder"]:
+    for name in [
+        "build_profile",
+        "ReferenceProfile",
+        "detect_data_drift",
+        "DataDriftResult",
+        "ColumnDriftResult",
+        "DriftInputError",
+        "ProfileBuilder",
+    ]:
         assert name in drift.__all__ and hasattr(drift, name)

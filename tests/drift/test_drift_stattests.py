@@ -189,17 +189,26 @@ def test_default_test_rules(kind: str, n_ref: int, n_unique: int, expected: str)
     assert st.default_test(kind, n_ref, n_unique)[0] == expected
 
 
-@pytest.mark.parametrize(("n_ref", "n_values"), [(400, 2), (400, 4), (400, 9), (1500, 2), (1500, 5), (1500, 9)])
+@pytest.mark.parametrize(
+    ("n_ref", "n_values"), [(400, 2), (400, 4), (400, 9), (1500, 2), (1500, 5), (1500, 9)]
+)
 def test_default_choice_in_detect_matches_evidently_rules(n_ref: int, n_values: int) -> None:
     rng = np.random.default_rng(n_ref * 10 + n_values)
     ref = pd.DataFrame(
-        {"x": rng.integers(0, n_values, n_ref).astype(float), "c": rng.integers(0, n_values, n_ref).astype(str)}
+        {
+            "x": rng.integers(0, n_values, n_ref).astype(float),
+            "c": rng.integers(0, n_values, n_ref).astype(str),
+        }
     )
-    cur = pd.DataFrame({"x": rng.integers(0, n_values, 300).astype(float), "c": rng.integers(0, n_values, 300).astype(str)})
+    cur = pd.DataFrame(
+        {"x": rng.integers(0, n_values, 300).astype(float), "c": rng.integers(0, n_values, 300).astype(str)}
+    )
     res = detect_data_drift(build_profile(ref), cur)
     small = n_ref <= 1000
-    num_expected = ("ks" if n_values > 5 else "chisquare" if n_values > 2 else "z") if small else (
-        "wasserstein" if n_values > 5 else "jensenshannon"
+    num_expected = (
+        ("ks" if n_values > 5 else "chisquare" if n_values > 2 else "z")
+        if small
+        else ("wasserstein" if n_values > 5 else "jensenshannon")
     )
     cat_expected = ("chisquare" if n_values > 2 else "z") if small else "jensenshannon"
     assert res.column("x").test == num_expected

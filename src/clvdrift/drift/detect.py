@@ -91,9 +91,7 @@ def _validate(
         raise DriftInputError("no columns to check: columns= is empty")
     unknown = [c for c in cols if c not in profile.columns]
     if unknown:
-        raise DriftInputError(
-            f"column(s) {unknown} are not in the reference profile; it has: {expected}"
-        )
+        raise DriftInputError(f"column(s) {unknown} are not in the reference profile; it has: {expected}")
     missing = [c for c in cols if c not in current.columns]
     if missing:
         raise DriftInputError(
@@ -112,9 +110,7 @@ def _validate(
         if c not in cols:
             raise DriftInputError(f"per_column_stattest names column {c!r}, which is not checked ({cols})")
         if t not in names:
-            raise DriftInputError(
-                f"unknown stattest {t!r} for column {c!r}; choose one of {sorted(names)}"
-            )
+            raise DriftInputError(f"unknown stattest {t!r} for column {c!r}; choose one of {sorted(names)}")
     for c, thr in (per_column_threshold or {}).items():
         if c not in cols:
             raise DriftInputError(f"per_column_threshold names column {c!r}, which is not checked ({cols})")
@@ -136,7 +132,11 @@ def _choose_test(
     per_column_stattest: Mapping[str, str] | None,
 ) -> tuple[str, str, str]:
     if per_column_stattest and column in per_column_stattest:
-        test, chosen_by, reason = per_column_stattest[column], "configured", f"per_column_stattest[{column!r}]"
+        test, chosen_by, reason = (
+            per_column_stattest[column],
+            "configured",
+            f"per_column_stattest[{column!r}]",
+        )
     elif stattest is not None:
         test, chosen_by, reason = stattest, "configured", "stattest (all columns)"
     else:
@@ -158,9 +158,7 @@ def _sorted_keys(keys: list[Any]) -> list[Any]:
 
 
 # ====================================================================== per-column tests
-def _no_values(
-    column: str, kind: str, n_ref: int, n_cur: int, chosen: str
-) -> _Column:
+def _no_values(column: str, kind: str, n_ref: int, n_cur: int, chosen: str) -> _Column:
     if n_cur == 0 and n_ref == 0:
         drifted, note = False, "no values in reference nor current: nothing to compare"
     elif n_cur == 0:
@@ -203,7 +201,9 @@ def _numeric_column(
     n_cur, n_ref = int(cur.size), ref.count
     configured = bool(stattest) or bool(per_column_stattest and column in per_column_stattest)
     if n_cur == 0 or n_ref == 0:
-        return _no_values(column, NUMERICAL, n_ref, n_cur, "configured" if configured else "default"), n_missing
+        return _no_values(
+            column, NUMERICAL, n_ref, n_cur, "configured" if configured else "default"
+        ), n_missing
 
     sketch = ref.sketch
     cur_uniques, cur_counts_u = st.runs(cur)
@@ -306,12 +306,16 @@ def _categorical_column(
     n_cur, n_ref = int(sum(cur_dict.values())), ref.count
     configured = bool(stattest) or bool(per_column_stattest and column in per_column_stattest)
     if n_cur == 0 or n_ref == 0:
-        return _no_values(column, CATEGORICAL, n_ref, n_cur, "configured" if configured else "default"), n_missing
+        return _no_values(
+            column, CATEGORICAL, n_ref, n_cur, "configured" if configured else "default"
+        ), n_missing
     ref_dict = ref.counts_dict()
     keys = _sorted_keys(list(set(ref_dict) | set(cur_dict)))
     ref_counts = np.array([ref_dict.get(k, 0) for k in keys], dtype=np.float64)
     cur_counts = np.array([cur_dict.get(k, 0) for k in keys], dtype=np.float64)
-    test, chosen_by, reason = _choose_test(column, CATEGORICAL, n_ref, len(keys), stattest, per_column_stattest)
+    test, chosen_by, reason = _choose_test(
+        column, CATEGORICAL, n_ref, len(keys), stattest, per_column_stattest
+    )
     threshold = float((per_column_threshold or {}).get(column, st.DEFAULT_THRESHOLDS[test]))
     outcome = st.value_count_test(test, ref_counts, cur_counts)
     unseen = [k for k in keys if k not in ref_dict]
@@ -405,7 +409,15 @@ def _correlations(
     num = [c for c in cols if profile.kind(c) == NUMERICAL]
     if len(num) < 2:
         return CorrelationChange(
-            threshold, num, None, None, None, None, False, profile.correlation.n, 0,
+            threshold,
+            num,
+            None,
+            None,
+            None,
+            None,
+            False,
+            profile.correlation.n,
+            0,
             note="fewer than two numerical columns",
         )
     ref_corr = profile.correlation.correlation(num)
@@ -414,7 +426,15 @@ def _correlations(
     )
     if cur_stats.n < 3 or profile.correlation.n < 3:
         return CorrelationChange(
-            threshold, num, None, None, None, None, False, profile.correlation.n, cur_stats.n,
+            threshold,
+            num,
+            None,
+            None,
+            None,
+            None,
+            False,
+            profile.correlation.n,
+            cur_stats.n,
             note="fewer than 3 rows with every numerical column present",
         )
     cur_corr = cur_stats.correlation()
@@ -423,7 +443,15 @@ def _correlations(
     ok = np.isfinite(diff)
     if not ok.any():
         return CorrelationChange(
-            threshold, num, None, None, None, None, False, profile.correlation.n, cur_stats.n,
+            threshold,
+            num,
+            None,
+            None,
+            None,
+            None,
+            False,
+            profile.correlation.n,
+            cur_stats.n,
             note="no pair of numerical columns with non-zero variance on both sides",
         )
     j = int(np.argmax(np.where(ok, diff, -1.0)))
@@ -502,7 +530,7 @@ def detect_data_drift(
         calibration_trials,
         calibration_alpha,
     )
-    n_rows = int(len(current))
+    n_rows = len(current)
     work: list[_Column] = []
     cur_missing: dict[str, int] = {}
     for c in cols:
@@ -525,10 +553,14 @@ def detect_data_drift(
                 continue
             alpha = r.threshold if r.test in st.P_VALUE_TESTS else calibration_alpha
             if not 0.0 < alpha < 1.0:
-                raise DriftInputError(f"calibration level for column {r.column!r} must be in (0, 1), got {alpha}")
+                raise DriftInputError(
+                    f"calibration level for column {r.column!r} must be in (0, 1), got {alpha}"
+                )
             cal = st.calibrate(
                 col.null_model,
-                col.outcome.calibration_stat if col.calibration_observed is None else col.calibration_observed,
+                col.outcome.calibration_stat
+                if col.calibration_observed is None
+                else col.calibration_observed,
                 col.n_cur,
                 col.n_ref,
                 trials=calibration_trials,

@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -222,17 +222,30 @@ class ValueSketch:
         """Exact number of distinct values, or ``None`` when it exceeds ``max_exact``."""
         return int(self.values.size) if self.exact else None
 
-    def support(self) -> tuple[FloatArray, FloatArray]:
+    def support(self, points_per_bucket: int = 1) -> tuple[FloatArray, FloatArray]:
         """Sorted support points and their weights (counts).
 
-        Exact form: the distinct values.  Histogram form: the midpoint of each bucket's
-        ``[lo, hi]`` range (within a relative ``a`` of every value in the bucket).
+        Exact form: the distinct values.  Histogram form: each bucket's count spread evenly over
+        ``points_per_bucket`` points at the mid-quantiles of a uniform distribution on the bucket's
+        ``[lo, hi]`` range (one point: the midpoint, within a relative ``a`` of every value in the
+        bucket); a bucket with ``lo == hi`` stays a single atom.
         """
         if self.exact:
             return self.values, self.counts.astype(np.float64)
-        return (self.lo + self.hi) * 0.5, self.counts.astype(np.float64)
+        if points_per_bucket <= 1:
+            return (self.lo + self.hi) * 0.5, self.counts.astype(np.float64)
+        q = (np.arange(points_per_bucket) + 0.5) / points_per_bucket
+        pts = self.lo[:, None] + (self.hi - self.lo)[:, None] * q[None, :]
+        w = np.repeat(self.counts.astype(np.float64) / points_per_bucket, points_per_bucket).reshape(
+            pts.shape
+        )
+        atoms = self.lo == self.hi
+        keep = np.ones(pts.shape, dtype=bool)
+        keep[atoms, 1:] = False
+        w[atoms, 0] = self.counts[atoms]
+        return pts[keep], w[keep]
 
-    def cdf(self, x: FloatArray, side: str = "right") -> FloatArray:
+    def cdf(self, x: FloatArray, side: Literal["left", "right"] = "right") -> FloatArray:
         """Reference CDF at ``x``: ``P(X <= x)`` (``side='right'``) or ``P(X < x)`` (``'left'``).
 
         Exact form: the empirical CDF.  Histogram form: piecewise linear inside each bucket's
@@ -485,7 +498,7 @@ def normalize_category(value: Any) -> Any:
     """
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
         return int(value)
@@ -833,7 +846,10 @@ class ReferenceProfile:
                 f"numerical {self.numerical_columns} vs {other.numerical_columns}, "
                 f"categorical {self.categorical_columns} vs {other.categorical_columns}"
             )
-        if (self.max_exact_values, self.relative_accuracy) != (other.max_exact_values, other.relative_accuracy):
+        if (self.max_exact_values, self.relative_accuracy) != (
+            other.max_exact_values,
+            other.relative_accuracy,
+        ):
             raise DriftInputError("cannot merge profiles built with different sketch settings")
         return ReferenceProfile(
             columns=self.columns,
@@ -1015,7 +1031,8 @@ def build_profile(
     order = [str(c) for c in frame.columns if str(c) in set(num) | set(cat)]
     arrays = [to_float_array(frame[c], c, "reference") for c in num]
     numerical = tuple(
-        NumericColumnProfile.from_array(c, a, max_exact_values, relative_accuracy) for c, a in zip(num, arrays)
+        NumericColumnProfile.from_array(c, a, max_exact_values, relative_accuracy)
+        for c, a in zip(num, arrays)
     )
     categorical = tuple(CategoricalColumnProfile.from_series(c, frame[c]) for c in cat)
     return ReferenceProfile(
@@ -1025,7 +1042,7 @@ def build_profile(
         correlation=CorrelationStats.from_arrays(
             num, arrays, all_finite=all(p.missing == 0 for p in numerical)
         ),
-        rows=int(len(frame)),
+        rows=len(frame),
         kinds_auto_detected=auto,
         max_exact_values=max_exact_values,
         relative_accuracy=relative_accuracy,
@@ -1050,8 +1067,10 @@ class ProfileBuilder:
         relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY,
     ) -> None:
         _check_settings(max_exact_values, relative_accuracy)
-        self._num = None if numerical_columns is None and categorical_columns is None else list(
-            numerical_columns or []
+        self._num = (
+            None
+            if numerical_columns is None and categorical_columns is None
+            else list(numerical_columns or [])
         )
         self._cat = None if self._num is None else list(categorical_columns or [])
         self._auto = self._num is None

@@ -69,6 +69,7 @@ BINARY_VALUES = 2  # Evidently: chi_stat_test if n_values > 2 else z_stat_test
 BINNING_MIN_UNIQUE = 20  # Evidently get_binned_data: numerical and n_vals > 20 -> histogram
 KS_MAX_AUTO_N = 10_000  # scipy.stats ks_2samp: exact p-value when max(n1, n2) <= 10000
 WASSERSTEIN_MIN_NORM = 0.001  # Evidently: max(float(np.std(reference_data)), 0.001)
+W_POINTS_PER_BUCKET = 8  # histogram sketch: each bucket as 8 points spread uniformly over [lo, hi]
 
 FloatArray = np.ndarray
 
@@ -181,7 +182,7 @@ def wasserstein_weighted(u: FloatArray, uw: FloatArray, v: FloatArray, vw: Float
 def wasserstein_normed(ref: NumericColumnProfile, cur_values: FloatArray, cur_counts: FloatArray) -> float:
     """Evidently's normed Wasserstein distance ``W1(ref, cur) / max(std(ref), 0.001)``; the current
     window is given as its sorted distinct values and their counts (see :func:`runs`)."""
-    pts, w = ref.sketch.support()
+    pts, w = ref.sketch.support(points_per_bucket=W_POINTS_PER_BUCKET)
     return wasserstein_weighted(cur_values, cur_counts, pts, w) / max(ref.std, WASSERSTEIN_MIN_NORM)
 
 
@@ -367,7 +368,7 @@ class NullModel:
         mids = (self.support[1:] + self.support[:-1]) * 0.5
         idx = np.searchsorted(mids, cur_values, side="left")
         a = np.bincount(idx, weights=cur_counts, minlength=self.support.size)[None, :]
-        n = int(round(float(cur_counts.sum())))
+        n = round(float(cur_counts.sum()))
         return float(self.statistic(a, n, self.weights[None, :], n_ref)[0])
 
 
@@ -448,9 +449,7 @@ def null_model_binned(test: str, ref: NumericColumnProfile, edges: FloatArray) -
             return _js_rows(p, q)
         return _psi_rows(p, q, np.ones_like(p, dtype=bool))
 
-    return NullModel(
-        probs, stat, f"{test} on {n_bins} Sturges bins of the reference support grid", pts, w
-    )
+    return NullModel(probs, stat, f"{test} on {n_bins} Sturges bins of the reference support grid", pts, w)
 
 
 def null_model_values(test: str, ref_counts: FloatArray, first_is_key0: bool = True) -> NullModel:
