@@ -25,6 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/train.py
+	$(PY) bench/drift_vs_evidently.py
 
 clean:
 	rm -rf $(VENV) models data/reference data/current monitoring clvdrift.db
