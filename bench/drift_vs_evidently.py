@@ -39,19 +39,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from clvdrift.drift import build_profile, detect_data_drift
+from clvdrift.features import NUMERIC_FEATURES
 
-NUMERICAL = [
-    "Recency",
-    "Frequency",
-    "Monetary",
-    "AvgQuantity",
-    "TotalQuantity",
-    "AvgUnitPrice",
-    "NumOrders",
-    "NumProducts",
-    "target",
-    "prediction",
-]
+NUMERICAL = [*NUMERIC_FEATURES, "target", "prediction"]
 CATEGORICAL = ["Country"]
 COUNTRIES = ["United Kingdom"] + [f"Country{i:02d}" for i in range(1, 38)]
 

@@ -254,22 +254,22 @@ def detect(
         raise typer.Exit(1)
 
 
-def _scenario_table(results: list[dict[str, Any]]) -> Table:
-    table = Table(title=f"champion {results[0]['model_version']} checked on each drift scenario")
+def _scenario_table(results: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title=f"champion {next(iter(results.values()))['model_version']} checked on each drift scenario")
     for name in ("scenario", "drifted columns", "data drift", "R² (ref)", "MAE (ref)", "model drift",
                  "retraining", "report"):
         table.add_column(name, justify="left" if name in ("scenario", "report") else "right")
-    for r in results:
+    for scenario, r in results.items():
         dd, md = r["data_drift"], r["model_drift"]
         cur, ref = md["current"] or {}, md["reference"]
-        table.add_row(r["current"]["source"].split("[")[-1].split(",")[0],
+        table.add_row(scenario,
                       f"{dd['number_of_drifted_columns']}/{dd['number_of_columns']}",
                       "YES" if dd["dataset_drift"] else "no",
                       f"{_fmt(cur.get('r2', math.nan))} ({_fmt(ref['r2'])})",
                       f"{_fmt(cur.get('mae', math.nan), 0)} ({_fmt(ref['mae'], 0)})",
                       "YES" if md["detected"] else "no",
                       "YES" if r["decision"]["retraining_required"] else "no",
-                      r["reports"]["data_drift_html"] or r["reports"]["json"])
+                      str(Path(r["reports"]["json"]).parent))
     return table
 
 
@@ -291,7 +291,7 @@ def demo(seed: Annotated[int, typer.Option(help="Seed of the drift scenarios.")]
                                                **_detect_kwargs(settings, pipeline.DRIFT_SHARE, False, False, html))
     except ClvdriftError as exc:
         raise _fail(exc) from None
-    out.print(_scenario_table([r.to_dict() for r in results]))
+    out.print(_scenario_table({name: r.to_dict() for name, r in results.items()}))
     out.print("Reference R² and MAE are the champion's held-out figures; current ones are on every customer of "
               "the batch. Details: clvdrift detect, docs/drift.md.")
 

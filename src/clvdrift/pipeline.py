@@ -335,13 +335,13 @@ def detect(current_path: Path, *, date_format: str | None = None, **kwargs: Any)
 
 
 def check_scenarios(data_path: Path, *, seed: int = 42, scenarios: Sequence[str] = SCENARIOS,
-                    progress: Progress | None = None, **kwargs: Any) -> list[DetectResult]:
+                    progress: Progress | None = None, **kwargs: Any) -> dict[str, DetectResult]:
     """Run :func:`detect_transactions` on every drift scenario of the raw transactions."""
     raw = load_transactions(data_path)
-    results = []
+    results = {}
     for scenario in scenarios:
         if progress:
             progress(f"check {scenario}")
-        results.append(detect_transactions(simulate_scenario(raw, scenario, seed=seed),
-                                           source=f"{Path(data_path).name} [{scenario}, seed {seed}]", **kwargs))
+        results[scenario] = detect_transactions(simulate_scenario(raw, scenario, seed=seed),
+                                                source=f"{Path(data_path).name} [{scenario}, seed {seed}]", **kwargs)
     return results
