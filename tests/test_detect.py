@@ -102,6 +102,16 @@ def test_tampered_profile_is_refused(trained, raw, tmp_path):
                                      source="test", render_html=False)
 
 
+def test_settings_defaults_match_the_library():
+    from clvdrift.drift.model_drift import MAE_INCREASE_THRESHOLD, R2_DROP_THRESHOLD
+    from clvdrift.settings import Settings
+
+    settings = Settings()
+    assert settings.drift_share == pipeline.DRIFT_SHARE
+    assert tuple(settings.key_columns) == pipeline.KEY_COLUMNS
+    assert (settings.r2_drop_threshold, settings.mae_increase_threshold) == (R2_DROP_THRESHOLD, MAE_INCREASE_THRESHOLD)
+
+
 def test_cli_detect_fail_on_drift(tmp_path):
     env = {**os.environ, "CLVDRIFT_RAW_DATA": str(BUNDLED), "DO_NOT_TRACK": "1"}
 
@@ -120,6 +130,18 @@ def test_cli_detect_fail_on_drift(tmp_path):
     assert run("detect", "--no-html").returncode == 0  # without the flag, drift is not a failure
     report = json.loads((tmp_path / "monitoring" / "reports" / "latest_drift_report.json").read_text())
     assert report["decision"]["data_drift_detected"] is True
+    env["CLVDRIFT_PER_COLUMN_STATTEST"] = '{"Monetary": "psi"}'
+    env["CLVDRIFT_PER_COLUMN_THRESHOLD"] = '{"Recency": 0.5}'
+    configured = run("detect", "--no-html", "--json", "--drift-share", "0.9")
+    assert configured.returncode == 0, configured.stderr
+    doc = json.loads(configured.stdout)
+    columns = {c["column"]: c for c in doc["data_drift"]["columns"]}
+    assert columns["Monetary"]["test"] == "psi" and columns["Monetary"]["test_chosen_by"] == "configured"
+    assert columns["Recency"]["threshold"] == 0.5 and doc["data_drift"]["drift_share_threshold"] == 0.9
+    env["CLVDRIFT_KEY_COLUMNS"] = '["Description"]'
+    bad_key = run("detect", "--no-html")
+    assert bad_key.returncode == 2 and "Description" in bad_key.stderr
+    del env["CLVDRIFT_KEY_COLUMNS"]
     missing = run("detect", "--current", str(tmp_path / "nope.csv"))
     assert missing.returncode == 2 and "not found" in missing.stderr
     frame = pd.read_csv(tmp_path / "data" / "current" / "current_data.csv", nrows=5)

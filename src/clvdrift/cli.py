@@ -214,9 +214,14 @@ def _drift_tables(result: dict[str, Any]) -> None:
         out.print(f"note: {reports['note']}")
 
 
-def _detect_kwargs(settings: Settings, drift_share: float, fdr: bool, calibrate: bool, html: bool) -> dict[str, Any]:
+def _detect_kwargs(settings: Settings, html: bool) -> dict[str, Any]:
+    """The drift check's inputs from the settings (CLVDRIFT_* variables); command options override them."""
     return {"registry": _registry(settings), "models_dir": settings.models_dir, "reports_dir": settings.reports_dir,
-            "drift_share": drift_share, "fdr": fdr, "calibrate": calibrate, "render_html": html}
+            "drift_share": settings.drift_share, "key_columns": settings.key_columns, "stattest": settings.stattest,
+            "per_column_stattest": settings.per_column_stattest,
+            "per_column_threshold": settings.per_column_threshold, "fdr": settings.fdr,
+            "calibrate": settings.calibrate, "r2_drop_threshold": settings.r2_drop_threshold,
+            "mae_increase_threshold": settings.mae_increase_threshold, "render_html": html}
 
 
 @app.command()
@@ -225,25 +230,35 @@ def detect(
                                                     "[default: data/current/current_data.csv]")] = None,
     cutoff: Annotated[str | None, typer.Option(help="Compute the batch's features at this day "
                                                   "[default: its last day minus H when labels can be observed]")] = None,
-    drift_share: Annotated[float, typer.Option("--drift-share", min=0.0, max=1.0, help="Share of drifted columns "
-                                               "that makes dataset drift (a key column alone also does).")] = 0.5,
-    fdr: Annotated[bool, typer.Option("--fdr", help="Benjamini–Hochberg across the p-value tests.")] = False,
-    calibrate: Annotated[bool, typer.Option("--calibrate", help="Calibrate each column's threshold to the batch "
-                                            "size by resampling the reference.")] = False,
+    drift_share: Annotated[float | None, typer.Option("--drift-share", min=0.0, max=1.0, help="Share of drifted "
+                                                      "columns that makes dataset drift (a key column alone also "
+                                                      "does) [default: CLVDRIFT_DRIFT_SHARE or 0.5]")] = None,
+    fdr: Annotated[bool | None, typer.Option("--fdr/--no-fdr", help="Benjamini–Hochberg across the p-value tests "
+                                             "[default: CLVDRIFT_FDR or off]")] = None,
+    calibrate: Annotated[bool | None, typer.Option("--calibrate/--no-calibrate", help="Calibrate each column's "
+                                                   "threshold to the batch size by resampling the reference "
+                                                   "[default: CLVDRIFT_CALIBRATE or off]")] = None,
     html: Annotated[bool, typer.Option("--html/--no-html", help="Render the Evidently HTML reports.")] = True,
     fail_on_drift: Annotated[bool, typer.Option("--fail-on-drift", help="Exit 1 when retraining is required.")] = False,
     date_format: DateFormatOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Check a batch for data drift and model drift against the champion; decide on retraining."""
+    """Check a batch for data drift and model drift against the champion; decide on retraining.
+
+    Per-column tests and thresholds, key columns and the model-drift thresholds come from the settings
+    (CLVDRIFT_PER_COLUMN_STATTEST, CLVDRIFT_PER_COLUMN_THRESHOLD, CLVDRIFT_KEY_COLUMNS, CLVDRIFT_STATTEST,
+    CLVDRIFT_R2_DROP_THRESHOLD, CLVDRIFT_MAE_INCREASE_THRESHOLD; JSON for lists and maps).
+    """
     from clvdrift import pipeline
 
     settings = get_settings()
     path = current or settings.current_dir / pipeline.CURRENT_FILE
+    overrides = {k: v for k, v in {"drift_share": drift_share, "fdr": fdr, "calibrate": calibrate}.items()
+                 if v is not None}
     try:
         with _progress("detecting drift") as progress:
             result = pipeline.detect(path, date_format=date_format, cutoff=cutoff, progress=progress,
-                                     **_detect_kwargs(settings, drift_share, fdr, calibrate, html)).to_dict()
+                                     **{**_detect_kwargs(settings, html), **overrides}).to_dict()
     except ClvdriftError as exc:
         raise _fail(exc) from None
     if as_json:
@@ -288,7 +303,7 @@ def demo(seed: Annotated[int, typer.Option(help="Seed of the drift scenarios.")]
         out.rule("2. simulate the drift scenarios and check each against the champion")
         with _progress("checking scenarios") as progress:
             results = pipeline.check_scenarios(settings.raw_data, seed=seed, progress=progress,
-                                               **_detect_kwargs(settings, pipeline.DRIFT_SHARE, False, False, html))
+                                               **_detect_kwargs(settings, html))
     except ClvdriftError as exc:
         raise _fail(exc) from None
     out.print(_scenario_table({name: r.to_dict() for name, r in results.items()}))

@@ -24,7 +24,7 @@ import pandas as pd
 
 from clvdrift.data import clean_transactions, load_transactions, schema, simulate_scenario
 from clvdrift.data.scenarios import SCENARIOS
-from clvdrift.errors import DataError
+from clvdrift.errors import ConfigError, DataError
 from clvdrift.drift import ReferenceProfile, build_profile, detect_data_drift
 from clvdrift.drift.model_drift import MAE_INCREASE_THRESHOLD, R2_DROP_THRESHOLD, detect_model_drift
 from clvdrift.features import COUNTRY, NUMERIC_FEATURES, build_training_set
@@ -247,6 +247,9 @@ def detect_transactions(
     cutoff: str | None = None,
     drift_share: float = DRIFT_SHARE,
     key_columns: Sequence[str] = KEY_COLUMNS,
+    stattest: str | None = None,
+    per_column_stattest: Mapping[str, str] | None = None,
+    per_column_threshold: Mapping[str, float] | None = None,
     fdr: bool = False,
     calibrate: bool = False,
     r2_drop_threshold: float = R2_DROP_THRESHOLD,
@@ -274,9 +277,13 @@ def detect_transactions(
         if labelled:
             current["target"] = ts.target
     with t.step("data drift", progress):
+        unknown = sorted(set(key_columns) - set(DRIFT_COLUMNS))
+        if unknown:
+            raise ConfigError(f"key columns {unknown} are not tested columns; expected some of {DRIFT_COLUMNS}")
         data_drift = detect_data_drift(profile, current, columns=DRIFT_COLUMNS, drift_share=drift_share,
-                                       key_columns=[c for c in key_columns if c in DRIFT_COLUMNS],
-                                       fdr=fdr, calibrate=calibrate)
+                                       key_columns=list(key_columns), stattest=stattest,
+                                       per_column_stattest=per_column_stattest,
+                                       per_column_threshold=per_column_threshold, fdr=fdr, calibrate=calibrate)
     with t.step("model drift", progress):
         model_drift = detect_model_drift(
             champion.metrics["model"], current["target"].to_numpy() if labelled else None,

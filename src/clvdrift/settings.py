@@ -32,6 +32,18 @@ class Settings(BaseSettings):
     test_size: float = Field(default=0.2, gt=0, lt=1)
     random_state: int = 42
 
+    # drift check (docs/drift.md, docs/drift_report.md); dicts are JSON in the environment, e.g.
+    # CLVDRIFT_PER_COLUMN_STATTEST='{"Monetary": "psi"}'
+    drift_share: float = Field(default=0.5, ge=0, le=1)
+    key_columns: list[str] = Field(default_factory=lambda: ["Monetary", "prediction"])
+    stattest: str | None = None
+    per_column_stattest: dict[str, str] = Field(default_factory=dict)
+    per_column_threshold: dict[str, float] = Field(default_factory=dict)
+    fdr: bool = False
+    calibrate: bool = False
+    r2_drop_threshold: float = Field(default=0.10, ge=0)
+    mae_increase_threshold: float = Field(default=0.25, ge=0)
+
 
 def get_settings() -> Settings:
     return Settings()
