@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -143,19 +144,20 @@ def train(
         reference = ts.features.assign(target=ts.target, prediction=predictions,
                                        split=np.where(ts.features.index.isin(test_ids), "test", "train"))
         profile = build_profile(reference, numerical_columns=PROFILE_NUMERIC, categorical_columns=[COUNTRY])
-        reference_path = Path(reference_dir) / REFERENCE_FILE
-        atomic_write(reference_path, lambda tmp: reference.to_csv(tmp, index_label=schema.CUSTOMER))
         metadata = {
             "created_at": datetime.now(UTC).isoformat(),
             "target": target, "params": model_params, "training": training, "evaluation": evaluation,
             "cleaning": cleaning.to_dict(), "data_fingerprint": fingerprint,
             "feature_columns": model.feature_columns,
-            "reference": {"path": str(reference_path), "sha256": sha256_file(reference_path)},
         }
         artifacts = write_artifacts(model, metadata, Path(models_dir), version, extras={
             "profile": ("profile_{v}.json", profile.save),
             "reference": ("reference_{v}.csv", lambda tmp: reference.to_csv(tmp, index_label=schema.CUSTOMER)),
         })
+        # the seed's single reference file: a copy of this version's
+        reference_path = Path(reference_dir) / REFERENCE_FILE
+        versioned = Path(models_dir) / artifacts["reference"]["path"]
+        atomic_write(reference_path, lambda tmp: shutil.copyfile(versioned, tmp))
     with t.step("register", progress):
         registered = registry.register(
             version, target=target, metrics=evaluation, params=model_params, training=training,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -60,7 +61,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def _write_copy(src: Path, dst: Path) -> None:
-    atomic_write(dst, lambda tmp: tmp.write_bytes(src.read_bytes()))
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def write_artifacts(
