@@ -84,6 +84,8 @@ def _columns(pairs: list[str] | None) -> dict[str, str]:
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "—"
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:,.{digits}f}"
     return str(value)
@@ -188,10 +190,18 @@ def _drift_tables(result: dict[str, Any]) -> None:
     for name in ("column", "test", "statistic", "p-value", "threshold", "effect size", "drifted"):
         table.add_column(name, justify="left" if name in ("column", "test") else "right")
     for col in dd["columns"]:
-        table.add_row(col["column"], col["test"], _fmt(col["statistic"]), _fmt(col.get("p_value")),
-                      _fmt(col["threshold"]), _fmt(col.get("effect_size")),
-                      "[bold red]yes[/]" if col["drifted"] else "no")
+        # with --calibrate / --fdr the decision uses the calibrated threshold and the adjusted p-value
+        threshold = col.get("calibrated_threshold") if col.get("calibrated_threshold") is not None else col["threshold"]
+        p_value = next((col.get(k) for k in ("adjusted_p_value", "calibrated_p_value", "p_value")
+                        if col.get(k) is not None), None)
+        table.add_row(col["column"], col["test"], _fmt(col["statistic"]), _fmt(p_value), _fmt(threshold),
+                      _fmt(col.get("effect_size")), "[bold red]yes[/]" if col["drifted"] else "no")
     out.print(table)
+    settings = dd.get("settings", {})
+    if settings.get("calibrate") or settings.get("fdr"):
+        out.print("thresholds calibrated to the batch size from reference resamples" * bool(settings.get("calibrate"))
+                  + ("; " if settings.get("calibrate") and settings.get("fdr") else "")
+                  + "p-values Benjamini–Hochberg adjusted" * bool(settings.get("fdr")))
     out.print(f"drifted columns {dd['number_of_drifted_columns']}/{dd['number_of_columns']} "
               f"(share {dd['drift_share']:.2f}, threshold {dd['drift_share_threshold']}); "
               f"dataset drift: {'YES' if dd['dataset_drift'] else 'no'}")
