@@ -186,6 +186,23 @@ def _no_values(column: str, kind: str, n_ref: int, n_cur: int, chosen: str) -> _
     return _Column(res)
 
 
+def _tested(
+    column: str, kind: str, test: str, chosen_by: str, reason: str, outcome: st.TestOutcome, threshold: float,
+    effect: float | None, effect_name: str, n_ref: int, n_cur: int, n_unique: int | None, exact: bool,
+    note: str | None,
+) -> ColumnDriftResult:
+    """The result of one column test, decided on the p-value (p-value tests) or the statistic."""
+    decision_value = outcome.p_value if test in st.P_VALUE_TESTS else outcome.statistic
+    drifted = st.is_drift(test, decision_value if decision_value is not None else math.nan, threshold)
+    return ColumnDriftResult(
+        column=column, kind=kind, test=test, test_chosen_by=chosen_by, test_reason=reason,
+        statistic=outcome.statistic, p_value=outcome.p_value, threshold=threshold,
+        decision_rule=st.DECISION_RULES[test], effect_size=effect, effect_size_name=effect_name,
+        drifted=drifted, raw_drifted=drifted, reference_size=n_ref, current_size=n_cur, n_unique=n_unique,
+        exact_reference=exact, note=note,
+    )
+
+
 def _numeric_column(
     column: str,
     ref: NumericColumnProfile,
@@ -265,28 +282,8 @@ def _numeric_column(
             "statistic approximates the one on the full reference"
         )
         note = extra if note is None else f"{note}; {extra}"
-    decision_value = outcome.p_value if test in st.P_VALUE_TESTS else outcome.statistic
-    drifted = st.is_drift(test, decision_value if decision_value is not None else math.nan, threshold)
-    res = ColumnDriftResult(
-        column=column,
-        kind=NUMERICAL,
-        test=test,
-        test_chosen_by=chosen_by,
-        test_reason=reason,
-        statistic=outcome.statistic,
-        p_value=outcome.p_value,
-        threshold=threshold,
-        decision_rule=st.DECISION_RULES[test],
-        effect_size=wnorm,
-        effect_size_name="wasserstein_normed",
-        drifted=drifted,
-        raw_drifted=drifted,
-        reference_size=n_ref,
-        current_size=n_cur,
-        n_unique=n_unique,
-        exact_reference=sketch.exact,
-        note=note,
-    )
+    res = _tested(column, NUMERICAL, test, chosen_by, reason, outcome, threshold, wnorm, "wasserstein_normed",
+                  n_ref, n_cur, n_unique, sketch.exact, note)
     observed = None
     if null_model is not None and null_model.support is not None:
         observed = null_model.snapped_statistic(cur_uniques, cur_counts_u, n_ref)
@@ -326,28 +323,8 @@ def _categorical_column(
         if test == "chisquare":
             note += " (expected count 0: chi-square statistic is infinite, p-value 0, as in Evidently)"
     effect = st.jensenshannon_from_percents(ref_counts / n_ref, cur_counts / n_cur)
-    decision_value = outcome.p_value if test in st.P_VALUE_TESTS else outcome.statistic
-    drifted = st.is_drift(test, decision_value if decision_value is not None else math.nan, threshold)
-    res = ColumnDriftResult(
-        column=column,
-        kind=CATEGORICAL,
-        test=test,
-        test_chosen_by=chosen_by,
-        test_reason=reason,
-        statistic=outcome.statistic,
-        p_value=outcome.p_value,
-        threshold=threshold,
-        decision_rule=st.DECISION_RULES[test],
-        effect_size=effect,
-        effect_size_name="jensenshannon",
-        drifted=drifted,
-        raw_drifted=drifted,
-        reference_size=n_ref,
-        current_size=n_cur,
-        n_unique=len(keys),
-        exact_reference=True,
-        note=note,
-    )
+    res = _tested(column, CATEGORICAL, test, chosen_by, reason, outcome, threshold, effect, "jensenshannon",
+                  n_ref, n_cur, len(keys), True, note)
     null_model = st.null_model_values(test, ref_counts) if want_null else None
     return _Column(res, outcome, null_model, n_ref, n_cur), n_missing
 
