@@ -25,7 +25,7 @@ import pandas as pd
 
 from clvdrift.data import clean_transactions, load_transactions, schema, simulate_scenario
 from clvdrift.data.scenarios import SCENARIOS
-from clvdrift.errors import ConfigError, DataError
+from clvdrift.errors import ConfigError, DataError, RegistryError
 from clvdrift.drift import ReferenceProfile, build_profile, detect_data_drift
 from clvdrift.drift.model_drift import MAE_INCREASE_THRESHOLD, R2_DROP_THRESHOLD, detect_model_drift
 from clvdrift.features import COUNTRY, NUMERIC_FEATURES, build_training_set
@@ -171,8 +171,6 @@ def train(
 
 def load_champion(registry: ModelRegistry, models_dir: Path) -> tuple[ModelVersion, ClvModel]:
     """The champion's record and its model, checksums verified against the registry."""
-    from clvdrift.errors import RegistryError
-
     champion = registry.champion()
     if champion is None:
         raise RegistryError("no champion model registered; run `clvdrift train` first")

@@ -385,51 +385,23 @@ def _correlations(
 ) -> CorrelationChange:
     num = [c for c in cols if profile.kind(c) == NUMERICAL]
     if len(num) < 2:
-        return CorrelationChange(
-            threshold,
-            num,
-            None,
-            None,
-            None,
-            None,
-            False,
-            profile.correlation.n,
-            0,
-            note="fewer than two numerical columns",
-        )
+        return CorrelationChange.unmeasured(threshold, num, profile.correlation.n, 0,
+                                            "fewer than two numerical columns")
     ref_corr = profile.correlation.correlation(num)
     cur_stats = CorrelationStats.from_arrays(
         num, [_native_numeric(current[c], c) for c in num], all_finite=all(cur_missing[c] == 0 for c in num)
     )
     if cur_stats.n < 3 or profile.correlation.n < 3:
-        return CorrelationChange(
-            threshold,
-            num,
-            None,
-            None,
-            None,
-            None,
-            False,
-            profile.correlation.n,
-            cur_stats.n,
-            note="fewer than 3 rows with every numerical column present",
-        )
+        return CorrelationChange.unmeasured(threshold, num, profile.correlation.n, cur_stats.n,
+                                            "fewer than 3 rows with every numerical column present")
     cur_corr = cur_stats.correlation()
     iu = np.triu_indices(len(num), k=1)
     diff = np.abs(cur_corr[iu] - ref_corr[iu])
     ok = np.isfinite(diff)
     if not ok.any():
-        return CorrelationChange(
-            threshold,
-            num,
-            None,
-            None,
-            None,
-            None,
-            False,
-            profile.correlation.n,
-            cur_stats.n,
-            note="no pair of numerical columns with non-zero variance on both sides",
+        return CorrelationChange.unmeasured(
+            threshold, num, profile.correlation.n, cur_stats.n,
+            "no pair of numerical columns with non-zero variance on both sides",
         )
     j = int(np.argmax(np.where(ok, diff, -1.0)))
     a, b = int(iu[0][j]), int(iu[1][j])

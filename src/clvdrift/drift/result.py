@@ -153,6 +153,12 @@ class CorrelationChange:
     current_rows: int
     note: str | None = None
 
+    @classmethod
+    def unmeasured(cls, threshold: float, columns: list[str], reference_rows: int, current_rows: int,
+                   note: str) -> CorrelationChange:
+        """No correlation could be compared; ``note`` says why."""
+        return cls(threshold, columns, None, None, None, None, False, reference_rows, current_rows, note=note)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON representation."""
         return _dataclass_dict(self)
