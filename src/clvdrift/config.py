@@ -1,0 +1,108 @@
+"""The configuration objects of clvdrift: every default lives here, once.
+
+:class:`DriftConfig` (the data- and model-drift check) and :class:`TrainConfig` (features, target,
+split, validation of a training set) are frozen pydantic models. Library functions take them whole;
+:class:`clvdrift.settings.Settings` nests them, so ``CLVDRIFT_DRIFT__DRIFT_SHARE=0.3`` or
+``CLVDRIFT_TRAIN__HORIZON_DAYS=60`` set a field from the environment. An invalid value raises
+:class:`clvdrift.errors.ConfigError` naming the field (see :func:`validated`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from clvdrift.errors import ConfigError
+
+__all__ = ["STATTESTS", "DriftConfig", "TrainConfig", "config_error", "validated"]
+
+STATTESTS: tuple[str, ...] = ("chisquare", "jensenshannon", "ks", "psi", "wasserstein", "z")
+# columns tested for data drift by the pipeline: the features, Country and the prediction
+DEFAULT_KEY_COLUMNS: tuple[str, ...] = ("Monetary", "prediction")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DriftConfig(_Frozen):
+    """How a batch is checked for data drift and model drift (docs/drift.md)."""
+
+    drift_share: float = Field(default=0.5, gt=0, le=1, description="share of drifted columns that is "
+                               "dataset drift (Evidently's rule)")
+    key_columns: tuple[str, ...] = Field(default=DEFAULT_KEY_COLUMNS, description="a drift of any of "
+                                         "these alone is dataset drift")
+    stattest: str | None = Field(default=None, description="test for every column (default: Evidently's "
+                                 "choice per column)")
+    per_column_stattest: dict[str, str] = Field(default_factory=dict)
+    per_column_threshold: dict[str, float] = Field(default_factory=dict)
+    fdr: bool = Field(default=False, description="Benjamini-Hochberg across the p-values of one check")
+    calibrate: bool = Field(default=False, description="calibrate each column's threshold to the "
+                            "window size with a permutation null")
+    calibration_trials: int = Field(default=200, ge=19)
+    calibration_alpha: float = Field(default=0.05, gt=0, lt=1, description="false-alarm level of a "
+                                     "calibrated distance test")
+    seed: int = 0
+    missing_share_threshold: float = Field(default=0.05, ge=0, le=1)
+    correlation_threshold: float = Field(default=0.2, ge=0, le=2)
+    r2_drop_threshold: float = Field(default=0.10, ge=0, description="model drift: relative R² drop")
+    mae_increase_threshold: float = Field(default=0.25, ge=0, description="model drift: relative MAE rise")
+
+    @field_validator("stattest")
+    @classmethod
+    def _known_test(cls, v: str | None) -> str | None:
+        if v is not None and v not in STATTESTS:
+            raise ValueError(f"unknown test {v!r}; choose one of {list(STATTESTS)}")
+        return v
+
+    @field_validator("per_column_stattest")
+    @classmethod
+    def _known_tests(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = {c: t for c, t in v.items() if t not in STATTESTS}
+        if bad:
+            raise ValueError(f"unknown test(s) {bad}; choose from {list(STATTESTS)}")
+        return v
+
+    @field_validator("per_column_threshold")
+    @classmethod
+    def _finite_thresholds(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {c: t for c, t in v.items() if not (t == t and t >= 0 and t != float("inf"))}
+        if bad:
+            raise ValueError(f"thresholds must be finite numbers >= 0, got {bad}")
+        return v
+
+
+class TrainConfig(_Frozen):
+    """How a training set is built, split and checked before a model is fitted."""
+
+    target: Literal["holdout", "formula"] = "holdout"
+    horizon_days: int = Field(default=90, ge=1, le=3660, description="H: the holdout window in days")
+    lookback_days: int | None = Field(default=None, ge=1, description="features from the last L days "
+                                      "only (default: all history)")
+    min_country_customers: int = Field(default=10, ge=1)
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    random_state: int = 42
+    min_customers: int = Field(default=10, ge=2, description="refuse a training set with fewer customers")
+    min_positive_target_share: float = Field(default=0.01, ge=0, lt=1, description="refuse a holdout "
+                                             "target with fewer buyers than this share")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def config_error(exc: ValidationError, where: str) -> ConfigError:
+    """A one-line :class:`ConfigError` naming each invalid field and why."""
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or where
+        parts.append(f"{loc}: {e['msg']} (got {e.get('input')!r})")
+    return ConfigError(f"invalid {where}: " + "; ".join(parts))
+
+
+def validated(model: type[M], where: str, /, **values: Any) -> M:
+    """``model(**values)``, raising :class:`ConfigError` instead of pydantic's ValidationError."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise config_error(exc, where) from None
