@@ -1,4 +1,4 @@
-"""The one exception hierarchy of clvdrift.
+"""The one exception hierarchy of clvdrift, and the one map from errors to exit codes.
 
 Adapters (CLI, Airflow tasks, the service) translate these to exit codes and HTTP statuses::
 
@@ -9,21 +9,32 @@ Adapters (CLI, Airflow tasks, the service) translate these to exit codes and HTT
      ├── ArtifactError          model artifacts missing or unreadable
      │    └── ArtifactIntegrityError  an artifact does not match its recorded sha256
      └── RegistryError          model registry: unknown version, no champion, store failure
+
+Exit codes of the command line (:data:`EXIT_CODES`): 0 success; 1 ``--fail-on-drift`` and retraining
+is required (not an error); 2 bad data, settings or arguments; 3 artifacts or store; 4 an unexpected
+error (a bug: the one-line message says so, ``--debug`` shows the traceback). A CI job can therefore
+tell drift (1) from a crash (4).
 """
 
 from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_DRIFT = 1
+EXIT_BAD_INPUT = 2
+EXIT_STORE = 3
+EXIT_INTERNAL = 4
 
 
 class ClvdriftError(Exception):
     """Base class of every error clvdrift raises on purpose."""
 
-    exit_code = 1
+    exit_code = EXIT_INTERNAL
 
 
 class DataError(ClvdriftError):
     """Input data cannot be used; the message names the file, the column and example rows."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
 
 class AmbiguousDateError(DataError):
@@ -33,13 +44,13 @@ class AmbiguousDateError(DataError):
 class ConfigError(ClvdriftError):
     """A setting or argument is invalid."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
 
 class ArtifactError(ClvdriftError):
     """A model artifact is missing or cannot be read."""
 
-    exit_code = 3
+    exit_code = EXIT_STORE
 
 
 class ArtifactIntegrityError(ArtifactError):
@@ -49,4 +60,18 @@ class ArtifactIntegrityError(ArtifactError):
 class RegistryError(ClvdriftError):
     """The model registry cannot answer: unknown version, no champion, unreachable store."""
 
-    exit_code = 3
+    exit_code = EXIT_STORE
+
+
+EXIT_CODES: dict[str, int] = {
+    "success": EXIT_OK,
+    "retraining required (--fail-on-drift)": EXIT_DRIFT,
+    "bad data, settings or arguments": EXIT_BAD_INPUT,
+    "artifacts or store": EXIT_STORE,
+    "unexpected error": EXIT_INTERNAL,
+}
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code of an error: its class's for clvdrift errors, :data:`EXIT_INTERNAL` otherwise."""
+    return exc.exit_code if isinstance(exc, ClvdriftError) else EXIT_INTERNAL

@@ -1,18 +1,29 @@
-"""One settings object for every adapter (env prefix ``CLVDRIFT_``).
+"""One settings object for every adapter (environment prefix ``CLVDRIFT_``).
 
-Library functions take explicit arguments; only adapters (CLI, DAGs, service) read settings.
+Library functions take explicit arguments and the config objects of :mod:`clvdrift.config`; only
+adapters (CLI, DAGs, service) read settings. Nested fields use ``__``:
+``CLVDRIFT_DRIFT__DRIFT_SHARE=0.3``, ``CLVDRIFT_TRAIN__HORIZON_DAYS=60``,
+``CLVDRIFT_DRIFT__PER_COLUMN_STATTEST='{"Monetary": "psi"}'`` (JSON for lists and maps).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from clvdrift.config import DriftConfig, TrainConfig, config_error
+from clvdrift.errors import ConfigError
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CLVDRIFT_", extra="ignore")
+    """Where things live, plus the training and drift configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="CLVDRIFT_", env_nested_delimiter="__", extra="ignore",
+                                      frozen=True)
 
     database_url: str = Field(
         default="sqlite:///clvdrift.db",
@@ -24,26 +35,41 @@ class Settings(BaseSettings):
     reference_dir: Path = Path("data/reference")
     current_dir: Path = Path("data/current")
     reports_dir: Path = Path("monitoring/reports")
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
-    target: str = "holdout"
-    horizon_days: int = Field(default=90, ge=1)
-    lookback_days: int | None = Field(default=None, ge=1)
-    min_country_customers: int = Field(default=10, ge=1)
-    test_size: float = Field(default=0.2, gt=0, lt=1)
-    random_state: int = 42
 
-    # drift check (docs/drift.md, docs/drift_report.md); dicts are JSON in the environment, e.g.
-    # CLVDRIFT_PER_COLUMN_STATTEST='{"Monetary": "psi"}'
-    drift_share: float = Field(default=0.5, ge=0, le=1)
-    key_columns: list[str] = Field(default_factory=lambda: ["Monetary", "prediction"])
-    stattest: str | None = None
-    per_column_stattest: dict[str, str] = Field(default_factory=dict)
-    per_column_threshold: dict[str, float] = Field(default_factory=dict)
-    fdr: bool = False
-    calibrate: bool = False
-    r2_drop_threshold: float = Field(default=0.10, ge=0)
-    mae_increase_threshold: float = Field(default=0.25, ge=0)
+def known_variables() -> set[str]:
+    """Every ``CLVDRIFT_*`` environment variable the settings read."""
+    names = set()
+    for name, field in Settings.model_fields.items():
+        nested = field.annotation if isinstance(field.annotation, type) else None
+        if nested is not None and issubclass(nested, (DriftConfig, TrainConfig)):
+            names |= {f"CLVDRIFT_{name}__{sub}".upper() for sub in nested.model_fields}
+        names.add(f"CLVDRIFT_{name}".upper())
+    return names
+
+
+def _check_names(environ: Mapping[str, str]) -> None:
+    known = known_variables()
+    for var in sorted(environ):
+        upper = var.upper()
+        if not upper.startswith("CLVDRIFT_") or upper.startswith("CLVDRIFT_TEST_") or upper in known:
+            continue
+        tail = upper.removeprefix("CLVDRIFT_")
+        hint = [k for k in sorted(known) if k.endswith("__" + tail)]
+        raise ConfigError(f"unknown setting {var}" + (f"; did you mean {hint[0]}?" if hint else
+                                                      f"; known settings: {', '.join(sorted(known))}"))
 
 
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; an invalid or unknown ``CLVDRIFT_*`` variable is a
+    :class:`ConfigError` (a misspelt name must not be silently ignored)."""
+    _check_names(os.environ)
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise config_error(exc, "CLVDRIFT_* setting") from None
+    except SettingsError as exc:  # e.g. a value that is not JSON where JSON is expected
+        cause = exc.__cause__ or exc
+        raise ConfigError(f"invalid CLVDRIFT_* setting: {exc} ({cause})") from None
