@@ -1,7 +1,8 @@
 """Command line: a thin adapter over :mod:`clvdrift.pipeline`.
 
 Heavy libraries (pandas, scikit-learn, Evidently) are imported inside the commands so that
-``clvdrift --help`` stays fast.
+``clvdrift --help`` stays fast. Every error ends in one line on stderr and the exit code of
+:mod:`clvdrift.errors` (``--debug`` adds the traceback); :func:`run` is the one place that maps them.
 """
 
 from __future__ import annotations
@@ -9,26 +10,37 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from clvdrift.errors import ClvdriftError
+from clvdrift.config import DriftConfig, TrainConfig, validated
+from clvdrift.errors import EXIT_DRIFT, EXIT_INTERNAL, ClvdriftError, exit_code
 from clvdrift.settings import Settings, get_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="clvdrift: keep a Customer Lifetime Value model honest in production.")
-models_app = typer.Typer(no_args_is_help=True, help="Model registry.")
+models_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Model registry.")
 app.add_typer(models_app, name="models")
 # Not a terminal (CI, Airflow logs, pipes): wide enough that tables are not squeezed.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def _default(config: type[TrainConfig] | type[DriftConfig], name: str) -> str:
+    """'[default: CLVDRIFT_X__NAME or <value>]' for help texts, from the one place defaults live."""
+    section = "TRAIN" if config is TrainConfig else "DRIFT"
+    value = config.model_fields[name].get_default(call_default_factory=True)
+    return f"[default: CLVDRIFT_{section}__{name.upper()} or {value}]"
 
 
 class Target(str, Enum):
@@ -43,17 +55,46 @@ class Scenario(str, Enum):
     both = "both"
 
 
-DataOpt = Annotated[Path | None, typer.Option("--data", help="Transactions file (CSV, CSV.GZ, XLSX, Parquet). "
-                                                 "Default: the bundled Online Retail file.")]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Transactions file (CSV, CSV.GZ, XLSX, Parquet) "
+                                                 "[default: CLVDRIFT_RAW_DATA or the bundled Online Retail file]")]
 DateFormatOpt = Annotated[str | None, typer.Option(
-    "--date-format", help="strftime format of InvoiceDate, e.g. '%d-%m-%Y %H:%M'. Default: inferred when unambiguous.")]
+    "--date-format", help="strftime format of InvoiceDate, e.g. '%d-%m-%Y %H:%M' [default: inferred when unambiguous]")]
 ColumnOpt = Annotated[list[str] | None, typer.Option(
-    "--column", help="Map a column of the file to a canonical name: 'Name In File=CustomerID' (repeatable).")]
+    "--column", help="Map a column of the file to a canonical name: 'Name In File=CustomerID' (repeatable) "
+                     "[default: the Online Retail and Online Retail II names]")]
+CutoffOpt = Annotated[str | None, typer.Option(help="Last day of the calibration window, YYYY-MM-DD "
+                                                    "[default: last day in the data minus H]")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
-def _fail(exc: ClvdriftError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(exc.exit_code)
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")]
+          = False) -> None:
+    """clvdrift: keep a Customer Lifetime Value model honest in production."""
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` and return its exit code (see :mod:`clvdrift.errors`)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rv = app(args=args, prog_name="clvdrift", standalone_mode=False)
+    except click.ClickException as exc:  # usage errors: bad option, bad value
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    except ClvdriftError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
+        return exit_code(exc)
+    except Exception as exc:  # noqa: BLE001 - the one place an unexpected error becomes one line
+        if "--debug" in args:
+            traceback.print_exc()
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        err.print(f"error: unexpected {type(exc).__name__}: {first} (a bug in clvdrift; rerun with --debug "
+                  "for the traceback)", highlight=False, soft_wrap=True, markup=False)
+        return EXIT_INTERNAL
+    return rv if isinstance(rv, int) else 0
 
 
 @contextmanager
@@ -101,18 +142,17 @@ def _evaluation_table(evaluation: dict[str, Any], title: str) -> Table:
     return table
 
 
-def _train(settings: Settings, data: Path | None, target: Target, horizon_days: int, cutoff: str | None,
-           lookback_days: int | None, date_format: str | None, columns: dict[str, str],
-           promote: bool | None) -> dict[str, Any]:
+def _train(settings: Settings, data: Path | None, overrides: dict[str, Any], cutoff: str | None,
+           date_format: str | None, columns: dict[str, str], promote: bool | None) -> dict[str, Any]:
     from clvdrift import pipeline
 
+    config = validated(TrainConfig, "training options",
+                       **{**settings.train.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
     with _progress("training") as progress:
         result = pipeline.train(
             data or settings.raw_data, registry=_registry(settings), models_dir=settings.models_dir,
-            reference_dir=settings.reference_dir, target=target.value, horizon_days=horizon_days,
-            cutoff=cutoff, lookback_days=lookback_days, date_format=date_format, columns=columns,
-            test_size=settings.test_size, random_state=settings.random_state,
-            min_country_customers=settings.min_country_customers, champion=promote, progress=progress,
+            reference_dir=settings.reference_dir, config=config, cutoff=cutoff, date_format=date_format,
+            columns=columns, champion=promote, progress=progress,
         )
     return result.to_dict()
 
@@ -136,29 +176,30 @@ def _print_train(result: dict[str, Any]) -> None:
 @app.command()
 def train(
     data: DataOpt = None,
-    target: Annotated[Target, typer.Option(help="holdout: revenue in the next H days; formula: the seed's "
-                                                "Monetary×Frequency/(Recency+1)×365.")] = Target.holdout,
+    target: Annotated[Target | None, typer.Option(help="holdout: revenue in the next H days; formula: the seed's "
+                                                       "Monetary×Frequency/(Recency+1)×365 "
+                                                       + _default(TrainConfig, "target"))] = None,
     horizon_days: Annotated[int | None, typer.Option("--horizon-days", min=1, help="H, the holdout window "
-                                                        "and the baseline window [default: 90]")] = None,
-    cutoff: Annotated[str | None, typer.Option(help="Last day of the calibration window, YYYY-MM-DD "
-                                                  "[default: last day in the data minus H]")] = None,
+                                                     "and the baseline window "
+                                                     + _default(TrainConfig, "horizon_days"))] = None,
+    cutoff: CutoffOpt = None,
     lookback_days: Annotated[int | None, typer.Option("--lookback-days", min=1, help="Compute features "
-                                                         "from the last L days only [default: all history]")] = None,
+                                                      "from the last L days only "
+                                                      + _default(TrainConfig, "lookback_days")
+                                                      + " (None: all history)")] = None,
     date_format: DateFormatOpt = None,
     column: ColumnOpt = None,
     promote: Annotated[bool | None, typer.Option("--promote/--no-promote", help="Make this version the "
-                                                    "champion [default: only when there is none]")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+                                                 "champion [default: only when there is none]")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train, evaluate and register a CLV model on a transactions file."""
     settings = get_settings()
-    try:
-        result = _train(settings, data, target, horizon_days or settings.horizon_days, cutoff,
-                        lookback_days or settings.lookback_days, date_format, _columns(column), promote)
-    except ClvdriftError as exc:
-        raise _fail(exc) from None
+    overrides = {"target": target.value if target else None, "horizon_days": horizon_days,
+                 "lookback_days": lookback_days}
+    result = _train(settings, data, overrides, cutoff, date_format, _columns(column), promote)
     if as_json:
-        out.print_json(json.dumps(result, default=str))
+        out.print_json(json.dumps(result))
     else:
         _print_train(result)
 
@@ -169,19 +210,18 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same file.")] = 42,
     data: DataOpt = None,
     date_format: DateFormatOpt = None,
+    column: ColumnOpt = None,
 ) -> None:
     """Write a drift scenario of the raw transactions to data/current/current_data.csv."""
     from clvdrift import pipeline
 
     settings = get_settings()
-    try:
-        with _progress(f"simulating {scenario.value}"):
-            info = pipeline.simulate(data or settings.raw_data, scenario.value, seed=seed,
-                                     current_dir=settings.current_dir, date_format=date_format)
-    except ClvdriftError as exc:
-        raise _fail(exc) from None
-    out.print(f"scenario {info['scenario']} (seed {seed}): {info['rows']:,} rows → {info['path']} "
-              f"(mean Quantity {info['mean_quantity']:,.2f}, mean UnitPrice {info['mean_unit_price']:,.2f})")
+    with _progress(f"simulating {scenario.value}"):
+        info = pipeline.simulate(data or settings.raw_data, scenario.value, seed=seed,
+                                 current_dir=settings.current_dir, date_format=date_format,
+                                 columns=_columns(column))
+    out.print(f"scenario {info.scenario} (seed {seed}): {info.rows:,} rows → {info.path} "
+              f"(mean Quantity {info.mean_quantity:,.2f}, mean UnitPrice {info.mean_unit_price:,.2f})")
 
 
 def _drift_tables(result: dict[str, Any]) -> None:
@@ -199,12 +239,14 @@ def _drift_tables(result: dict[str, Any]) -> None:
     out.print(table)
     settings = dd.get("settings", {})
     if settings.get("calibrate") or settings.get("fdr"):
-        out.print("thresholds calibrated to the batch size from reference resamples" * bool(settings.get("calibrate"))
+        out.print("thresholds calibrated to the batch size (permutation null)" * bool(settings.get("calibrate"))
                   + ("; " if settings.get("calibrate") and settings.get("fdr") else "")
                   + "p-values Benjamini–Hochberg adjusted" * bool(settings.get("fdr")))
     out.print(f"drifted columns {dd['number_of_drifted_columns']}/{dd['number_of_columns']} "
               f"(share {dd['drift_share']:.2f}, threshold {dd['drift_share_threshold']}); "
               f"dataset drift: {'YES' if dd['dataset_drift'] else 'no'}")
+    out.print(f"model drift scored on {result['model_drift_scope']['customers_scored']:,} customers "
+              f"({result['model_drift_scope']['rule']})", highlight=False)
     if md["labels_available"]:
         ref, cur = md["reference"], md["current"]
         out.print(f"model: R² {_fmt(cur['r2'])} (held-out reference {_fmt(ref['r2'])}), MAE {_fmt(cur['mae'], 1)} "
@@ -224,59 +266,58 @@ def _drift_tables(result: dict[str, Any]) -> None:
         out.print(f"note: {reports['note']}")
 
 
-def _detect_kwargs(settings: Settings, html: bool) -> dict[str, Any]:
-    """The drift check's inputs from the settings (CLVDRIFT_* variables); command options override them."""
+def _detect_kwargs(settings: Settings, html: bool, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The drift check's inputs from the settings (CLVDRIFT_DRIFT__* variables); options override them."""
+    config = validated(DriftConfig, "drift options",
+                       **{**settings.drift.model_dump(), **{k: v for k, v in (overrides or {}).items()
+                                                            if v is not None}})
     return {"registry": _registry(settings), "models_dir": settings.models_dir, "reports_dir": settings.reports_dir,
-            "drift_share": settings.drift_share, "key_columns": settings.key_columns, "stattest": settings.stattest,
-            "per_column_stattest": settings.per_column_stattest,
-            "per_column_threshold": settings.per_column_threshold, "fdr": settings.fdr,
-            "calibrate": settings.calibrate, "r2_drop_threshold": settings.r2_drop_threshold,
-            "mae_increase_threshold": settings.mae_increase_threshold, "render_html": html}
+            "config": config, "render_html": html}
 
 
 @app.command()
 def detect(
     current: Annotated[Path | None, typer.Option(help="Batch of transactions to check "
-                                                    "[default: data/current/current_data.csv]")] = None,
-    cutoff: Annotated[str | None, typer.Option(help="Compute the batch's features at this day "
-                                                  "[default: its last day minus H when labels can be observed]")] = None,
+                                                 "[default: CLVDRIFT_CURRENT_DIR/current_data.csv]")] = None,
+    cutoff: Annotated[str | None, typer.Option(help="Compute the batch's features at this day, YYYY-MM-DD "
+                                               "[default: its last day minus H when labels can be observed, "
+                                               "else its last day]")] = None,
     drift_share: Annotated[float | None, typer.Option("--drift-share", min=0.0, max=1.0, help="Share of drifted "
                                                       "columns that makes dataset drift (a key column alone also "
-                                                      "does) [default: CLVDRIFT_DRIFT_SHARE or 0.5]")] = None,
-    fdr: Annotated[bool | None, typer.Option("--fdr/--no-fdr", help="Benjamini–Hochberg across the p-value tests "
-                                             "[default: CLVDRIFT_FDR or off]")] = None,
+                                                      "does) " + _default(DriftConfig, "drift_share"))] = None,
+    fdr: Annotated[bool | None, typer.Option("--fdr/--no-fdr", help="Benjamini–Hochberg across the p-value "
+                                             "tests " + _default(DriftConfig, "fdr"))] = None,
     calibrate: Annotated[bool | None, typer.Option("--calibrate/--no-calibrate", help="Calibrate each column's "
-                                                   "threshold to the batch size by resampling the reference "
-                                                   "[default: CLVDRIFT_CALIBRATE or off]")] = None,
+                                                   "threshold to the batch size (permutation null) "
+                                                   + _default(DriftConfig, "calibrate"))] = None,
     html: Annotated[bool, typer.Option("--html/--no-html", help="Render the Evidently HTML reports.")] = True,
-    fail_on_drift: Annotated[bool, typer.Option("--fail-on-drift", help="Exit 1 when retraining is required.")] = False,
+    fail_on_drift: Annotated[bool, typer.Option("--fail-on-drift", help="Exit 1 when retraining is required "
+                                                "(errors exit 2, 3 or 4).")] = False,
     date_format: DateFormatOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    column: ColumnOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Check a batch for data drift and model drift against the champion; decide on retraining.
 
     Per-column tests and thresholds, key columns and the model-drift thresholds come from the settings
-    (CLVDRIFT_PER_COLUMN_STATTEST, CLVDRIFT_PER_COLUMN_THRESHOLD, CLVDRIFT_KEY_COLUMNS, CLVDRIFT_STATTEST,
-    CLVDRIFT_R2_DROP_THRESHOLD, CLVDRIFT_MAE_INCREASE_THRESHOLD; JSON for lists and maps).
+    (CLVDRIFT_DRIFT__PER_COLUMN_STATTEST, CLVDRIFT_DRIFT__PER_COLUMN_THRESHOLD, CLVDRIFT_DRIFT__KEY_COLUMNS,
+    CLVDRIFT_DRIFT__STATTEST, CLVDRIFT_DRIFT__R2_DROP_THRESHOLD, CLVDRIFT_DRIFT__MAE_INCREASE_THRESHOLD;
+    JSON for lists and maps).
     """
     from clvdrift import pipeline
 
     settings = get_settings()
     path = current or settings.current_dir / pipeline.CURRENT_FILE
-    overrides = {k: v for k, v in {"drift_share": drift_share, "fdr": fdr, "calibrate": calibrate}.items()
-                 if v is not None}
-    try:
-        with _progress("detecting drift") as progress:
-            result = pipeline.detect(path, date_format=date_format, cutoff=cutoff, progress=progress,
-                                     **{**_detect_kwargs(settings, html), **overrides}).to_dict()
-    except ClvdriftError as exc:
-        raise _fail(exc) from None
+    kwargs = _detect_kwargs(settings, html, {"drift_share": drift_share, "fdr": fdr, "calibrate": calibrate})
+    with _progress("detecting drift") as progress:
+        result = pipeline.detect(path, date_format=date_format, columns=_columns(column), cutoff=cutoff,
+                                 progress=progress, **kwargs).to_dict()
     if as_json:
-        out.print_json(json.dumps(result, default=str))
+        out.print_json(json.dumps(result))
     else:
         _drift_tables(result)
     if fail_on_drift and result["decision"]["retraining_required"]:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_DRIFT)
 
 
 def _scenario_table(results: dict[str, dict[str, Any]]) -> Table:
@@ -305,31 +346,24 @@ def demo(seed: Annotated[int, typer.Option(help="Seed of the drift scenarios.")]
     from clvdrift import pipeline
 
     settings = get_settings()
-    try:
-        out.rule("1. train on the bundled Online Retail data")
-        result = _train(settings, None, Target(settings.target), settings.horizon_days, None,
-                        settings.lookback_days, None, {}, None)
-        _print_train(result)
-        out.rule("2. simulate the drift scenarios and check each against the champion")
-        with _progress("checking scenarios") as progress:
-            results = pipeline.check_scenarios(settings.raw_data, seed=seed, progress=progress,
-                                               **_detect_kwargs(settings, html))
-    except ClvdriftError as exc:
-        raise _fail(exc) from None
+    out.rule("1. train on the bundled Online Retail data")
+    result = _train(settings, None, {}, None, None, {}, None)
+    _print_train(result)
+    out.rule("2. simulate the drift scenarios and check each against the champion")
+    with _progress("checking scenarios") as progress:
+        results = pipeline.check_scenarios(settings.raw_data, seed=seed, progress=progress,
+                                           **_detect_kwargs(settings, html))
     out.print(_scenario_table({name: r.to_dict() for name, r in results.items()}))
-    out.print("Reference R² and MAE are the champion's held-out figures; current ones are on every customer of "
-              "the batch. Details: clvdrift detect, docs/drift.md.")
+    out.print("Reference R² and MAE are the champion's held-out figures; current ones are on the batch's customers "
+              "the champion did not train on. Details: clvdrift detect, docs/drift.md.")
 
 
 @models_app.command("list")
 def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
     """Registered model versions, newest first, with held-out metrics; * marks the champion."""
-    try:
-        versions = _registry(get_settings()).list_versions()
-    except ClvdriftError as exc:
-        raise _fail(exc) from None
+    versions = _registry(get_settings()).list_versions()
     if as_json:
-        out.print_json(json.dumps([v.to_dict() for v in versions], default=str))
+        out.print_json(json.dumps([v.to_dict() for v in versions]))
         return
     if not versions:
         out.print("no model registered yet; run `clvdrift train`")
@@ -347,8 +381,31 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as J
     out.print(table)
 
 
+@models_app.command("promote")
+def models_promote(version: Annotated[str, typer.Argument(help="The version to make champion.")]) -> None:
+    """Make VERSION the champion: the registry first, then its *_latest files and reference_data.csv."""
+    from clvdrift.model.artifacts import publish_champion
+
+    settings = get_settings()
+    registered = _registry(settings).promote(version)
+    publish_champion(settings.models_dir, settings.reference_dir, registered.version, registered.artifacts)
+    out.print(f"version {registered.version} is the champion")
+
+
+@models_app.command("gc")
+def models_gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="List the files, remove nothing.")]
+              = False) -> None:
+    """Remove artifact files of versions that are not in the registry, and temporary files of killed runs."""
+    from clvdrift.model.artifacts import collect_garbage
+
+    settings = get_settings()
+    removed = collect_garbage(_registry(settings), settings.models_dir, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    out.print(f"{verb} {len(removed)} file(s)" + "".join(f"\n  {p}" for p in removed), highlight=False)
+
+
 def main() -> None:
-    app(prog_name="clvdrift")
+    sys.exit(run())
 
 
 if __name__ == "__main__":  # pragma: no cover

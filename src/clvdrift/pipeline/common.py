@@ -1,0 +1,66 @@
+"""What the pipeline tasks share: step timings, version ids, the champion, the data fingerprint."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clvdrift.data import schema
+from clvdrift.errors import RegistryError
+from clvdrift.io import sha256_file
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from clvdrift.model.estimator import ClvModel
+    from clvdrift.model.registry import ModelRegistry, ModelVersion
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Timings:
+    """Wall time of each named step, in seconds."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str, progress: Progress | None) -> Iterator[None]:
+        if progress:
+            progress(name)
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 3)
+
+
+def new_version() -> str:
+    """A sortable version id in the seed's timestamp style, with microseconds: ``YYYYmmdd_HHMMSS_ffffff``."""
+    return datetime.now(UTC).strftime("%Y%m%d_%H%M%S_%f")
+
+
+def data_fingerprint(path: Path, raw: pd.DataFrame) -> dict[str, Any]:
+    """File name, sha256, rows and date range of a transactions file."""
+    dates = raw[schema.INVOICE_DATE]
+    return {
+        "file": Path(path).name,
+        "sha256": sha256_file(Path(path)),
+        "rows": len(raw),
+        "first_date": str(dates.min()),
+        "last_date": str(dates.max()),
+        "encoding": raw.attrs.get("encoding"),
+    }
+
+
+def load_champion(registry: ModelRegistry, models_dir: Path) -> tuple[ModelVersion, ClvModel]:
+    """The champion's record and its model, checksums verified against the registry."""
+    from clvdrift.model.artifacts import load_model
+
+    champion = registry.champion()
+    if champion is None:
+        raise RegistryError("no champion model registered; run `clvdrift train` first")
+    return champion, load_model(Path(models_dir), champion.version, expected=champion.artifacts)

@@ -1,0 +1,252 @@
+"""The drift check of a batch against the champion: data drift of its features and prediction (the
+champion's reference profile), model drift on labels the champion never trained on, the decision.
+
+Writes ``reports_dir/<run_id>/drift_report.json`` (+ Evidently HTML) and ``latest_drift_report.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clvdrift.config import DriftConfig
+from clvdrift.data import clean_transactions, load_transactions, schema, simulate_scenario
+from clvdrift.data.scenarios import SCENARIOS
+from clvdrift.errors import ConfigError, DataError
+from clvdrift.features import COUNTRY, NUMERIC_FEATURES
+from clvdrift.io import atomic_write_text
+from clvdrift.jsonable import dataclass_dict, dumps
+from clvdrift.pipeline.common import Progress, Timings, load_champion, new_version
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from clvdrift.drift import DataDriftResult, ModelDriftResult
+    from clvdrift.model.registry import ModelRegistry
+
+CURRENT_FILE = "current_data.csv"
+LATEST_REPORT = "latest_drift_report.json"
+# columns of the reference profile; data drift is tested on the features, Country and the prediction
+PROFILE_NUMERIC = [*NUMERIC_FEATURES, "prediction", "target"]
+PROFILE_CATEGORICAL = [COUNTRY]
+DRIFT_COLUMNS = [*NUMERIC_FEATURES, COUNTRY, "prediction"]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What was checked: the batch, its cleaning and the cutoff its features were computed at."""
+
+    source: str
+    rows: int
+    clean_rows: int
+    customers: int
+    cutoff: str
+    labels_available: bool
+    cleaning: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+@dataclass(frozen=True)
+class ScoringScope:
+    """Which customers model drift was scored on, and why the others were left out."""
+
+    customers_scored: int
+    customers_excluded: int
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether the batch calls for retraining, and why."""
+
+    retraining_required: bool
+    data_drift_detected: bool
+    model_drift_detected: bool
+    reasons: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    """One drift check: what was compared, the data- and model-drift results, the decision."""
+
+    run_id: str
+    created_at: str
+    model_version: str
+    current: Batch
+    data_drift: DataDriftResult
+    model_drift: ModelDriftResult
+    model_drift_scope: ScoringScope
+    decision: Decision
+    reports: dict[str, Any]
+    timings: dict[str, float]
+
+    @property
+    def retraining_required(self) -> bool:
+        return self.decision.retraining_required
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+def choose_cutoff(clean: pd.DataFrame, training: dict[str, Any], cutoff: str | None) -> tuple[str, bool]:
+    """The cutoff at which a batch's features are computed, and whether its labels are available.
+
+    Explicit ``cutoff`` wins. Otherwise, like training: the batch's last day minus H, when the batch
+    spans more than H days (so the H-day holdout target is observable); else its last day, without
+    labels. The formula target is computed from the features, so it is always available.
+    """
+    import pandas as pd
+
+    horizon = pd.Timedelta(days=int(training["horizon_days"]))
+    first = clean[schema.INVOICE_DATE].min().normalize()
+    last = clean[schema.INVOICE_DATE].max().normalize()
+    if cutoff is not None:
+        try:
+            cut = pd.Timestamp(cutoff).normalize()
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ConfigError(f"cutoff {cutoff!r} is not a date (expected YYYY-MM-DD)") from None
+    else:
+        cut = last - horizon if last - horizon >= first else last
+    labelled = training["target"] == "formula" or cut + horizon <= last
+    return cut.date().isoformat(), bool(labelled)
+
+
+def _windows_overlap(cutoff_a: str, cutoff_b: str, horizon_days: int) -> bool:
+    """Whether the H-day label windows after two cutoffs share a day."""
+    from datetime import date
+
+    gap = abs((date.fromisoformat(cutoff_a) - date.fromisoformat(cutoff_b)).days)
+    return gap < horizon_days
+
+
+def _scoring_scope(reference_csv: Path, training: dict[str, Any], cut: str,
+                   customers: pd.Index) -> tuple[pd.Index, ScoringScope]:
+    """The batch customers model drift may be scored on: never the champion's training customers
+    while the batch's label window overlaps the one the champion was trained on."""
+    import pandas as pd
+
+    horizon = int(training["horizon_days"])
+    if training["target"] == "holdout" and not _windows_overlap(cut, str(training["cutoff"]), horizon):
+        rule = (f"label window after {cut} does not overlap the champion's (after {training['cutoff']}): "
+                "every customer scored")
+        return customers, ScoringScope(len(customers), 0, rule)
+    ref = pd.read_csv(reference_csv, usecols=[schema.CUSTOMER, "split"], dtype={schema.CUSTOMER: str})
+    trained_on = pd.Index(ref.loc[ref["split"] == "train", schema.CUSTOMER])
+    keep = customers[~customers.astype(str).isin(trained_on)]
+    rule = (f"the batch's labels overlap the champion's training window (cutoff {training['cutoff']}, "
+            f"H = {horizon}): its {len(trained_on):,} training customers are excluded; only held-out and "
+            "new customers are scored")
+    return keep, ScoringScope(len(keep), len(customers) - len(keep), rule)
+
+
+def detect_transactions(
+    raw: pd.DataFrame,
+    *,
+    registry: ModelRegistry,
+    models_dir: Path,
+    reports_dir: Path,
+    source: str,
+    config: DriftConfig = DriftConfig(),
+    cutoff: str | None = None,
+    render_html: bool = True,
+    progress: Progress | None = None,
+) -> DetectResult:
+    """Check a batch of raw transactions against the champion (see the module docstring)."""
+    from clvdrift.drift import ReferenceProfile, detect_data_drift, detect_model_drift
+    from clvdrift.features import build_training_set
+    from clvdrift.model.artifacts import verify_artifacts
+
+    unknown = sorted(set(config.key_columns) - set(DRIFT_COLUMNS))
+    if unknown:
+        raise ConfigError(f"key columns {unknown} are not tested columns; expected some of {DRIFT_COLUMNS}")
+    t = Timings()
+    with t.step("load champion", progress):
+        champion, model = load_champion(registry, models_dir)
+        paths = verify_artifacts(Path(models_dir), {k: champion.artifacts[k] for k in ("profile", "reference")})
+        profile = ReferenceProfile.load(paths["profile"])
+    training = champion.training
+    with t.step("features", progress):
+        clean, cleaning = clean_transactions(raw)
+        if clean.empty:
+            raise DataError(f"{source}: no usable transactions after cleaning ({cleaning.removed})")
+        cut, labelled = choose_cutoff(clean, training, cutoff)
+        ts = build_training_set(clean, target=training["target"], horizon_days=int(training["horizon_days"]),
+                                cutoff=cut, lookback_days=training.get("lookback_days"), require_labels=False)
+        current = ts.features.assign(prediction=model.predict(ts.features))
+        if labelled:
+            current["target"] = ts.target
+    with t.step("data drift", progress):
+        data_drift = detect_data_drift(profile, current, config, columns=DRIFT_COLUMNS)
+    with t.step("model drift", progress):
+        scored, scope = _scoring_scope(paths["reference"], training, cut, current.index)
+        if labelled and len(scored):
+            model_drift = detect_model_drift(champion.metrics["model"], current.loc[scored, "target"].to_numpy(),
+                                             current.loc[scored, "prediction"].to_numpy(), config)
+        else:
+            why = (f"the batch ends {ts.cutoff.date()}: the {training['horizon_days']}-day holdout revenue after "
+                   "it is not observed yet" if not labelled else "no customer left to score: " + scope.rule)
+            model_drift = detect_model_drift(champion.metrics["model"], None, None, config, note=why)
+    decision = Decision(
+        retraining_required=bool(data_drift.dataset_drift or model_drift.detected),
+        data_drift_detected=bool(data_drift.dataset_drift),
+        model_drift_detected=bool(model_drift.detected),
+        reasons=[*(f"data drift: {r}" for r in data_drift.reasons if data_drift.dataset_drift),
+                 *(f"model drift: {r}" for r in model_drift.reasons)],
+    )
+    run_id = "drift_" + new_version()
+    out_dir = Path(reports_dir) / run_id
+    reports: dict[str, Any] = {"data_drift_html": None, "regression_html": None, "note": "HTML not requested"}
+    if render_html:
+        import pandas as pd
+
+        from clvdrift.drift.report import render_reports
+
+        with t.step("reports", progress):
+            reference = pd.read_csv(paths["reference"], index_col=schema.CUSTOMER)
+            reports = render_reports(reference, current, out_dir, numerical_columns=list(NUMERIC_FEATURES),
+                                     categorical_columns=[COUNTRY], target="target" if labelled else None,
+                                     prediction="prediction", drift_share=config.drift_share)
+    result = DetectResult(
+        run_id=run_id, created_at=datetime.now(UTC).isoformat(), model_version=champion.version,
+        current=Batch(source=source, rows=int(len(raw)), clean_rows=cleaning.rows_out, customers=int(len(current)),
+                      cutoff=cut, labels_available=labelled, cleaning=cleaning.to_dict()),
+        data_drift=data_drift, model_drift=model_drift, model_drift_scope=scope, decision=decision,
+        reports={**reports, "json": str(out_dir / "drift_report.json"),
+                 "latest_json": str(Path(reports_dir) / LATEST_REPORT)},
+        timings=t.seconds,
+    )
+    text = dumps(result)
+    atomic_write_text(out_dir / "drift_report.json", text)
+    atomic_write_text(Path(reports_dir) / LATEST_REPORT, text)
+    return result
+
+
+def detect(current_path: Path, *, date_format: str | None = None, columns: dict[str, str] | None = None,
+           **kwargs: Any) -> DetectResult:
+    """:func:`detect_transactions` on a transactions file (default ``data/current/current_data.csv``)."""
+    raw = load_transactions(current_path, date_format=date_format, columns=columns)
+    return detect_transactions(raw, source=str(current_path), **kwargs)
+
+
+def check_scenarios(data_path: Path, *, seed: int = 42, scenarios: Sequence[str] = SCENARIOS,
+                    progress: Progress | None = None, **kwargs: Any) -> dict[str, DetectResult]:
+    """Run :func:`detect_transactions` on every drift scenario of the raw transactions."""
+    raw = load_transactions(data_path)
+    results = {}
+    for scenario in scenarios:
+        if progress:
+            progress(f"check {scenario}")
+        results[scenario] = detect_transactions(simulate_scenario(raw, scenario, seed=seed),
+                                                source=f"{Path(data_path).name} [{scenario}, seed {seed}]", **kwargs)
+    return results

@@ -1,0 +1,140 @@
+"""Training: load → validate → clean → features → check the training set → fit → evaluate → write
+the version's artifacts → register → (champion only) publish the ``*_latest`` files and the reference data.
+
+A version is registered only after every check passed and every file was written and checksummed, so
+a bad file never becomes a registered model and nothing stored is half-written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clvdrift.config import TrainConfig
+from clvdrift.data import clean_transactions, load_transactions, schema
+from clvdrift.errors import DataError
+from clvdrift.jsonable import dataclass_dict
+from clvdrift.pipeline.common import Progress, Timings, data_fingerprint, new_version
+
+if TYPE_CHECKING:
+    from clvdrift.model.registry import ModelRegistry
+
+REFERENCE_FILE = "reference_data.csv"
+# metrics of the model on the test split that must be defined for a version to be registered
+REQUIRED_METRICS = ("r2", "mae", "rmse", "spearman", "gini_normalized")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """One trained and registered version."""
+
+    version: str
+    champion: bool
+    evaluation: dict[str, Any]
+    cleaning: dict[str, Any]
+    training: dict[str, Any]
+    artifacts: dict[str, Any]
+    reference_path: str | None  # the champion's reference_data.csv; None for a challenger
+    timings: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+def _check_metrics(evaluation: Mapping[str, Any], test_customers: int) -> None:
+    undefined = [m for m in REQUIRED_METRICS if not math.isfinite(float(evaluation["model"].get(m, math.nan)))]
+    if undefined:
+        raise DataError(
+            f"model metrics {undefined} are undefined on the {test_customers} test customers (constant target "
+            "or predictions?); refusing to register this model"
+        )
+
+
+def train(
+    data_path: Path,
+    *,
+    registry: ModelRegistry,
+    models_dir: Path,
+    reference_dir: Path,
+    config: TrainConfig = TrainConfig(),
+    cutoff: str | None = None,
+    date_format: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    champion: bool | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train, evaluate against the persistence baseline, write artifacts, register the version.
+
+    ``champion=None`` makes the version champion only when there is none yet; ``True`` promotes it.
+    Raises :class:`DataError` when the training set cannot give a trustworthy model (horizon not
+    covered by the data, near-all-zero target, too few customers, undefined metrics).
+    """
+    import numpy as np
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
+    from clvdrift.drift import build_profile
+    from clvdrift.features import build_training_set, check_trainable
+    from clvdrift.model.artifacts import publish_champion, write_artifacts
+    from clvdrift.model.estimator import DEFAULT_PARAMS, fit_model
+    from clvdrift.model.evaluate import compare_to_baseline
+    from clvdrift.pipeline.detect import PROFILE_CATEGORICAL, PROFILE_NUMERIC
+
+    t = Timings()
+    with t.step("load", progress):
+        raw = load_transactions(data_path, date_format=date_format, columns=columns)
+    with t.step("clean", progress):
+        clean, cleaning = clean_transactions(raw)
+    with t.step("features", progress):
+        ts = build_training_set(clean, target=config.target, horizon_days=config.horizon_days, cutoff=cutoff,
+                                lookback_days=config.lookback_days)
+        check_trainable(ts, min_customers=config.min_customers,
+                        min_positive_target_share=config.min_positive_target_share)
+    model_params = {**DEFAULT_PARAMS, **(params or {})}
+    with t.step("train", progress):
+        train_ids, test_ids = train_test_split(ts.features.index, test_size=config.test_size,
+                                               random_state=config.random_state)
+        model = fit_model(ts.features.loc[train_ids], ts.target.loc[train_ids], params=model_params,
+                          min_country_customers=config.min_country_customers)
+    with t.step("evaluate", progress):
+        predictions = pd.Series(model.predict(ts.features), index=ts.features.index)
+        evaluation = compare_to_baseline(ts.target.loc[test_ids].to_numpy(), predictions.loc[test_ids].to_numpy(),
+                                         ts.baseline.loc[test_ids].to_numpy())
+        evaluation["split"] = "test"
+        _check_metrics(evaluation, len(test_ids))
+    version = new_version()
+    training = {**ts.describe(), "train_customers": len(train_ids), "test_customers": len(test_ids),
+                "test_size": config.test_size, "random_state": config.random_state}
+    fingerprint = data_fingerprint(data_path, raw)
+    with t.step("save", progress):
+        reference = ts.features.assign(target=ts.target, prediction=predictions,
+                                       split=np.where(ts.features.index.isin(test_ids), "test", "train"))
+        profile = build_profile(reference, numerical_columns=PROFILE_NUMERIC, categorical_columns=PROFILE_CATEGORICAL)
+        metadata = {
+            "created_at": datetime.now(UTC).isoformat(),
+            "target": config.target, "params": model_params, "training": training, "evaluation": evaluation,
+            "cleaning": cleaning.to_dict(), "data_fingerprint": fingerprint,
+            "feature_columns": model.feature_columns,
+        }
+        artifacts = write_artifacts(model, metadata, Path(models_dir), version, extras={
+            "profile": ("profile_{v}.json", profile.save),
+            "reference": ("reference_{v}.csv", lambda tmp: reference.to_csv(tmp, index_label=schema.CUSTOMER)),
+        })
+    with t.step("register", progress):
+        registered = registry.register(
+            version, target=config.target, metrics=evaluation, params=model_params, training=training,
+            data_fingerprint=fingerprint, artifacts=artifacts, champion=champion,
+        )
+        reference_path = None
+        if registered.is_champion:
+            published = publish_champion(Path(models_dir), Path(reference_dir), version, artifacts)
+            reference_path = published.get("reference_data", str(Path(reference_dir) / REFERENCE_FILE))
+    return TrainResult(
+        version=version, champion=registered.is_champion, evaluation=evaluation, cleaning=cleaning.to_dict(),
+        training=training, artifacts=artifacts, reference_path=reference_path, timings=t.seconds,
+    )
