@@ -60,3 +60,11 @@ def test_compare_to_baseline():
     bad = np.array([4.0, 3.0, 2.0, 1.0, 0.0])
     assert compare_to_baseline(y, good, bad)["beats_baseline"] is True
     assert compare_to_baseline(y, bad, good)["beats_baseline"] is False
+
+
+@pytest.mark.parametrize("actual", [[5.0], [3.0, 3.0, 3.0], [0.0, 0.0]])
+def test_gini_without_a_ranking_is_nan_not_a_crash(actual):
+    """One customer, equal values or no revenue: no ranking exists, so the metric is undefined (NaN)."""
+    assert math.isnan(gini_normalized(np.array(actual), np.arange(len(actual), dtype=float)))
+    metrics = regression_metrics(np.array(actual), np.arange(len(actual), dtype=float))
+    assert math.isnan(metrics["gini_normalized"])

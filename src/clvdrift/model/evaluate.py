@@ -32,9 +32,12 @@ def _gini(actual: np.ndarray, order_by: np.ndarray) -> float:
 
 def gini_normalized(actual: np.ndarray, predicted: np.ndarray) -> float:
     actual = np.asarray(actual, dtype=np.float64)
-    if len(actual) == 0 or actual.sum() == 0:
-        return math.nan
-    return _gini(actual, np.asarray(predicted, dtype=np.float64)) / _gini(actual, actual)
+    if len(actual) < 2 or actual.sum() == 0:
+        return math.nan  # one customer (or no revenue) has no ranking to measure
+    perfect = _gini(actual, actual)
+    if perfect == 0:
+        return math.nan  # every customer worth the same: no ranking to measure
+    return _gini(actual, np.asarray(predicted, dtype=np.float64)) / perfect
 
 
 def top_share_capture(actual: np.ndarray, predicted: np.ndarray, share: float = 0.10) -> float:
