@@ -24,11 +24,13 @@ def bundled() -> Path:
 def trained(tmp_path_factory):
     """One model trained on the bundled file (holdout target, cutoff 2011-09-09, H = 91) for the session."""
     from clvdrift import pipeline
+    from clvdrift.config import TrainConfig
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.store import connect
 
     root = tmp_path_factory.mktemp("train")
     registry = ModelRegistry(connect(f"sqlite:///{root / 'store.db'}"))
     result = pipeline.train(BUNDLED, registry=registry, models_dir=root / "models",
-                            reference_dir=root / "reference", horizon_days=91, cutoff="2011-09-09")
+                            reference_dir=root / "reference", config=TrainConfig(horizon_days=91),
+                            cutoff="2011-09-09")
     return root, registry, result

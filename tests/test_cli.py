@@ -1,4 +1,5 @@
-"""The CLI as a user runs it: a subprocess in an empty folder, settings from CLVDRIFT_* variables."""
+"""The CLI as a user runs it, in-process (``clvdrift.cli.run``) on a small synthetic history, plus one
+subprocess smoke test. Settings come from CLVDRIFT_* variables, paths are relative to the working folder."""
 
 from __future__ import annotations
 
@@ -6,69 +7,206 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import BUNDLED  # type: ignore[import-not-found]
+from clvdrift import cli
+from clvdrift.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_INTERNAL
+from helpers import synthetic_history  # type: ignore[import-not-found]
 
 
-def run(args, cwd, check=True, timeout=300):
-    env = {**os.environ, "CLVDRIFT_RAW_DATA": str(BUNDLED), "DO_NOT_TRACK": "1"}
-    proc = subprocess.run([sys.executable, "-m", "clvdrift", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """An empty working folder with a small transactions file as CLVDRIFT_RAW_DATA."""
+    data = tmp_path / "history.csv"
+    synthetic_history(data)
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("CLVDRIFT_") and not v.startswith("CLVDRIFT_TEST_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("CLVDRIFT_RAW_DATA", str(data))
+    return tmp_path
+
+
+def clv(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; exit code, stdout, stderr."""
+    code = cli.run(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
 
 
 def test_help_does_not_import_heavy_libraries(tmp_path):
-    code = ("import sys; from clvdrift.cli import app; from typer.testing import CliRunner; "
-            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
+    code = ("import sys; from clvdrift.cli import run; assert run(['--help']) == 0; "
             "print(sorted(m for m in ('sklearn', 'evidently', 'airflow', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.parametrize("command", [["train"], ["simulate"], ["demo"], ["models", "list"]])
-def test_each_command_has_help(tmp_path, command):
-    proc = run([*command, "--help"], tmp_path)
-    assert "Usage" in proc.stdout
+@pytest.mark.parametrize(("command", "defaults"), [
+    (["train"], ["CLVDRIFT_TRAIN__HORIZON_DAYS or 90", "CLVDRIFT_TRAIN__TARGET or holdout",
+                 "last day in the data minus H", "only when there is none", "CLVDRIFT_RAW_DATA"]),
+    (["detect"], ["CLVDRIFT_DRIFT__DRIFT_SHARE or 0.5", "CLVDRIFT_DRIFT__FDR or False",
+                  "CLVDRIFT_DRIFT__CALIBRATE or False", "current_data.csv", "default: inferred"]),
+    (["simulate"], ["default: none", "default: 42", "--column", "--date-format"]),
+    (["demo"], ["default: 42"]),
+    (["models", "gc"], ["--dry-run"]),
+])
+def test_help_shows_every_default(workdir, capsys, command, defaults):
+    code, out, _ = clv(capsys, *command, "--help")
+    assert code == 0
+    flat = " ".join(out.split())
+    for text in defaults:
+        assert text in flat, f"{text!r} missing from `clvdrift {' '.join(command)} --help`"
 
 
-def test_bad_input_exits_nonzero_with_one_line_reason(tmp_path):
-    bad = tmp_path / "bad.csv"
-    bad.write_text("InvoiceNo,StockCode\n1,2\n")
-    proc = run(["train", "--data", str(bad)], tmp_path, check=False)
-    assert proc.returncode == 2
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "missing required column" in lines[0] and "bad.csv" in lines[0]
-    assert "Traceback" not in proc.stderr
-    proc = run(["train", "--data", str(tmp_path / "missing.csv")], tmp_path, check=False)
-    assert proc.returncode == 2 and "not found" in proc.stderr
-    proc = run(["simulate", "--scenario", "wild"], tmp_path, check=False)
-    assert proc.returncode != 0
+def test_train_simulate_detect_list_promote_gc(workdir, capsys):
+    code, out, err = clv(capsys, "train", "--json")
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["champion"] is True and first["training"]["horizon_days"] == 90
+    assert (workdir / "models" / "clv_model_latest.joblib").is_file()
+    reference = workdir / "data" / "reference" / "reference_data.csv"
+    champion_reference = reference.read_bytes()
+    code, out, err = clv(capsys, "train", "--json", "--horizon-days", "60")
+    assert code == 0, err
+    second = json.loads(out)
+    assert second["champion"] is False and second["reference_path"] is None
+    assert reference.read_bytes() == champion_reference  # a challenger never touches the champion's files
+    code, out, _ = clv(capsys, "models", "list", "--json")
+    versions = {v["version"]: v for v in json.loads(out)}
+    assert versions[first["version"]]["is_champion"] and not versions[second["version"]]["is_champion"]
+
+    code, out, err = clv(capsys, "simulate", "--scenario", "none")
+    assert code == 0, err
+    code, out, err = clv(capsys, "detect", "--no-html", "--fail-on-drift")
+    assert code == 0, err + out
+    assert "no retraining needed" in out and "model drift scored on" in out
+    code, out, err = clv(capsys, "simulate", "--scenario", "data-drift", "--seed", "2")
+    code, out, err = clv(capsys, "detect", "--no-html", "--fail-on-drift")
+    assert code == EXIT_DRIFT and "RETRAINING REQUIRED" in out
+    code, out, _ = clv(capsys, "detect", "--no-html")
+    assert code == 0  # without the flag, drift is not a failure
+    report = json.loads((workdir / "monitoring" / "reports" / "latest_drift_report.json").read_text())
+    assert report["decision"]["data_drift_detected"] is True
+
+    code, out, err = clv(capsys, "models", "promote", second["version"])
+    assert code == 0, err
+    assert reference.read_bytes() != champion_reference  # promotion moves the champion's files
+    orphan = workdir / "models" / "clv_model_20000101_000000_000000.joblib"
+    orphan.write_bytes(b"left by a run that never registered")
+    code, out, err = clv(capsys, "models", "gc")
+    assert code == 0, err
+    assert not orphan.exists() and (workdir / "models" / f"clv_model_{first['version']}.joblib").is_file()
 
 
-def test_models_list_before_any_training(tmp_path):
-    assert "no model registered" in run(["models", "list"], tmp_path).stdout
+def test_detect_settings_and_options(workdir, capsys, monkeypatch):
+    assert clv(capsys, "train")[0] == 0
+    assert clv(capsys, "simulate", "--scenario", "none")[0] == 0
+    monkeypatch.setenv("CLVDRIFT_DRIFT__PER_COLUMN_STATTEST", '{"Monetary": "psi"}')
+    monkeypatch.setenv("CLVDRIFT_DRIFT__PER_COLUMN_THRESHOLD", '{"Recency": 0.5}')
+    code, out, err = clv(capsys, "detect", "--no-html", "--json", "--drift-share", "0.9")
+    assert code == 0, err
+    doc = json.loads(out)
+    columns = {c["column"]: c for c in doc["data_drift"]["columns"]}
+    assert columns["Monetary"]["test"] == "psi" and columns["Monetary"]["test_chosen_by"] == "configured"
+    assert columns["Recency"]["threshold"] == 0.5 and doc["data_drift"]["drift_share_threshold"] == 0.9
 
 
-def test_train_simulate_and_list_end_to_end(tmp_path):
-    result = json.loads(run(["train", "--json", "--horizon-days", "91"], tmp_path).stdout)
-    assert result["champion"] is True and result["evaluation"]["beats_baseline"] is True
-    assert (tmp_path / "models" / "clv_model_latest.joblib").is_file()
-    assert (tmp_path / "data" / "reference" / "reference_data.csv").is_file()
-    versions = json.loads(run(["models", "list", "--json"], tmp_path).stdout)
-    assert [v["version"] for v in versions] == [result["version"]] and versions[0]["is_champion"]
-    table = run(["models", "list"], tmp_path).stdout
-    assert result["version"] in table and "*" in table
-    out = run(["simulate", "--scenario", "model-drift", "--seed", "3"], tmp_path).stdout
-    assert "model-drift" in out and (tmp_path / "data" / "current" / "current_data.csv").is_file()
+def test_detect_reads_a_semicolon_file_with_renamed_columns(workdir, capsys):
+    assert clv(capsys, "train")[0] == 0
+    batch = workdir / "batch.csv"
+    synthetic_history(batch, seed=5, sep=";")
+    text = batch.read_text().replace("CustomerID", "Client").replace("InvoiceDate", "Date", 1)
+    batch.write_text(text)
+    code, out, err = clv(capsys, "detect", "--current", str(batch), "--no-html", "--column", "Client=CustomerID",
+                         "--column", "Date=InvoiceDate", "--date-format", "%Y-%m-%d %H:%M")
+    assert code == 0, err
 
 
-def test_demo_prints_the_scenario_table(tmp_path):
-    proc = run(["demo"], tmp_path)
-    for word in ("none", "data-drift", "model-drift", "both", "persistence baseline"):
-        assert word in proc.stdout
-    assert "registered version" in proc.stdout
+@pytest.mark.parametrize(("env", "args", "words"), [
+    ({"CLVDRIFT_DRIFT__DRIFT_SHARE": "lots"}, ["detect"], ["drift_share", "lots"]),
+    ({"CLVDRIFT_TRAIN__HORIZON_DAYS": "-3"}, ["train"], ["horizon_days"]),
+    ({"CLVDRIFT_HORIZON_DAYS": "30"}, ["train"], ["unknown setting", "CLVDRIFT_TRAIN__HORIZON_DAYS"]),
+    ({"CLVDRIFT_DRIFT__STATTEST": "magic"}, ["detect"], ["unknown test", "magic"]),
+    ({}, ["train", "--cutoff", "notadate"], ["notadate"]),
+    ({}, ["train", "--horizon-days", "100000", "--cutoff", "2022-06-01"], ["horizon_days"]),
+    ({}, ["train", "--data", "missing.csv"], ["missing.csv"]),
+])
+def test_bad_settings_and_arguments_are_one_line_exit_2(workdir, capsys, monkeypatch, env, args, words):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code, _, err = clv(capsys, *args)
+    assert code == EXIT_BAD_INPUT
+    line = one_line_error(err)
+    for word in words:
+        assert word in line
+
+
+def test_detect_bad_cutoff_and_one_customer_batch(workdir, capsys):
+    assert clv(capsys, "train")[0] == 0
+    assert clv(capsys, "simulate")[0] == 0
+    code, _, err = clv(capsys, "detect", "--no-html", "--cutoff", "notadate")
+    assert code == EXIT_BAD_INPUT and "notadate" in one_line_error(err)
+    history = (workdir / "history.csv").read_text().splitlines()
+    one = workdir / "one.csv"
+    one.write_text("\n".join([history[0], *[r for r in history[1:] if r.endswith(",90003,Norway")
+                                             or ",90003," in r]]) + "\n")
+    code, out, err = clv(capsys, "detect", "--current", str(one), "--no-html", "--json")
+    assert code in (0, EXIT_BAD_INPUT), err
+    if code == 0:
+        assert json.loads(out)["current"]["customers"] == 1
+    else:
+        one_line_error(err)
+
+
+def test_training_refuses_garbage_before_registering(workdir, capsys):
+    history = workdir / "history.csv"
+    lines = history.read_text().splitlines()
+    future = [lines[1].rsplit(",", 5)[0] + ",2099-01-01 10:00," + ",".join(lines[1].split(",")[-3:])
+              for _ in range(5)]
+    polluted = workdir / "polluted.csv"
+    polluted.write_text("\n".join([*lines, *future]) + "\n")
+    code, _, err = clv(capsys, "train", "--data", str(polluted))
+    assert code == EXIT_BAD_INPUT and "2099" in one_line_error(err)
+    code, _, err = clv(capsys, "train", "--cutoff", "2023-02-18")  # 8 days before the last day
+    assert code == EXIT_BAD_INPUT and "90" in one_line_error(err)
+    code, out, _ = clv(capsys, "models", "list")
+    assert "no model registered" in out
+    assert not (workdir / "models").exists() or not list((workdir / "models").glob("clv_model_*"))
+
+
+def test_unexpected_error_is_one_line_exit_4_and_debug_shows_the_traceback(workdir, capsys, monkeypatch):
+    from clvdrift import pipeline
+
+    def broken(*_a, **_k):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(pipeline, "simulate", broken)
+    code, _, err = clv(capsys, "simulate")
+    assert code == EXIT_INTERNAL
+    assert "simulated bug" in one_line_error(err) and "--debug" in err
+    code, _, err = clv(capsys, "--debug", "simulate")
+    assert code == EXIT_INTERNAL and "Traceback" in err
+
+
+def test_smoke_subprocess(workdir):
+    """The installed entry point as a user types it: train, simulate, detect with --fail-on-drift."""
+    env = {**os.environ, "DO_NOT_TRACK": "1"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "clvdrift", *args], cwd=workdir, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    assert run("train").returncode == 0
+    assert run("simulate", "--scenario", "model-drift").returncode == 0
+    proc = run("detect", "--no-html", "--fail-on-drift")
+    assert proc.returncode == EXIT_DRIFT, proc.stderr
+    assert Path(workdir / "monitoring" / "reports" / "latest_drift_report.json").is_file()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -29,30 +27,47 @@ def check(trained, frame, tmp_path, **kwargs):
 
 def test_none_scenario_is_clean(trained, raw, tmp_path):
     result = check(trained, simulate_scenario(raw, "none", seed=42), tmp_path, render_html=False)
-    assert result.data_drift["dataset_drift"] is False
-    assert result.data_drift["number_of_drifted_columns"] == 0
-    assert result.model_drift["labels_available"] is True and result.model_drift["detected"] is False
-    assert result.decision == {"retraining_required": False, "data_drift_detected": False,
-                               "model_drift_detected": False, "reasons": []}
+    assert result.data_drift.dataset_drift is False
+    assert result.data_drift.number_of_drifted_columns == 0
+    assert result.model_drift.labels_available is True and result.model_drift.detected is False
+    assert result.decision == pipeline.Decision(retraining_required=False, data_drift_detected=False,
+                                                model_drift_detected=False, reasons=[])
 
 
 @pytest.mark.parametrize("seed", [1, 42])
 def test_data_drift_scenario_is_caught(trained, raw, tmp_path, seed):
     result = check(trained, simulate_scenario(raw, "data-drift", seed=seed), tmp_path, render_html=False)
-    drifted = {c["column"] for c in result.data_drift["columns"] if c["drifted"]}
+    drifted = set(result.data_drift.drifted_columns)
     assert {"Monetary", "AvgUnitPrice", "TotalQuantity"} <= drifted
     assert "Recency" not in drifted and "Country" not in drifted
-    assert result.data_drift["dataset_drift"] is True and result.retraining_required
-    assert any("data drift" in r for r in result.decision["reasons"])
+    assert result.data_drift.dataset_drift is True and result.retraining_required
+    assert any("data drift" in r for r in result.decision.reasons)
 
 
 def test_model_drift_scenario_is_caught(trained, raw, tmp_path):
     result = check(trained, simulate_scenario(raw, "model-drift", seed=42), tmp_path, render_html=False)
     md = result.model_drift
-    assert md["detected"] is True and md["labels_available"] is True
-    assert md["current"]["mae"] > 10 * md["reference"]["mae"]
-    assert md["reference"] == trained[2].evaluation["model"]  # held-out figures, never in-sample
-    assert result.decision["model_drift_detected"] and result.retraining_required
+    assert md.detected is True and md.labels_available is True
+    assert md.current["mae"] > 10 * md.reference["mae"]
+    assert md.reference == trained[2].evaluation["model"]  # held-out figures, never in-sample
+    assert result.decision.model_drift_detected and result.retraining_required
+
+
+def test_model_drift_is_never_scored_on_training_customers(trained, raw, tmp_path):
+    """The seed's scenarios cover the training period: only the champion's held-out customers count, and
+    on them the unchanged data scores like the held-out evaluation (in-sample it would look far better)."""
+    _, _, train_result = trained
+    result = check(trained, simulate_scenario(raw, "none", seed=42), tmp_path, render_html=False)
+    scope = result.model_drift_scope
+    assert scope.customers_excluded == train_result.training["train_customers"]
+    assert scope.customers_scored == train_result.training["test_customers"]
+    assert "excluded" in scope.rule
+    held_out = train_result.evaluation["model"]
+    assert result.model_drift.current["mae"] == pytest.approx(held_out["mae"], rel=1e-6)
+    assert result.model_drift.current["r2"] == pytest.approx(held_out["r2"], rel=1e-6)
+    earlier = check(trained, raw, tmp_path, render_html=False, cutoff="2011-06-01")  # labels end 2011-08-31
+    assert earlier.model_drift_scope.customers_excluded == 0
+    assert earlier.model_drift_scope.customers_scored == earlier.current.customers
 
 
 def test_json_result_and_latest_copy(trained, raw, tmp_path):
@@ -62,7 +77,7 @@ def test_json_result_and_latest_copy(trained, raw, tmp_path):
     assert json.loads(run_json.read_text()) == json.loads(latest.read_text())
     doc = json.loads(latest.read_text())
     assert set(doc) == {"run_id", "created_at", "model_version", "current", "data_drift", "model_drift",
-                        "decision", "reports", "timings"}
+                        "model_drift_scope", "decision", "reports", "timings"}
     col = doc["data_drift"]["columns"][0]
     assert {"column", "test", "statistic", "threshold", "drifted", "p_value", "effect_size"} <= set(col)
 
@@ -71,9 +86,9 @@ def test_labels_not_available_is_said_not_invented(trained, raw, tmp_path):
     recent = raw[raw["InvoiceDate"] >= "2011-11-01"].reset_index(drop=True)  # 39 days < H = 91
     result = check(trained, recent, tmp_path, render_html=False)
     md = result.model_drift
-    assert md["labels_available"] is False and md["detected"] is False and md["current"] is None
-    assert "not observed yet" in md["note"]
-    assert result.current["labels_available"] is False and result.current["cutoff"] == "2011-12-09"
+    assert md.labels_available is False and md.detected is False and md.current is None
+    assert "not observed yet" in md.note
+    assert result.current.labels_available is False and result.current.cutoff == "2011-12-09"
 
 
 def test_empty_batch_is_a_clear_error(trained, raw, tmp_path):
@@ -100,49 +115,3 @@ def test_tampered_profile_is_refused(trained, raw, tmp_path):
     with pytest.raises(ArtifactIntegrityError):
         pipeline.detect_transactions(raw, registry=registry, models_dir=models, reports_dir=tmp_path / "r",
                                      source="test", render_html=False)
-
-
-def test_settings_defaults_match_the_library():
-    from clvdrift.drift.model_drift import MAE_INCREASE_THRESHOLD, R2_DROP_THRESHOLD
-    from clvdrift.settings import Settings
-
-    settings = Settings()
-    assert settings.drift_share == pipeline.DRIFT_SHARE
-    assert tuple(settings.key_columns) == pipeline.KEY_COLUMNS
-    assert (settings.r2_drop_threshold, settings.mae_increase_threshold) == (R2_DROP_THRESHOLD, MAE_INCREASE_THRESHOLD)
-
-
-def test_cli_detect_fail_on_drift(tmp_path):
-    env = {**os.environ, "CLVDRIFT_RAW_DATA": str(BUNDLED), "DO_NOT_TRACK": "1"}
-
-    def run(*args):
-        return subprocess.run([sys.executable, "-m", "clvdrift", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)
-
-    assert run("train", "--horizon-days", "91").returncode == 0
-    assert run("simulate", "--scenario", "none").returncode == 0
-    clean = run("detect", "--fail-on-drift", "--no-html")
-    assert clean.returncode == 0, clean.stderr
-    assert "no retraining needed" in clean.stdout and "Monetary" in clean.stdout
-    assert run("simulate", "--scenario", "data-drift", "--seed", "2").returncode == 0
-    drifted = run("detect", "--fail-on-drift", "--no-html")
-    assert drifted.returncode == 1 and "RETRAINING REQUIRED" in drifted.stdout
-    assert run("detect", "--no-html").returncode == 0  # without the flag, drift is not a failure
-    report = json.loads((tmp_path / "monitoring" / "reports" / "latest_drift_report.json").read_text())
-    assert report["decision"]["data_drift_detected"] is True
-    env["CLVDRIFT_PER_COLUMN_STATTEST"] = '{"Monetary": "psi"}'
-    env["CLVDRIFT_PER_COLUMN_THRESHOLD"] = '{"Recency": 0.5}'
-    configured = run("detect", "--no-html", "--json", "--drift-share", "0.9")
-    assert configured.returncode == 0, configured.stderr
-    doc = json.loads(configured.stdout)
-    columns = {c["column"]: c for c in doc["data_drift"]["columns"]}
-    assert columns["Monetary"]["test"] == "psi" and columns["Monetary"]["test_chosen_by"] == "configured"
-    assert columns["Recency"]["threshold"] == 0.5 and doc["data_drift"]["drift_share_threshold"] == 0.9
-    env["CLVDRIFT_KEY_COLUMNS"] = '["Description"]'
-    bad_key = run("detect", "--no-html")
-    assert bad_key.returncode == 2 and "Description" in bad_key.stderr
-    del env["CLVDRIFT_KEY_COLUMNS"]
-    missing = run("detect", "--current", str(tmp_path / "nope.csv"))
-    assert missing.returncode == 2 and "not found" in missing.stderr
-    frame = pd.read_csv(tmp_path / "data" / "current" / "current_data.csv", nrows=5)
-    assert list(frame.columns)[0] == "InvoiceNo"

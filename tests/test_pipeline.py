@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from clvdrift import pipeline
+from clvdrift.config import TrainConfig
 from clvdrift.errors import ArtifactIntegrityError, DataError
 from clvdrift.features import NUMERIC_FEATURES
 from clvdrift.model.artifacts import load_model, sha256_file
@@ -87,20 +88,23 @@ def test_second_training_is_a_challenger(trained):
 
     second = pipeline.train(BUNDLED,
                             registry=registry, models_dir=root / "models2", reference_dir=root / "reference2",
-                            target="formula")
+                            config=TrainConfig(target="formula"))
     assert not second.champion and registry.champion().version == result.version
     assert len(registry.list_versions()) == 2
+    # a challenger writes its versioned files only: no *_latest copy, no reference_data.csv
+    assert second.reference_path is None
+    assert not list((root / "models2").glob("*_latest*")) and not (root / "reference2").exists()
 
 
 def test_simulate_writes_current_data(tmp_path):
     from conftest import BUNDLED  # type: ignore[import-not-found]
 
     info = pipeline.simulate(BUNDLED, "data-drift", seed=5, current_dir=tmp_path)
-    frame = pd.read_csv(info["path"])
+    frame = pd.read_csv(info.path)
     assert len(frame) == 541_909 and list(frame.columns)[:2] == ["InvoiceNo", "StockCode"]
     again = pipeline.simulate(BUNDLED, "data-drift", seed=5, current_dir=tmp_path / "b")
     assert sha256_file(tmp_path / "b" / "current_data.csv") == sha256_file(tmp_path / "current_data.csv")
-    assert again["rows"] == info["rows"]
+    assert again.rows == info.rows
 
 
 def test_bad_input_leaves_registry_untouched(trained, tmp_path):
