@@ -6,7 +6,7 @@ UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test install bench clean
+.PHONY: demo test lint install bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "clvdrift needs Python 3.11, found " + sys.version.split()[0]'
@@ -20,12 +20,20 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/clvdrift demo
 
-test: $(STAMP)
+# static checks first (seconds), then the suite
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) bench/train.py
 	$(PY) bench/drift_vs_evidently.py
+	$(PY) bench/calibration.py
 
 clean:
 	rm -rf $(VENV) models data/reference data/current monitoring clvdrift.db
