@@ -124,6 +124,13 @@ def _columns(pairs: list[str] | None) -> dict[str, str]:
     return mapping
 
 
+def _print_json(value: Any) -> None:
+    """JSON on stdout, the one convention of :mod:`clvdrift.jsonable` (no NaN, no Infinity)."""
+    from clvdrift.jsonable import dumps
+
+    out.print_json(dumps(value))
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "—"
@@ -199,7 +206,7 @@ def train(
                  "lookback_days": lookback_days}
     result = _train(settings, data, overrides, cutoff, date_format, _columns(column), promote)
     if as_json:
-        out.print_json(json.dumps(result))
+        _print_json(result)
     else:
         _print_train(result)
 
@@ -313,7 +320,7 @@ def detect(
         result = pipeline.detect(path, date_format=date_format, columns=_columns(column), cutoff=cutoff,
                                  progress=progress, **kwargs).to_dict()
     if as_json:
-        out.print_json(json.dumps(result))
+        _print_json(result)
     else:
         _drift_tables(result)
     if fail_on_drift and result["decision"]["retraining_required"]:
@@ -363,7 +370,7 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as J
     """Registered model versions, newest first, with held-out metrics; * marks the champion."""
     versions = _registry(get_settings()).list_versions()
     if as_json:
-        out.print_json(json.dumps([v.to_dict() for v in versions]))
+        _print_json([v.to_dict() for v in versions])
         return
     if not versions:
         out.print("no model registered yet; run `clvdrift train`")
