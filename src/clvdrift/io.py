@@ -3,17 +3,36 @@
 A temporary file beside the target is written, fsynced, given the permissions the process umask
 allows (``mkstemp`` would leave 0600) and renamed over the target, so a reader sees the old file or
 the new one, never half of one.
+
+The temporary file is named ``.<target name>.<pid>-<host tag>.<random>.tmp``: a process killed while
+writing leaves it behind, and :func:`remove_stale_temp_files` can tell from the name whether its
+writer is still alive (the host tag keeps a writer on another machine sharing the directory safe).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import socket
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_text", "sha256_file"]
+__all__ = [
+    "STALE_TEMP_AGE_SECONDS",
+    "atomic_write",
+    "atomic_write_text",
+    "remove_stale_temp_files",
+    "sha256_file",
+]
+
+STALE_TEMP_AGE_SECONDS = 86_400.0
+"""A temporary file older than this is stale whatever its writer (a recycled PID cannot keep it)."""
+
+_TEMP_NAME = re.compile(r"^\..+\.(?P<pid>\d+)-(?P<host>[0-9a-f]{6})\.[A-Za-z0-9_]+\.tmp$")
+_LEGACY_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # mkstemp names before the PID was added
 
 
 def sha256_file(path: Path) -> str:
@@ -31,11 +50,17 @@ def _umask() -> int:
     return mask
 
 
+def _host_tag() -> str:
+    """Six hex digits naming this host in temporary file names."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, then rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    prefix = f".{path.name}.{os.getpid()}-{_host_tag()}."
+    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -51,3 +76,46 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """:func:`atomic_write` of a UTF-8 text."""
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def _is_stale(path: Path, now: float) -> bool:
+    """Whether ``path`` is a temporary file of :func:`atomic_write` whose writer cannot finish it."""
+    match = _TEMP_NAME.match(path.name)
+    if match is None and _LEGACY_TEMP_NAME.match(path.name) is None:
+        return False
+    try:
+        age = now - path.stat().st_mtime
+    except FileNotFoundError:  # renamed or removed by its writer meanwhile
+        return False
+    if age > STALE_TEMP_AGE_SECONDS:
+        return True
+    return match is not None and match["host"] == _host_tag() and not _pid_alive(int(match["pid"]))
+
+
+def remove_stale_temp_files(directory: Path, *, dry_run: bool = False) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_write` in ``directory`` left by dead writers.
+
+    A temporary file is stale when its writer's PID (in its name) is not alive on this host, or when
+    it is older than :data:`STALE_TEMP_AGE_SECONDS`. Files of live writers and of writers on other hosts
+    (younger than that) are kept. Not recursive. Returns the stale files, sorted; ``dry_run`` only lists
+    them.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    now = time.time()
+    stale = sorted(p for p in directory.glob(".*.tmp") if p.is_file() and _is_stale(p, now))
+    if not dry_run:
+        for path in stale:
+            path.unlink(missing_ok=True)
+    return stale

@@ -1,26 +1,57 @@
 """Model artifacts on disk, the seed's file names, written atomically and verified on load.
 
-For version ``V`` in ``models_dir``::
+For version ``V`` in ``models_dir`` (:func:`write_artifacts`, every trained version)::
 
-    clv_model_V.joblib   scaler_V.joblib   features_V.json   metadata_V.json
-    clv_model_latest.joblib  scaler_latest.joblib  features_latest.json  metadata_latest.json
+    clv_model_V.joblib   scaler_V.joblib   features_V.json   metadata_V.json   (+ extras: profile_V.json,
+                                                                                  reference_V.csv)
 
-``metadata_V.json`` records the sha256 of the other three files; :func:`load_model` checks them
+and for the champion only (:func:`publish_champion`, called once the registry says ``V`` is champion)::
+
+    clv_model_latest.joblib  scaler_latest.joblib  features_latest.json  metadata_latest.json  …
+    <reference_dir>/reference_data.csv   (a copy of reference_V.csv)
+
+The registry row is the source of truth for which version is champion; the ``*_latest`` files and
+``reference_data.csv`` follow it and are rewritten from it (e.g. on ``models promote``), never by a
+challenger. ``metadata_V.json`` records the sha256 of the other files; :func:`load_model` checks them
 (and, when given, the checksums the registry recorded) *before* unpickling anything.
+:func:`collect_garbage` removes the versioned files of versions the registry does not know.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import re
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clvdrift.errors import ArtifactError, ArtifactIntegrityError
-from clvdrift.io import atomic_write, atomic_write_text, sha256_file
 from clvdrift.features import NUMERIC_FEATURES, CountryEncoder
+from clvdrift.io import atomic_write, atomic_write_text, remove_stale_temp_files, sha256_file
 from clvdrift.model.estimator import ClvModel
+
+if TYPE_CHECKING:
+    from clvdrift.model.registry import ModelRegistry
+
+__all__ = [
+    "ARTIFACT_FILES",
+    "GC_MIN_AGE_SECONDS",
+    "LATEST",
+    "METADATA_FILE",
+    "REFERENCE_DATA_FILE",
+    "atomic_write",
+    "atomic_write_text",
+    "collect_garbage",
+    "load_model",
+    "publish_champion",
+    "read_metadata",
+    "sha256_file",
+    "verify_artifacts",
+    "write_artifacts",
+]
 
 ARTIFACT_FILES = {
     "model": "clv_model_{v}.joblib",
@@ -29,6 +60,15 @@ ARTIFACT_FILES = {
 }
 METADATA_FILE = "metadata_{v}.json"
 LATEST = "latest"
+REFERENCE_DATA_FILE = "reference_data.csv"
+"""The champion's reference data in the reference directory (the seed's single reference file)."""
+GC_MIN_AGE_SECONDS = 3600.0
+""":func:`collect_garbage` keeps files younger than this: a running ``train`` writes its files before
+it registers the version."""
+PUBLISH_LOCK = ".publish.lock"
+_VERSIONED = re.compile(
+    r"^(?:clv_model|scaler|features|metadata|profile|reference)_(?P<v>.+?)\.[A-Za-z0-9]+$"
+)
 
 
 def _write_copy(src: Path, dst: Path) -> None:
@@ -43,11 +83,11 @@ def write_artifacts(
     *,
     extras: Mapping[str, tuple[str, Callable[[Path], object]]] | None = None,
 ) -> dict[str, Any]:
-    """Write the versioned files, then the ``*_latest`` copies; return ``{name: {path, sha256}}``.
+    """Write the files of ``version`` (never the ``*_latest`` ones); return ``{name: {path, sha256}}``.
 
     ``extras`` adds more versioned files: ``{name: (pattern with {v}, writer(path))}`` — e.g. the
     reference profile. ``metadata`` is stored in ``metadata_<version>.json`` with ``version`` and
-    ``artifacts`` added.
+    ``artifacts`` added; it is written last, so a killed run leaves no metadata for half its files.
     """
     import joblib
 
@@ -69,10 +109,47 @@ def write_artifacts(
     meta = {**metadata, "version": version, "artifacts": artifacts}
     meta_path = models_dir / METADATA_FILE.format(v=version)
     atomic_write_text(meta_path, json.dumps(meta, indent=2, default=str))
-    for name, pattern in [*patterns.items(), ("metadata", METADATA_FILE)]:
-        src = meta_path if name == "metadata" else paths[name]
-        _write_copy(src, models_dir / pattern.format(v=LATEST))
     return artifacts
+
+
+def _latest_name(file_name: str, version: str) -> str:
+    """``profile_<version>.json`` → ``profile_latest.json``."""
+    stem, dot, suffix = file_name.rpartition(".")
+    if not stem.endswith(f"_{version}"):
+        raise ArtifactError(f"{file_name}: not a file of model version {version}")
+    return f"{stem.removesuffix(version)}{LATEST}{dot}{suffix}"
+
+
+def publish_champion(
+    models_dir: Path, reference_dir: Path, version: str, artifacts: Mapping[str, Any]
+) -> dict[str, str]:
+    """Make ``version``'s files the champion's: the ``*_latest`` copies and ``reference_data.csv``.
+
+    Call it after the registry made ``version`` champion (the registry is the source of truth; these
+    files follow it). ``artifacts`` is the registry's record (``{name: {path, sha256}}``, with a
+    ``reference`` entry); every file is checked against it first, and ``metadata_<version>.json`` must
+    record the same checksums. Each file is replaced whole (:func:`atomic_write`), metadata last;
+    publishers in one ``models_dir`` take turns (``flock``). Returns ``{name: path written}`` with
+    ``metadata`` and ``reference_data`` among the names.
+    """
+    models_dir, reference_dir = Path(models_dir), Path(reference_dir)
+    if "reference" not in artifacts:
+        raise ArtifactError(f"{models_dir}: model version {version} records no reference data to publish")
+    sources = verify_artifacts(models_dir, artifacts)
+    meta_path = models_dir / METADATA_FILE.format(v=version)
+    recorded = read_metadata(models_dir, version).get("artifacts", {})
+    if any(recorded.get(name, {}).get("sha256") != info.get("sha256") for name, info in artifacts.items()):
+        raise ArtifactIntegrityError(f"{meta_path}: checksums differ from the registry's record")
+    targets = {name: models_dir / _latest_name(path.name, version) for name, path in sources.items()}
+    targets["reference_data"] = reference_dir / REFERENCE_DATA_FILE
+    sources["reference_data"] = sources["reference"]
+    targets["metadata"], sources["metadata"] = models_dir / METADATA_FILE.format(v=LATEST), meta_path
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with open(models_dir / PUBLISH_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name, target in targets.items():  # metadata was added last
+            _write_copy(sources[name], target)
+    return {name: str(path) for name, path in targets.items()}
 
 
 def read_metadata(models_dir: Path, version: str = LATEST) -> dict[str, Any]:
@@ -103,7 +180,9 @@ def verify_artifacts(models_dir: Path, expected: Mapping[str, Any]) -> dict[str,
     return paths
 
 
-def load_model(models_dir: Path, version: str = LATEST, *, expected: Mapping[str, Any] | None = None) -> ClvModel:
+def load_model(
+    models_dir: Path, version: str = LATEST, *, expected: Mapping[str, Any] | None = None
+) -> ClvModel:
     """Load a model version after checking its checksums.
 
     ``expected`` should come from the registry (the trusted record); without it, the checksums in
@@ -114,7 +193,9 @@ def load_model(models_dir: Path, version: str = LATEST, *, expected: Mapping[str
     models_dir = Path(models_dir)
     meta = read_metadata(models_dir, version)
     recorded = meta.get("artifacts", {})
-    if expected is not None and any(expected[k]["sha256"] != recorded.get(k, {}).get("sha256") for k in expected):
+    if expected is not None and any(
+        expected[k]["sha256"] != recorded.get(k, {}).get("sha256") for k in expected
+    ):
         raise ArtifactIntegrityError(
             f"{models_dir / METADATA_FILE.format(v=version)}: checksums differ from the registry's record"
         )
@@ -126,4 +207,56 @@ def load_model(models_dir: Path, version: str = LATEST, *, expected: Mapping[str
     features_doc = json.loads(paths["features"].read_text(encoding="utf-8"))
     encoder = CountryEncoder(min_customers=features_doc["min_country_customers"])
     encoder.levels_ = list(features_doc["countries"])
-    return ClvModel(estimator=joblib.load(paths["model"]), scaler=joblib.load(paths["scaler"]), encoder=encoder)
+    return ClvModel(
+        estimator=joblib.load(paths["model"]), scaler=joblib.load(paths["scaler"]), encoder=encoder
+    )
+
+
+def collect_garbage(
+    registry: ModelRegistry,
+    models_dir: Path,
+    *,
+    dry_run: bool = False,
+    min_age_seconds: float = GC_MIN_AGE_SECONDS,
+) -> list[Path]:
+    """Remove files of model versions the registry does not know, and stale temporary files.
+
+    Removes ``clv_model_<v>.joblib``, ``scaler_<v>.*``, ``features_<v>.*``, ``metadata_<v>.*``,
+    ``profile_<v>.*`` and ``reference_<v>.*`` for every ``v`` not registered, plus temporary files of dead
+    writers (:func:`clvdrift.io.remove_stale_temp_files`). Never a registered version's file, never a
+    ``*_latest`` file or ``reference_data.csv``, never a file younger than ``min_age_seconds`` (a running
+    ``train`` writes its files before it registers). The directory is listed *before* the registry is
+    read, so a version registered meanwhile is kept. Returns the files removed (or, with ``dry_run``,
+    that would be), sorted.
+    """
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return []
+    now = time.time()
+    candidates = {
+        p: m["v"] for p in models_dir.iterdir() if p.is_file() and (m := _VERSIONED.match(p.name)) is not None
+    }
+    versions = registry.list_versions()
+    protected_versions = {LATEST, *(v.version for v in versions)}
+    protected_files = {
+        REFERENCE_DATA_FILE,
+        *(str(a.get("path")) for v in versions for a in v.artifacts.values()),
+    }
+    garbage = [
+        path
+        for path, version in candidates.items()
+        if version not in protected_versions
+        and path.name not in protected_files
+        and now - _mtime(path, default=now) >= min_age_seconds
+    ]
+    if not dry_run:
+        for path in garbage:
+            path.unlink(missing_ok=True)
+    return sorted([*garbage, *remove_stale_temp_files(models_dir, dry_run=dry_run)])
+
+
+def _mtime(path: Path, *, default: float) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # removed meanwhile: as young as can be
+        return default

@@ -1,23 +1,41 @@
-"""Engine and sessions. ``sqlite:///…`` by default, ``postgresql+psycopg://…`` in production."""
+"""Engine and sessions. ``sqlite:///…`` by default, ``postgresql+psycopg://…`` in production.
+
+:func:`connect` brings the schema to the newest Alembic revision (``store/migrations``). It is called
+by every command, so the common case — the store is already at head — costs one ``SELECT`` and no
+Alembic import. Otherwise the upgrade runs under a lock that concurrent first commands share:
+``pg_advisory_lock`` on PostgreSQL, an exclusive ``flock`` on ``<database file>.lock`` on SQLite.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from clvdrift.errors import RegistryError
-from clvdrift.store.tables import Base
+from clvdrift.store.migrations import BASELINE, HEAD, LOCATION
+
+MIGRATION_LOCK_KEY = int.from_bytes(b"clvdrift", "big")
+"""The ``pg_advisory_lock`` key every clvdrift process takes while migrating a PostgreSQL database."""
+MIGRATION_LOCK_TIMEOUT = "120s"
+"""How long a process waits for another one's migration before giving up (PostgreSQL ``lock_timeout``)."""
+
+_TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
 def connect(url: str, **engine_kwargs: object) -> Engine:
-    """Create an engine for ``url`` and make sure the tables exist.
+    """Create an engine for ``url`` and bring its schema to the newest migration.
 
-    Raises :class:`RegistryError` naming the URL (password hidden) when the store is unreachable.
+    Safe when several processes call it at once on a fresh store, and on a store created before the
+    migrations existed (stamped at the baseline, then upgraded). Raises :class:`RegistryError` naming
+    the URL (password hidden) when the store is unreachable or its schema is newer than this code.
     """
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
@@ -25,26 +43,21 @@ def connect(url: str, **engine_kwargs: object) -> Engine:
         engine = create_engine(url, **engine_kwargs)  # type: ignore[arg-type]
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(engine)
+        if _revision(engine) != HEAD:
+            with _migration_lock(engine) as conn:
+                _upgrade(conn)
     except SQLAlchemyError as exc:
-        raise RegistryError(f"cannot open store {_safe(url)}: {str(exc).splitlines()[0]}") from exc
+        raise RegistryError(f"cannot open store {_safe(url)}: {_first_line(exc)}") from exc
     return engine
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()
-
-
-def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparseable URL is reported as given
-        return url
+def is_transient(exc: SQLAlchemyError) -> bool:
+    """Whether retrying the transaction may succeed: serialization failure, deadlock, SQLite busy."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    return "database is locked" in str(exc.orig) or "database table is locked" in str(exc.orig)
 
 
 @contextmanager
@@ -56,7 +69,82 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
-            raise RegistryError(f"store error: {str(exc).splitlines()[0]}") from exc
+            raise RegistryError(f"store error: {_first_line(exc)}") from exc
         except BaseException:
             session.rollback()
             raise
+
+
+def _revision(engine: Engine) -> str | None:
+    """The store's Alembic revision, or ``None`` when it has none yet (one query, no Alembic import)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    if revision is not None and revision > HEAD:
+        raise RegistryError(
+            f"store {_safe(engine.url.render_as_string())} has schema revision {revision}, newer than this "
+            f"clvdrift's {HEAD}: upgrade clvdrift"
+        )
+    return revision
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection held under the store's migration lock (see the module docstring)."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"SET lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'"))
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            conn.commit()
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                conn.execute(text("RESET lock_timeout"))
+                conn.commit()
+        elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            lock_path = f"{os.path.abspath(str(engine.url.database))}.lock"
+            with open(lock_path, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    yield conn
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+        else:
+            yield conn
+
+
+def _upgrade(conn: Connection) -> None:
+    """Upgrade to head on ``conn``; a pre-Alembic store (tables, no version) is stamped at the baseline."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(LOCATION))
+    config.attributes["connection"] = conn
+    with conn.begin():
+        tables = set(inspect(conn).get_table_names())
+        if "alembic_version" not in tables and "model_versions" in tables:
+            command.stamp(config, BASELINE)
+        command.upgrade(config, "head")
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=10000")  # first: switching to WAL waits for other openers
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _safe(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparseable URL is reported as given
+        return url
