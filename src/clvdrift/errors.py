@@ -4,10 +4,12 @@ Adapters (CLI, Airflow tasks, the service) translate these to exit codes and HTT
 
     ClvdriftError
      ├── DataError              bad input data: unreadable file, missing column, bad values
-     │    └── AmbiguousDateError  day/month order cannot be told from the file itself
+     │    ├── AmbiguousDateError  day/month order cannot be told from the file itself
+     │    └── DriftInputError     data or options given to the drift check cannot be used
      ├── ConfigError            bad settings or arguments
      ├── ArtifactError          model artifacts missing or unreadable
      │    └── ArtifactIntegrityError  an artifact does not match its recorded sha256
+     │         └── ProfileIntegrityError  a saved reference profile fails its checksum
      └── RegistryError          model registry: unknown version, no champion, store failure
 
 Exit codes of the command line (:data:`EXIT_CODES`): 0 success; 1 ``--fail-on-drift`` and retraining
@@ -41,6 +43,13 @@ class AmbiguousDateError(DataError):
     """The date column could be day-first or month-first; an explicit format is required."""
 
 
+class DriftInputError(DataError, ValueError):
+    """The data or the configuration given to the drift check cannot be used.
+
+    The message names the column(s) and says what the reference profile expects.
+    """
+
+
 class ConfigError(ClvdriftError):
     """A setting or argument is invalid."""
 
@@ -55,6 +64,10 @@ class ArtifactError(ClvdriftError):
 
 class ArtifactIntegrityError(ArtifactError):
     """An artifact's sha256 differs from the one recorded when it was written."""
+
+
+class ProfileIntegrityError(ArtifactIntegrityError):
+    """A saved reference profile does not match the sha256 recorded in its file."""
 
 
 class RegistryError(ClvdriftError):
