@@ -38,6 +38,7 @@ import pandas as pd
 os.environ.setdefault("DO_NOT_TRACK", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from clvdrift.config import DriftConfig
 from clvdrift.drift import build_profile, detect_data_drift
 from clvdrift.features import NUMERIC_FEATURES
 
@@ -156,7 +157,7 @@ def run_size(n: int, *, repeats: int, skip_evidently: bool) -> dict[str, Any]:
         frame_bytes = int(current.memory_usage(deep=True).sum())
         peak = traced_peak(lambda cur=current: detect_data_drift(profile, cur))
         t0 = time.perf_counter()
-        detect_data_drift(profile, current, calibrate=True, fdr=True)
+        detect_data_drift(profile, current, DriftConfig(calibrate=True, fdr=True))
         calibrated_s = time.perf_counter() - t0
         c: dict[str, Any] = {
             "our_s": our_s,

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clvdrift.config import DriftConfig
 from clvdrift.drift import DataDriftResult, DriftInputError, build_profile, detect_data_drift
-from clvdrift.errors import ClvdriftError
+from clvdrift.errors import ClvdriftError, ConfigError
 
 FEATURES = [f"f{i}" for i in range(9)]
 
@@ -38,7 +39,7 @@ def test_share_below_threshold_without_key_columns_is_no_drift(reference_profile
 
 def test_key_column_rule_catches_a_minority_drift(reference_profile) -> None:
     cur = _features(5000, 2, shifted=("f0", "f1", "f2", "f3"))
-    res = detect_data_drift(reference_profile, cur, key_columns=["f3", "f8"])
+    res = detect_data_drift(reference_profile, cur, DriftConfig(key_columns=("f3", "f8")))
     assert res.dataset_drift
     assert res.drifted_key_columns == ["f3"]
     assert len(res.reasons) == 1 and res.reasons[0].startswith("key-column rule")
@@ -46,7 +47,7 @@ def test_key_column_rule_catches_a_minority_drift(reference_profile) -> None:
 
 def test_neither_rule_means_no_drift(reference_profile) -> None:
     cur = _features(5000, 3, shifted=("f5",))
-    res = detect_data_drift(reference_profile, cur, key_columns=["f0", "f1"])
+    res = detect_data_drift(reference_profile, cur, DriftConfig(key_columns=("f0", "f1")))
     assert res.drifted_columns == ["f5"]
     assert not res.dataset_drift and res.reasons == [] and res.drifted_key_columns == []
 
@@ -55,8 +56,8 @@ def test_share_rule_fires_at_the_threshold(reference_profile) -> None:
     cur = _features(5000, 4, shifted=tuple(FEATURES[:5]))  # 5 of 9
     res = detect_data_drift(reference_profile, cur)
     assert res.dataset_drift and res.reasons[0].startswith("share rule")
-    assert detect_data_drift(reference_profile, cur, drift_share=5 / 9).dataset_drift  # >= is inclusive
-    assert not detect_data_drift(reference_profile, cur, drift_share=0.6).dataset_drift
+    assert detect_data_drift(reference_profile, cur, DriftConfig(drift_share=5 / 9)).dataset_drift  # >= is inclusive
+    assert not detect_data_drift(reference_profile, cur, DriftConfig(drift_share=0.6)).dataset_drift
 
 
 def test_columns_subset_and_per_column_configuration(reference_profile) -> None:
@@ -64,16 +65,15 @@ def test_columns_subset_and_per_column_configuration(reference_profile) -> None:
     res = detect_data_drift(
         reference_profile,
         cur,
+        DriftConfig(per_column_stattest={"f1": "ks"}, per_column_threshold={"f0": 10.0}),
         columns=["f0", "f1"],
-        per_column_stattest={"f1": "ks"},
-        per_column_threshold={"f0": 10.0},
     )
     assert [c.column for c in res.columns] == ["f0", "f1"]
     f0, f1 = res.column("f0"), res.column("f1")
     assert (f0.test, f0.test_chosen_by, f0.threshold, f0.drifted) == ("wasserstein", "default", 10.0, False)
     assert (f1.test, f1.test_chosen_by, f1.threshold) == ("ks", "configured", 0.05)
     assert f1.p_value is not None and f0.p_value is None
-    everything_psi = detect_data_drift(reference_profile, cur, stattest="psi")
+    everything_psi = detect_data_drift(reference_profile, cur, DriftConfig(stattest="psi"))
     assert {c.test for c in everything_psi.columns} == {"psi"}
 
 
@@ -98,7 +98,7 @@ def test_missing_values_and_correlation_change(reference_profile) -> None:
 def test_result_to_dict_is_plain_json(reference_profile) -> None:
     cur = _features(3000, 8, shifted=("f1",))
     cur["f0"] = np.nan
-    res = detect_data_drift(reference_profile, cur, fdr=True, calibrate=True, calibration_trials=50)
+    res = detect_data_drift(reference_profile, cur, DriftConfig(fdr=True, calibrate=True, calibration_trials=50))
     d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
     assert isinstance(res, DataDriftResult)
     assert set(d) >= {
@@ -172,7 +172,7 @@ def test_unseen_category_counts_with_zero_reference_count() -> None:
     js = detect_data_drift(profile, cur).column("c")
     assert js.test == "jensenshannon" and js.n_unique == 4 and "unseen" in (js.note or "")
     assert js.statistic is not None and 0 < js.statistic < 0.1 and not js.drifted
-    psi = detect_data_drift(profile, cur, stattest="psi").column("c")
+    psi = detect_data_drift(profile, cur, DriftConfig(stattest="psi")).column("c")
     assert psi.statistic is not None and np.isfinite(psi.statistic)  # Evidently's zero filling
     small = build_profile(ref.iloc[:800])
     chi = detect_data_drift(small, cur).column("c")
@@ -190,12 +190,21 @@ def test_non_numeric_values_in_numeric_column(reference_profile) -> None:
 
 def test_invalid_settings(reference_profile) -> None:
     cur = _features(200, 13)
-    with pytest.raises(DriftInputError, match="unknown stattest"):
-        detect_data_drift(reference_profile, cur, stattest="t-test")
-    with pytest.raises(DriftInputError, match="key column"):
-        detect_data_drift(reference_profile, cur, key_columns=["nope"])
+    with pytest.raises(ConfigError, match="key_columns"):
+        detect_data_drift(reference_profile, cur, DriftConfig(key_columns=("nope",)))
+    with pytest.raises(ConfigError, match="per_column_threshold"):
+        detect_data_drift(reference_profile, cur, DriftConfig(per_column_threshold={"nope": 0.2}))
     with pytest.raises(DriftInputError, match="not in the reference profile"):
         detect_data_drift(reference_profile, cur, columns=["nope"])
     cat = build_profile(pd.DataFrame({"c": ["a", "b"] * 50}))
-    with pytest.raises(DriftInputError, match="numerical columns only"):
-        detect_data_drift(cat, pd.DataFrame({"c": ["a"] * 10}), stattest="ks")
+    with pytest.raises(ConfigError, match="numerical columns only"):
+        detect_data_drift(cat, pd.DataFrame({"c": ["a"] * 10}), DriftConfig(stattest="ks"))
+    with pytest.raises(ConfigError, match="DriftConfig"):
+        detect_data_drift(reference_profile, cur, {"calibrate": True})  # type: ignore[arg-type]
+
+
+def test_default_key_columns_apply_to_the_columns_present(reference_profile) -> None:
+    """The default key columns (Monetary, prediction) are not in this profile: no key-column rule, no
+    error; explicitly set key columns must be checked columns (above)."""
+    res = detect_data_drift(reference_profile, _features(2000, 14, shifted=("f1",)))
+    assert res.key_columns == [] and "no key columns" in res.dataset_rule and not res.dataset_drift

@@ -11,12 +11,13 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
+from clvdrift.config import DriftConfig
 from clvdrift.drift import build_profile, detect_data_drift
 from clvdrift.drift import stattests as st
 
 
 def _one(ref: pd.DataFrame, cur: pd.DataFrame, **kw):
-    res = detect_data_drift(build_profile(ref), cur, **kw)
+    res = detect_data_drift(build_profile(ref), cur, DriftConfig(**kw))
     assert res.number_of_columns == len(ref.columns)
     return res
 
@@ -267,11 +268,11 @@ def test_fdr_adjusts_the_runs_p_values_like_scipy() -> None:
     ref["c"] = rng.choice(list("ab"), n)
     cur["c"] = rng.choice(list("ab"), 400, p=[0.42, 0.58])
     plain = detect_data_drift(build_profile(ref), cur)
-    adjusted = detect_data_drift(build_profile(ref), cur, fdr=True)
+    adjusted = detect_data_drift(build_profile(ref), cur, DriftConfig(fdr=True))
     raw = np.array([c.p_value for c in plain.columns])
     expected = stats.false_discovery_control(raw, method="bh")
     got = np.array([c.adjusted_p_value for c in adjusted.columns])
     np.testing.assert_allclose(got, expected, rtol=1e-12)
-    for col, adj in zip(adjusted.columns, expected):
+    for col, adj in zip(adjusted.columns, expected, strict=True):
         assert col.drifted == (adj <= 0.05 if col.test == "ks" else adj < 0.05)
         assert col.raw_drifted == plain.column(col.column).drifted

@@ -2,8 +2,9 @@
 
 ``detect_data_drift`` reproduces Evidently 0.7's per-column default tests and decisions (see
 :mod:`clvdrift.drift.stattests`), adds a key-column rule to the share rule, and can make the verdicts
-trustworthy at any window size with Benjamini-Hochberg FDR control and Monte-Carlo calibration of
-each column's threshold to the current window size.
+trustworthy at any window size with Benjamini-Hochberg FDR control and a permutation calibration of
+each column's test (:mod:`clvdrift.drift.calibrate`). Every option comes from one
+:class:`clvdrift.config.DriftConfig`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clvdrift.config import DriftConfig
+from clvdrift.drift import calibrate as cal
 from clvdrift.drift import stattests as st
 from clvdrift.drift.profile import (
     CATEGORICAL,
@@ -35,52 +38,41 @@ from clvdrift.drift.result import (
     DriftInputError,
     MissingValuesResult,
 )
+from clvdrift.errors import ConfigError
 
-__all__ = [
-    "DEFAULT_CORRELATION_THRESHOLD",
-    "DEFAULT_DRIFT_SHARE",
-    "DEFAULT_MISSING_SHARE_THRESHOLD",
-    "detect_data_drift",
-]
+__all__ = ["detect_data_drift"]
 
-DEFAULT_DRIFT_SHARE = 0.5
-DEFAULT_MISSING_SHARE_THRESHOLD = 0.05
-DEFAULT_CORRELATION_THRESHOLD = 0.2
-DEFAULT_CALIBRATION_ALPHA = 0.05
 NO_VALUES = "no-values"
+OTHER_CATEGORY = "(other)"  # the cell of categories a bounded categorical profile summed together
 
 FloatArray = np.ndarray
 
 
 @dataclass
 class _Column:
-    """Working state of one column between the test, FDR and calibration stages."""
+    """Working state of one column between the test, calibration and FDR stages."""
 
     result: ColumnDriftResult
-    outcome: st.TestOutcome | None = None
-    null_model: st.NullModel | None = None
-    n_ref: int = 0
-    n_cur: int = 0
-    calibration_observed: float | None = None  # statistic on the null model's grid
+    grid: cal.Grid | None = None  # calibration grid (calibrate on, a test was run)
+    grid_statistic: cal.GridStatistic | None = None
+    level: float = 0.05  # false-alarm level of the calibrated / BH decision
 
 
 # ====================================================================== validation
 def _validate(
-    profile: ReferenceProfile,
-    current: pd.DataFrame,
-    columns: Sequence[str] | None,
-    drift_share: float,
-    key_columns: Sequence[str],
-    stattest: str | None,
-    per_column_stattest: Mapping[str, str] | None,
-    per_column_threshold: Mapping[str, float] | None,
-    calibration_trials: int,
-    calibration_alpha: float,
-) -> list[str]:
+    profile: ReferenceProfile, current: pd.DataFrame, columns: Sequence[str] | None, config: DriftConfig
+) -> tuple[list[str], list[str]]:
+    """The checked columns and the key columns; raises on bad input.
+
+    Key columns left at their default are applied to the checked columns that have them; key columns
+    set explicitly must all be checked.
+    """
     if not isinstance(profile, ReferenceProfile):
         raise DriftInputError(f"profile must be a ReferenceProfile, got {type(profile).__name__}")
     if not isinstance(current, pd.DataFrame):
         raise DriftInputError(f"current data must be a pandas DataFrame, got {type(current).__name__}")
+    if not isinstance(config, DriftConfig):
+        raise ConfigError(f"config must be a clvdrift.config.DriftConfig, got {type(config).__name__}")
     expected = ", ".join(f"{c} ({profile.kind(c)})" for c in profile.columns)
     if len(current) == 0:
         raise DriftInputError(
@@ -98,53 +90,40 @@ def _validate(
             f"the current frame is missing column(s) {missing} that the reference profile expects; "
             f"expected: {expected}; current has: {list(current.columns)}"
         )
-    if not 0.0 < drift_share <= 1.0:
-        raise DriftInputError(f"drift_share must be in (0, 1], got {drift_share}")
-    bad_keys = [c for c in key_columns if c not in cols]
-    if bad_keys:
-        raise DriftInputError(f"key column(s) {bad_keys} are not among the checked columns {cols}")
-    names = set(st.TEST_NAMES)
-    if stattest is not None and stattest not in names:
-        raise DriftInputError(f"unknown stattest {stattest!r}; choose one of {sorted(names)}")
-    for c, t in (per_column_stattest or {}).items():
-        if c not in cols:
-            raise DriftInputError(f"per_column_stattest names column {c!r}, which is not checked ({cols})")
-        if t not in names:
-            raise DriftInputError(f"unknown stattest {t!r} for column {c!r}; choose one of {sorted(names)}")
-    for c, thr in (per_column_threshold or {}).items():
-        if c not in cols:
-            raise DriftInputError(f"per_column_threshold names column {c!r}, which is not checked ({cols})")
-        if not (isinstance(thr, (int, float)) and math.isfinite(thr) and thr >= 0):
-            raise DriftInputError(f"threshold for column {c!r} must be a finite number >= 0, got {thr!r}")
-    if calibration_trials < 19:
-        raise DriftInputError(f"calibration_trials must be >= 19, got {calibration_trials}")
-    if not 0.0 < calibration_alpha < 1.0:
-        raise DriftInputError(f"calibration_alpha must be in (0, 1), got {calibration_alpha}")
-    return cols
+    if "key_columns" in config.model_fields_set:
+        bad_keys = [c for c in config.key_columns if c not in cols]
+        if bad_keys:
+            raise ConfigError(f"drift key_columns {bad_keys} are not among the checked columns {cols}")
+        keys = list(config.key_columns)
+    else:
+        keys = [c for c in config.key_columns if c in cols]
+    for what, mapping in (
+        ("per_column_stattest", config.per_column_stattest),
+        ("per_column_threshold", config.per_column_threshold),
+    ):
+        stray = [c for c in mapping if c not in cols]
+        if stray:
+            raise ConfigError(f"drift {what} names column(s) {stray}, which are not checked ({cols})")
+    return cols, keys
 
 
 def _choose_test(
-    column: str,
-    kind: str,
-    n_ref: int,
-    n_unique: int,
-    stattest: str | None,
-    per_column_stattest: Mapping[str, str] | None,
+    column: str, kind: str, n_ref: int, n_unique: int, config: DriftConfig
 ) -> tuple[str, str, str]:
-    if per_column_stattest and column in per_column_stattest:
+    if column in config.per_column_stattest:
         test, chosen_by, reason = (
-            per_column_stattest[column],
+            config.per_column_stattest[column],
             "configured",
             f"per_column_stattest[{column!r}]",
         )
-    elif stattest is not None:
-        test, chosen_by, reason = stattest, "configured", "stattest (all columns)"
+    elif config.stattest is not None:
+        test, chosen_by, reason = config.stattest, "configured", "stattest (all columns)"
     else:
         test, why = st.default_test(kind, n_ref, n_unique)
         return test, "default", why
     if kind == CATEGORICAL and test in st.NUMERICAL_ONLY_TESTS:
-        raise DriftInputError(
-            f"test {test!r} applies to numerical columns only, but column {column!r} is categorical; "
+        raise ConfigError(
+            f"drift test {test!r} applies to numerical columns only, but column {column!r} is categorical; "
             "use chisquare, z, jensenshannon or psi"
         )
     return test, chosen_by, reason
@@ -157,6 +136,22 @@ def _sorted_keys(keys: list[Any]) -> list[Any]:
         return sorted(keys, key=lambda k: (type(k).__name__, repr(k)))
 
 
+def _raw_rule(test: str, threshold: float) -> str:
+    """The test's own decision rule with its threshold, e.g. ``p_value <= 0.05``."""
+    return st.DECISION_RULES[test].replace("threshold", f"{threshold:g}")
+
+
+def _is_integer_dtype(series: pd.Series) -> bool:
+    """Whether ``series`` holds a NumPy integer dtype (what Evidently would concatenate as integers)."""
+    dtype = series.dtype
+    return isinstance(dtype, np.dtype) and dtype.kind in "iu"
+
+
+def _note(*parts: str | None) -> str | None:
+    text = "; ".join(p for p in parts if p)
+    return text or None
+
+
 # ====================================================================== per-column tests
 def _no_values(column: str, kind: str, n_ref: int, n_cur: int, chosen: str) -> _Column:
     if n_cur == 0 and n_ref == 0:
@@ -165,6 +160,7 @@ def _no_values(column: str, kind: str, n_ref: int, n_cur: int, chosen: str) -> _
         drifted, note = True, "no values: every current value is missing (NaN/None/inf); flagged as drifted"
     else:
         drifted, note = True, "no values in the reference for this column; flagged as drifted"
+    rule = "drifted when exactly one side has no values"
     res = ColumnDriftResult(
         column=column,
         kind=kind,
@@ -174,7 +170,9 @@ def _no_values(column: str, kind: str, n_ref: int, n_cur: int, chosen: str) -> _
         statistic=None,
         p_value=None,
         threshold=None,
-        decision_rule="drifted when exactly one side has no values",
+        decision_rule=rule,
+        raw_decision_rule=rule,
+        decided_by=NO_VALUES,
         effect_size=None,
         effect_size_name=None,
         drifted=drifted,
@@ -186,37 +184,117 @@ def _no_values(column: str, kind: str, n_ref: int, n_cur: int, chosen: str) -> _
     return _Column(res)
 
 
-def _tested(
-    column: str, kind: str, test: str, chosen_by: str, reason: str, outcome: st.TestOutcome, threshold: float,
-    effect: float | None, effect_name: str, n_ref: int, n_cur: int, n_unique: int | None, exact: bool,
-    note: str | None,
-) -> ColumnDriftResult:
+@dataclass(frozen=True)
+class _Tested:
+    """What a column test produced, before it becomes a :class:`ColumnDriftResult`."""
+
+    test: str
+    chosen_by: str
+    reason: str
+    outcome: st.TestOutcome
+    threshold: float
+    effect: float | None
+    effect_name: str
+    n_unique: int | None
+    exact: bool
+    error_bound: dict[str, float] | None
+    note: str | None
+
+
+def _tested(column: str, kind: str, t: _Tested, n_ref: int, n_cur: int) -> ColumnDriftResult:
     """The result of one column test, decided on the p-value (p-value tests) or the statistic."""
-    decision_value = outcome.p_value if test in st.P_VALUE_TESTS else outcome.statistic
-    drifted = st.is_drift(test, decision_value if decision_value is not None else math.nan, threshold)
+    decision_value = t.outcome.p_value if t.test in st.P_VALUE_TESTS else t.outcome.statistic
+    drifted = st.is_drift(t.test, decision_value if decision_value is not None else math.nan, t.threshold)
+    note = t.note
+    if not math.isfinite(t.outcome.statistic) and "infinite" not in (note or ""):
+        note = _note(note, f"statistic is {t.outcome.statistic} (written as null)")
+    rule = _raw_rule(t.test, t.threshold)
     return ColumnDriftResult(
-        column=column, kind=kind, test=test, test_chosen_by=chosen_by, test_reason=reason,
-        statistic=outcome.statistic, p_value=outcome.p_value, threshold=threshold,
-        decision_rule=st.DECISION_RULES[test], effect_size=effect, effect_size_name=effect_name,
-        drifted=drifted, raw_drifted=drifted, reference_size=n_ref, current_size=n_cur, n_unique=n_unique,
-        exact_reference=exact, note=note,
+        column=column,
+        kind=kind,
+        test=t.test,
+        test_chosen_by=t.chosen_by,
+        test_reason=t.reason,
+        statistic=t.outcome.statistic,
+        p_value=t.outcome.p_value,
+        threshold=t.threshold,
+        decision_rule=rule,
+        raw_decision_rule=rule,
+        decided_by="test",
+        effect_size=t.effect,
+        effect_size_name=t.effect_name,
+        drifted=drifted,
+        raw_drifted=drifted,
+        reference_size=n_ref,
+        current_size=n_cur,
+        n_unique=t.n_unique,
+        exact_reference=t.exact,
+        sketch_error_bound=t.error_bound,
+        note=note,
+    )
+
+
+def _level(test: str, threshold: float, config: DriftConfig) -> float:
+    """False-alarm level of a calibrated decision: the threshold of a p-value test, else
+    ``calibration_alpha``."""
+    level = threshold if test in st.P_VALUE_TESTS else config.calibration_alpha
+    if not 0.0 < level < 1.0:
+        raise ConfigError(
+            f"drift calibration level must be in (0, 1), got threshold {threshold} for test {test!r}"
+        )
+    return level
+
+
+def _discretize(sketch: Any, cur_values: FloatArray, cur_counts: FloatArray) -> tuple[FloatArray, ...]:
+    """TEMPORARY until ``ValueSketch.discretize`` lands: the exact case only."""
+    fn = getattr(sketch, "discretize", None)
+    if fn is not None:
+        return tuple(fn(cur_values, cur_counts))
+    if not sketch.exact:
+        raise NotImplementedError("calibration of a histogram sketch needs ValueSketch.discretize")
+    pos = np.union1d(sketch.values, cur_values)
+    ref_c, cur_c = np.zeros(pos.size), np.zeros(pos.size)
+    ref_c[np.searchsorted(pos, sketch.values)] = sketch.counts
+    cur_c[np.searchsorted(pos, cur_values)] = cur_counts
+    return pos, ref_c, cur_c
+
+
+def _numeric_grid(ref: NumericColumnProfile, cur_values: FloatArray, cur_counts: FloatArray) -> cal.Grid:
+    """Common grid of the reference sketch and the current window (``ValueSketch.discretize``)."""
+    pos, ref_c, cur_c = _discretize(ref.sketch, cur_values, cur_counts)
+    what = "distinct values of reference and current" if ref.sketch.exact else "cells of the reference sketch"
+    return cal.coarsen(cal.Grid.from_counts(ref_c, cur_c, pos, f"{what} ({len(pos)} cells)"))
+
+
+def _binned_grid(grid: cal.Grid, edges: FloatArray) -> cal.Grid:
+    """``grid``'s cells summed into the test's histogram bins (by cell position)."""
+    assert grid.positions is not None
+    n_bins = edges.size - 1
+    idx = np.clip(np.searchsorted(edges, grid.positions, side="right") - 1, 0, n_bins - 1)
+    ref = np.bincount(idx, weights=grid.ref, minlength=n_bins)
+    cur = np.bincount(idx, weights=grid.cur, minlength=n_bins)
+    return cal.Grid.from_counts(ref, cur, None, f"the test's {n_bins} Sturges bins")
+
+
+def _first_vs_rest(ref_counts: FloatArray, cur_counts: FloatArray) -> cal.Grid:
+    """The z-test's two cells: the first (smallest) value and all others."""
+    return cal.Grid.from_counts(
+        np.array([ref_counts[0], ref_counts[1:].sum()]),
+        np.array([cur_counts[0], cur_counts[1:].sum()]),
+        None,
+        "the first value vs the others",
     )
 
 
 def _numeric_column(
-    column: str,
-    ref: NumericColumnProfile,
-    series: pd.Series,
-    stattest: str | None,
-    per_column_stattest: Mapping[str, str] | None,
-    per_column_threshold: Mapping[str, float] | None,
-    want_null: bool,
+    column: str, ref: NumericColumnProfile, series: pd.Series, config: DriftConfig
 ) -> tuple[_Column, int]:
+    integer = bool(getattr(ref, "integer", False)) and _is_integer_dtype(series)  # TEMPORARY getattr
     arr = to_float_array(series, column, "current")
     cur, n_missing = st.sorted_finite(arr)
     del arr
     n_cur, n_ref = int(cur.size), ref.count
-    configured = bool(stattest) or bool(per_column_stattest and column in per_column_stattest)
+    configured = bool(config.stattest) or column in config.per_column_stattest
     if n_cur == 0 or n_ref == 0:
         return _no_values(
             column, NUMERICAL, n_ref, n_cur, "configured" if configured else "default"
@@ -226,36 +304,33 @@ def _numeric_column(
     cur_uniques, cur_counts_u = st.runs(cur)
     n_unique: int | None
     if sketch.exact:
-        pos = np.minimum(np.searchsorted(sketch.values, cur_uniques), sketch.values.size - 1)
-        n_common = int(np.count_nonzero(sketch.values[pos] == cur_uniques))
-        n_unique = int(sketch.values.size + cur_uniques.size - n_common)
+        n_unique = int(np.union1d(sketch.values, cur_uniques).size)
         n_unique_for_choice = n_unique
     else:
-        n_unique = None  # more than max_exact_values distinct values in the reference alone
-        n_unique_for_choice = sketch.max_exact + 1
-    test, chosen_by, reason = _choose_test(
-        column, NUMERICAL, n_ref, n_unique_for_choice, stattest, per_column_stattest
-    )
-    threshold = float((per_column_threshold or {}).get(column, st.DEFAULT_THRESHOLDS[test]))
+        n_unique = None  # more distinct values in the reference alone than an exact sketch keeps
+        n_unique_for_choice = st.FEW_VALUES + 1
+    test, chosen_by, reason = _choose_test(column, NUMERICAL, n_ref, n_unique_for_choice, config)
+    threshold = float(config.per_column_threshold.get(column, st.DEFAULT_THRESHOLDS[test]))
 
     wnorm = st.wasserstein_normed(ref, cur_uniques, cur_counts_u)
-    null_model: st.NullModel | None = None
+    grid: cal.Grid | None = None
     note: str | None = None
-    if test == "wasserstein":
-        outcome = st.TestOutcome(wnorm, None, wnorm)
-        if want_null:
-            null_model = st.null_model_numeric("wasserstein", ref)
-    elif test == "ks":
-        outcome = st.ks_test(ref, cur, cur_uniques, cur_counts_u)
-        if want_null:
-            null_model = st.null_model_numeric("ks", ref)
+    if test in ("wasserstein", "ks"):
+        outcome = (
+            st.TestOutcome(wnorm, None)
+            if test == "wasserstein"
+            else st.ks_test(ref, cur, cur_uniques, cur_counts_u)
+        )
+        if config.calibrate:
+            grid = _numeric_grid(ref, cur_uniques, cur_counts_u)
     elif test in ("chisquare", "z") or (
         test in ("jensenshannon", "psi") and sketch.exact and sketch.values.size <= st.BINNING_MIN_UNIQUE
     ):
         if not sketch.exact:
-            raise DriftInputError(
-                f"test {test!r} on numerical column {column!r} needs exact value counts, but the reference "
-                f"has more than {sketch.max_exact} distinct values; use ks, wasserstein, jensenshannon or psi"
+            raise ConfigError(
+                f"drift test {test!r} on numerical column {column!r} needs exact value counts, but the "
+                "reference has too many distinct values for an exact sketch; use ks, wasserstein, "
+                "jensenshannon or psi"
             )
         keys = np.union1d(sketch.values, cur_uniques)
         ref_counts = np.zeros(keys.size)
@@ -263,70 +338,132 @@ def _numeric_column(
         cur_counts = np.zeros(keys.size)
         cur_counts[np.searchsorted(keys, cur_uniques)] = cur_counts_u
         outcome = st.value_count_test(test, ref_counts, cur_counts)
-        if want_null:
-            null_model = st.null_model_values(test, ref_counts)
+        if config.calibrate:
+            grid = (
+                _first_vs_rest(ref_counts, cur_counts)
+                if test == "z"
+                else cal.Grid.from_counts(ref_counts, cur_counts, keys, f"the {keys.size} distinct values")
+            )
     else:  # jensenshannon / psi on Sturges bins
-        edges, ref_counts, cur_counts = st.numeric_binned_counts(ref, cur)
+        edges, ref_counts, cur_counts = st.numeric_binned_counts(ref, cur, integer)
         ref_pct, cur_pct = ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()
-        if test == "jensenshannon":
-            val = st.jensenshannon_from_percents(ref_pct, cur_pct)
-        else:
-            val = st.psi_from_percents(ref_pct, cur_pct)
-        outcome = st.TestOutcome(val, None, val)
-        note = f"{edges.size - 1} Sturges bins over reference and current (Evidently's histogram path)"
-        if want_null:
-            null_model = st.null_model_binned(test, ref, edges)
-    if not sketch.exact:
-        extra = (
-            f"reference sketch is a log-bucket histogram (relative accuracy {sketch.relative_accuracy:g}); "
-            "statistic approximates the one on the full reference"
+        val = (
+            st.jensenshannon_from_percents(ref_pct, cur_pct)
+            if test == "jensenshannon"
+            else st.psi_from_percents(ref_pct, cur_pct)
         )
-        note = extra if note is None else f"{note}; {extra}"
-    res = _tested(column, NUMERICAL, test, chosen_by, reason, outcome, threshold, wnorm, "wasserstein_normed",
-                  n_ref, n_cur, n_unique, sketch.exact, note)
-    observed = None
-    if null_model is not None and null_model.support is not None:
-        observed = null_model.snapped_statistic(cur_uniques, cur_counts_u, n_ref)
-    return _Column(res, outcome, null_model, n_ref, n_cur, observed), n_missing
+        outcome = st.TestOutcome(val, None)
+        width = "at least 1 (integer columns, as NumPy bins integer arrays)" if integer else "Sturges"
+        note = (
+            f"{edges.size - 1} Sturges bins over reference and current, width {width} "
+            "(Evidently's histogram path)"
+        )
+        if config.calibrate:
+            grid = _binned_grid(_numeric_grid(ref, cur_uniques, cur_counts_u), edges)
+    bound = None if sketch.exact else getattr(ref, "error_bound", lambda: None)()  # TEMPORARY getattr
+    if bound is not None:
+        note = _note(
+            note,
+            "reference sketch is approximate: the statistic approximates the one on the full "
+            "reference within sketch_error_bound",
+        )
+    t = _Tested(
+        test,
+        chosen_by,
+        reason,
+        outcome,
+        threshold,
+        wnorm,
+        "wasserstein_normed",
+        n_unique,
+        sketch.exact,
+        bound,
+        note,
+    )
+    col = _Column(_tested(column, NUMERICAL, t, n_ref, n_cur))
+    if grid is not None:
+        col.grid, col.level = grid, _level(test, threshold, config)
+        col.grid_statistic = cal.grid_statistic(test, grid, norm=max(ref.std, st.WASSERSTEIN_MIN_NORM))
+    return col, n_missing
+
+
+def _category_cells(
+    ref: CategoricalColumnProfile, cur_dict: Mapping[Any, int]
+) -> tuple[list[Any], FloatArray, FloatArray, list[Any]]:
+    """Aligned reference and current counts over the categories; the categories unseen in the reference.
+
+    When the profile summed its rarest categories into one ``other`` count, current categories the
+    profile does not list go into that same cell (they may be among the summed ones).
+    """
+    ref_dict = dict(ref.counts_dict())
+    unseen = [k for k in cur_dict if k not in ref_dict]
+    cur = dict(cur_dict)
+    if getattr(ref, "other", 0):  # TEMPORARY getattr
+        ref_dict[OTHER_CATEGORY] = ref.other  # type: ignore[attr-defined]
+        cur = {k: v for k, v in cur_dict.items() if k in ref_dict}
+        cur[OTHER_CATEGORY] = cur.get(OTHER_CATEGORY, 0) + sum(cur_dict[k] for k in unseen)
+        unseen = []
+    keys = _sorted_keys(list(set(ref_dict) | set(cur)))
+    ref_counts = np.array([ref_dict.get(k, 0) for k in keys], dtype=np.float64)
+    cur_counts = np.array([cur.get(k, 0) for k in keys], dtype=np.float64)
+    return keys, ref_counts, cur_counts, unseen
 
 
 def _categorical_column(
-    column: str,
-    ref: CategoricalColumnProfile,
-    series: pd.Series,
-    stattest: str | None,
-    per_column_stattest: Mapping[str, str] | None,
-    per_column_threshold: Mapping[str, float] | None,
-    want_null: bool,
+    column: str, ref: CategoricalColumnProfile, series: pd.Series, config: DriftConfig
 ) -> tuple[_Column, int]:
     cur_dict, n_missing = category_counts(series)
     n_cur, n_ref = int(sum(cur_dict.values())), ref.count
-    configured = bool(stattest) or bool(per_column_stattest and column in per_column_stattest)
+    configured = bool(config.stattest) or column in config.per_column_stattest
     if n_cur == 0 or n_ref == 0:
         return _no_values(
             column, CATEGORICAL, n_ref, n_cur, "configured" if configured else "default"
         ), n_missing
-    ref_dict = ref.counts_dict()
-    keys = _sorted_keys(list(set(ref_dict) | set(cur_dict)))
-    ref_counts = np.array([ref_dict.get(k, 0) for k in keys], dtype=np.float64)
-    cur_counts = np.array([cur_dict.get(k, 0) for k in keys], dtype=np.float64)
-    test, chosen_by, reason = _choose_test(
-        column, CATEGORICAL, n_ref, len(keys), stattest, per_column_stattest
-    )
-    threshold = float((per_column_threshold or {}).get(column, st.DEFAULT_THRESHOLDS[test]))
+    keys, ref_counts, cur_counts, unseen = _category_cells(ref, cur_dict)
+    test, chosen_by, reason = _choose_test(column, CATEGORICAL, n_ref, len(keys), config)
+    threshold = float(config.per_column_threshold.get(column, st.DEFAULT_THRESHOLDS[test]))
     outcome = st.value_count_test(test, ref_counts, cur_counts)
-    unseen = [k for k in keys if k not in ref_dict]
     note = None
     if unseen:
         shown = ", ".join(repr(k) for k in unseen[:5]) + (", ..." if len(unseen) > 5 else "")
         note = f"{len(unseen)} categor{'y' if len(unseen) == 1 else 'ies'} unseen in the reference: {shown}"
         if test == "chisquare":
-            note += " (expected count 0: chi-square statistic is infinite, p-value 0, as in Evidently)"
-    effect = st.jensenshannon_from_percents(ref_counts / n_ref, cur_counts / n_cur)
-    res = _tested(column, CATEGORICAL, test, chosen_by, reason, outcome, threshold, effect, "jensenshannon",
-                  n_ref, n_cur, len(keys), True, note)
-    null_model = st.null_model_values(test, ref_counts) if want_null else None
-    return _Column(res, outcome, null_model, n_ref, n_cur), n_missing
+            note += (
+                " (expected count 0: chi-square statistic is infinite, written as null; p-value 0, "
+                "as in Evidently)"
+            )
+    if getattr(ref, "other", 0):  # TEMPORARY getattr
+        note = _note(
+            note,
+            f"the reference profile sums its rarest categories ({ref.other} values) in one "
+            f"{OTHER_CATEGORY!r} cell; current categories it does not list are counted there",
+        )
+    effect = st.jensenshannon_from_percents(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
+    t = _Tested(
+        test,
+        chosen_by,
+        reason,
+        outcome,
+        threshold,
+        effect,
+        "jensenshannon",
+        len(keys),
+        getattr(ref, "exact", True),
+        None,
+        note,
+    )
+    col = _Column(_tested(column, CATEGORICAL, t, n_ref, n_cur))
+    if config.calibrate:
+        grid = (
+            _first_vs_rest(ref_counts, cur_counts)
+            if test == "z"
+            else cal.coarsen(
+                cal.Grid.from_counts(ref_counts, cur_counts, None, f"the {len(keys)} categories")
+            )
+        )
+        col.grid, col.level = grid, _level(test, threshold, config)
+        col.grid_statistic = cal.grid_statistic(test, grid)
+    return col, n_missing
 
 
 # ====================================================================== dataset-level checks
@@ -385,22 +522,31 @@ def _correlations(
 ) -> CorrelationChange:
     num = [c for c in cols if profile.kind(c) == NUMERICAL]
     if len(num) < 2:
-        return CorrelationChange.unmeasured(threshold, num, profile.correlation.n, 0,
-                                            "fewer than two numerical columns")
+        return CorrelationChange.unmeasured(
+            threshold, num, profile.correlation.n, 0, "fewer than two numerical columns"
+        )
     ref_corr = profile.correlation.correlation(num)
     cur_stats = CorrelationStats.from_arrays(
         num, [_native_numeric(current[c], c) for c in num], all_finite=all(cur_missing[c] == 0 for c in num)
     )
     if cur_stats.n < 3 or profile.correlation.n < 3:
-        return CorrelationChange.unmeasured(threshold, num, profile.correlation.n, cur_stats.n,
-                                            "fewer than 3 rows with every numerical column present")
+        return CorrelationChange.unmeasured(
+            threshold,
+            num,
+            profile.correlation.n,
+            cur_stats.n,
+            "fewer than 3 rows with every numerical column present",
+        )
     cur_corr = cur_stats.correlation()
     iu = np.triu_indices(len(num), k=1)
     diff = np.abs(cur_corr[iu] - ref_corr[iu])
     ok = np.isfinite(diff)
     if not ok.any():
         return CorrelationChange.unmeasured(
-            threshold, num, profile.correlation.n, cur_stats.n,
+            threshold,
+            num,
+            profile.correlation.n,
+            cur_stats.n,
             "no pair of numerical columns with non-zero variance on both sides",
         )
     j = int(np.argmax(np.where(ok, diff, -1.0)))
@@ -422,178 +568,185 @@ def _correlations(
     )
 
 
+# ====================================================================== calibration and FDR
+def _calibrate(work: list[_Column], config: DriftConfig) -> None:
+    """Replace each tested column's decision by its permutation-calibrated one."""
+    for i, col in enumerate(work):
+        if col.grid is None or col.grid_statistic is None:
+            continue
+        c = cal.permutation_calibrate(
+            col.grid,
+            col.grid_statistic,
+            trials=config.calibration_trials,
+            alpha=col.level,
+            rng=np.random.default_rng([config.seed, i]),
+        )
+        note = col.result.note
+        if not math.isfinite(c.threshold):
+            note = _note(
+                note,
+                f"calibrated threshold is infinite ({config.calibration_trials} splits are too few "
+                f"for level {col.level:g}): written as null, the column cannot drift by calibration",
+            )
+        col.result = replace(
+            col.result,
+            calibrated_statistic=c.statistic,
+            calibrated_statistic_name=c.statistic_name,
+            calibrated_threshold=c.threshold,
+            calibrated_p_value=c.p_value,
+            calibration_method=(
+                f"permutation null: {c.trials} random splits of the pooled reference and current "
+                f"counts on {c.grid} (multivariate hypergeometric); p = (1 + #null >= observed) / "
+                f"({c.trials} + 1); threshold = the ceil((1 - {c.alpha:g}) x {c.trials + 1})-th "
+                "smallest null statistic"
+            ),
+            drifted=c.drifted,
+            decided_by="calibration",
+            decision_rule=c.rule,
+            note=note,
+        )
+
+
+def _fdr(work: list[_Column], config: DriftConfig) -> None:
+    """Benjamini-Hochberg over the run's p-values: the calibrated ones when calibrating, else those of the
+    p-value tests; each such column is then decided on its adjusted p-value."""
+    if config.calibrate:
+        idx = [i for i, w in enumerate(work) if w.result.calibrated_p_value is not None]
+    else:
+        idx = [
+            i
+            for i, w in enumerate(work)
+            if w.result.test in st.P_VALUE_TESTS and w.result.p_value is not None
+        ]
+    if not idx:
+        return
+    pvals = np.array(
+        [work[i].result.calibrated_p_value if config.calibrate else work[i].result.p_value for i in idx],
+        dtype=np.float64,
+    )
+    adjusted = st.bh_adjust(np.nan_to_num(pvals, nan=1.0))
+    for i, adj in zip(idx, adjusted.tolist(), strict=True):
+        r = work[i].result
+        assert r.threshold is not None
+        if config.calibrate:
+            drifted = bool(adj <= work[i].level)
+            rule = (
+                f"BH-adjusted calibrated p_value <= {work[i].level:g} (permutation null, "
+                f"{config.calibration_trials} splits; {len(idx)} p-values)"
+            )
+        else:
+            drifted = st.is_drift(r.test, adj, r.threshold)
+            rule = f"BH-adjusted {_raw_rule(r.test, r.threshold)} ({len(idx)} p-values)"
+        work[i].result = replace(
+            r, adjusted_p_value=float(adj), drifted=drifted, decided_by="fdr", decision_rule=rule
+        )
+
+
+# ====================================================================== dataset verdict
+def _key_rule(work: list[_Column], keys: list[str], config: DriftConfig) -> tuple[list[str], str]:
+    """The key columns that fire the key-column rule, and the rule in words.
+
+    With calibration each key column is tested on its calibrated p-value at its level divided by the
+    number of key columns (Bonferroni), so the key-column rule as a whole keeps the level.
+    """
+    by_name = {w.result.column: w for w in work}
+    if not keys:
+        return [], " (no key columns)"
+    if not config.calibrate:
+        return [c for c in keys if by_name[c].result.drifted], f" OR a key column ({', '.join(keys)}) drifted"
+    fired = []
+    for c in keys:
+        w = by_name[c]
+        p = w.result.calibrated_p_value
+        if (p is not None and p <= w.level / len(keys)) or (
+            w.result.decided_by == NO_VALUES and w.result.drifted
+        ):
+            fired.append(c)
+    return fired, (
+        f" OR a key column ({', '.join(keys)}) has calibrated p_value <= its level / {len(keys)} "
+        "(Bonferroni over the key columns)"
+    )
+
+
 # ====================================================================== the check
 def detect_data_drift(
     profile: ReferenceProfile,
     current: pd.DataFrame,
+    config: DriftConfig = DriftConfig(),
     *,
     columns: Sequence[str] | None = None,
-    drift_share: float = DEFAULT_DRIFT_SHARE,
-    key_columns: Sequence[str] = (),
-    stattest: str | None = None,
-    per_column_stattest: Mapping[str, str] | None = None,
-    per_column_threshold: Mapping[str, float] | None = None,
-    fdr: bool = False,
-    calibrate: bool = False,
-    calibration_trials: int = 200,
-    seed: int = 0,
-    calibration_alpha: float = DEFAULT_CALIBRATION_ALPHA,
-    missing_share_threshold: float = DEFAULT_MISSING_SHARE_THRESHOLD,
-    correlation_threshold: float = DEFAULT_CORRELATION_THRESHOLD,
 ) -> DataDriftResult:
-    """Test every column of ``current`` against the reference ``profile``.
+    """Test every column of ``current`` (or ``columns``) against the reference ``profile``.
 
-    Per column the test is Evidently 0.7's default (or ``per_column_stattest[column]``, else
-    ``stattest``) with its default threshold (or ``per_column_threshold[column]``).
+    Per column the test is Evidently 0.7's default (or ``config.per_column_stattest[column]``, else
+    ``config.stattest``) with its default threshold (or ``config.per_column_threshold[column]``).
+
+    ``config.calibrate`` decides each column on a permutation-calibrated p-value instead
+    (:mod:`clvdrift.drift.calibrate`): ``calibration_trials`` random splits of the pooled reference and
+    current counts, level = the threshold of a p-value test or ``calibration_alpha`` for a distance.
+    ``config.fdr`` applies Benjamini-Hochberg across the run's p-values (the calibrated ones when
+    calibrating, else those of the p-value tests) and decides on the adjusted p-values.
 
     ``dataset_drift`` is true when the share of drifted columns is ``>= drift_share`` (Evidently's
-    rule) OR any of ``key_columns`` drifted; ``reasons`` says which rule fired.
+    rule) OR a key column drifted (with calibration: its calibrated p-value is at most its level divided
+    by the number of key columns); ``reasons`` says which rule fired, ``dataset_rule`` states the rule.
+    Key columns left at their default apply to the checked columns that have them.
 
-    ``fdr=True`` applies Benjamini-Hochberg across the run's p-values (the p-value tests, or every
-    column when ``calibrate`` is also on) and decides on the adjusted p-values.
+    Also reported, without changing ``dataset_drift``: missing-share change per column (flagged beyond
+    ``missing_share_threshold``, absolute) and the largest change of a pairwise Pearson correlation
+    between numerical columns (flagged beyond ``correlation_threshold``).
 
-    ``calibrate=True`` replaces each column's threshold by a Monte-Carlo calibrated one for the
-    current window size: ``calibration_trials`` pairs (window of the current size, resample of the
-    reference size) are drawn from the reference profile with ``seed``, and the threshold is the
-    ``1 - alpha`` quantile of the null statistic (``alpha`` = the column's threshold for p-value
-    tests, ``calibration_alpha`` for distances).
-
-    Also reported, without changing ``dataset_drift``: missing-share change per column (flagged
-    beyond ``missing_share_threshold``, absolute) and the largest change of a pairwise Pearson
-    correlation between numerical columns (flagged beyond ``correlation_threshold``).
-
-    Raises :class:`DriftInputError` for an empty current frame, columns missing from ``current``,
-    non-numeric values in a numerical column and invalid settings.
+    Raises :class:`DriftInputError` for an empty current frame, columns missing from ``current`` and
+    non-numeric values in a numerical column, :class:`clvdrift.errors.ConfigError` for settings that do
+    not fit the profile.
     """
     if isinstance(current, pd.DataFrame) and any(not isinstance(c, str) for c in current.columns):
         current = current.rename(columns=str)
-    cols = _validate(
-        profile,
-        current,
-        columns,
-        drift_share,
-        key_columns,
-        stattest,
-        per_column_stattest,
-        per_column_threshold,
-        calibration_trials,
-        calibration_alpha,
-    )
+    cols, keys = _validate(profile, current, columns, config)
     n_rows = len(current)
     work: list[_Column] = []
     cur_missing: dict[str, int] = {}
     for c in cols:
         ref = profile.column(c)
         if isinstance(ref, NumericColumnProfile):
-            col, n_missing = _numeric_column(
-                c, ref, current[c], stattest, per_column_stattest, per_column_threshold, calibrate
-            )
+            col, n_missing = _numeric_column(c, ref, current[c], config)
         else:
-            col, n_missing = _categorical_column(
-                c, ref, current[c], stattest, per_column_stattest, per_column_threshold, calibrate
-            )
+            col, n_missing = _categorical_column(c, ref, current[c], config)
         work.append(col)
         cur_missing[c] = n_missing
-
-    if calibrate:
-        for i, col in enumerate(work):
-            r = col.result
-            if col.outcome is None or col.null_model is None or r.threshold is None:
-                continue
-            alpha = r.threshold if r.test in st.P_VALUE_TESTS else calibration_alpha
-            if not 0.0 < alpha < 1.0:
-                raise DriftInputError(
-                    f"calibration level for column {r.column!r} must be in (0, 1), got {alpha}"
-                )
-            cal = st.calibrate(
-                col.null_model,
-                col.outcome.calibration_stat
-                if col.calibration_observed is None
-                else col.calibration_observed,
-                col.n_cur,
-                col.n_ref,
-                trials=calibration_trials,
-                alpha=alpha,
-                rng=np.random.default_rng([seed, i]),
-            )
-            col.result = replace(
-                r,
-                calibrated_threshold=cal.threshold,
-                calibrated_p_value=cal.p_value,
-                calibration_method=cal.method,
-                drifted=cal.drifted,
-            )
-
-    if fdr:
-        idx = [
-            i
-            for i, col in enumerate(work)
-            if col.outcome is not None
-            and (col.result.calibrated_p_value is not None or col.result.test in st.P_VALUE_TESTS)
-        ]
-        if idx:
-            pvals = np.array(
-                [
-                    work[i].result.calibrated_p_value
-                    if calibrate
-                    else (work[i].result.p_value if work[i].result.p_value is not None else 1.0)
-                    for i in idx
-                ],
-                dtype=np.float64,
-            )
-            adjusted = st.bh_adjust(np.nan_to_num(pvals, nan=1.0))
-            for i, adj in zip(idx, adjusted.tolist()):
-                r = work[i].result
-                assert r.threshold is not None
-                if calibrate:
-                    level = r.threshold if r.test in st.P_VALUE_TESTS else calibration_alpha
-                    drifted = bool(adj <= level)
-                else:
-                    drifted = st.is_drift(r.test, adj, r.threshold)
-                work[i].result = replace(r, adjusted_p_value=float(adj), drifted=drifted)
+    if config.calibrate:
+        _calibrate(work, config)
+    if config.fdr:
+        _fdr(work, config)
 
     results = [w.result for w in work]
     drifted_cols = [r.column for r in results if r.drifted]
     n_cols = len(results)
     share = len(drifted_cols) / n_cols
-    drifted_keys = [c for c in key_columns if c in drifted_cols]
+    drifted_keys, key_rule = _key_rule(work, keys, config)
     reasons: list[str] = []
-    if share >= drift_share:
+    if share >= config.drift_share:
         reasons.append(
             f"share rule: {len(drifted_cols)} of {n_cols} columns drifted "
-            f"(share {share:.3f} >= drift_share {drift_share:g})"
+            f"(share {share:.3f} >= drift_share {config.drift_share:g})"
         )
     if drifted_keys:
         reasons.append(f"key-column rule: key column(s) {drifted_keys} drifted")
-
     return DataDriftResult(
         dataset_drift=bool(reasons),
         drift_share=share,
-        drift_share_threshold=float(drift_share),
+        drift_share_threshold=float(config.drift_share),
         number_of_columns=n_cols,
         number_of_drifted_columns=len(drifted_cols),
         drifted_columns=drifted_cols,
-        key_columns=list(key_columns),
+        key_columns=keys,
         drifted_key_columns=drifted_keys,
         reasons=reasons,
+        dataset_rule=f"dataset drift when the share of drifted columns >= {config.drift_share:g}{key_rule}",
         columns=results,
-        missing_values=_missing_values(profile, cols, cur_missing, n_rows, missing_share_threshold),
-        correlations=_correlations(profile, current, cols, correlation_threshold, cur_missing),
+        missing_values=_missing_values(profile, cols, cur_missing, n_rows, config.missing_share_threshold),
+        correlations=_correlations(profile, current, cols, config.correlation_threshold, cur_missing),
         reference_rows=profile.rows,
         current_rows=n_rows,
-        settings={
-            "columns": cols,
-            "drift_share": float(drift_share),
-            "key_columns": list(key_columns),
-            "stattest": stattest,
-            "per_column_stattest": dict(per_column_stattest or {}),
-            "per_column_threshold": {k: float(v) for k, v in (per_column_threshold or {}).items()},
-            "fdr": bool(fdr),
-            "calibrate": bool(calibrate),
-            "calibration_trials": int(calibration_trials),
-            "calibration_alpha": float(calibration_alpha),
-            "seed": int(seed),
-            "missing_share_threshold": float(missing_share_threshold),
-            "correlation_threshold": float(correlation_threshold),
-        },
+        settings={"columns": cols, **config.model_dump(mode="json")},
     )

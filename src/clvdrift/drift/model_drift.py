@@ -3,9 +3,9 @@
 The reference figures are the held-out (test-split) metrics recorded when the model was trained —
 never in-sample ones. Model drift is detected when either
 
-- R² drops by more than ``r2_drop_threshold`` (default 0.10, the seed's 10%) relative to the reference:
-  ``(R²_ref − R²_cur) / |R²_ref|``; or
-- MAE rises by more than ``mae_increase_threshold`` (default 0.25) relative to the reference:
+- R² drops by more than ``DriftConfig.r2_drop_threshold`` (the seed's 10% by default) relative to the
+  reference: ``(R²_ref − R²_cur) / |R²_ref|``; or
+- MAE rises by more than ``DriftConfig.mae_increase_threshold`` relative to the reference:
   ``(MAE_cur − MAE_ref) / MAE_ref``.
 
 The second rule exists because R² alone is a weak signal for heavy-tailed CLV: a handful of very
@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-R2_DROP_THRESHOLD = 0.10
-MAE_INCREASE_THRESHOLD = 0.25
+from clvdrift.config import DriftConfig
+from clvdrift.jsonable import dataclass_dict
+
+__all__ = ["ModelDriftResult", "detect_model_drift"]
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,8 @@ class ModelDriftResult:
     note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        for key in ("r2_drop", "mae_increase"):
-            if out[key] is not None and not math.isfinite(out[key]):
-                out[key] = None
-        return out
+        """Plain-JSON representation (non-finite numbers become ``None``, see :mod:`clvdrift.jsonable`)."""
+        return dataclass_dict(self)
 
 
 def _relative(change: float, base: float) -> float:
@@ -63,34 +62,60 @@ def detect_model_drift(
     reference: Mapping[str, float],
     actual: np.ndarray | None,
     predicted: np.ndarray | None,
-    *,
-    r2_drop_threshold: float = R2_DROP_THRESHOLD,
-    mae_increase_threshold: float = MAE_INCREASE_THRESHOLD,
+    config: DriftConfig,
     note: str | None = None,
 ) -> ModelDriftResult:
     """Compare current quality (``actual`` vs ``predicted``) with the ``reference`` metrics
-    (a mapping with at least ``r2`` and ``mae``). Pass ``actual=None`` when labels are not available."""
+    (a mapping with at least ``r2`` and ``mae``), with ``config``'s ``r2_drop_threshold`` and
+    ``mae_increase_threshold``. Pass ``actual=None`` when labels are not available."""
     from clvdrift.model.evaluate import regression_metrics
 
+    r2_drop_threshold, mae_increase_threshold = config.r2_drop_threshold, config.mae_increase_threshold
     ref = {k: float(v) for k, v in reference.items()}
     if actual is None or predicted is None or len(actual) == 0:
         return ModelDriftResult(
-            labels_available=False, detected=False, reference=ref, current=None, r2_drop=None, mae_increase=None,
-            r2_drop_threshold=r2_drop_threshold, mae_increase_threshold=mae_increase_threshold,
+            labels_available=False,
+            detected=False,
+            reference=ref,
+            current=None,
+            r2_drop=None,
+            mae_increase=None,
+            r2_drop_threshold=r2_drop_threshold,
+            mae_increase_threshold=mae_increase_threshold,
             note=note or "current labels are not available yet; model drift not assessed",
         )
     cur = regression_metrics(actual, predicted)
     r2_drop = _relative(ref["r2"] - cur["r2"], ref["r2"])
     mae_increase = _relative(cur["mae"] - ref["mae"], ref["mae"])
     reasons = []
-    if math.isfinite(r2_drop) and r2_drop > r2_drop_threshold or (math.isinf(r2_drop) and r2_drop > 0):
-        reasons.append(f"R² fell from {ref['r2']:.3f} to {cur['r2']:.3f} "
-                       f"({r2_drop:.0%} relative drop > {r2_drop_threshold:.0%})")
+    if (math.isfinite(r2_drop) and r2_drop > r2_drop_threshold) or (math.isinf(r2_drop) and r2_drop > 0):
+        reasons.append(
+            f"R² fell from {ref['r2']:.3f} to {cur['r2']:.3f} "
+            f"({r2_drop:.0%} relative drop > {r2_drop_threshold:.0%})"
+        )
     if (math.isfinite(mae_increase) or math.isinf(mae_increase)) and mae_increase > mae_increase_threshold:
-        reasons.append(f"MAE rose from {ref['mae']:,.2f} to {cur['mae']:,.2f} "
-                       f"({mae_increase:.0%} relative increase > {mae_increase_threshold:.0%})")
+        reasons.append(
+            f"MAE rose from {ref['mae']:,.2f} to {cur['mae']:,.2f} "
+            f"({mae_increase:.0%} relative increase > {mae_increase_threshold:.0%})"
+        )
+    undefined = [
+        name for name, v in (("r2_drop", r2_drop), ("mae_increase", mae_increase)) if not math.isfinite(v)
+    ]
+    if undefined:
+        why = (
+            f"{' and '.join(undefined)} undefined (a reference of 0 or a non-finite metric): written as "
+            "null; an infinite rise counts as drift"
+        )
+        note = why if note is None else f"{note}; {why}"
     return ModelDriftResult(
-        labels_available=True, detected=bool(reasons), reference=ref, current=cur, r2_drop=r2_drop,
-        mae_increase=mae_increase, r2_drop_threshold=r2_drop_threshold,
-        mae_increase_threshold=mae_increase_threshold, reasons=reasons, note=note,
+        labels_available=True,
+        detected=bool(reasons),
+        reference=ref,
+        current=cur,
+        r2_drop=r2_drop,
+        mae_increase=mae_increase,
+        r2_drop_threshold=r2_drop_threshold,
+        mae_increase_threshold=mae_increase_threshold,
+        reasons=reasons,
+        note=note,
     )

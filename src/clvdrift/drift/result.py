@@ -1,18 +1,21 @@
 """Result types and errors of the data-drift check.
 
 Every result is a small frozen dataclass whose ``to_dict()`` returns plain JSON types (``dict``,
-``list``, ``str``, ``int``, ``float``, ``bool``, ``None``).  Non-finite floats (an infinite
-chi-square statistic when the current window holds a category the reference never saw) become
-``None`` in ``to_dict()``; the ``note`` of the column says why.
+``list``, ``str``, ``int``, ``float``, ``bool``, ``None``), all through :mod:`clvdrift.jsonable`, the
+project's one NaN-safe convention: a non-finite float (NaN, +-inf) becomes ``None``, because JSON has no
+infinity and PostgreSQL's JSON columns refuse NaN. Where the non-finite value carries meaning (an
+infinite chi-square statistic when the current window holds a category the reference never saw), the
+result's ``note`` says so in words; ``None`` alone never stands for both "not computed" and
+"infinite".
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from clvdrift.errors import ArtifactIntegrityError, DataError
+from clvdrift.jsonable import dataclass_dict
 
 __all__ = [
     "ColumnDriftResult",
@@ -37,43 +40,21 @@ class ProfileIntegrityError(ArtifactIntegrityError):
     """A saved reference profile does not match the sha256 recorded in its file."""
 
 
-def _json_float(value: float | None) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _plain(value: Any) -> Any:
-    """Turn a result value into plain JSON types (recursively)."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return _json_float(value)
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item"):  # numpy scalar
-        return _plain(value.item())
-    return str(value)
-
-
-def _dataclass_dict(obj: Any) -> dict[str, Any]:
-    return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
-
-
 @dataclass(frozen=True)
 class ColumnDriftResult:
     """Outcome of one column's drift test.
 
-    ``drifted`` is the final decision: the calibrated decision when calibration was used, else the
-    Benjamini-Hochberg decision when ``fdr`` was used (p-value tests only), else the plain test
-    decision (``raw_drifted``).
+    ``drifted`` is the final decision and ``decided_by`` says what made it: ``"test"`` (the test's own
+    rule, ``raw_decision_rule``), ``"calibration"`` (the calibrated p-value of a permutation null),
+    ``"fdr"`` (the Benjamini-Hochberg adjusted p-value, of the calibrated p-values when calibration is
+    on) or ``"no-values"`` (one side has no values). ``decision_rule`` is the rule that decided, in
+    words with its numbers; ``raw_drifted`` is the test's own decision whatever decided.
+
+    ``calibrated_statistic`` is the observed value of the calibrated statistic
+    (``calibrated_statistic_name``) on the calibration grid, ``calibrated_threshold`` the null's
+    ``1 - alpha`` quantile on the same scale (``None`` with a ``note`` when infinite: then no split of
+    the pooled counts can reach the level). ``sketch_error_bound`` is the reference sketch's error bound
+    (``None`` when the reference is exact).
     """
 
     column: str
@@ -85,6 +66,8 @@ class ColumnDriftResult:
     p_value: float | None
     threshold: float | None
     decision_rule: str
+    raw_decision_rule: str
+    decided_by: str  # "test" | "calibration" | "fdr" | "no-values"
     effect_size: float | None
     effect_size_name: str | None
     drifted: bool
@@ -93,15 +76,18 @@ class ColumnDriftResult:
     current_size: int
     n_unique: int | None = None
     exact_reference: bool = True
+    sketch_error_bound: dict[str, float] | None = None
     adjusted_p_value: float | None = None
+    calibrated_statistic: float | None = None
+    calibrated_statistic_name: str | None = None
     calibrated_threshold: float | None = None
     calibrated_p_value: float | None = None
     calibration_method: str | None = None
     note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON representation (non-finite floats become ``None``)."""
-        return _dataclass_dict(self)
+        """Plain-JSON representation (see :mod:`clvdrift.jsonable`)."""
+        return dataclass_dict(self)
 
 
 @dataclass(frozen=True)
@@ -118,7 +104,7 @@ class ColumnMissingValues:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON representation."""
-        return _dataclass_dict(self)
+        return dataclass_dict(self)
 
 
 @dataclass(frozen=True)
@@ -135,7 +121,7 @@ class MissingValuesResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON representation."""
-        return _dataclass_dict(self)
+        return dataclass_dict(self)
 
 
 @dataclass(frozen=True)
@@ -154,22 +140,25 @@ class CorrelationChange:
     note: str | None = None
 
     @classmethod
-    def unmeasured(cls, threshold: float, columns: list[str], reference_rows: int, current_rows: int,
-                   note: str) -> CorrelationChange:
+    def unmeasured(
+        cls, threshold: float, columns: list[str], reference_rows: int, current_rows: int, note: str
+    ) -> CorrelationChange:
         """No correlation could be compared; ``note`` says why."""
         return cls(threshold, columns, None, None, None, None, False, reference_rows, current_rows, note=note)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON representation."""
-        return _dataclass_dict(self)
+        return dataclass_dict(self)
 
 
 @dataclass(frozen=True)
 class DataDriftResult:
     """Dataset-level drift verdict with its per-column evidence.
 
-    ``dataset_drift`` is ``drift_share >= drift_share_threshold`` OR any key column drifted;
-    ``reasons`` names the rule(s) that fired (empty when no drift).
+    ``dataset_drift`` is ``drift_share >= drift_share_threshold`` OR a key column drifted, with the
+    key-column rule as ``dataset_rule`` states it (with calibration: a key column's calibrated p-value
+    at most its level divided by the number of key columns, Bonferroni); ``reasons`` names the
+    rule(s) that fired (empty when no drift).
     """
 
     dataset_drift: bool
@@ -181,6 +170,7 @@ class DataDriftResult:
     key_columns: list[str]
     drifted_key_columns: list[str]
     reasons: list[str]
+    dataset_rule: str
     columns: list[ColumnDriftResult]
     missing_values: MissingValuesResult
     correlations: CorrelationChange
@@ -197,4 +187,4 @@ class DataDriftResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON representation of the whole result."""
-        return _dataclass_dict(self)
+        return dataclass_dict(self)

@@ -10,7 +10,7 @@ name           returns  threshold drift when                          implementa
 ks             p-value  0.05      ``p <= threshold``                  ``scipy.stats.ks_2samp``
 chisquare      p-value  0.05      ``p < threshold``                   ``scipy.stats.chisquare``
 z              p-value  0.05      ``p < threshold``                   two-proportion z, ``scipy.stats.norm``
-wasserstein    distance 0.1       ``d >= threshold``                  ``scipy.stats.wasserstein_distance`` / max(std_ref, 0.001)
+wasserstein    distance 0.1       ``d >= threshold``                  scipy W1 / max(std_ref, 0.001)
 jensenshannon  distance 0.1       ``d >= threshold``                  ``scipy.spatial.distance.jensenshannon``
 psi            distance 0.1       ``d >= threshold``                  Evidently's binning and zero filling
 ============== ======== ========= =================================== ==============================
@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
 from scipy.spatial import distance as spd
-from scipy.special import rel_entr
 
 from clvdrift.drift.profile import CATEGORICAL, NUMERICAL, NumericColumnProfile, ValueSketch
 
@@ -118,15 +116,10 @@ def is_drift(test: str, value: float, threshold: float) -> bool:
 
 @dataclass(frozen=True)
 class TestOutcome:
-    """Statistic and (for p-value tests) p-value of one test on one column.
-
-    ``calibration_stat`` is the "larger means more drift" scale used by calibration: the distance,
-    the KS ``D``, the chi-square statistic or ``|z|``.
-    """
+    """Statistic and (for p-value tests) p-value of one test on one column."""
 
     statistic: float
     p_value: float | None
-    calibration_stat: float
 
 
 # ====================================================================== numeric helpers
@@ -228,31 +221,35 @@ def ks_test(
     if ref.sketch.exact and max(n_ref, n_cur) <= KS_MAX_AUTO_N:
         ref_values = np.repeat(ref.sketch.values, ref.sketch.counts)
         res = sps.ks_2samp(ref_values, cur_sorted)
-        return TestOutcome(float(res.statistic), float(res.pvalue), float(res.statistic))
+        return TestOutcome(float(res.statistic), float(res.pvalue))
     d = ks_statistic(ref.sketch, cur_values, cur_counts)
-    return TestOutcome(d, ks_pvalue(d, n_ref, n_cur), d)
+    return TestOutcome(d, ks_pvalue(d, n_ref, n_cur))
 
 
-def sturges_edges(lo: float, hi: float, size: int) -> FloatArray:
-    """``np.histogram_bin_edges(combined, bins='sturges')`` from the min, max and size of the
-    combined data (numpy's ``_hist_bin_sturges`` and ``_get_outer_edges``)."""
+def sturges_edges(lo: float, hi: float, size: int, integer: bool = False) -> FloatArray:
+    """``np.histogram_bin_edges(combined, bins='sturges')`` from the min, max, size and dtype of the
+    combined data (numpy's ``_hist_bin_sturges``, ``_get_outer_edges`` and ``_get_bin_edges``: for an
+    integer array a width below 1 is raised to 1)."""
     first, last = float(lo), float(hi)
     if first == last:
         first, last = first - 0.5, last + 0.5
     width = (float(hi) - float(lo)) / (np.log2(size) + 1.0)
+    if integer and 0 < width < 1:
+        width = 1.0
     n_bins = int(np.ceil((last - first) / width)) if width else 1
     return np.linspace(first, last, n_bins + 1, endpoint=True)
 
 
 def numeric_binned_counts(
-    ref: NumericColumnProfile, cur_sorted: FloatArray
+    ref: NumericColumnProfile, cur_sorted: FloatArray, integer: bool
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Evidently's histogram path of ``get_binned_data`` (numerical, > 20 reference values):
-    Sturges bins over reference and current together; returns edges, reference and current counts.
-    Reference counts are exact for an exact sketch, interpolated within buckets otherwise."""
+    Sturges bins over reference and current together (``integer``: both columns have an integer dtype,
+    so the concatenation Evidently bins is an integer array); returns edges, reference and current
+    counts. Reference counts are exact for an exact sketch, interpolated within buckets otherwise."""
     lo = min(ref.min, float(cur_sorted[0]))
     hi = max(ref.max, float(cur_sorted[-1]))
-    edges = sturges_edges(lo, hi, ref.count + cur_sorted.size)
+    edges = sturges_edges(lo, hi, ref.count + cur_sorted.size, integer)
     cur_counts = np.histogram(cur_sorted, bins=edges)[0].astype(np.float64)
     if ref.sketch.exact:
         ref_counts = np.histogram(ref.sketch.values, bins=edges, weights=ref.sketch.counts)[0]
@@ -320,19 +317,15 @@ def z_counts(ref_counts: FloatArray, cur_counts: FloatArray) -> tuple[float, flo
 def value_count_test(test: str, ref_counts: FloatArray, cur_counts: FloatArray) -> TestOutcome:
     """Run a value-count test; counts are aligned over the union of values (sorted for ``z``)."""
     if test == "chisquare":
-        stat, p = chisquare_counts(ref_counts, cur_counts)
-        return TestOutcome(stat, p, stat)
+        return TestOutcome(*chisquare_counts(ref_counts, cur_counts))
     if test == "z":
-        z, p = z_counts(ref_counts, cur_counts)
-        return TestOutcome(z, p, 0.0 if math.isnan(z) else abs(z))
+        return TestOutcome(*z_counts(ref_counts, cur_counts))
     ref_pct = ref_counts / ref_counts.sum()
     cur_pct = cur_counts / cur_counts.sum()
     if test == "jensenshannon":
-        js = jensenshannon_from_percents(ref_pct, cur_pct)
-        return TestOutcome(js, None, js)
+        return TestOutcome(jensenshannon_from_percents(ref_pct, cur_pct), None)
     if test == "psi":
-        psi = psi_from_percents(ref_pct, cur_pct)
-        return TestOutcome(psi, None, psi)
+        return TestOutcome(psi_from_percents(ref_pct, cur_pct), None)
     raise ValueError(f"{test!r} is not a value-count test")
 
 
@@ -342,211 +335,3 @@ def bh_adjust(p_values: FloatArray) -> FloatArray:
     if p.size == 0:
         return p
     return np.asarray(sps.false_discovery_control(p, method="bh"), dtype=np.float64)
-
-
-# ====================================================================== calibration
-@dataclass(frozen=True)
-class NullModel:
-    """A test expressed on a grid of reference cells, for Monte-Carlo calibration.
-
-    ``probs`` are the reference probabilities of the grid cells; ``statistic(a, n, b, n_ref)``
-    evaluates the test's calibration statistic for ``T`` pairs of count matrices (``T x m``): a
-    current-sized window ``a`` and a reference-sized resample ``b``.
-    """
-
-    probs: FloatArray
-    statistic: Callable[[FloatArray, int, FloatArray, int], FloatArray]
-    description: str
-    support: FloatArray | None = None  # numeric grids: the sorted support points
-    weights: FloatArray | None = None  # numeric grids: the reference counts on the support
-
-    def snapped_statistic(self, cur_values: FloatArray, cur_counts: FloatArray, n_ref: int) -> float:
-        """The statistic of the current window snapped to the nearest support point, against the
-        reference counts - the same discretisation the null draws have (numeric grids only)."""
-        if self.support is None or self.weights is None:
-            raise ValueError("not a numeric grid model")
-        mids = (self.support[1:] + self.support[:-1]) * 0.5
-        idx = np.searchsorted(mids, cur_values, side="left")
-        a = np.bincount(idx, weights=cur_counts, minlength=self.support.size)[None, :]
-        n = round(float(cur_counts.sum()))
-        return float(self.statistic(a, n, self.weights[None, :], n_ref)[0])
-
-
-def draw_counts(rng: np.random.Generator, n: int, probs: FloatArray, trials: int) -> FloatArray:
-    """``trials`` count vectors of ``n`` draws over the grid cells (``trials x m``).
-
-    Exact multinomial draws (inverse-CDF sampling + bincount, cost ``trials x n``) when ``n`` is
-    smaller than the grid; otherwise a Poissonised draw (cells with expected count < 30 are
-    Poisson, larger cells use the normal approximation of the Poisson), rescaled so every row
-    sums to ``n`` (cost ``trials x m``, independent of ``n``).
-    """
-    m = probs.size
-    if n < m:
-        cdf = np.cumsum(probs)
-        cdf /= cdf[-1]
-        idx = np.searchsorted(cdf, rng.random((trials, n)), side="right")
-        np.minimum(idx, m - 1, out=idx)
-        idx += (np.arange(trials) * m)[:, None]
-        return np.bincount(idx.ravel(), minlength=trials * m).reshape(trials, m).astype(np.float64)
-    lam = n * (probs / probs.sum())
-    out = np.empty((trials, m))
-    small = lam < 30.0
-    if small.any():
-        out[:, small] = rng.poisson(lam[small], size=(trials, int(small.sum())))
-    if not small.all():
-        big = lam[~small]
-        out[:, ~small] = big + np.sqrt(big) * rng.standard_normal((trials, big.size))
-    np.maximum(out, 0.0, out=out)
-    out *= n / out.sum(axis=1, keepdims=True)
-    return out
-
-
-def _cum_cdf(counts: FloatArray, n: int) -> FloatArray:
-    return np.cumsum(counts, axis=1) / n
-
-
-def null_model_numeric(test: str, ref: NumericColumnProfile) -> NullModel:
-    """Grid = the sketch's support points (distinct values, or bucket midpoints)."""
-    pts, w = ref.sketch.support()
-    probs = w / w.sum()
-    norm = max(ref.std, WASSERSTEIN_MIN_NORM)
-    deltas = np.diff(pts)
-
-    if test == "wasserstein":
-
-        def stat(a: FloatArray, n: int, b: FloatArray, n_ref: int) -> FloatArray:
-            diff = np.abs(_cum_cdf(a, n) - _cum_cdf(b, n_ref))
-            return diff[:, :-1] @ deltas / norm
-
-    elif test == "ks":
-
-        def stat(a: FloatArray, n: int, b: FloatArray, n_ref: int) -> FloatArray:
-            return np.abs(_cum_cdf(a, n) - _cum_cdf(b, n_ref)).max(axis=1)
-
-    else:
-        raise ValueError(test)
-    return NullModel(probs, stat, f"{test} on the reference support grid ({pts.size} cells)", pts, w)
-
-
-def null_model_binned(test: str, ref: NumericColumnProfile, edges: FloatArray) -> NullModel:
-    """Grid = support points, aggregated into the Sturges bins of the observed test."""
-    pts, w = ref.sketch.support()
-    probs = w / w.sum()
-    n_bins = edges.size - 1
-    bin_of = np.clip(np.searchsorted(edges, pts, side="right") - 1, 0, n_bins - 1)
-    starts = np.concatenate(([0], np.flatnonzero(bin_of[1:] != bin_of[:-1]) + 1))
-    present = bin_of[starts]
-
-    def to_bins(c: FloatArray) -> FloatArray:
-        out = np.zeros((c.shape[0], n_bins))
-        out[:, present] = np.add.reduceat(c, starts, axis=1)
-        return out
-
-    def stat(a: FloatArray, n: int, b: FloatArray, n_ref: int) -> FloatArray:
-        q = to_bins(a) / n
-        p = to_bins(b) / n_ref
-        if test == "jensenshannon":
-            return _js_rows(p, q)
-        return _psi_rows(p, q, np.ones_like(p, dtype=bool))
-
-    return NullModel(probs, stat, f"{test} on {n_bins} Sturges bins of the reference support grid", pts, w)
-
-
-def null_model_values(test: str, ref_counts: FloatArray, first_is_key0: bool = True) -> NullModel:
-    """Grid = the reference's distinct values/categories (cells with a positive reference count)."""
-    keep = ref_counts > 0
-    probs = ref_counts[keep] / ref_counts[keep].sum()
-    key0_in_grid = bool(keep[0]) and first_is_key0
-
-    def stat(a: FloatArray, n: int, b: FloatArray, n_ref: int) -> FloatArray:
-        if test == "chisquare":
-            exp = b * (n / n_ref)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                terms = (a - exp) ** 2 / exp
-            terms[(a == 0) & (exp == 0)] = 0.0
-            return terms.sum(axis=1)
-        if test == "z":
-            k0 = 0 if key0_in_grid else None
-            p1 = 1.0 - (b[:, k0] / n_ref if k0 is not None else 0.0)
-            p2 = 1.0 - (a[:, k0] / n if k0 is not None else 0.0)
-            big_p = (p1 * n_ref + p2 * n) / (n_ref + n)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                z = np.abs(p1 - p2) / np.sqrt(big_p * (1 - big_p) * (1.0 / n_ref + 1.0 / n))
-            same_single = (
-                (np.count_nonzero(a, axis=1) == 1)
-                & (np.count_nonzero(b, axis=1) == 1)
-                & (np.argmax(a, axis=1) == np.argmax(b, axis=1))
-            )
-            z = np.where(same_single | np.isnan(z), 0.0, z)
-            return np.asarray(z, dtype=np.float64)
-        p, q = b / n_ref, a / n
-        if test == "jensenshannon":
-            return _js_rows(p, q)
-        return _psi_rows(p, q, (a > 0) | (b > 0))
-
-    return NullModel(probs, stat, f"{test} on the reference's {int(keep.sum())} distinct values")
-
-
-def _js_rows(p: FloatArray, q: FloatArray) -> FloatArray:
-    m = (p + q) / 2.0
-    js = rel_entr(p, m).sum(axis=1) + rel_entr(q, m).sum(axis=1)
-    return np.sqrt(np.maximum(js, 0.0) / 2.0)
-
-
-def _fill_rows(x: FloatArray, valid: FloatArray) -> FloatArray:
-    nz = np.where((x != 0) & valid, x, np.inf).min(axis=1, keepdims=True)
-    fill = np.where(nz <= 0.0001, nz / 10**6, 0.0001)
-    return np.where((x == 0) & valid, fill, x)
-
-
-def _psi_rows(p: FloatArray, q: FloatArray, valid: FloatArray) -> FloatArray:
-    pf = _fill_rows(p, valid)
-    qf = _fill_rows(q, valid)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = (pf - qf) * np.log(pf / qf)
-    return np.where(valid, terms, 0.0).sum(axis=1)
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Outcome of a Monte-Carlo calibration for one column."""
-
-    threshold: float  # on the calibration-statistic scale
-    p_value: float  # (1 + #{null >= observed}) / (trials + 1)
-    drifted: bool  # observed > threshold
-    method: str
-
-
-def calibrate(
-    model: NullModel,
-    observed: float,
-    n_current: int,
-    n_reference: int,
-    *,
-    trials: int,
-    alpha: float,
-    rng: np.random.Generator,
-) -> Calibration:
-    """Monte-Carlo (two-sample parametric bootstrap) calibration of one column's threshold.
-
-    Draws ``trials`` pairs (current-sized window, reference-sized resample) from the reference
-    distribution on the model's grid, evaluates the statistic on each pair, and sets the threshold
-    to the ``k``-th smallest null statistic with ``k = ceil((1 - alpha)(trials + 1))``, so that
-    ``observed > threshold`` happens with probability at most ``alpha`` when there is no drift.
-    """
-    a = draw_counts(rng, n_current, model.probs, trials)
-    b = draw_counts(rng, n_reference, model.probs, trials)
-    null = np.asarray(model.statistic(a, n_current, b, n_reference), dtype=np.float64)
-    null = np.where(np.isnan(null), 0.0, null)
-    null.sort()
-    k = math.ceil((1.0 - alpha) * (trials + 1))
-    threshold = float(null[k - 1]) if k <= trials else float("inf")
-    obs = 0.0 if math.isnan(observed) else observed
-    p = (1.0 + float(np.count_nonzero(null >= obs))) / (trials + 1.0)
-    method = (
-        f"monte-carlo two-sample bootstrap from the reference profile: {trials} pairs of "
-        f"(window of {n_current}, reference resample of {n_reference}) drawn on the grid "
-        f"[{model.description}]; threshold = {k}-th smallest null statistic (level {alpha:g}); "
-        "drift when statistic > threshold"
-    )
-    return Calibration(threshold, p, bool(obs > threshold), method)
