@@ -56,7 +56,8 @@ def test_share_rule_fires_at_the_threshold(reference_profile) -> None:
     cur = _features(5000, 4, shifted=tuple(FEATURES[:5]))  # 5 of 9
     res = detect_data_drift(reference_profile, cur)
     assert res.dataset_drift and res.reasons[0].startswith("share rule")
-    assert detect_data_drift(reference_profile, cur, DriftConfig(drift_share=5 / 9)).dataset_drift  # >= is inclusive
+    # >= is inclusive
+    assert detect_data_drift(reference_profile, cur, DriftConfig(drift_share=5 / 9)).dataset_drift
     assert not detect_data_drift(reference_profile, cur, DriftConfig(drift_share=0.6)).dataset_drift
 
 
@@ -98,7 +99,8 @@ def test_missing_values_and_correlation_change(reference_profile) -> None:
 def test_result_to_dict_is_plain_json(reference_profile) -> None:
     cur = _features(3000, 8, shifted=("f1",))
     cur["f0"] = np.nan
-    res = detect_data_drift(reference_profile, cur, DriftConfig(fdr=True, calibrate=True, calibration_trials=50))
+    cfg = DriftConfig(fdr=True, calibrate=True, calibration_trials=50)
+    res = detect_data_drift(reference_profile, cur, cfg)
     d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
     assert isinstance(res, DataDriftResult)
     assert set(d) >= {
