@@ -44,7 +44,13 @@ def test_features_match_hand_computed_values():
     assert a["NumOrders"] == 2 and a["NumProducts"] == 2
     assert a["Country"] == "Germany"  # country of the latest line
     # B: one line on 2011-01-15 09:00 → 16.6 days → 16
-    assert (b["Recency"], b["Frequency"], b["Monetary"], b["NumOrders"], b["NumProducts"]) == (16, 1, 99.99, 1, 1)
+    assert (b["Recency"], b["Frequency"], b["Monetary"], b["NumOrders"], b["NumProducts"]) == (
+        16,
+        1,
+        99.99,
+        1,
+        1,
+    )
 
 
 def test_monetary_is_exact_in_cents():
@@ -62,12 +68,12 @@ def test_lookback_window_uses_last_days_only():
 
 
 def test_holdout_target_and_persistence_baseline():
-    ts = build_training_set(tx_frame(ROWS), target="holdout", horizon_days=20, cutoff="2011-01-31")
-    assert ts.snapshot == SNAPSHOT
-    # holdout [2011-02-01, 2011-02-21): A buys 3 × 1.00; B buys nothing → 0; C is not a calibration customer
+    ts = build_training_set(tx_frame(ROWS), target="holdout", horizon_days=15, cutoff="2011-01-31")
+    assert ts.snapshot == SNAPSHOT and ts.target_days_covered == 15
+    # holdout 2011-02-01 … 2011-02-15: A buys 3 × 1.00; B buys nothing → 0; C is not a calibration customer
     assert ts.target.to_dict() == {"A": 3.0, "B": 0.0}
-    # baseline: revenue in [2011-01-12, 2011-02-01): A 11.0, B 99.99
-    assert ts.baseline.to_dict() == pytest.approx({"A": 11.0, "B": 99.99})
+    # baseline: revenue in [2011-01-17, 2011-02-01): A 11.0, B nothing (its line is on 2011-01-15)
+    assert ts.baseline.to_dict() == pytest.approx({"A": 11.0, "B": 0.0})
 
 
 def test_default_cutoff_is_last_day_minus_horizon():
@@ -115,4 +121,7 @@ def test_full_file_features(bundled):
     assert sept["Frequency"].median() > june["Frequency"].median()
     june90 = customer_features(clean, pd.Timestamp("2011-06-01"), lookback_days=90)
     sept90 = customer_features(clean, pd.Timestamp("2011-09-01"), lookback_days=90)
-    assert abs(sept90["Frequency"].median() - june90["Frequency"].median()) <= 0.25 * june90["Frequency"].median()
+    assert (
+        abs(sept90["Frequency"].median() - june90["Frequency"].median())
+        <= 0.25 * june90["Frequency"].median()
+    )

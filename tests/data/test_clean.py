@@ -15,22 +15,29 @@ def run(rows):
 
 def test_each_rule_removes_its_rows_and_counts_them():
     rows = [
-        ("500002", "22633", 3, "2011-01-05 10:00", 1.5, None, "France"),               # missing_customer
-        ("500003", "22633", 3, None, 1.5, "101", "France"),                              # missing_value
-        ("500004", "22960", 80995, "2011-02-01 09:00", 2.08, "102", "France"),          # cancelled_order
-        ("C500005", "22960", -80995, "2011-02-01 09:15", 2.08, "102", "France"),        # cancellation
-        ("C500006", "22633", -1, "2011-02-02 09:15", 1.5, "103", "France"),             # cancellation (unpaired)
-        ("500007", "22633", -5, "2011-02-03 09:00", 0.0, "103", "France"),              # non_positive_quantity
-        ("500008", "22633", 5, "2011-02-03 09:00", 0.0, "103", "France"),               # non_positive_price
-        ("500009", "POST", 1, "2011-02-03 09:00", 18.0, "103", "France"),               # non_product_code
-        ("500010", "DCGS0003", 1, "2011-02-03 09:00", 5.0, "103", "France"),            # non_product_code
-        ("500011", "gift_0001_20", 1, "2011-02-03 09:00", 20.0, "103", "France"),       # non_product_code
-        GOOD,                                                                              # exact_duplicate
+        ("500002", "22633", 3, "2011-01-05 10:00", 1.5, None, "France"),  # missing_customer
+        ("500003", "22633", 3, None, 1.5, "101", "France"),  # missing_value
+        ("500004", "22960", 80995, "2011-02-01 09:00", 2.08, "102", "France"),  # cancelled_order
+        ("C500005", "22960", -80995, "2011-02-01 09:15", 2.08, "102", "France"),  # cancellation
+        ("C500006", "22633", -1, "2011-02-02 09:15", 1.5, "103", "France"),  # cancellation (unpaired)
+        ("500007", "22633", -5, "2011-02-03 09:00", 0.0, "103", "France"),  # non_positive_quantity
+        ("500008", "22633", 5, "2011-02-03 09:00", 0.0, "103", "France"),  # non_positive_price
+        ("500009", "POST", 1, "2011-02-03 09:00", 18.0, "103", "France"),  # non_product_code
+        ("500010", "DCGS0003", 1, "2011-02-03 09:00", 5.0, "103", "France"),  # non_product_code
+        ("500011", "gift_0001_20", 1, "2011-02-03 09:00", 20.0, "103", "France"),  # non_product_code
+        GOOD,  # exact_duplicate
     ]
     out, report = run(rows)
     assert report.removed == {
-        "missing_customer": 1, "missing_value": 1, "cancelled_order": 1, "cancellation": 2,
-        "non_positive_quantity": 1, "non_positive_price": 1, "non_product_code": 3, "exact_duplicate": 1,
+        "date_outlier": 0,
+        "missing_customer": 1,
+        "missing_value": 1,
+        "cancelled_order": 1,
+        "cancellation": 2,
+        "non_positive_quantity": 1,
+        "non_positive_price": 1,
+        "non_product_code": 3,
+        "exact_duplicate": 1,
     }
     assert report.rows_in == 12 and report.rows_out == 1 and len(out) == 1
     assert sum(report.removed.values()) == report.rows_in - report.rows_out

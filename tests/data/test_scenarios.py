@@ -10,8 +10,10 @@ from helpers import tx_frame  # type: ignore[import-not-found]
 
 @pytest.fixture
 def raw():
-    rows = [(f"5{i:05d}", "22633", 1 + i % 7, "2011-01-05 10:00", 1.0 + (i % 5), str(100 + i % 30), "France")
-            for i in range(2000)]
+    rows = [
+        (f"5{i:05d}", "22633", 1 + i % 7, "2011-01-05 10:00", 1.0 + (i % 5), str(100 + i % 30), "France")
+        for i in range(2000)
+    ]
     return tx_frame(rows)
 
 

@@ -6,6 +6,9 @@ Each row is counted under the first rule that removes it, so the counts in the
 ============================  ==================================================================
 rule                          removes
 ============================  ==================================================================
+``date_outlier``              rows dated far outside the file's dense date range (see below):
+                              typing errors such as 2099 or 1900 that would move the default
+                              cutoff and leave a target window with no data
 ``missing_customer``          rows without a CustomerID (guest checkouts: no customer to score)
 ``missing_value``             rows missing InvoiceNo, StockCode, Quantity, InvoiceDate or UnitPrice
 ``cancelled_order``           order lines netted out by a later cancellation line of the same
@@ -21,6 +24,19 @@ rule                          removes
 ============================  ==================================================================
 
 A missing Country becomes ``Unspecified`` (the data set's own level) rather than dropping the row.
+
+**Date outliers.** Among the dated rows, sorted by date, look at the earliest and the latest
+``max(1, 1%)`` of them: if the largest gap between consecutive dates there is longer than
+``max(30 days, 10% of the span of the central 98% of dates)``, the rows beyond that gap are outliers.
+Rows dated after tomorrow (by the clock of the machine, or ``today``) are outliers whatever their
+number. They are removed under ``date_outlier`` and reported in :attr:`CleaningReport.findings` (how
+many, example lines, the dense range) so that the user sees them: a model is never trained on them and
+the default cutoff is computed from the dense range. A real business with a long pause just before the
+end of its file would see those last rows flagged; the finding names them.
+
+**Values.** Quantity, UnitPrice and their product are checked against the bounds of
+:mod:`clvdrift.data.schema` (as the loader does), so a frame built without the loader cannot overflow
+the integer money sums either. A frame with no row left raises :class:`DataError` naming the rules.
 """
 
 from __future__ import annotations
@@ -31,14 +47,38 @@ import numpy as np
 import pandas as pd
 
 from clvdrift.data import schema
+from clvdrift.data.load import validate_amounts
+from clvdrift.errors import DataError
 
 NON_PRODUCT_CODES = frozenset(
-    {"POST", "DOT", "M", "m", "C2", "D", "S", "B", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS",
-     "ADJUST", "ADJUST2", "TEST001", "TEST002"}
+    {
+        "POST",
+        "DOT",
+        "M",
+        "m",
+        "C2",
+        "D",
+        "S",
+        "B",
+        "BANK CHARGES",
+        "AMAZONFEE",
+        "CRUK",
+        "PADS",
+        "ADJUST",
+        "ADJUST2",
+        "TEST001",
+        "TEST002",
+    }
 )
 NON_PRODUCT_PREFIXES = ("DCGS", "gift_")
+DATE_OUTLIER_TAIL_SHARE = 0.01  # outliers are looked for among the earliest and latest 1% of dated rows
+DATE_OUTLIER_MIN_GAP_DAYS = 30  # ... beyond a gap longer than this
+DATE_OUTLIER_SPAN_SHARE = 0.10  # ... and longer than this share of the central 98% span
+_MAX_EXAMPLES = 3
+_DAY_NS = 86_400 * 10**9
 
 RULES = (
+    "date_outlier",
     "missing_customer",
     "missing_value",
     "cancelled_order",
@@ -51,24 +91,45 @@ RULES = (
 
 
 @dataclass(frozen=True)
+class DateOutliers:
+    """Rows dated far outside the dense date range (rule ``date_outlier``)."""
+
+    before: int  # rows dated before the dense range
+    after: int  # rows dated after it (or in the future)
+    dense_first: str | None  # first and last timestamp of the rows kept by the rule (ISO), None if none
+    dense_last: str | None
+    examples: tuple[str, ...] = ()  # e.g. "line 17: 2099-01-01 00:00"
+
+
+@dataclass(frozen=True)
 class CleaningReport:
-    """Rows removed per rule (in rule order) and what is left."""
+    """Rows removed per rule (in rule order), what is left, and findings the user must see.
+
+    ``findings`` are one-line messages (date outliers today), meant to be shown by every adapter.
+    """
 
     rows_in: int
     rows_out: int
     customers_out: int
     removed: dict[str, int] = field(default_factory=dict)
+    date_outliers: DateOutliers | None = None
+    findings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def clean_transactions(frame: pd.DataFrame) -> tuple[pd.DataFrame, CleaningReport]:
+def clean_transactions(
+    frame: pd.DataFrame, *, today: pd.Timestamp | None = None
+) -> tuple[pd.DataFrame, CleaningReport]:
     """Apply the cleaning rules of this module; return the clean frame and the report.
 
-    The input is not modified. The output has Quantity as int64 and a fresh RangeIndex.
+    ``today`` (default: the machine's date) only decides which dates are in the future. The input is
+    not modified. The output has Quantity as int64 and a fresh RangeIndex. Raises :class:`DataError`
+    when a value is beyond the bounds of :mod:`clvdrift.data.schema` or when no row is left.
     """
     n = len(frame)
+    source = str(frame.attrs.get("source", "transactions"))
     removed = np.zeros(n, dtype=bool)
     counts: dict[str, int] = {}
 
@@ -79,8 +140,11 @@ def clean_transactions(frame: pd.DataFrame) -> tuple[pd.DataFrame, CleaningRepor
 
     qty = frame[schema.QUANTITY].to_numpy(dtype=np.float64)
     price = frame[schema.UNIT_PRICE].to_numpy(dtype=np.float64)
+    validate_amounts(qty, price, where=source, row=lambda i: schema.row_name(frame.attrs, i))
     is_cancel = _category_mask(frame[schema.INVOICE], lambda c: c.str.startswith("C"))
 
+    outliers, date_report, findings = _date_outliers(frame, today)
+    apply("date_outlier", outliers)
     apply("missing_customer", frame[schema.CUSTOMER].isna().to_numpy())
     required = [schema.INVOICE, schema.STOCK_CODE, schema.QUANTITY, schema.INVOICE_DATE, schema.UNIT_PRICE]
     apply("missing_value", frame[required].isna().any(axis=1).to_numpy())
@@ -88,20 +152,31 @@ def clean_transactions(frame: pd.DataFrame) -> tuple[pd.DataFrame, CleaningRepor
     apply("cancellation", is_cancel)
     apply("non_positive_quantity", ~(qty > 0))
     apply("non_positive_price", ~(price > 0))
-    apply("non_product_code", _category_mask(
-        frame[schema.STOCK_CODE], lambda c: c.isin(NON_PRODUCT_CODES) | c.str.startswith(NON_PRODUCT_PREFIXES)
-    ))
+    apply(
+        "non_product_code",
+        _category_mask(
+            frame[schema.STOCK_CODE],
+            lambda c: c.isin(NON_PRODUCT_CODES) | c.str.startswith(NON_PRODUCT_PREFIXES),
+        ),
+    )
     kept_idx = np.flatnonzero(~removed)
     dup = frame.iloc[kept_idx].duplicated(keep="first").to_numpy()
     dup_mask = np.zeros(n, dtype=bool)
     dup_mask[kept_idx[dup]] = True
     apply("exact_duplicate", dup_mask)
+    if removed.all():
+        rules = ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)
+        raise DataError(
+            f"{source}: no usable transactions: the cleaning rules remove all {n:,} rows ({rules})"
+        )
 
     out = frame.loc[~removed].reset_index(drop=True)
     out[schema.QUANTITY] = out[schema.QUANTITY].astype(np.int64)
-    out[schema.COUNTRY] = out[schema.COUNTRY].cat.add_categories(
-        [c for c in ["Unspecified"] if c not in out[schema.COUNTRY].cat.categories]
-    ).fillna("Unspecified")
+    out[schema.COUNTRY] = (
+        out[schema.COUNTRY]
+        .cat.add_categories([c for c in ["Unspecified"] if c not in out[schema.COUNTRY].cat.categories])
+        .fillna("Unspecified")
+    )
     for name in (schema.INVOICE, schema.STOCK_CODE, schema.CUSTOMER, schema.COUNTRY):
         out[name] = out[name].cat.remove_unused_categories()
     out.attrs = dict(frame.attrs)
@@ -110,8 +185,76 @@ def clean_transactions(frame: pd.DataFrame) -> tuple[pd.DataFrame, CleaningRepor
         rows_out=len(out),
         customers_out=int(out[schema.CUSTOMER].nunique()),
         removed=counts,
+        date_outliers=date_report,
+        findings=findings,
     )
     return out, report
+
+
+def _date_outliers(
+    frame: pd.DataFrame, today: pd.Timestamp | None
+) -> tuple[np.ndarray, DateOutliers, tuple[str, ...]]:
+    """Rows dated far outside the dense range (module docstring), their description and findings."""
+    ns = frame[schema.INVOICE_DATE].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    dated = ns != np.iinfo(np.int64).min  # NaT
+    values = np.sort(ns[dated])
+    low, high = _dense_bounds(values)
+    today = (pd.Timestamp(today) if today is not None else pd.Timestamp.now()).normalize()
+    high = min(high, (today + pd.Timedelta(days=2)).value - 1)  # after tomorrow: in the future
+    kept = values[(values >= low) & (values <= high)]
+    first = pd.Timestamp(kept[0]) if len(kept) else None
+    last = pd.Timestamp(kept[-1]) if len(kept) else None
+    masks = {"after": dated & (ns > high), "before": dated & (ns < low)}
+    examples: list[str] = []
+    findings = []
+    for side, mask in masks.items():
+        lines = [
+            f"{schema.row_name(frame.attrs, i)}: {pd.Timestamp(ns[i]):%Y-%m-%d %H:%M}"
+            for i in np.flatnonzero(mask)[:_MAX_EXAMPLES]
+        ]
+        examples += lines
+        if lines:
+            edge = last if side == "after" else first
+            dense = (
+                f"{first:%Y-%m-%d} to {last:%Y-%m-%d}" if first is not None and last is not None else "none"
+            )
+            findings.append(
+                f"{int(mask.sum()):,} row(s) dated {side} {edge:%Y-%m-%d}"
+                if edge is not None
+                else f"{int(mask.sum()):,} row(s) dated {side} the other rows"
+            )
+            future = " or in the future" if side == "after" else ""
+            findings[-1] += (
+                f" (e.g. {', '.join(lines)}), far {side} the other rows' dates ({dense}){future}: "
+                "errors? They are left out (cleaning rule date_outlier); correct their dates if the "
+                "rows are real"
+            )
+    report = DateOutliers(
+        before=int(masks["before"].sum()),
+        after=int(masks["after"].sum()),
+        dense_first=first.isoformat() if first is not None else None,
+        dense_last=last.isoformat() if last is not None else None,
+        examples=tuple(examples),
+    )
+    return masks["before"] | masks["after"], report, tuple(findings)
+
+
+def _dense_bounds(values: np.ndarray) -> tuple[int, int]:
+    """The first and last kept date (int64 ns) of sorted dates: tails beyond a long gap are cut off."""
+    n = len(values)
+    lowest, highest = np.iinfo(np.int64).min + 1, np.iinfo(np.int64).max
+    if n < 3:
+        return lowest, highest
+    k = min(max(1, int(n * DATE_OUTLIER_TAIL_SHARE)), n - 2)
+    span = values[int(0.99 * (n - 1))] - values[int(np.ceil(0.01 * (n - 1)))]
+    min_gap = max(DATE_OUTLIER_MIN_GAP_DAYS * _DAY_NS, DATE_OUTLIER_SPAN_SHARE * span)
+    top = np.diff(values[n - k - 1 :])  # the k gaps into the latest k rows
+    low_gaps = np.diff(values[: k + 1])  # the k gaps out of the earliest k rows
+    if top.max() > min_gap:
+        highest = int(values[n - k - 1 + int(np.argmax(top))])
+    if low_gaps.max() > min_gap:
+        lowest = int(values[int(np.argmax(low_gaps)) + 1])
+    return lowest, highest
 
 
 def _category_mask(column: pd.Series, test) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -121,17 +264,20 @@ def _category_mask(column: pd.Series, test) -> np.ndarray:  # type: ignore[no-un
     return per_category[column.cat.codes.to_numpy()]
 
 
-def _cancelled_orders(frame: pd.DataFrame, is_cancel: np.ndarray, qty: np.ndarray,
-                      removed: np.ndarray) -> np.ndarray:
+def _cancelled_orders(
+    frame: pd.DataFrame, is_cancel: np.ndarray, qty: np.ndarray, removed: np.ndarray
+) -> np.ndarray:
     """Order lines cancelled by a later line of the same customer, stock code and quantity."""
     usable = ~removed
-    keys = pd.DataFrame({
-        "customer": frame[schema.CUSTOMER].cat.codes.to_numpy(),
-        "stock": frame[schema.STOCK_CODE].cat.codes.to_numpy(),
-        "qty": np.abs(qty),
-        "date": frame[schema.INVOICE_DATE].to_numpy(),
-        "row": np.arange(len(frame)),
-    })
+    keys = pd.DataFrame(
+        {
+            "customer": frame[schema.CUSTOMER].cat.codes.to_numpy(),
+            "stock": frame[schema.STOCK_CODE].cat.codes.to_numpy(),
+            "qty": np.abs(qty),
+            "date": frame[schema.INVOICE_DATE].to_numpy(),
+            "row": np.arange(len(frame)),
+        }
+    )
     orders = keys[usable & ~is_cancel & (qty > 0)].sort_values(["date", "row"], kind="stable")
     cancels = keys[usable & is_cancel & (qty < 0)].sort_values(["date", "row"], kind="stable")
     cols = ["customer", "stock", "qty"]

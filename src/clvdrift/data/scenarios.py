@@ -35,7 +35,7 @@ def simulate_scenario(transactions: pd.DataFrame, scenario: str, *, seed: int = 
         qty = np.round(qty * rng.uniform(1.5, 3.0, n))
         price = np.round(price * rng.uniform(1.3, 2.5, n), 2)
     if scenario in ("model-drift", "both"):
-        rows = rng.choice(n, size=int(round(n * OUTLIER_SHARE)), replace=False)
+        rows = rng.choice(n, size=round(n * OUTLIER_SHARE), replace=False)
         qty[rows] = rng.choice(np.array([-9999.0, 99999.0]), size=len(rows))
         price[rows] = np.round(rng.uniform(0.01, 100000.0, len(rows)), 2)
     out[schema.QUANTITY] = qty
