@@ -172,12 +172,13 @@ class ReferenceProfile:
 
     def column(self, name: str) -> NumericColumnProfile | CategoricalColumnProfile:
         """The profile of one column (``KeyError`` for unknown columns)."""
-        found: list[NumericColumnProfile | CategoricalColumnProfile] = [
-            p for p in (*self.numerical, *self.categorical) if p.name == name
-        ]
-        if not found:
-            raise KeyError(name)
-        return found[0]
+        for p in self.numerical:
+            if p.name == name:
+                return p
+        for c in self.categorical:
+            if c.name == name:
+                return c
+        raise KeyError(name)
 
     # ---------------------------------------------------------------- merging
     @classmethod
