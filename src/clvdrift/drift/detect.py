@@ -20,6 +20,7 @@ import pandas as pd
 from clvdrift.config import DriftConfig
 from clvdrift.drift import calibrate as cal
 from clvdrift.drift import stattests as st
+from clvdrift.drift.convert import is_integer_column
 from clvdrift.drift.profile import (
     CATEGORICAL,
     NUMERICAL,
@@ -141,12 +142,6 @@ def _raw_rule(test: str, threshold: float) -> str:
     return st.DECISION_RULES[test].replace("threshold", f"{threshold:g}")
 
 
-def _is_integer_dtype(series: pd.Series) -> bool:
-    """Whether ``series`` holds a NumPy integer dtype (what Evidently would concatenate as integers)."""
-    dtype = series.dtype
-    return isinstance(dtype, np.dtype) and dtype.kind in "iu"
-
-
 def _note(*parts: str | None) -> str | None:
     text = "; ".join(p for p in parts if p)
     return text or None
@@ -245,23 +240,9 @@ def _level(test: str, threshold: float, config: DriftConfig) -> float:
     return level
 
 
-def _discretize(sketch: Any, cur_values: FloatArray, cur_counts: FloatArray) -> tuple[FloatArray, ...]:
-    """TEMPORARY until ``ValueSketch.discretize`` lands: the exact case only."""
-    fn = getattr(sketch, "discretize", None)
-    if fn is not None:
-        return tuple(fn(cur_values, cur_counts))
-    if not sketch.exact:
-        raise NotImplementedError("calibration of a histogram sketch needs ValueSketch.discretize")
-    pos = np.union1d(sketch.values, cur_values)
-    ref_c, cur_c = np.zeros(pos.size), np.zeros(pos.size)
-    ref_c[np.searchsorted(pos, sketch.values)] = sketch.counts
-    cur_c[np.searchsorted(pos, cur_values)] = cur_counts
-    return pos, ref_c, cur_c
-
-
 def _numeric_grid(ref: NumericColumnProfile, cur_values: FloatArray, cur_counts: FloatArray) -> cal.Grid:
     """Common grid of the reference sketch and the current window (``ValueSketch.discretize``)."""
-    pos, ref_c, cur_c = _discretize(ref.sketch, cur_values, cur_counts)
+    pos, ref_c, cur_c = ref.sketch.discretize(cur_values, cur_counts)
     what = "distinct values of reference and current" if ref.sketch.exact else "cells of the reference sketch"
     return cal.coarsen(cal.Grid.from_counts(ref_c, cur_c, pos, f"{what} ({len(pos)} cells)"))
 
@@ -289,7 +270,7 @@ def _first_vs_rest(ref_counts: FloatArray, cur_counts: FloatArray) -> cal.Grid:
 def _numeric_column(
     column: str, ref: NumericColumnProfile, series: pd.Series, config: DriftConfig
 ) -> tuple[_Column, int]:
-    integer = bool(getattr(ref, "integer", False)) and _is_integer_dtype(series)  # TEMPORARY getattr
+    integer = ref.integer and is_integer_column(series)  # both integer: Evidently bins an integer array
     arr = to_float_array(series, column, "current")
     cur, n_missing = st.sorted_finite(arr)
     del arr
@@ -360,7 +341,7 @@ def _numeric_column(
         )
         if config.calibrate:
             grid = _binned_grid(_numeric_grid(ref, cur_uniques, cur_counts_u), edges)
-    bound = None if sketch.exact else getattr(ref, "error_bound", lambda: None)()  # TEMPORARY getattr
+    bound = None if sketch.exact else ref.error_bound()
     if bound is not None:
         note = _note(
             note,
@@ -398,8 +379,8 @@ def _category_cells(
     ref_dict = dict(ref.counts_dict())
     unseen = [k for k in cur_dict if k not in ref_dict]
     cur = dict(cur_dict)
-    if getattr(ref, "other", 0):  # TEMPORARY getattr
-        ref_dict[OTHER_CATEGORY] = ref.other  # type: ignore[attr-defined]
+    if ref.other:
+        ref_dict[OTHER_CATEGORY] = ref.other
         cur = {k: v for k, v in cur_dict.items() if k in ref_dict}
         cur[OTHER_CATEGORY] = cur.get(OTHER_CATEGORY, 0) + sum(cur_dict[k] for k in unseen)
         unseen = []
@@ -432,7 +413,7 @@ def _categorical_column(
                 " (expected count 0: chi-square statistic is infinite, written as null; p-value 0, "
                 "as in Evidently)"
             )
-    if getattr(ref, "other", 0):  # TEMPORARY getattr
+    if ref.other:
         note = _note(
             note,
             f"the reference profile sums its rarest categories ({ref.other} values) in one "
@@ -448,7 +429,7 @@ def _categorical_column(
         effect,
         "jensenshannon",
         len(keys),
-        getattr(ref, "exact", True),
+        ref.exact,
         None,
         note,
     )
