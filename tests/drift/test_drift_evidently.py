@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clvdrift.config import DriftConfig
 from clvdrift.drift import build_profile, detect_data_drift
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -77,3 +78,35 @@ def test_per_column_verdicts_agree_with_evidently(n_ref: int, n_cur: int, drift:
         assert value == pytest.approx(score, rel=1e-6, abs=1e-12), (col.column, col.test, method)
     if drift:
         assert ours.number_of_drifted_columns >= 3
+
+
+@pytest.mark.parametrize("method", ["jensenshannon", "psi"])
+def test_integer_columns_get_numpys_integer_bins_like_evidently(method: str) -> None:
+    """A5: NumPy makes Sturges bins of an integer array at least 1 wide; Evidently concatenates reference
+    and current, so both must be integer. 21 distinct values: bins narrower than 1 gave 0.36 vs 0.002."""
+    rng = np.random.default_rng(17)
+    ref = pd.DataFrame({"n": rng.integers(100, 121, 1500), "c": rng.choice(["a", "b"], 1500)})
+    cur = pd.DataFrame({"n": rng.integers(100, 121, 700), "c": rng.choice(["a", "b"], 700)})
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    dd = DataDefinition(numerical_columns=["n"], categorical_columns=["c"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        snap = Report([DataDriftPreset(per_column_method={"n": method})], include_tests=True).run(
+            Dataset.from_pandas(cur, data_definition=dd), Dataset.from_pandas(ref, data_definition=dd)
+        )
+    theirs = next(
+        float(m["value"])
+        for m in snap.dict()["metrics"]
+        if m["config"]["type"].endswith(":ValueDrift") and m["config"]["column"] == "n"
+    )
+    profile = build_profile(ref, numerical_columns=["n"], categorical_columns=["c"])
+    ours = detect_data_drift(profile, cur, DriftConfig(per_column_stattest={"n": method})).column("n")
+    assert ours.statistic == pytest.approx(theirs, rel=1e-6, abs=1e-12)
+    assert ours.statistic < 0.05 and not ours.drifted  # same population: Evidently sees no drift
+    floats = detect_data_drift(
+        profile, cur.astype({"n": float}), DriftConfig(per_column_stattest={"n": method})
+    )
+    edges = np.histogram_bin_edges(np.concatenate([ref["n"], cur["n"]]).astype(float), bins="sturges")
+    assert floats.column("n").note is not None and f"{edges.size - 1} Sturges bins" in floats.column("n").note
