@@ -308,9 +308,14 @@ def _categorical(col: pa.ChunkedArray, *, customer: bool = False) -> pd.Categori
 
 def _examples(values: pd.Series, bad: np.ndarray, line: RowNamer) -> str:
     idx = np.flatnonzero(bad)
-    shown = ", ".join(f"{line(i)}: {values.iloc[i]!r}" for i in idx[:_MAX_EXAMPLES])
+    shown = ", ".join(f"{line(i)}: {_show(values.iloc[i])}" for i in idx[:_MAX_EXAMPLES])
     more = f" and {len(idx) - _MAX_EXAMPLES} more" if len(idx) > _MAX_EXAMPLES else ""
     return f"{len(idx)} bad value(s), e.g. {shown}{more}"
+
+
+def _show(value: object) -> str:
+    """A value as the user typed it: text quoted, numbers plain (``9.2e+18``, not ``np.float64(...)``)."""
+    return f"{value:.6g}" if isinstance(value, (float, np.floating)) else repr(value)
 
 
 def _numeric(
