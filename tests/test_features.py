@@ -1,19 +1,28 @@
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from clvdrift.config import TrainConfig
 from clvdrift.data import clean_transactions, load_transactions
-from clvdrift.errors import ConfigError
+from clvdrift.errors import ConfigError, DataError
 from clvdrift.features import (
     COUNTRY_OTHER,
     NUMERIC_FEATURES,
     CountryEncoder,
+    TrainingSet,
     build_training_set,
+    check_trainable,
     customer_features,
     design_matrix,
     formula_clv,
+    parse_cutoff,
+    revenue,
 )
 from helpers import tx_frame  # type: ignore[import-not-found]
 
@@ -125,3 +134,173 @@ def test_full_file_features(bundled):
         abs(sept90["Frequency"].median() - june90["Frequency"].median())
         <= 0.25 * june90["Frequency"].median()
     )
+
+
+# --- issue 6, B1/B2: no silent garbage training set -------------------------------------------------
+
+
+def year_of_rows(start: str = "2020-07-01", days: int = 366, customers: int = 30) -> list[tuple]:
+    """One line a day, customers in turn, prices in the hundreds (unlike the bundled file's)."""
+    first = pd.Timestamp(start)
+    return [
+        (
+            f"I{d}",
+            f"K{d % 7}",
+            1 + d % 3,
+            (first + pd.Timedelta(days=d, hours=9)).strftime("%Y-%m-%d %H:%M"),
+            120.0 + d % 11,
+            f"u{d % customers}",
+            "Chile",
+        )
+        for d in range(days)
+    ]
+
+
+TRAIN = TrainConfig()
+
+
+def trainable(ts: TrainingSet) -> None:
+    check_trainable(
+        ts, min_customers=TRAIN.min_customers, min_positive_target_share=TRAIN.min_positive_target_share
+    )
+
+
+def test_cutoff_too_close_to_the_end_is_refused_naming_both_dates():
+    tx = tx_frame(year_of_rows())  # last day 2021-07-01
+    with pytest.raises(DataError) as exc:
+        build_training_set(tx, horizon_days=90, cutoff="2021-06-23")
+    assert str(exc.value) == (
+        "cutoff 2021-06-23 + 90 days = 2021-09-21 is after the last transaction day 2021-07-01: the target "
+        "would cover 8 of 90 days; pass an earlier --cutoff or a shorter --horizon-days"
+    )
+    ok = build_training_set(tx, horizon_days=8, cutoff="2021-06-23")  # exactly covered
+    assert ok.target_days_covered == 8 and ok.describe()["target_days_covered"] == 8
+
+
+def test_without_labels_the_set_says_how_many_days_its_target_covers():
+    ts = build_training_set(
+        tx_frame(year_of_rows()), horizon_days=90, cutoff="2021-06-23", require_labels=False
+    )
+    assert ts.target_days_covered == 8 and ts.horizon_days == 90
+    assert ts.describe()["target_days_covered"] == 8
+    at_end = build_training_set(
+        tx_frame(year_of_rows()), horizon_days=30, cutoff="2021-07-01", require_labels=False
+    )
+    assert at_end.target_days_covered == 0 and (at_end.target == 0).all()
+    assert build_training_set(tx_frame(year_of_rows()), target="formula").target_days_covered is None
+
+
+@pytest.mark.parametrize("horizon", [100_000, 10**6])
+def test_horizon_beyond_pandas_dates_is_a_config_error(horizon):
+    tx = tx_frame(year_of_rows())
+    with pytest.raises(ConfigError, match="outside the dates pandas can hold"):
+        build_training_set(tx, horizon_days=horizon, cutoff="2021-01-01")
+    with pytest.raises(ConfigError, match="outside"):  # the default cutoff, last day − H, is before the data
+        build_training_set(tx, horizon_days=horizon)
+    with pytest.raises(ConfigError, match="lookback_days"):
+        build_training_set(tx, target="formula", lookback_days=10 * horizon)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "notadate",
+        "9999-99-99",
+        "20110909000000",
+        "2011-02-30",
+        "1500-01-01",
+        "3000-01-01",
+        "2011-9-9",
+        20110909,
+        pd.Timestamp("2011-09-09", tz="UTC"),
+    ],
+)
+def test_anything_but_a_day_is_not_a_cutoff(value):
+    with pytest.raises(ConfigError, match="cutoff"):
+        parse_cutoff(value)
+    with pytest.raises(ConfigError, match="cutoff"):
+        build_training_set(tx_frame(year_of_rows()), cutoff=value)
+
+
+def test_cutoff_days_are_parsed_to_midnight():
+    expected = pd.Timestamp("2011-09-09")
+    assert parse_cutoff(" 2011-09-09 ") == expected
+    assert parse_cutoff(datetime.date(2011, 9, 9)) == expected
+    assert parse_cutoff(pd.Timestamp("2011-09-09 17:30")) == expected
+
+
+def test_check_trainable_accepts_a_sound_set():
+    trainable(build_training_set(tx_frame(year_of_rows()), horizon_days=60))
+
+
+def test_check_trainable_refuses_too_few_customers():
+    ts = build_training_set(tx_frame(year_of_rows(customers=4)), horizon_days=60)
+    with pytest.raises(DataError, match=f"only 4 customer.*at least {TRAIN.min_customers}"):
+        trainable(ts)
+
+
+def test_check_trainable_refuses_a_near_all_zero_target():
+    rows = year_of_rows(start="2019-01-01", days=300, customers=250)  # ends 2019-10-27
+    rows.append(("Z1", "K1", 1, "2020-01-30 10:00", 5.0, "u1", "Chile"))  # one buyer in the horizon
+    ts = build_training_set(tx_frame(rows), horizon_days=90)
+    assert (ts.target > 0).sum() == 1
+    with pytest.raises(DataError, match=r"only 0\.40% of the 250 customers buy in the 90 days.*--cutoff"):
+        trainable(ts)
+
+
+def test_check_trainable_refuses_a_constant_target():
+    rows = [
+        (f"{m}{c}", "K", 2, f"2021-0{m}-1{c % 9} 10:00", 7.5, f"u{c}", "Peru")
+        for m in (1, 6)
+        for c in range(12)
+    ]
+    ts = build_training_set(tx_frame(rows), horizon_days=18, cutoff="2021-05-31")
+    assert ts.target.nunique() == 1 and ts.target.iloc[0] > 0  # every customer buys the same in June
+    with pytest.raises(DataError, match=r"the same .* for all 12 customers"):
+        trainable(ts)
+
+
+def test_check_trainable_refuses_non_finite_values():
+    ts = build_training_set(tx_frame(year_of_rows()), horizon_days=60)
+    features = ts.features.copy()
+    features.loc["u3", "AvgUnitPrice"] = np.inf
+    with pytest.raises(DataError, match=r"AvgUnitPrice is not finite for 1 customer.*u3"):
+        trainable(dataclasses.replace(ts, features=features))
+    with pytest.raises(DataError, match="target is not finite"):
+        trainable(dataclasses.replace(ts, target=ts.target.where(ts.target.index != "u5", np.nan)))
+
+
+def test_money_sums_that_would_overflow_int64_are_refused():
+    # 5,000 lines of 10⁹ × 1,000 each: every value is within bounds, the sum (5·10¹⁸ thousandths) is not
+    rows = [(f"I{i}", "K", 1_000_000_000, "2021-01-05 10:00", 1000.0, "whale", "Chile") for i in range(5_000)]
+    rows.append(("J", "K", 1, "2021-01-06 10:00", 2.0, "minnow", "Chile"))
+    tx = tx_frame(rows)
+    with pytest.raises(
+        DataError, match=r"customer whale: Quantity × UnitPrice .* 5,000 line\(s\) reaches 5e\+18"
+    ):
+        customer_features(tx, pd.Timestamp("2021-02-01"))
+    with pytest.raises(DataError, match="customer whale"):
+        revenue(tx, pd.Timestamp("2021-01-01"), pd.Timestamp("2021-02-01"))
+
+
+def test_large_but_exact_money_stays_exact():
+    # 10 lines worth ~10¹² each: ~10¹⁶ thousandths, beyond float64's exact integers (2⁵³ ≈ 9·10¹⁵)
+    rows = [(f"I{i}", "K", 999_999_999, "2021-01-05 10:00", 999.999, "big", "Chile") for i in range(10)]
+    f = customer_features(tx_frame(rows), pd.Timestamp("2021-02-01"))
+    assert f.loc["big", "TotalQuantity"] == 9_999_999_990
+    assert f.loc["big", "Monetary"] == 10 * 999_999_999 * 999_999 / 1000
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("Quantity", 9.2e18), ("Quantity", -1e16), ("UnitPrice", 1e15)]
+)
+def test_values_beyond_the_bounds_are_refused_by_cleaning_and_features(column, value):
+    rows = year_of_rows(days=20)
+    frame = tx_frame(rows)
+    frame.loc[7, column] = value
+    with pytest.raises(
+        DataError, match=rf"column {column} has values beyond .* row 8: {re.escape(f'{value:.6g}')}"
+    ):
+        clean_transactions(frame)
+    with pytest.raises(DataError, match=f"column {column}"):
+        customer_features(frame, pd.Timestamp("2022-01-01"))
