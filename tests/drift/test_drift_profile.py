@@ -22,6 +22,7 @@ from clvdrift.drift import (
     build_profile,
     build_profile_from_csv,
 )
+from clvdrift.drift.columns import CategoricalColumnProfile
 
 
 def _frame(n: int, seed: int) -> pd.DataFrame:
@@ -164,24 +165,90 @@ def test_chunked_csv_profile_equals_in_memory_profile(tmp_path: Path) -> None:
     assert builder.profile().equals(whole)
 
 
-def test_profile_size_is_bounded() -> None:
-    rng = np.random.default_rng(9)
+def _million_rows() -> pd.DataFrame:
+    """1,000,000 rows: heavy-tailed, narrow-spread and integer columns at the precision such data has
+    (cents, 1e-6 degrees, 1e-3 K, integer timestamps), and a 100,000-category column."""
+    rng = np.random.default_rng(12)
+    n = 1_000_000
+    sku = np.where(np.arange(n) < 100_000, np.arange(n), rng.zipf(1.3, n) % 100_000)
+    return pd.DataFrame(
+        {
+            "monetary": np.round(rng.lognormal(3.0, 2.0, n), 2),
+            "lognormal": np.round(rng.lognormal(0.0, 1.5, n), 4),
+            "latitude": np.round(51.5 + rng.normal(0.0, 0.05, n), 6),
+            "kelvin": np.round(290.0 + rng.normal(0.0, 5.0, n), 3),
+            "epoch_s": 1_700_000_000 + rng.integers(0, 30 * 86_400, n),
+            "epoch_ms": 1_700_000_000_000 + rng.integers(0, 365 * 86_400_000, n),
+            "price": np.round(1000.0 + rng.normal(0.0, 5.0, n), 4),
+            "quantity": rng.negative_binomial(1, 0.001, n),
+            "sku": pd.Categorical.from_codes(sku, [f"SKU{i:06d}" for i in range(100_000)]),
+        }
+    )
 
-    def frame(n: int) -> pd.DataFrame:
-        d = {f"x{i}": rng.lognormal(i % 3, 1.0 + 0.2 * i, n) for i in range(8)}
-        d["n"] = rng.poisson(20, n)
-        d["m"] = rng.normal(0, 1, n)
-        d["country"] = rng.choice([f"C{i}" for i in range(38)], n)
-        return pd.DataFrame(d)
 
-    small = len(build_profile(frame(20_000)).to_json())
-    large = len(build_profile(frame(400_000)).to_json())
-    assert large < 2_000_000
-    assert large < 1.5 * small  # does not grow with the number of rows
+def test_profile_of_a_million_rows_and_100k_categories_is_bounded(tmp_path: Path) -> None:
+    frame = _million_rows()
+    p = build_profile(frame)
+    size = p.save(tmp_path / "p.json").stat().st_size
+    assert size <= 300_000, size  # docs/drift.md: 247 KB measured
+    for col in p.numerical:
+        sk = col.sketch
+        assert not sk.exact and sk.counts.size <= sk.uniform_buckets + np.unique(sk.keys).size
+        assert len(json.dumps(col.to_dict())) <= 60 * sk.counts.size + 2_000  # per-column bound
+        assert col.error_bound()["wasserstein_normed"] < 0.02 and col.error_bound()["cdf"] < 0.01
+    assert [c.integer for c in p.numerical] == [False] * 4 + [True, True, False, True]
+    sku = p.column("sku")
+    assert isinstance(sku, CategoricalColumnProfile) and not sku.exact
+    assert len(sku.categories) <= 1000 and sku.count == len(frame) and sku.other > 0
+    true = frame["sku"].value_counts()
+    kept = sku.counts_dict()
+    errors = np.array([true[c] - kept.get(c, 0) for c in true.index])
+    assert errors.min() >= 0 and errors.max() <= sku.count_error_bound <= len(frame) / 1001
+    assert true.index[0] in kept  # the most frequent category is kept
+
+
+def test_categories_are_exact_up_to_the_limit() -> None:
+    frame = pd.DataFrame({"c": [f"k{i}" for i in range(1000)] * 2})
+    c = build_profile(frame).column("c")
+    assert isinstance(c, CategoricalColumnProfile)
+    assert c.exact and c.other == 0 and c.count_error_bound == 0 and len(c.counts_dict()) == 1000
+    bigger = build_profile(pd.DataFrame({"c": [*frame["c"], "k1000"]})).column("c")
+    assert isinstance(bigger, CategoricalColumnProfile) and not bigger.exact and bigger.other > 0
+
+
+def test_integer_flag_is_recorded_merged_and_saved(tmp_path: Path) -> None:
+    ints = pd.DataFrame({"x": np.arange(10, dtype=np.int32), "y": pd.array([1, None, 3] * 3 + [4], "Int64")})
+    floats = ints.astype({"x": "float64"})
+    p = build_profile(ints)
+    assert [c.integer for c in p.numerical] == [True, True]
+    assert [c.integer for c in build_profile(floats).numerical] == [False, True]
+    assert [c.integer for c in p.merge(build_profile(floats)).numerical] == [False, True]
+    assert [c.integer for c in ReferenceProfile.load(p.save(tmp_path / "p.json")).numerical] == [True, True]
+
+
+def test_huge_values_keep_finite_moments_and_equal_themselves(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"x": [1e154, 3e154, -2e154, 5.0] * 50, "y": [1e300, -1e300, 1e-300, 0.0] * 50})
+    p = build_profile(frame)
+    assert p.equals(p)
+    assert p.column("x").std == pytest.approx(np.std(frame["x"] / 1e154) * 1e154, rel=1e-12)
+    assert np.isfinite(p.column("y").std) and np.isfinite(p.correlation.correlation()).all()
+    assert ReferenceProfile.load(p.save(tmp_path / "p.json")).equals(p, rtol=0.0)
+
+
+def test_an_old_or_malformed_profile_asks_for_a_rebuild(tmp_path: Path) -> None:
+    d = build_profile(_frame(100, 1)).to_dict()
+    with pytest.raises(DriftInputError, match=r"format version 1, .*rebuild the profile"):
+        ReferenceProfile.from_dict({**d, "format_version": 1})
+    del d["numerical"][0]["sketch"]
+    with pytest.raises(DriftInputError, match=r"malformed \(KeyError.*rebuild the profile"):
+        ReferenceProfile.from_dict(d)
 
 
 def test_import_does_not_pull_sklearn_or_evidently() -> None:
-    code = "import sys, clvdrift.drift; print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'evidently')))"
+    code = (
+        "import sys, clvdrift.drift; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'evidently')))"
+    )
     env = {**os.environ, "DO_NOT_TRACK": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "[]"
