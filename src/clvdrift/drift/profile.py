@@ -19,11 +19,13 @@ flags, the value sketches and (below ``max_categories``) the category counts; up
 rounding for the moments and co-moments (see :meth:`ReferenceProfile.equals`).  Beyond
 ``max_categories`` the merged categorical summary is within its stated error bound of the union's.
 
-**Size.**  Per numerical column at most ``max_exact_values`` values, or at most
-``uniform_buckets + (log buckets between min and max, about 100 per factor e of magnitude)`` cells;
-per categorical column at most ``max_categories`` categories.  Measured: 1,000,000 rows of 8
-numerical columns (heavy-tailed, narrow-spread, integer) and a 100,000-category column give a saved
-profile of SIZE_MEASURED (tests/drift/test_drift_profile.py checks it).
+**Size.**  Per numerical column: exact, at most ``max_exact_values`` (4,096) values with counts
+(about 30 bytes each in JSON); histogram, at most ``uniform_buckets + L`` cells (``L``: log buckets
+between min and max, about 100 per factor e of magnitude, counted per sign), at most about 60 bytes
+each.  Per categorical column: at most ``max_categories`` (1,000) categories with counts.  Measured:
+1,000,000 rows of 8 numerical columns (heavy-tailed, narrow-spread, integer, at the precision such
+data has) and a 100,000-category column give a saved profile of 225 KB (25-47 bytes per cell, 19 KB
+for the categorical column); about 350 KB when every value is a full-precision random float.
 """
 
 from __future__ import annotations
