@@ -1,7 +1,11 @@
 """Benchmark clvdrift's data-drift check against Evidently 0.7's DataDriftPreset.
 
-For each size N (rows per side) it generates a synthetic customer-feature reference table and two
-current tables (no drift, injected drift), then measures in the same run:
+For each size N (rows per side) it generates a synthetic customer-feature reference table, with five
+narrow-spread, large-offset columns beside the CLV features (coordinates, kelvin, epoch seconds within a
+month, epoch milliseconds within a year, a price of 1000 +- 5), and two current tables (no drift,
+injected drift); and one "chi-square with new categories" case: a reference of 800 rows (so Evidently
+picks KS and chi-square) against a window of the same distribution where 5 % of the rows hold countries
+the reference never saw.  In the same run it measures:
 
 * building the reference profile (time, JSON size);
 * our check with the profile already built (wall time; peak traced memory in a second run);
@@ -45,6 +49,10 @@ from clvdrift.features import NUMERIC_FEATURES
 NUMERICAL = [*NUMERIC_FEATURES, "target", "prediction"]
 CATEGORICAL = ["Country"]
 COUNTRIES = ["United Kingdom"] + [f"Country{i:02d}" for i in range(1, 38)]
+NARROW = ["Latitude", "Kelvin", "EpochSeconds", "EpochMillis", "Price1000"]
+TABLE_NUMERICAL = [*NUMERICAL, *NARROW]
+NEW_CATEGORIES_REFERENCE_ROWS = 800  # <= 1000: Evidently's chi-square for Country, KS for numbers
+NEW_CATEGORY_SHARE = 0.05
 
 
 def make_customers(n: int, seed: int, drift: bool = False) -> pd.DataFrame:
@@ -92,6 +100,38 @@ def make_customers(n: int, seed: int, drift: bool = False) -> pd.DataFrame:
     )
 
 
+def add_narrow_spread(frame: pd.DataFrame, seed: int, drift: bool = False) -> pd.DataFrame:
+    """Add the five narrow-spread, large-offset columns, at the precision such data has.
+
+    ``drift=True`` moves each by about half a standard deviation or more: +0.03 degrees, +3 K,
+    +10 days, +2 months, +3 (price).
+    """
+    rng = np.random.default_rng(seed + 1000)
+    n = len(frame)
+    month, year_ms = 30 * 86_400, 365 * 86_400_000
+    return frame.assign(
+        Latitude=np.round(51.5 + rng.normal(0.0, 0.05, n) + (0.03 if drift else 0.0), 6),
+        Kelvin=np.round(290.0 + rng.normal(0.0, 5.0, n) + (3.0 if drift else 0.0), 2),
+        EpochSeconds=1_700_000_000 + rng.integers(0, month, n) + (10 * 86_400 if drift else 0),
+        EpochMillis=1_700_000_000_000 + rng.integers(0, year_ms, n) + (year_ms // 6 if drift else 0),
+        Price1000=np.round(1000.0 + rng.normal(0.0, 5.0, n) + (3.0 if drift else 0.0), 2),
+    )
+
+
+def table(n: int, seed: int, drift: bool = False) -> pd.DataFrame:
+    """The benchmark table: :func:`make_customers` plus :func:`add_narrow_spread`."""
+    return add_narrow_spread(make_customers(n, seed, drift), seed, drift)
+
+
+def with_new_categories(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """``frame`` with :data:`NEW_CATEGORY_SHARE` of its Country values replaced by unseen countries."""
+    rng = np.random.default_rng(seed)
+    out = frame.copy()
+    hit = rng.random(len(out)) < NEW_CATEGORY_SHARE
+    out.loc[hit, "Country"] = rng.choice([f"NewCountry{i}" for i in range(5)], int(hit.sum()))
+    return out
+
+
 def evidently_verdicts(
     current: pd.DataFrame, reference: pd.DataFrame
 ) -> tuple[dict[str, dict[str, Any]], float]:
@@ -100,7 +140,7 @@ def evidently_verdicts(
     from evidently.presets import DataDriftPreset
 
     t0 = time.perf_counter()
-    dd = DataDefinition(numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL)
+    dd = DataDefinition(numerical_columns=TABLE_NUMERICAL, categorical_columns=CATEGORICAL)
     cur_ds = Dataset.from_pandas(current, data_definition=dd)
     ref_ds = Dataset.from_pandas(reference, data_definition=dd)
     snapshot = Report([DataDriftPreset(drift_share=0.5)], include_tests=True).run(cur_ds, ref_ds)
@@ -132,11 +172,26 @@ def traced_peak(fn: Any) -> int:
 
 
 def run_size(n: int, *, repeats: int, skip_evidently: bool) -> dict[str, Any]:
-    reference = make_customers(n, seed=1)
-    cases = {"no_drift": make_customers(n, seed=2), "drift": make_customers(n, seed=3, drift=True)}
+    """The no-drift and drift cases at ``n`` rows per side."""
+    reference = table(n, seed=1)
+    cases = {"no_drift": table(n, seed=2), "drift": table(n, seed=3, drift=True)}
+    return measure(reference, cases, repeats=repeats, skip_evidently=skip_evidently)
 
+
+def run_new_categories(*, repeats: int, skip_evidently: bool) -> dict[str, Any]:
+    """A small reference (chi-square for Country) against a window holding unseen countries."""
+    n = NEW_CATEGORIES_REFERENCE_ROWS
+    current = with_new_categories(table(n, seed=5), seed=6)
+    return measure(table(n, seed=4), {"new_cats": current}, repeats=repeats, skip_evidently=skip_evidently)
+
+
+def measure(
+    reference: pd.DataFrame, cases: dict[str, pd.DataFrame], *, repeats: int, skip_evidently: bool
+) -> dict[str, Any]:
+    """Profile ``reference`` and compare our check with Evidently's on every case."""
+    n = len(reference)
     t0 = time.perf_counter()
-    profile = build_profile(reference, numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL)
+    profile = build_profile(reference, numerical_columns=TABLE_NUMERICAL, categorical_columns=CATEGORICAL)
     build_s = time.perf_counter() - t0
     profile_bytes = len(profile.to_json().encode("utf-8"))
 
@@ -216,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
 
-    rows = []
+    print("... chi-square with new categories", file=sys.stderr, flush=True)
+    rows = [run_new_categories(repeats=args.repeats, skip_evidently=args.skip_evidently)]
     for n in sizes:
         print(f"... {n:,} rows per side", file=sys.stderr, flush=True)
         rows.append(run_size(n, repeats=args.repeats, skip_evidently=args.skip_evidently))
