@@ -190,13 +190,20 @@ def test_without_labels_the_set_says_how_many_days_its_target_covers():
     assert build_training_set(tx_frame(year_of_rows()), target="formula").target_days_covered is None
 
 
+def test_history_shorter_than_the_horizon_says_so_without_a_cutoff():
+    with pytest.raises(
+        DataError, match=r"spans 2020-07-01 to 2020-08-09 \(39 days\): a 60-day holdout target"
+    ):
+        build_training_set(tx_frame(year_of_rows(days=40)), horizon_days=60)
+
+
 @pytest.mark.parametrize("horizon", [100_000, 10**6])
 def test_horizon_beyond_pandas_dates_is_a_config_error(horizon):
     tx = tx_frame(year_of_rows())
     with pytest.raises(ConfigError, match="outside the dates pandas can hold"):
         build_training_set(tx, horizon_days=horizon, cutoff="2021-01-01")
-    with pytest.raises(ConfigError, match="outside"):  # the default cutoff, last day − H, is before the data
-        build_training_set(tx, horizon_days=horizon)
+    with pytest.raises(ConfigError, match="outside the dates pandas can hold"):
+        build_training_set(tx, horizon_days=horizon, cutoff="2021-01-01", require_labels=False)
     with pytest.raises(ConfigError, match="lookback_days"):
         build_training_set(tx, target="formula", lookback_days=10 * horizon)
 

@@ -268,6 +268,12 @@ def build_training_set(
     first_day = transactions[schema.INVOICE_DATE].min().normalize()
     if cutoff is None:
         cut = _shift(last_day, -horizon_days, "horizon_days") if target == "holdout" else last_day
+        if cut < first_day:
+            raise DataError(
+                f"the data spans {first_day.date()} to {last_day.date()} "
+                f"({(last_day - first_day).days} days): a {horizon_days}-day holdout target needs a longer "
+                "history; pass a shorter --horizon-days"
+            )
     else:
         cut = parse_cutoff(cutoff)
     if not first_day <= cut <= last_day:
