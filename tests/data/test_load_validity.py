@@ -94,6 +94,20 @@ def test_utf8_byte_order_mark_is_ignored(tmp_path):
     assert frame["InvoiceNo"].astype(str).tolist()[0] == "700001"
 
 
+def test_utf16_tab_file_as_excel_exports_unicode_text(tmp_path):
+    rows = [list(r) for r in ROWS]
+    rows[0][2] = "tasse à café"
+    text = "\n".join("\t".join(r) for r in [HEADER, *rows]) + "\n"
+    (tmp_path / "t.txt").write_bytes(text.encode("utf-16"))
+    frame = load_transactions(tmp_path / "t.txt")
+    assert frame["Description"].iloc[0] == "tasse à café" and frame["UnitPrice"].tolist() == [
+        2.55,
+        10.5,
+        1250.0,
+    ]
+    assert frame.attrs["encoding"] == "utf-16" and frame.attrs["delimiter"] == "\t"
+
+
 def test_column_names_match_without_case_spaces_or_underscores(tmp_path):
     header = [
         "invoice_no",

@@ -9,7 +9,8 @@ Rules:
 - CSV: the delimiter (``,`` ``;`` tab ``|``) is taken from the header line. In a file not delimited by
   commas, numbers may use a decimal comma (``2,55``); a column mixing decimal commas and points (e.g.
   thousands separators ``1.234,56``) is refused rather than guessed. A UTF-8 byte-order mark is ignored.
-- Encoding: UTF-8, falling back to ISO-8859-1 when the file is not valid UTF-8 (or as given).
+- Encoding: UTF-8, falling back to ISO-8859-1 when the file is not valid UTF-8; UTF-16 when the file
+  starts with its byte-order mark (Excel's "Unicode text" export); or as given.
 - XLSX: every sheet whose header row has the required columns is read, in sheet order (Online Retail II
   ships two years as two sheets); other sheets (notes, pivots) are skipped.
 - Dates: ISO 8601, with or without a UTC offset (offsets are converted to UTC, then dropped; a column
@@ -184,6 +185,8 @@ def _column_plan(names: list[str], path: Path, mapping: Mapping[str, str], where
 def _read_csv(path: Path, encoding: str | None, mapping: Mapping[str, str]) -> _Source:
     import pyarrow.csv as pacsv
 
+    if encoding is None and _utf16(path):
+        encoding = "utf-16"
     header, delimiter = _csv_header(path, encoding)
     where = (
         f" (delimiter {delimiter!r})"
@@ -217,17 +220,28 @@ def _csv_header(path: Path, encoding: str | None) -> tuple[list[str], str]:
     """The header's column names and the delimiter that splits it into the most columns."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as fh:
-        raw = fh.readline()
-    if not raw.strip():
+        head = fh.read(1 << 16)
+    if (encoding or "").lower().replace("-", "").startswith("utf16"):
+        text = head.decode(encoding or "utf-16", errors="ignore")
+    else:
+        raw = head.split(b"\n", 1)[0]
+        try:
+            text = raw.decode(encoding or "utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin1" if encoding is None else encoding, errors="replace")
+    text = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+    if not text.strip():
         raise DataError(f"{path}: no header line")
-    try:
-        text = raw.decode(encoding or "utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin1" if encoding is None else encoding, errors="replace")
-    text = text.lstrip("\ufeff").rstrip("\r\n")
     splits = [next(csv.reader(io.StringIO(text), delimiter=d)) for d in _DELIMITERS]
     best = max(range(len(_DELIMITERS)), key=lambda i: len(splits[i]))  # ties: the earlier delimiter
     return [name.strip() for name in splits[best]], _DELIMITERS[best]
+
+
+def _utf16(path: Path) -> bool:
+    """Whether the file starts with a UTF-16 byte-order mark (Excel's "Unicode text" export)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        return fh.read(2) in (b"\xff\xfe", b"\xfe\xff")
 
 
 def _read_parquet(path: Path, mapping: Mapping[str, str]) -> _Source:
