@@ -12,6 +12,7 @@ import pytest
 
 from clvdrift.config import TrainConfig
 from clvdrift.data import clean_transactions, load_transactions
+from clvdrift.errors import DataError
 from clvdrift.features import build_training_set, check_trainable
 from helpers import tx_frame  # type: ignore[import-not-found]
 
@@ -76,6 +77,14 @@ def test_future_rows_are_outliers_whatever_their_share():
     rows += hourly_rows("2027-06-01", 10, 24.0, customers=9)  # 10% of the rows, after `today`
     _, report = clean_transactions(tx_frame(rows), today=TODAY)
     assert report.removed["date_outlier"] == 10 and "or in the future" in report.findings[0]
+
+
+def test_a_file_entirely_in_the_future_is_refused_with_the_finding():
+    with pytest.raises(
+        DataError,
+        match=r"no usable .* \(date_outlier 30\); 30 row\(s\) dated in the future \(e\.g\. row 1: 2030-01-01",
+    ):
+        clean_transactions(tx_frame(hourly_rows("2030-01-01", 30, 24.0)), today=TODAY)
 
 
 @pytest.mark.parametrize(

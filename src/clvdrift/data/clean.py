@@ -166,8 +166,9 @@ def clean_transactions(
     apply("exact_duplicate", dup_mask)
     if removed.all():
         rules = ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)
+        why = "".join(f"; {finding}" for finding in findings)
         raise DataError(
-            f"{source}: no usable transactions: the cleaning rules remove all {n:,} rows ({rules})"
+            f"{source}: no usable transactions: the cleaning rules remove all {n:,} rows ({rules}){why}"
         )
 
     out = frame.loc[~removed].reset_index(drop=True)
@@ -199,11 +200,12 @@ def _date_outliers(
     dated = ns != np.iinfo(np.int64).min  # NaT
     values = np.sort(ns[dated])
     low, high = _dense_bounds(values)
-    today = (pd.Timestamp(today) if today is not None else pd.Timestamp.now()).normalize()
-    high = min(high, (today + pd.Timedelta(days=2)).value - 1)  # after tomorrow: in the future
+    future = (pd.Timestamp(today) if today is not None else pd.Timestamp.now()).normalize() + pd.Timedelta(
+        days=2
+    )
+    high = min(high, future.value - 1)  # from the day after tomorrow on: in the future
     kept = values[(values >= low) & (values <= high)]
-    first = pd.Timestamp(kept[0]) if len(kept) else None
-    last = pd.Timestamp(kept[-1]) if len(kept) else None
+    dense = (pd.Timestamp(kept[0]), pd.Timestamp(kept[-1])) if len(kept) else None
     masks = {"after": dated & (ns > high), "before": dated & (ns < low)}
     examples: list[str] = []
     findings = []
@@ -212,31 +214,30 @@ def _date_outliers(
             f"{schema.row_name(frame.attrs, i)}: {pd.Timestamp(ns[i]):%Y-%m-%d %H:%M}"
             for i in np.flatnonzero(mask)[:_MAX_EXAMPLES]
         ]
-        examples += lines
         if lines:
-            edge = last if side == "after" else first
-            dense = (
-                f"{first:%Y-%m-%d} to {last:%Y-%m-%d}" if first is not None and last is not None else "none"
-            )
-            findings.append(
-                f"{int(mask.sum()):,} row(s) dated {side} {edge:%Y-%m-%d}"
-                if edge is not None
-                else f"{int(mask.sum()):,} row(s) dated {side} the other rows"
-            )
-            future = " or in the future" if side == "after" else ""
-            findings[-1] += (
-                f" (e.g. {', '.join(lines)}), far {side} the other rows' dates ({dense}){future}: "
-                "errors? They are left out (cleaning rule date_outlier); correct their dates if the "
-                "rows are real"
-            )
+            examples += lines
+            findings.append(_finding(side, int(mask.sum()), lines, dense))
     report = DateOutliers(
         before=int(masks["before"].sum()),
         after=int(masks["after"].sum()),
-        dense_first=first.isoformat() if first is not None else None,
-        dense_last=last.isoformat() if last is not None else None,
+        dense_first=dense[0].isoformat() if dense else None,
+        dense_last=dense[1].isoformat() if dense else None,
         examples=tuple(examples),
     )
     return masks["before"] | masks["after"], report, tuple(findings)
+
+
+def _finding(side: str, count: int, lines: list[str], dense: tuple[pd.Timestamp, pd.Timestamp] | None) -> str:
+    """The one-line message for the outliers on one side of the dense range."""
+    tail = "errors? They are left out (cleaning rule date_outlier); correct their dates if the rows are real"
+    if dense is None:  # every dated row is in the future
+        return f"{count:,} row(s) dated in the future (e.g. {', '.join(lines)}): {tail}"
+    edge = dense[1] if side == "after" else dense[0]
+    future = " or in the future" if side == "after" else ""
+    return (
+        f"{count:,} row(s) dated {side} {edge:%Y-%m-%d} (e.g. {', '.join(lines)}), far {side} the other "
+        f"rows' dates ({dense[0]:%Y-%m-%d} to {dense[1]:%Y-%m-%d}){future}: {tail}"
+    )
 
 
 def _dense_bounds(values: np.ndarray) -> tuple[int, int]:
