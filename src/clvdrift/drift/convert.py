@@ -3,6 +3,7 @@ as stable JSON-able values, and the auto-detection of column kinds."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ __all__ = [
     "detect_kinds",
     "is_integer_column",
     "normalize_category",
+    "resolve_kinds",
     "to_float_array",
 ]
 
@@ -126,3 +128,26 @@ def is_integer_column(series: pd.Series) -> bool:
     histogram sees it: bins of integer data are at least 1 wide."""
     dtype = series.dtype
     return bool(pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype))
+
+
+def resolve_kinds(
+    frame: pd.DataFrame,
+    numerical_columns: Sequence[str] | None,
+    categorical_columns: Sequence[str] | None,
+) -> tuple[list[str], list[str], bool]:
+    """The numerical and categorical columns to profile, and whether they were auto-detected (both
+    lists ``None``); explicit lists must be disjoint and name columns of ``frame``."""
+    if numerical_columns is None and categorical_columns is None:
+        num, cat = detect_kinds(frame)
+        return num, cat, True
+    num = list(numerical_columns or [])
+    cat = list(categorical_columns or [])
+    both = sorted(set(num) & set(cat))
+    if both:
+        raise DriftInputError(f"column(s) {both} are listed as both numerical and categorical")
+    missing = [c for c in [*num, *cat] if c not in frame.columns]
+    if missing:
+        raise DriftInputError(
+            f"column(s) {missing} are not in the reference frame (it has {list(map(str, frame.columns))})"
+        )
+    return num, cat, False

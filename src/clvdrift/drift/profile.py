@@ -48,6 +48,7 @@ from clvdrift.drift.convert import (
     detect_kinds,
     is_integer_column,
     normalize_category,
+    resolve_kinds,
     to_float_array,
 )
 from clvdrift.drift.result import DriftInputError, ProfileIntegrityError
@@ -342,27 +343,6 @@ def _canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
 
-def _resolve_kinds(
-    frame: pd.DataFrame,
-    numerical_columns: Sequence[str] | None,
-    categorical_columns: Sequence[str] | None,
-) -> tuple[list[str], list[str], bool]:
-    if numerical_columns is None and categorical_columns is None:
-        num, cat = detect_kinds(frame)
-        return num, cat, True
-    num = list(numerical_columns or [])
-    cat = list(categorical_columns or [])
-    both = sorted(set(num) & set(cat))
-    if both:
-        raise DriftInputError(f"column(s) {both} are listed as both numerical and categorical")
-    missing = [c for c in [*num, *cat] if c not in frame.columns]
-    if missing:
-        raise DriftInputError(
-            f"column(s) {missing} are not in the reference frame (it has {list(map(str, frame.columns))})"
-        )
-    return num, cat, False
-
-
 def build_profile(
     frame: pd.DataFrame,
     *,
@@ -393,7 +373,7 @@ def _build(
 ) -> ReferenceProfile:
     if not isinstance(frame, pd.DataFrame):
         raise DriftInputError(f"build_profile needs a pandas DataFrame, got {type(frame).__name__}")
-    num, cat, auto = _resolve_kinds(frame, numerical_columns, categorical_columns)
+    num, cat, auto = resolve_kinds(frame, numerical_columns, categorical_columns)
     order = [str(c) for c in frame.columns if str(c) in set(num) | set(cat)]
     arrays = [to_float_array(frame[c], c, "reference") for c in num]
     numerical = tuple(

@@ -5,37 +5,33 @@ reduction behind categorical profiles (:func:`reduce_counts`).
 while the column has at most ``max_exact`` distinct values (default 4,096).  Beyond that it is a
 histogram over the cells of the common refinement of two interval partitions of the real line:
 
-* log buckets of relative accuracy ``a`` (default 0.5 %, in the style of DDSketch): bucket ``k``
-  holds the values whose magnitude lies in ``(g**(k-1), g**k]`` with ``g = (1 + a) / (1 - a)``,
-  mirrored for negative values, plus a zero bucket for ``|x| <= 1e-12``.  They keep a *relative*
-  error, right for heavy-tailed money columns;
-* uniform buckets ``[j 2**e, (j + 1) 2**e)`` where ``e`` is the smallest integer such that the
-  column's ``[min, max]`` meets at most ``B`` buckets (``uniform_buckets``, default 1,024) and
-  ``max|x| / 2**e < 2**60`` (int64-safe keys).  They keep an error relative to the column's *spread*,
-  right for narrow-spread, large-offset columns (coordinates, kelvin, epoch timestamps, prices around a
-  high base), where one log bucket would be wider than the whole data.
+* log buckets of relative accuracy ``a`` (default 0.5 %, as DDSketch): bucket ``k`` holds the values
+  whose magnitude lies in ``(g**(k-1), g**k]``, ``g = (1 + a) / (1 - a)``, mirrored for negative
+  values, plus a zero bucket for ``|x| <= 1e-12``: a *relative* error, right for heavy tails;
+* uniform buckets ``[j 2**e, (j + 1) 2**e)``, ``e`` the smallest integer such that the column's
+  ``[min, max]`` meets at most ``B`` buckets (``uniform_buckets``, default 1,024) and
+  ``max|x| / 2**e < 2**60`` (int64 keys): an error relative to the column's *spread*, right for
+  narrow-spread, large-offset columns (coordinates, kelvin, epoch timestamps, prices around a high
+  base), where one log bucket would be wider than the whole data.
 
 A value's cell is ``(floor(x / 2**e), log_key(x))``; cells sorted by that pair are in value order.
-Each non-empty cell stores its count and the smallest and largest value that fell into it (a cell with
-``lo == hi`` is an exact atom: a spike of zeros, a repeated integer).  A histogram has at most
-``B + (number of log buckets between min and max) `` cells, whatever the number of rows.
+Each non-empty cell stores its count and the smallest and largest value in it (``lo == hi``: an exact
+atom).  A histogram has at most ``B + (log buckets between min and max)`` cells.
 
 *Exact merging.*  ``e`` depends only on ``(min, max)``, which a merge knows exactly, and never
-decreases when the interval grows.  Merging coarsens both sides to the merged ``e`` with
-``key >> (e_new - e_old)`` (floor division, exact) and adds the cells that then coincide: exactly the
-histogram that the concatenated data would have given.  Two exact sketches merge into the exact sketch
-of the union, or into the histogram of the union when it has more than ``max_exact`` distinct values.
+decreases when the interval grows; a merge coarsens both sides to the merged ``e`` with
+``key >> (e_new - e_old)`` (exact floor division) and adds the cells that then coincide: the
+histogram of the concatenated data.
 
-*Error bound* (:meth:`ValueSketch.error_bound`).  Every representation of a cell's mass inside its
-``[lo, hi]`` is within ``hi - lo`` of the data in that cell, so the 1-Wasserstein distance between
-the sketch and the data is at most ``sum_c p_c (hi_c - lo_c)``; the CDF is exact at cell boundaries
-and at atoms, so its error is at most the largest probability of a cell with ``lo < hi``.
+*Error bound* (:meth:`ValueSketch.error_bound`).  Any representation of a cell's mass inside its
+``[lo, hi]`` is within ``hi - lo`` of the data in it, so ``W1(sketch, data) <= sum_c p_c (hi_c - lo_c)``;
+the CDF is exact at cell boundaries and atoms, so its error is at most the largest probability of a
+cell with ``lo < hi``.
 
-**Categorical.** Counts are exact up to ``max_categories`` categories (default 1,000).  Beyond, the
-mergeable Misra-Gries summary keeps at most ``max_categories`` counters (see :func:`reduce_counts`);
-the mass not held by a counter is the ``other`` cell.  Every category's kept count underestimates its
-true count by at most ``other / (max_categories + 1)`` (at most ``N / (max_categories + 1)``), and a
-category that is not kept has a true count at most that bound.
+**Categorical.** Exact counts up to ``max_categories`` categories (default 1,000); beyond, the
+mergeable Misra-Gries summary of at most ``max_categories`` counters (:func:`reduce_counts`), whose
+removed mass is the ``other`` cell.  Every category's kept count underestimates its true count by at
+most ``other / (max_categories + 1) <= N / (max_categories + 1)``.
 """
 
 from __future__ import annotations
