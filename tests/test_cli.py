@@ -102,6 +102,7 @@ def test_train_simulate_detect_list_promote_gc(workdir, capsys):
     assert reference.read_bytes() != champion_reference  # promotion moves the champion's files
     orphan = workdir / "models" / "clv_model_20000101_000000_000000.joblib"
     orphan.write_bytes(b"left by a run that never registered")
+    os.utime(orphan, (0, 0))  # old enough not to belong to a training still running
     code, out, err = clv(capsys, "models", "gc")
     assert code == 0, err
     assert not orphan.exists() and (workdir / "models" / f"clv_model_{first['version']}.joblib").is_file()
