@@ -168,20 +168,26 @@ def test_detect_bad_cutoff_and_one_customer_batch(workdir, capsys):
         one_line_error(err)
 
 
-def test_training_refuses_garbage_before_registering(workdir, capsys):
+def test_outlier_dates_are_left_out_with_a_warning_and_short_horizons_refused(workdir, capsys):
+    """Five rows dated 2099 must neither move the cutoff nor pass unseen; an explicit cutoff whose
+    horizon the data does not cover is refused before anything is registered."""
     history = workdir / "history.csv"
     lines = history.read_text().splitlines()
-    future = [lines[1].rsplit(",", 5)[0] + ",2099-01-01 10:00," + ",".join(lines[1].split(",")[-3:])
-              for _ in range(5)]
+    fields = lines[1].split(",")
+    future = [",".join([*fields[:4], "2099-01-01 10:00", *fields[5:]]) for _ in range(5)]
     polluted = workdir / "polluted.csv"
     polluted.write_text("\n".join([*lines, *future]) + "\n")
-    code, _, err = clv(capsys, "train", "--data", str(polluted))
-    assert code == EXIT_BAD_INPUT and "2099" in one_line_error(err)
     code, _, err = clv(capsys, "train", "--cutoff", "2023-02-18")  # 8 days before the last day
-    assert code == EXIT_BAD_INPUT and "90" in one_line_error(err)
+    assert code == EXIT_BAD_INPUT and "8 of 90 days" in one_line_error(err)
     code, out, _ = clv(capsys, "models", "list")
     assert "no model registered" in out
-    assert not (workdir / "models").exists() or not list((workdir / "models").glob("clv_model_*"))
+    assert not list((workdir / "models").glob("clv_model_*")) if (workdir / "models").exists() else True
+    code, out, err = clv(capsys, "train", "--data", str(polluted), "--json")
+    assert code == 0, err
+    assert "2099-01-01" in err and "warning" in err  # the finding is shown, not buried
+    result = json.loads(out)
+    assert result["cleaning"]["removed"]["date_outlier"] == 5
+    assert result["training"]["cutoff"] < "2023-01-01" and result["training"]["zero_target_share"] < 0.9
 
 
 def test_unexpected_error_is_one_line_exit_4_and_debug_shows_the_traceback(workdir, capsys, monkeypatch):

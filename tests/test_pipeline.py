@@ -97,12 +97,16 @@ def test_second_training_is_a_challenger(trained):
 
 
 def test_simulate_writes_current_data(tmp_path):
-    from conftest import BUNDLED  # type: ignore[import-not-found]
+    from helpers import synthetic_history  # type: ignore[import-not-found]
 
-    info = pipeline.simulate(BUNDLED, "data-drift", seed=5, current_dir=tmp_path)
+    history = tmp_path / "history.csv"
+    synthetic_history(history)
+    rows = len(pd.read_csv(history))
+    info = pipeline.simulate(history, "data-drift", seed=5, current_dir=tmp_path)
     frame = pd.read_csv(info.path)
-    assert len(frame) == 541_909 and list(frame.columns)[:2] == ["InvoiceNo", "StockCode"]
-    again = pipeline.simulate(BUNDLED, "data-drift", seed=5, current_dir=tmp_path / "b")
+    assert len(frame) == rows and list(frame.columns)[:2] == ["InvoiceNo", "StockCode"]
+    assert info.mean_quantity > pd.read_csv(history)["Quantity"].mean() * 1.4  # Quantity × U(1.5, 3)
+    again = pipeline.simulate(history, "data-drift", seed=5, current_dir=tmp_path / "b")
     assert sha256_file(tmp_path / "b" / "current_data.csv") == sha256_file(tmp_path / "current_data.csv")
     assert again.rows == info.rows
 

@@ -164,6 +164,12 @@ def _train(settings: Settings, data: Path | None, overrides: dict[str, Any], cut
     return result.to_dict()
 
 
+def _print_findings(cleaning: dict[str, Any]) -> None:
+    """Validation findings of the cleaning (e.g. rows dated far outside the data) the user must see."""
+    for finding in cleaning.get("findings") or []:
+        err.print(f"[yellow]warning:[/] {finding}", highlight=False, soft_wrap=True)
+
+
 def _print_train(result: dict[str, Any]) -> None:
     ev = result["evaluation"]
     removed = ", ".join(f"{k} {v:,}" for k, v in result["cleaning"]["removed"].items() if v)
@@ -205,6 +211,7 @@ def train(
     overrides = {"target": target.value if target else None, "horizon_days": horizon_days,
                  "lookback_days": lookback_days}
     result = _train(settings, data, overrides, cutoff, date_format, _columns(column), promote)
+    _print_findings(result["cleaning"])
     if as_json:
         _print_json(result)
     else:
@@ -319,6 +326,7 @@ def detect(
     with _progress("detecting drift") as progress:
         result = pipeline.detect(path, date_format=date_format, columns=_columns(column), cutoff=cutoff,
                                  progress=progress, **kwargs).to_dict()
+    _print_findings(result["current"]["cleaning"])
     if as_json:
         _print_json(result)
     else:

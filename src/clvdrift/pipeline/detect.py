@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from clvdrift.config import DriftConfig
 from clvdrift.data import clean_transactions, load_transactions, schema, simulate_scenario
 from clvdrift.data.scenarios import SCENARIOS
-from clvdrift.errors import ConfigError, DataError
+from clvdrift.errors import ConfigError
 from clvdrift.features import COUNTRY, NUMERIC_FEATURES
 from clvdrift.io import atomic_write_text
 from clvdrift.jsonable import dataclass_dict, dumps
@@ -108,17 +108,16 @@ def choose_cutoff(clean: pd.DataFrame, training: dict[str, Any], cutoff: str | N
     """
     import pandas as pd
 
+    from clvdrift.features import parse_cutoff
+
     horizon = pd.Timedelta(days=int(training["horizon_days"]))
     first = clean[schema.INVOICE_DATE].min().normalize()
     last = clean[schema.INVOICE_DATE].max().normalize()
     if cutoff is not None:
-        try:
-            cut = pd.Timestamp(cutoff).normalize()
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise ConfigError(f"cutoff {cutoff!r} is not a date (expected YYYY-MM-DD)") from None
+        cut = parse_cutoff(cutoff)
     else:
         cut = last - horizon if last - horizon >= first else last
-    labelled = training["target"] == "formula" or cut + horizon <= last
+    labelled = training["target"] == "formula" or cut <= last - horizon
     return cut.date().isoformat(), bool(labelled)
 
 
@@ -178,8 +177,6 @@ def detect_transactions(
     training = champion.training
     with t.step("features", progress):
         clean, cleaning = clean_transactions(raw)
-        if clean.empty:
-            raise DataError(f"{source}: no usable transactions after cleaning ({cleaning.removed})")
         cut, labelled = choose_cutoff(clean, training, cutoff)
         ts = build_training_set(clean, target=training["target"], horizon_days=int(training["horizon_days"]),
                                 cutoff=cut, lookback_days=training.get("lookback_days"), require_labels=False)
