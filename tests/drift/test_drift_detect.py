@@ -210,3 +210,45 @@ def test_default_key_columns_apply_to_the_columns_present(reference_profile) -> 
     error; explicitly set key columns must be checked columns (above)."""
     res = detect_data_drift(reference_profile, _features(2000, 14, shifted=("f1",)))
     assert res.key_columns == [] and "no key columns" in res.dataset_rule and not res.dataset_drift
+
+
+def test_bounded_categorical_profile_keeps_the_calibrated_level() -> None:
+    """A bounded (frequent-items) profile underestimates its kept counts; compared cell by cell with exact
+    current counts that error alone fired 25 % of calibrated checks. Only categories whose error is
+    negligible get their own cell now: <= 5 % + 3 sd (40 trials: 15.3 %), and a new category still drifts."""
+    rng = np.random.default_rng(31)
+    levels = np.array([f"sku{i}" for i in range(3000)], dtype=object)
+    p = 1 / np.arange(1, 3001) ** 1.1
+    p /= p.sum()
+    alarms = 0
+    for trial in range(40):
+        profile = build_profile(pd.DataFrame({"c": rng.choice(levels, 20_000, p=p)}))
+        col = profile.column("c")
+        assert not col.exact and col.other > 0
+        res = detect_data_drift(
+            profile,
+            pd.DataFrame({"c": rng.choice(levels, 2000, p=p)}),
+            DriftConfig(calibrate=True, seed=trial),
+        )
+        alarms += res.column("c").drifted
+    assert alarms / 40 <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 40), alarms
+    new = detect_data_drift(
+        profile, pd.DataFrame({"c": ["sku-new"] * 300}), DriftConfig(calibrate=True)
+    ).column("c")
+    assert new.drifted and new.n_unique is None and "(other)" in (new.note or "")
+
+
+def test_model_drift_takes_the_config_and_says_why_a_value_is_null() -> None:
+    from clvdrift.drift import detect_model_drift
+
+    actual = np.array([0.0, 10.0, 20.0, 30.0, 40.0])
+    strict = DriftConfig(r2_drop_threshold=0.0, mae_increase_threshold=0.0)
+    res = detect_model_drift({"r2": 0.99, "mae": 1.0}, actual, actual + 2.0, strict)
+    assert res.detected and res.r2_drop_threshold == 0.0 and len(res.reasons) == 2
+    lenient = detect_model_drift(
+        {"r2": 0.9, "mae": 1.0}, actual, actual + 2.0, DriftConfig(mae_increase_threshold=5)
+    )
+    assert not lenient.detected
+    perfect_ref = detect_model_drift({"r2": 1.0, "mae": 0.0}, actual, actual + 2.0, DriftConfig())
+    d = json.loads(json.dumps(perfect_ref.to_dict(), allow_nan=False))
+    assert d["mae_increase"] is None and "mae_increase undefined" in d["note"] and perfect_ref.detected

@@ -45,6 +45,7 @@ __all__ = ["detect_data_drift"]
 
 NO_VALUES = "no-values"
 OTHER_CATEGORY = "(other)"  # the cell of categories a bounded categorical profile summed together
+BOUNDED_BIAS_BUDGET = 0.5  # bounded profiles: summed squared bias (in sd) allowed by separated categories
 
 FloatArray = np.ndarray
 
@@ -368,26 +369,56 @@ def _numeric_column(
     return col, n_missing
 
 
+def _separate_categories(ref: CategoricalColumnProfile, n_cur: int) -> list[Any]:
+    """The categories of a bounded profile that get their own cell: the most frequent ones, as many as
+    keep the profile's count error negligible next to the sampling noise of the comparison.
+
+    A kept count underestimates the true one by up to ``e = count_error_bound``, which becomes a bias of
+    ``e / sqrt(r (1 + n_ref / n_cur))`` standard deviations of the share difference of a category with
+    reference count ``r``; the cell of all other categories receives up to ``j * e`` of it from ``j``
+    separated categories. The largest ``j`` whose squared biases sum to at most
+    ``BOUNDED_BIAS_BUDGET`` is used (a chi-square-like statistic then moves by at most that much).
+    """
+    items = sorted(ref.counts_dict().items(), key=lambda kv: -kv[1])
+    if not items:
+        return []
+    e = ref.count_error_bound
+    inflate = 1.0 + ref.count / max(n_cur, 1)
+    counts = np.array([v for _, v in items], dtype=np.float64)
+    own = np.cumsum(e**2 / (counts * inflate))
+    j = np.arange(1, counts.size + 1)
+    rest = np.maximum(ref.count - np.cumsum(counts), 1.0)
+    total = own + (j * e) ** 2 / (rest * inflate)
+    n_sep = int(np.count_nonzero(np.cumsum(total > BOUNDED_BIAS_BUDGET) == 0))
+    return [k for k, _ in items[:n_sep]]
+
+
 def _category_cells(
     ref: CategoricalColumnProfile, cur_dict: Mapping[Any, int]
-) -> tuple[list[Any], FloatArray, FloatArray, list[Any]]:
-    """Aligned reference and current counts over the categories; the categories unseen in the reference.
+) -> tuple[list[Any], FloatArray, FloatArray, list[Any], int]:
+    """Aligned reference and current counts over the categories, the categories unseen in the reference,
+    and how many categories are compared one by one.
 
-    When the profile summed its rarest categories into one ``other`` count, current categories the
-    profile does not list go into that same cell (they may be among the summed ones).
+    A bounded (frequent-items) profile underestimates its kept counts and holds the removed mass in
+    ``other``; comparing every kept count with an exact current count would see drift in that error, so
+    only :func:`_separate_categories` get their own cell and every other category, on both sides, is
+    counted in one ``other`` cell.
     """
     ref_dict = dict(ref.counts_dict())
-    unseen = [k for k in cur_dict if k not in ref_dict]
-    cur = dict(cur_dict)
-    if ref.other:
-        ref_dict[OTHER_CATEGORY] = ref.other
-        cur = {k: v for k, v in cur_dict.items() if k in ref_dict}
-        cur[OTHER_CATEGORY] = cur.get(OTHER_CATEGORY, 0) + sum(cur_dict[k] for k in unseen)
-        unseen = []
-    keys = _sorted_keys(list(set(ref_dict) | set(cur)))
-    ref_counts = np.array([ref_dict.get(k, 0) for k in keys], dtype=np.float64)
-    cur_counts = np.array([cur.get(k, 0) for k in keys], dtype=np.float64)
-    return keys, ref_counts, cur_counts, unseen
+    if not ref.other:
+        unseen = [k for k in cur_dict if k not in ref_dict]
+        keys = _sorted_keys(list(set(ref_dict) | set(cur_dict)))
+        ref_counts = np.array([ref_dict.get(k, 0) for k in keys], dtype=np.float64)
+        cur_counts = np.array([cur_dict.get(k, 0) for k in keys], dtype=np.float64)
+        return keys, ref_counts, cur_counts, unseen, len(keys)
+    n_cur = int(sum(cur_dict.values()))
+    separate = _sorted_keys(_separate_categories(ref, n_cur))
+    keys = [*separate, OTHER_CATEGORY]
+    ref_counts = np.array([*(ref_dict[k] for k in separate), 0], dtype=np.float64)
+    ref_counts[-1] = ref.count - ref_counts.sum()
+    cur_counts = np.array([*(cur_dict.get(k, 0) for k in separate), 0], dtype=np.float64)
+    cur_counts[-1] = n_cur - cur_counts.sum()
+    return keys, ref_counts, cur_counts, [], len(separate)
 
 
 def _categorical_column(
@@ -400,8 +431,10 @@ def _categorical_column(
         return _no_values(
             column, CATEGORICAL, n_ref, n_cur, "configured" if configured else "default"
         ), n_missing
-    keys, ref_counts, cur_counts, unseen = _category_cells(ref, cur_dict)
-    test, chosen_by, reason = _choose_test(column, CATEGORICAL, n_ref, len(keys), config)
+    keys, ref_counts, cur_counts, unseen, n_separate = _category_cells(ref, cur_dict)
+    n_unique = len(keys) if ref.exact else None  # unknown beyond the bounded profile's categories
+    n_unique_for_choice = len(keys) if ref.exact else ref.max_categories + 1
+    test, chosen_by, reason = _choose_test(column, CATEGORICAL, n_ref, n_unique_for_choice, config)
     threshold = float(config.per_column_threshold.get(column, st.DEFAULT_THRESHOLDS[test]))
     outcome = st.value_count_test(test, ref_counts, cur_counts)
     note = None
@@ -416,8 +449,11 @@ def _categorical_column(
     if ref.other:
         note = _note(
             note,
-            f"the reference profile sums its rarest categories ({ref.other} values) in one "
-            f"{OTHER_CATEGORY!r} cell; current categories it does not list are counted there",
+            f"the reference profile is bounded (frequent-items counts, each within "
+            f"{ref.count_error_bound:.3g} of the truth; {ref.other} values in its other cell): the "
+            f"{n_separate} most frequent categories whose error is negligible next to sampling noise are "
+            "compared one by one, all others on both "
+            f"sides in one {OTHER_CATEGORY!r} cell",
         )
     effect = st.jensenshannon_from_percents(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
     t = _Tested(
@@ -428,7 +464,7 @@ def _categorical_column(
         threshold,
         effect,
         "jensenshannon",
-        len(keys),
+        n_unique,
         ref.exact,
         None,
         note,
