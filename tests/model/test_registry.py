@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-import sqlalchemy as sa
 
 from clvdrift.errors import RegistryError
 from clvdrift.model.registry import ModelRegistry
 from clvdrift.store import connect
-from conftest import POSTGRES_URL  # type: ignore[import-not-found]
+from store.pgdb import fresh_database  # type: ignore[import-not-found]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -18,19 +15,11 @@ def registry(request, tmp_path):
     if request.param == "sqlite":
         yield ModelRegistry(connect(f"sqlite:///{tmp_path / 'store.db'}"))
         return
-    schema = f"clvdrift_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as conn:  # raises (test fails) when PostgreSQL is unreachable
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine = connect(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
-    try:
+    with fresh_database() as url:  # a database of its own (raises, failing the test, if unreachable)
+        engine = connect(url)
         assert engine.dialect.name == "postgresql"
         yield ModelRegistry(engine)
-    finally:
         engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def record(version: str, spearman: float = 0.5) -> dict:
@@ -62,6 +51,13 @@ def test_exactly_one_champion_after_promotions(registry):
     assert champions == ["v4"]
     registry.promote("v2")
     assert [v.version for v in registry.list_versions() if v.is_champion] == ["v2"]
+    promoted_at = registry.get("v2").promoted_at
+    assert registry.promote("v2").promoted_at == promoted_at  # promoting the champion changes nothing
+
+
+def test_explicit_challenger_on_an_empty_registry_is_not_champion(registry):
+    assert registry.register("v1", **record("v1"), champion=False).is_champion is False
+    assert registry.champion() is None
 
 
 def test_duplicate_and_unknown_versions(registry):

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import random
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +29,9 @@ MIGRATION_LOCK_KEY = int.from_bytes(b"clvdrift", "big")
 """The ``pg_advisory_lock`` key every clvdrift process takes while migrating a PostgreSQL database."""
 MIGRATION_LOCK_TIMEOUT = "120s"
 """How long a process waits for another one's migration before giving up (PostgreSQL ``lock_timeout``)."""
+
+SQLITE_WAL_SWITCH_SECONDS = 10.0
+"""How long opening a SQLite store retries switching it to write-ahead logging (see ``_sqlite_pragmas``)."""
 
 _TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
@@ -132,10 +138,26 @@ def _upgrade(conn: Connection) -> None:
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    """Wait for locks instead of failing; write-ahead log, so readers never block the writer.
+
+    WAL mode is stored in the file, so it is switched once. The switch needs an exclusive lock and
+    SQLite reports "database is locked" at once (no busy wait) while other processes open the file:
+    it is retried for up to ``SQLITE_WAL_SWITCH_SECONDS``.
+    """
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA busy_timeout=10000")  # first: switching to WAL waits for other openers
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.close()
+    try:
+        cur.execute("PRAGMA busy_timeout=10000")
+        deadline = time.monotonic() + SQLITE_WAL_SWITCH_SECONDS
+        while cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            try:
+                cur.execute("PRAGMA journal_mode=WAL")  # in-memory stores keep their mode: no error
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05))  # jitter: the openers must not retry in step
+    finally:
+        cur.close()
 
 
 def _first_line(exc: BaseException) -> str:

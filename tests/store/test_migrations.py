@@ -1,0 +1,164 @@
+"""Schema through Alembic: concurrent first connects, pre-Alembic stores, the fast path at head."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from clvdrift.errors import RegistryError
+from clvdrift.model.registry import ModelRegistry
+from clvdrift.store import connect
+from clvdrift.store.migrations import HEAD, LOCATION
+from clvdrift.store.tables import CHAMPION_INDEX, Base
+from store.processes import run_at_once  # type: ignore[import-not-found]
+
+
+def _connect_once(_index: int, url: str) -> str:
+    engine = connect(url)
+    engine.dispose()
+    return "connected"
+
+
+def _versions(url: str) -> list[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+    finally:
+        engine.dispose()
+
+
+def test_eight_concurrent_first_connects_on_a_fresh_store(store_url):
+    results = run_at_once(_connect_once, 8, store_url)
+    assert results == [("ok", "connected")] * 8
+    assert _versions(store_url) == [HEAD]
+    engine = sa.create_engine(store_url)
+    indexes = {ix["name"]: ix for ix in sa.inspect(engine).get_indexes("model_versions")}
+    engine.dispose()
+    assert indexes[CHAMPION_INDEX]["unique"]
+
+
+def test_migrated_schema_is_the_one_the_code_declares(store_url):
+    engine = connect(store_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_head_is_read_from_the_revision_file_names():
+    config = Config()
+    config.set_main_option("script_location", str(LOCATION))
+    script = ScriptDirectory.from_config(config)
+    assert script.get_heads() == [HEAD]
+    for rev in script.walk_revisions():
+        assert Path(rev.path).name.startswith(f"{rev.revision}_")  # the convention HEAD relies on
+
+
+# The table exactly as the code before the migrations created it with ``create_all`` (no partial index).
+_old = sa.MetaData()
+_old_table = sa.Table(
+    "model_versions",
+    _old,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version", sa.String(64), unique=True, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("target", sa.String(32), nullable=False),
+    *(
+        sa.Column(name, sa.JSON, nullable=False)
+        for name in ("metrics", "params", "training", "data_fingerprint", "artifacts")
+    ),
+    sa.Column("is_champion", sa.Boolean, nullable=False, default=False, index=True),
+    sa.Column("promoted_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+
+def _old_row(version: str, champion: bool, promoted: datetime | None) -> dict:
+    return dict(
+        version=version,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        target="holdout",
+        metrics={"model": {"r2": 0.31}},
+        params={},
+        training={},
+        data_fingerprint={},
+        artifacts={"model": {"path": f"clv_model_{version}.joblib", "sha256": "0" * 64}},
+        is_champion=champion,
+        promoted_at=promoted,
+    )
+
+
+def test_a_store_of_the_old_code_is_stamped_then_upgraded_keeping_the_latest_champion(store_url):
+    # the old code's race left two champions; the one promoted last stays champion
+    old = sa.create_engine(store_url)
+    _old.create_all(old)
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    with old.begin() as conn:
+        conn.execute(
+            _old_table.insert(),
+            [
+                _old_row("2026a", True, t0),
+                _old_row("2026b", True, t0 + timedelta(seconds=5)),
+                _old_row("2026c", False, None),
+            ],
+        )
+    old.dispose()
+
+    registry = ModelRegistry(connect(store_url))
+    assert _versions(store_url) == [HEAD]
+    assert [v.version for v in registry.list_versions() if v.is_champion] == ["2026b"]
+    assert [v.version for v in registry.list_versions()] == ["2026c", "2026b", "2026a"]
+    registry.promote("2026c")
+    assert registry.champion().version == "2026c"
+    with pytest.raises(sa.exc.IntegrityError), registry.engine.begin() as conn:  # the database refuses two
+        conn.execute(sa.text("UPDATE model_versions SET is_champion = TRUE WHERE version = '2026a'"))
+    assert [v.version for v in registry.list_versions() if v.is_champion] == ["2026c"]
+
+
+def test_a_store_newer_than_the_code_is_a_clear_error(store_url):
+    connect(store_url).dispose()
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9001'"))
+    engine.dispose()
+    with pytest.raises(RegistryError, match=r"revision 9001, newer than this clvdrift's") as info:
+        connect(store_url)
+    assert "\n" not in str(info.value)
+
+
+def test_connect_to_an_up_to_date_sqlite_store_is_fast_and_does_not_import_alembic(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    connect(url).dispose()
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        connect(url).dispose()
+        timings.append(time.perf_counter() - start)
+    assert sorted(timings)[2] < 0.1, timings
+    # a fresh process (what every command is): the fast path must not pay for importing Alembic
+    code = (
+        "import json, sys, time; from clvdrift.store import connect; t = time.perf_counter(); "
+        f"connect({url!r}); print(json.dumps([time.perf_counter() - t, 'alembic' in sys.modules]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    seconds, alembic_imported = json.loads(out.stdout)
+    assert not alembic_imported
+    assert seconds < 0.1
