@@ -6,7 +6,7 @@ demote the old one, crown the new one — is one transaction. Concurrent changes
 index (or on a deadlock or a busy SQLite file) are retried a few times; the files ``*_latest`` and
 ``reference_data.csv`` follow the registry (:func:`clvdrift.model.artifacts.publish_champion`).
 Metrics and the other JSON fields are stored with non-finite floats as ``null``
-(:func:`clvdrift.store.tables.json_safe`).
+(the column type ``SafeJSON`` in ``store/tables.py``, via :func:`clvdrift.jsonable.plain`).
 """
 
 from __future__ import annotations

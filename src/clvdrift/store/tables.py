@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any
 
@@ -10,34 +9,24 @@ from sqlalchemy import JSON, Boolean, DateTime, Dialect, Index, Integer, String,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from clvdrift.jsonable import plain
+
 CHAMPION_INDEX = "uq_model_versions_one_champion"
 """Partial unique index on ``is_champion WHERE is_champion``: the database allows one champion only."""
 
 
-def json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float (NaN, ±inf) replaced by ``None``, recursively.
-
-    JSON has no NaN and PostgreSQL refuses it in JSON columns; numpy scalars become Python scalars.
-    """
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalar
-        return json_safe(value.item())
-    return value
-
-
 class SafeJSON(TypeDecorator[Any]):
-    """A JSON column that stores non-finite floats as ``null`` (see :func:`json_safe`)."""
+    """A JSON column that stores non-finite floats as ``null``, through the project's one JSON convention.
+
+    PostgreSQL refuses NaN in JSON columns and JSON has no NaN: every value bound to such a column goes
+    through :func:`clvdrift.jsonable.plain` (NaN and ±inf become ``None``, numpy scalars Python ones).
+    """
 
     impl = JSON
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        return json_safe(value)
+        return plain(value)
 
 
 class Base(DeclarativeBase):
