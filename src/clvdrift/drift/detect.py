@@ -268,6 +268,62 @@ def _first_vs_rest(ref_counts: FloatArray, cur_counts: FloatArray) -> cal.Grid:
     )
 
 
+@dataclass(frozen=True)
+class _NumericRun:
+    """The inputs of one numerical column test: the reference profile and the current window (sorted
+    finite values, and their distinct values with counts)."""
+
+    ref: NumericColumnProfile
+    cur: FloatArray
+    uniques: FloatArray
+    counts: FloatArray
+    integer: bool  # reference and current both have an integer dtype
+    calibrate: bool
+
+
+def _numeric_test(
+    test: str, column: str, run: _NumericRun, wnorm: float
+) -> tuple[st.TestOutcome, cal.Grid | None, str | None]:
+    """Evidently's statistic of ``test`` on a numerical column, the calibration grid (when calibrating)
+    and a note on the binning."""
+    sketch = run.ref.sketch
+    if test in ("wasserstein", "ks"):
+        outcome = (
+            st.TestOutcome(wnorm, None)
+            if test == "wasserstein"
+            else st.ks_test(run.ref, run.cur, run.uniques, run.counts)
+        )
+        return outcome, _numeric_grid(run.ref, run.uniques, run.counts) if run.calibrate else None, None
+    if test in ("chisquare", "z") or (sketch.exact and sketch.values.size <= st.BINNING_MIN_UNIQUE):
+        if not sketch.exact:
+            raise ConfigError(
+                f"drift test {test!r} on numerical column {column!r} needs exact value counts, but the "
+                "reference has too many distinct values for an exact sketch; use ks, wasserstein, "
+                "jensenshannon or psi"
+            )
+        keys, ref_counts, cur_counts = sketch.discretize(run.uniques, run.counts)  # union of the values
+        grid = None
+        if run.calibrate:
+            grid = (
+                _first_vs_rest(ref_counts, cur_counts)
+                if test == "z"
+                else cal.Grid.from_counts(ref_counts, cur_counts, keys, f"the {keys.size} distinct values")
+            )
+        return st.value_count_test(test, ref_counts, cur_counts), grid, None
+    # jensenshannon / psi on Sturges bins
+    edges, ref_counts, cur_counts = st.numeric_binned_counts(run.ref, run.cur, run.integer)
+    ref_pct, cur_pct = ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()
+    val = (
+        st.jensenshannon_from_percents(ref_pct, cur_pct)
+        if test == "jensenshannon"
+        else st.psi_from_percents(ref_pct, cur_pct)
+    )
+    width = "at least 1 (integer columns, as NumPy bins integer arrays)" if run.integer else "Sturges"
+    note = f"{edges.size - 1} Sturges bins over reference and current, width {width} (Evidently's histograms)"
+    grid = _binned_grid(_numeric_grid(run.ref, run.uniques, run.counts), edges) if run.calibrate else None
+    return st.TestOutcome(val, None), grid, note
+
+
 def _numeric_column(
     column: str, ref: NumericColumnProfile, series: pd.Series, config: DriftConfig
 ) -> tuple[_Column, int]:
@@ -295,53 +351,8 @@ def _numeric_column(
     threshold = float(config.per_column_threshold.get(column, st.DEFAULT_THRESHOLDS[test]))
 
     wnorm = st.wasserstein_normed(ref, cur_uniques, cur_counts_u)
-    grid: cal.Grid | None = None
-    note: str | None = None
-    if test in ("wasserstein", "ks"):
-        outcome = (
-            st.TestOutcome(wnorm, None)
-            if test == "wasserstein"
-            else st.ks_test(ref, cur, cur_uniques, cur_counts_u)
-        )
-        if config.calibrate:
-            grid = _numeric_grid(ref, cur_uniques, cur_counts_u)
-    elif test in ("chisquare", "z") or (
-        test in ("jensenshannon", "psi") and sketch.exact and sketch.values.size <= st.BINNING_MIN_UNIQUE
-    ):
-        if not sketch.exact:
-            raise ConfigError(
-                f"drift test {test!r} on numerical column {column!r} needs exact value counts, but the "
-                "reference has too many distinct values for an exact sketch; use ks, wasserstein, "
-                "jensenshannon or psi"
-            )
-        keys = np.union1d(sketch.values, cur_uniques)
-        ref_counts = np.zeros(keys.size)
-        ref_counts[np.searchsorted(keys, sketch.values)] = sketch.counts
-        cur_counts = np.zeros(keys.size)
-        cur_counts[np.searchsorted(keys, cur_uniques)] = cur_counts_u
-        outcome = st.value_count_test(test, ref_counts, cur_counts)
-        if config.calibrate:
-            grid = (
-                _first_vs_rest(ref_counts, cur_counts)
-                if test == "z"
-                else cal.Grid.from_counts(ref_counts, cur_counts, keys, f"the {keys.size} distinct values")
-            )
-    else:  # jensenshannon / psi on Sturges bins
-        edges, ref_counts, cur_counts = st.numeric_binned_counts(ref, cur, integer)
-        ref_pct, cur_pct = ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()
-        val = (
-            st.jensenshannon_from_percents(ref_pct, cur_pct)
-            if test == "jensenshannon"
-            else st.psi_from_percents(ref_pct, cur_pct)
-        )
-        outcome = st.TestOutcome(val, None)
-        width = "at least 1 (integer columns, as NumPy bins integer arrays)" if integer else "Sturges"
-        note = (
-            f"{edges.size - 1} Sturges bins over reference and current, width {width} "
-            "(Evidently's histogram path)"
-        )
-        if config.calibrate:
-            grid = _binned_grid(_numeric_grid(ref, cur_uniques, cur_counts_u), edges)
+    run = _NumericRun(ref, cur, cur_uniques, cur_counts_u, integer, config.calibrate)
+    outcome, grid, note = _numeric_test(test, column, run, wnorm)
     bound = None if sketch.exact else ref.error_bound()
     if bound is not None:
         note = _note(
