@@ -113,6 +113,7 @@ def test_result_to_dict_is_plain_json(reference_profile) -> None:
         "missing_values",
         "correlations",
         "reasons",
+        "dataset_rule",
         "settings",
     }
     col = d["columns"][1]
@@ -132,6 +133,12 @@ def test_result_to_dict_is_plain_json(reference_profile) -> None:
         "calibrated_p_value",
         "calibration_method",
         "adjusted_p_value",
+        "decided_by",
+        "decision_rule",
+        "raw_decision_rule",
+        "calibrated_statistic",
+        "calibrated_statistic_name",
+        "sketch_error_bound",
     ):
         assert key in col
     assert col["calibrated_threshold"] is not None and col["calibration_method"]

@@ -33,6 +33,7 @@ __all__ = [
     "Grid",
     "GridStatistic",
     "coarsen",
+    "draw_splits",
     "grid_statistic",
     "permutation_calibrate",
 ]
