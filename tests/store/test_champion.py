@@ -68,8 +68,11 @@ def test_non_finite_metrics_are_stored_as_null(store_url):
         "per_fold": [1.5, math.nan],
         "beats_baseline": False,
     }
-    registry.register("nan1", **{**record("nan1"), "metrics": metrics, "training": {"loss": math.nan}})
+    returned = registry.register(
+        "nan1", **{**record("nan1"), "metrics": metrics, "training": {"loss": math.nan}}
+    )
     stored = registry.get("nan1")
+    assert returned == stored
     assert stored.metrics == {
         "model": {"r2": None, "mae": None, "spearman": None, "gini": 0.25},
         "per_fold": [1.5, None],

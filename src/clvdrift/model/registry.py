@@ -119,6 +119,7 @@ class ModelRegistry:
             )
             session.add(row)
             session.flush()
+            session.refresh(row)  # what the store holds (non-finite metrics are null there)
             return ModelVersion._from_row(row)
 
         return self._write(work, "register", version)
