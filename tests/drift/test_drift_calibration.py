@@ -184,6 +184,7 @@ def test_coarsened_grid_keeps_totals_and_order() -> None:
     small = cal.coarsen(grid, 100)
     assert small.cells <= 100 and small.ref.sum() == grid.ref.sum() and small.cur.sum() == grid.cur.sum()
     assert small.positions is not None and np.all(np.diff(small.positions) > 0)
+    assert small.empty_cells == grid.empty_cells  # merging creates no empty cells of the test
 
 
 def test_calibrated_check_is_deterministic_and_fast() -> None:
