@@ -119,3 +119,29 @@ def test_bad_input_leaves_registry_untouched(trained, tmp_path):
     with pytest.raises(DataError, match="missing required column"):
         pipeline.train(bad, registry=registry, models_dir=root / "models", reference_dir=root / "reference")
     assert len(registry.list_versions()) == before
+
+
+def test_training_removes_temporary_files_of_killed_runs(trained, tmp_path):
+    """A run killed mid-write leaves `.<name>.<pid>-<host>.<random>.tmp`; the next training removes it."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers import synthetic_history  # type: ignore[import-not-found]
+
+    root, registry, _ = trained
+    models = tmp_path / "models"
+    models.mkdir()
+    code = ("import sys, time; from pathlib import Path; from clvdrift.io import atomic_write; "
+            "atomic_write(Path(sys.argv[1]), lambda tmp: (tmp.write_text('half'), print('writing', flush=True), "
+            "time.sleep(60)))")
+    child = subprocess.Popen([sys.executable, "-c", code, str(models / "clv_model_x.joblib")], stdout=subprocess.PIPE,
+                             text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "writing"
+    child.kill()
+    child.wait()
+    assert len(list(models.glob(".*.tmp"))) == 1
+    history = tmp_path / "history.csv"
+    synthetic_history(history)
+    pipeline.train(history, registry=registry, models_dir=models, reference_dir=tmp_path / "ref", champion=False)
+    assert list(models.glob(".*.tmp")) == [] and os.listdir(models)

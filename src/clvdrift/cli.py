@@ -411,10 +411,13 @@ def models_promote(version: Annotated[str, typer.Argument(help="The version to m
 def models_gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="List the files, remove nothing.")]
               = False) -> None:
     """Remove artifact files of versions that are not in the registry, and temporary files of killed runs."""
+    from clvdrift.io import remove_stale_temp_files
     from clvdrift.model.artifacts import collect_garbage
 
     settings = get_settings()
     removed = collect_garbage(_registry(settings), settings.models_dir, dry_run=dry_run)
+    for folder in (settings.reference_dir, settings.current_dir, settings.reports_dir):
+        removed += remove_stale_temp_files(folder, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     out.print(f"{verb} {len(removed)} file(s)" + "".join(f"\n  {p}" for p in removed), highlight=False)
 

@@ -24,13 +24,12 @@ from clvdrift.pipeline.detect import (
     detect_transactions,
 )
 from clvdrift.pipeline.simulate import SimulateResult, simulate, write_transactions_csv
-from clvdrift.pipeline.train import REFERENCE_FILE, TrainResult, train
+from clvdrift.pipeline.train import TrainResult, train
 
 __all__ = [
     "CURRENT_FILE",
     "DRIFT_COLUMNS",
     "LATEST_REPORT",
-    "REFERENCE_FILE",
     "Batch",
     "Decision",
     "DetectResult",

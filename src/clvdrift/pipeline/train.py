@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 from clvdrift.config import TrainConfig
 from clvdrift.data import clean_transactions, load_transactions, schema
 from clvdrift.errors import DataError
+from clvdrift.io import remove_stale_temp_files
 from clvdrift.jsonable import dataclass_dict
 from clvdrift.pipeline.common import Progress, Timings, data_fingerprint, new_version
 
 if TYPE_CHECKING:
     from clvdrift.model.registry import ModelRegistry
 
-REFERENCE_FILE = "reference_data.csv"
 # metrics of the model on the test split that must be defined for a version to be registered
 REQUIRED_METRICS = ("r2", "mae", "rmse", "spearman", "gini_normalized")
 
@@ -85,6 +85,8 @@ def train(
     from clvdrift.model.evaluate import compare_to_baseline
     from clvdrift.pipeline.detect import PROFILE_CATEGORICAL, PROFILE_NUMERIC
 
+    remove_stale_temp_files(Path(models_dir))  # what killed runs left behind does not accumulate
+    remove_stale_temp_files(Path(reference_dir))
     t = Timings()
     with t.step("load", progress):
         raw = load_transactions(data_path, date_format=date_format, columns=columns)
@@ -133,7 +135,7 @@ def train(
         reference_path = None
         if registered.is_champion:
             published = publish_champion(Path(models_dir), Path(reference_dir), version, artifacts)
-            reference_path = published.get("reference_data", str(Path(reference_dir) / REFERENCE_FILE))
+            reference_path = published["reference_data"]
     return TrainResult(
         version=version, champion=registered.is_champion, evaluation=evaluation, cleaning=cleaning.to_dict(),
         training=training, artifacts=artifacts, reference_path=reference_path, timings=t.seconds,
