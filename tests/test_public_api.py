@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import pkgutil
 import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 import clvdrift.drift
+import clvdrift.pipeline
 from clvdrift.drift import report
 
 
-def test_drift_public_names_are_all():
-    public = {n for n in dir(clvdrift.drift) if not n.startswith("_")}
-    modules = {"detect", "profile", "result", "stattests", "model_drift", "report"}
-    assert public - modules == set(clvdrift.drift.__all__)
+@pytest.mark.parametrize("package", [clvdrift.drift, clvdrift.pipeline])
+def test_public_names_are_exactly_all(package):
+    public = {n for n in dir(package) if not n.startswith("_")}
+    # submodules are not public names, unless a public function shares the name (pipeline.train)
+    modules = {m.name for m in pkgutil.iter_modules(package.__path__)} - set(package.__all__)
+    assert public - modules == set(package.__all__)
+    assert package.__all__ == sorted(package.__all__)
+
+
+def test_drift_public_names():
     assert clvdrift.drift.__all__ == sorted(clvdrift.drift.__all__)
     for name in ("build_profile", "ReferenceProfile", "detect_data_drift", "DataDriftResult", "ColumnDriftResult",
                  "detect_model_drift", "ModelDriftResult"):
