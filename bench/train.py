@@ -34,8 +34,21 @@ def run_once() -> dict:
         env = {**os.environ, "CLVDRIFT_RAW_DATA": str(DATA), "DO_NOT_TRACK": "1"}
         start = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-m", "clvdrift", "train", "--json", "--cutoff", "2011-09-09", "--horizon-days", "91"],
-            cwd=tmp, env=env, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "clvdrift",
+                "train",
+                "--json",
+                "--cutoff",
+                "2011-09-09",
+                "--horizon-days",
+                "91",
+            ],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         wall = time.perf_counter() - start
         if proc.returncode != 0:
@@ -64,7 +77,9 @@ def out_of_fold(folds: int = 5) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -95,7 +110,10 @@ def main() -> int:
         "beats baseline out of fold (Spearman and Gini)": bool(oof["beats_baseline"]),
     }
     print(f"clvdrift train on {DATA.name} (best of {args.repeat}; cutoff 2011-09-09, H=91)")
-    print(f"  wall {numbers['wall_s_best']} s (runs {numbers['wall_s_all']}), peak RSS {numbers['peak_rss_mb']} MB")
+    print(
+        f"  wall {numbers['wall_s_best']} s (runs {numbers['wall_s_all']}), "
+        f"peak RSS {numbers['peak_rss_mb']} MB"
+    )
     print(f"  load+clean+features {numbers['load_clean_features_s']} s; steps {json.dumps(timings)}")
     print(f"  {numbers['customers']} customers, evaluated on {numbers['test_customers']} test customers")
     print(f"  {'metric':<16}{'model':>10}{'baseline':>10}")

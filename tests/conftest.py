@@ -12,7 +12,10 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "data" / "online_retail.csv.gz"
 # The real PostgreSQL of this machine; CI must fail (not skip) when it cannot be reached.
-POSTGRES_URL = os.environ.get("CLVDRIFT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "CLVDRIFT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
 
 @pytest.fixture
 def bundled() -> Path:
@@ -30,7 +33,12 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("train")
     registry = ModelRegistry(connect(f"sqlite:///{root / 'store.db'}"))
-    result = pipeline.train(BUNDLED, registry=registry, models_dir=root / "models",
-                            reference_dir=root / "reference", config=TrainConfig(horizon_days=91),
-                            cutoff="2011-09-09")
+    result = pipeline.train(
+        BUNDLED,
+        registry=registry,
+        models_dir=root / "models",
+        reference_dir=root / "reference",
+        config=TrainConfig(horizon_days=91),
+        cutoff="2011-09-09",
+    )
     return root, registry, result

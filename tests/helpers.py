@@ -8,21 +8,35 @@ HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,Custome
 
 
 def tx_frame(rows: list[tuple]) -> pd.DataFrame:
-    """Transactions in the loader's output schema from (invoice, stock, qty, date, price, customer, country)."""
-    frame = pd.DataFrame(rows, columns=["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice",
-                                        "CustomerID", "Country"])
+    """Transactions in the loader's output schema from rows of
+    (invoice, stock, qty, date, price, customer, country)."""
+    frame = pd.DataFrame(
+        rows,
+        columns=["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"],
+    )
     frame["Description"] = pd.Series(["item"] * len(frame), dtype="string[pyarrow]")
     frame["Quantity"] = frame["Quantity"].astype("float64")
     frame["UnitPrice"] = frame["UnitPrice"].astype("float64")
     frame["InvoiceDate"] = pd.to_datetime(frame["InvoiceDate"])
     for name in ("InvoiceNo", "StockCode", "CustomerID", "Country"):
         frame[name] = frame[name].astype("category")
-    return frame[["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
-                  "CustomerID", "Country"]]
+    return frame[
+        [
+            "InvoiceNo",
+            "StockCode",
+            "Description",
+            "Quantity",
+            "InvoiceDate",
+            "UnitPrice",
+            "CustomerID",
+            "Country",
+        ]
+    ]
 
 
-def synthetic_history(path, *, customers: int = 240, start: str = "2022-01-03", days: int = 420, seed: int = 0,
-                      sep: str = ",") -> None:
+def synthetic_history(
+    path, *, customers: int = 240, start: str = "2022-01-03", days: int = 420, seed: int = 0, sep: str = ","
+) -> None:
     """Write a small transactions file shaped unlike the bundled one: another currency scale (prices
     around 40), other countries, two years of weekly-ish orders; every customer buys at a rate of their
     own, so the holdout target is learnable and ~30-60% of customers buy in any 90-day window."""
@@ -39,10 +53,31 @@ def synthetic_history(path, *, customers: int = 240, start: str = "2022-01-03", 
         for day in np.sort(rng.integers(0, days, n_orders)):
             invoice += 1
             for _ in range(rng.integers(1, 4)):
-                rows.append((f"{invoice}", f"SKU{rng.integers(1, 60):03d}", "thing", int(rng.integers(1, 12)),
-                             (t0 + pd.Timedelta(days=int(day), minutes=int(rng.integers(0, 600)))).strftime(
-                                 "%Y-%m-%d %H:%M"),
-                             round(float(rng.lognormal(3.5, 0.6)), 2), 90000 + c, country[c]))
-    frame = pd.DataFrame(rows, columns=["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate",
-                                        "UnitPrice", "CustomerID", "Country"])
+                rows.append(
+                    (
+                        f"{invoice}",
+                        f"SKU{rng.integers(1, 60):03d}",
+                        "thing",
+                        int(rng.integers(1, 12)),
+                        (t0 + pd.Timedelta(days=int(day), minutes=int(rng.integers(0, 600)))).strftime(
+                            "%Y-%m-%d %H:%M"
+                        ),
+                        round(float(rng.lognormal(3.5, 0.6)), 2),
+                        90000 + c,
+                        country[c],
+                    )
+                )
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "InvoiceNo",
+            "StockCode",
+            "Description",
+            "Quantity",
+            "InvoiceDate",
+            "UnitPrice",
+            "CustomerID",
+            "Country",
+        ],
+    )
     frame.to_csv(path, index=False, sep=sep)

@@ -43,22 +43,43 @@ def one_line_error(err: str) -> str:
 
 
 def test_help_does_not_import_heavy_libraries(tmp_path):
-    code = ("import sys; from clvdrift.cli import run; assert run(['--help']) == 0; "
-            "print(sorted(m for m in ('sklearn', 'evidently', 'airflow', 'pandas') if m in sys.modules))")
+    code = (
+        "import sys; from clvdrift.cli import run; assert run(['--help']) == 0; "
+        "print(sorted(m for m in ('sklearn', 'evidently', 'airflow', 'pandas') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.parametrize(("command", "defaults"), [
-    (["train"], ["CLVDRIFT_TRAIN__HORIZON_DAYS or 90", "CLVDRIFT_TRAIN__TARGET or holdout",
-                 "last day in the data minus H", "only when there is none", "CLVDRIFT_RAW_DATA"]),
-    (["detect"], ["CLVDRIFT_DRIFT__DRIFT_SHARE or 0.5", "CLVDRIFT_DRIFT__FDR or False",
-                  "CLVDRIFT_DRIFT__CALIBRATE or False", "current_data.csv", "default: inferred"]),
-    (["simulate"], ["default: none", "default: 42", "--column", "--date-format"]),
-    (["demo"], ["default: 42"]),
-    (["models", "gc"], ["--dry-run"]),
-])
+@pytest.mark.parametrize(
+    ("command", "defaults"),
+    [
+        (
+            ["train"],
+            [
+                "CLVDRIFT_TRAIN__HORIZON_DAYS or 90",
+                "CLVDRIFT_TRAIN__TARGET or holdout",
+                "last day in the data minus H",
+                "only when there is none",
+                "CLVDRIFT_RAW_DATA",
+            ],
+        ),
+        (
+            ["detect"],
+            [
+                "CLVDRIFT_DRIFT__DRIFT_SHARE or 0.5",
+                "CLVDRIFT_DRIFT__FDR or False",
+                "CLVDRIFT_DRIFT__CALIBRATE or False",
+                "current_data.csv",
+                "default: inferred",
+            ],
+        ),
+        (["simulate"], ["default: none", "default: 42", "--column", "--date-format"]),
+        (["demo"], ["default: 42"]),
+        (["models", "gc"], ["--dry-run"]),
+    ],
+)
 def test_help_shows_every_default(workdir, capsys, command, defaults):
     code, out, _ = clv(capsys, *command, "--help")
     assert code == 0
@@ -127,20 +148,34 @@ def test_detect_reads_a_semicolon_file_with_renamed_columns(workdir, capsys):
     synthetic_history(batch, seed=5, sep=";")
     text = batch.read_text().replace("CustomerID", "Client").replace("InvoiceDate", "Date", 1)
     batch.write_text(text)
-    code, out, err = clv(capsys, "detect", "--current", str(batch), "--no-html", "--column", "Client=CustomerID",
-                         "--column", "Date=InvoiceDate", "--date-format", "%Y-%m-%d %H:%M")
+    code, _, err = clv(
+        capsys,
+        "detect",
+        "--current",
+        str(batch),
+        "--no-html",
+        "--column",
+        "Client=CustomerID",
+        "--column",
+        "Date=InvoiceDate",
+        "--date-format",
+        "%Y-%m-%d %H:%M",
+    )
     assert code == 0, err
 
 
-@pytest.mark.parametrize(("env", "args", "words"), [
-    ({"CLVDRIFT_DRIFT__DRIFT_SHARE": "lots"}, ["detect"], ["drift_share", "lots"]),
-    ({"CLVDRIFT_TRAIN__HORIZON_DAYS": "-3"}, ["train"], ["horizon_days"]),
-    ({"CLVDRIFT_HORIZON_DAYS": "30"}, ["train"], ["unknown setting", "CLVDRIFT_TRAIN__HORIZON_DAYS"]),
-    ({"CLVDRIFT_DRIFT__STATTEST": "magic"}, ["detect"], ["unknown test", "magic"]),
-    ({}, ["train", "--cutoff", "notadate"], ["notadate"]),
-    ({}, ["train", "--horizon-days", "100000", "--cutoff", "2022-06-01"], ["horizon_days"]),
-    ({}, ["train", "--data", "missing.csv"], ["missing.csv"]),
-])
+@pytest.mark.parametrize(
+    ("env", "args", "words"),
+    [
+        ({"CLVDRIFT_DRIFT__DRIFT_SHARE": "lots"}, ["detect"], ["drift_share", "lots"]),
+        ({"CLVDRIFT_TRAIN__HORIZON_DAYS": "-3"}, ["train"], ["horizon_days"]),
+        ({"CLVDRIFT_HORIZON_DAYS": "30"}, ["train"], ["unknown setting", "CLVDRIFT_TRAIN__HORIZON_DAYS"]),
+        ({"CLVDRIFT_DRIFT__STATTEST": "magic"}, ["detect"], ["unknown test", "magic"]),
+        ({}, ["train", "--cutoff", "notadate"], ["notadate"]),
+        ({}, ["train", "--horizon-days", "100000", "--cutoff", "2022-06-01"], ["horizon_days"]),
+        ({}, ["train", "--data", "missing.csv"], ["missing.csv"]),
+    ],
+)
 def test_bad_settings_and_arguments_are_one_line_exit_2(workdir, capsys, monkeypatch, env, args, words):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -158,8 +193,10 @@ def test_detect_bad_cutoff_and_one_customer_batch(workdir, capsys):
     assert code == EXIT_BAD_INPUT and "notadate" in one_line_error(err)
     history = (workdir / "history.csv").read_text().splitlines()
     one = workdir / "one.csv"
-    one.write_text("\n".join([history[0], *[r for r in history[1:] if r.endswith(",90003,Norway")
-                                             or ",90003," in r]]) + "\n")
+    one.write_text(
+        "\n".join([history[0], *[r for r in history[1:] if r.endswith(",90003,Norway") or ",90003," in r]])
+        + "\n"
+    )
     code, out, err = clv(capsys, "detect", "--current", str(one), "--no-html", "--json")
     assert code in (0, EXIT_BAD_INPUT), err
     if code == 0:
@@ -209,8 +246,14 @@ def test_smoke_subprocess(workdir):
     env = {**os.environ, "DO_NOT_TRACK": "1"}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "clvdrift", *args], cwd=workdir, env=env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "clvdrift", *args],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     assert run("train").returncode == 0
     assert run("simulate", "--scenario", "model-drift").returncode == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 
-import pandas as pd
 import pytest
 
 from clvdrift import pipeline
@@ -21,8 +20,14 @@ def raw():
 
 def check(trained, frame, tmp_path, **kwargs):
     root, registry, _ = trained
-    return pipeline.detect_transactions(frame, registry=registry, models_dir=root / "models",
-                                        reports_dir=tmp_path / "reports", source="test", **kwargs)
+    return pipeline.detect_transactions(
+        frame,
+        registry=registry,
+        models_dir=root / "models",
+        reports_dir=tmp_path / "reports",
+        source="test",
+        **kwargs,
+    )
 
 
 def test_none_scenario_is_clean(trained, raw, tmp_path):
@@ -30,8 +35,9 @@ def test_none_scenario_is_clean(trained, raw, tmp_path):
     assert result.data_drift.dataset_drift is False
     assert result.data_drift.number_of_drifted_columns == 0
     assert result.model_drift.labels_available is True and result.model_drift.detected is False
-    assert result.decision == pipeline.Decision(retraining_required=False, data_drift_detected=False,
-                                                model_drift_detected=False, reasons=[])
+    assert result.decision == pipeline.Decision(
+        retraining_required=False, data_drift_detected=False, model_drift_detected=False, reasons=[]
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 42])
@@ -76,8 +82,18 @@ def test_json_result_and_latest_copy(trained, raw, tmp_path):
     latest = tmp_path / "reports" / "latest_drift_report.json"
     assert json.loads(run_json.read_text()) == json.loads(latest.read_text())
     doc = json.loads(latest.read_text())
-    assert set(doc) == {"run_id", "created_at", "model_version", "current", "data_drift", "model_drift",
-                        "model_drift_scope", "decision", "reports", "timings"}
+    assert set(doc) == {
+        "run_id",
+        "created_at",
+        "model_version",
+        "current",
+        "data_drift",
+        "model_drift",
+        "model_drift_scope",
+        "decision",
+        "reports",
+        "timings",
+    }
     col = doc["data_drift"]["columns"][0]
     assert {"column", "test", "statistic", "threshold", "drifted", "p_value", "effect_size"} <= set(col)
 
@@ -101,7 +117,8 @@ def test_html_reports_rendered_with_evidently(trained, raw, tmp_path):
     for key in ("data_drift_html", "regression_html"):
         path = result.reports[key]
         assert path and os.path.getsize(path) > 100_000, key
-        assert "<html" in open(path, encoding="utf-8").read(2000).lower()
+        with open(path, encoding="utf-8") as page:
+            assert "<html" in page.read(2000).lower()
 
 
 def test_tampered_profile_is_refused(trained, raw, tmp_path):
@@ -113,5 +130,11 @@ def test_tampered_profile_is_refused(trained, raw, tmp_path):
     profile = models / result.artifacts["profile"]["path"]
     profile.write_text(profile.read_text() + " ")  # any change to the file changes its sha256
     with pytest.raises(ArtifactIntegrityError):
-        pipeline.detect_transactions(raw, registry=registry, models_dir=models, reports_dir=tmp_path / "r",
-                                     source="test", render_html=False)
+        pipeline.detect_transactions(
+            raw,
+            registry=registry,
+            models_dir=models,
+            reports_dir=tmp_path / "r",
+            source="test",
+            render_html=False,
+        )

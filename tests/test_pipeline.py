@@ -29,8 +29,16 @@ def test_seed_artifact_files_and_checksums(trained):
     root, _, result = trained
     models = root / "models"
     v = result.version
-    for name in (f"clv_model_{v}.joblib", f"scaler_{v}.joblib", f"features_{v}.json", f"metadata_{v}.json",
-                 "clv_model_latest.joblib", "scaler_latest.joblib", "features_latest.json", "metadata_latest.json"):
+    for name in (
+        f"clv_model_{v}.joblib",
+        f"scaler_{v}.joblib",
+        f"features_{v}.json",
+        f"metadata_{v}.json",
+        "clv_model_latest.joblib",
+        "scaler_latest.joblib",
+        "features_latest.json",
+        "metadata_latest.json",
+    ):
         assert (models / name).is_file(), name
     meta = json.loads((models / f"metadata_{v}.json").read_text())
     assert meta["params"]["n_estimators"] == 100 and meta["params"]["max_depth"] == 10
@@ -86,9 +94,13 @@ def test_second_training_is_a_challenger(trained):
     root, registry, result = trained
     from conftest import BUNDLED  # type: ignore[import-not-found]
 
-    second = pipeline.train(BUNDLED,
-                            registry=registry, models_dir=root / "models2", reference_dir=root / "reference2",
-                            config=TrainConfig(target="formula"))
+    second = pipeline.train(
+        BUNDLED,
+        registry=registry,
+        models_dir=root / "models2",
+        reference_dir=root / "reference2",
+        config=TrainConfig(target="formula"),
+    )
     assert not second.champion and registry.champion().version == result.version
     assert len(registry.list_versions()) == 2
     # a challenger writes its versioned files only: no *_latest copy, no reference_data.csv
@@ -129,19 +141,24 @@ def test_training_removes_temporary_files_of_killed_runs(trained, tmp_path):
 
     from helpers import synthetic_history  # type: ignore[import-not-found]
 
-    root, registry, _ = trained
+    _, registry, _ = trained
     models = tmp_path / "models"
     models.mkdir()
-    code = ("import sys, time; from pathlib import Path; from clvdrift.io import atomic_write; "
-            "atomic_write(Path(sys.argv[1]), lambda tmp: (tmp.write_text('half'), print('writing', flush=True), "
-            "time.sleep(60)))")
-    child = subprocess.Popen([sys.executable, "-c", code, str(models / "clv_model_x.joblib")], stdout=subprocess.PIPE,
-                             text=True)
+    code = (
+        "import sys, time; from pathlib import Path; from clvdrift.io import atomic_write; "
+        "atomic_write(Path(sys.argv[1]), lambda tmp: (tmp.write_text('half'), print('writing', flush=True), "
+        "time.sleep(60)))"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(models / "clv_model_x.joblib")], stdout=subprocess.PIPE, text=True
+    )
     assert child.stdout is not None and child.stdout.readline().strip() == "writing"
     child.kill()
     child.wait()
     assert len(list(models.glob(".*.tmp"))) == 1
     history = tmp_path / "history.csv"
     synthetic_history(history)
-    pipeline.train(history, registry=registry, models_dir=models, reference_dir=tmp_path / "ref", champion=False)
+    pipeline.train(
+        history, registry=registry, models_dir=models, reference_dir=tmp_path / "ref", champion=False
+    )
     assert list(models.glob(".*.tmp")) == [] and os.listdir(models)

@@ -26,9 +26,13 @@ from clvdrift.config import DriftConfig, TrainConfig, validated
 from clvdrift.errors import EXIT_DRIFT, EXIT_INTERNAL, ClvdriftError, exit_code
 from clvdrift.settings import Settings, get_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  rich_markup_mode=None,
-                  help="clvdrift: keep a Customer Lifetime Value model honest in production.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="clvdrift: keep a Customer Lifetime Value model honest in production.",
+)
 models_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Model registry.")
 app.add_typer(models_app, name="models")
 # Not a terminal (CI, Airflow logs, pipes): wide enough that tables are not squeezed.
@@ -55,21 +59,44 @@ class Scenario(str, Enum):
     both = "both"
 
 
-DataOpt = Annotated[Path | None, typer.Option("--data", help="Transactions file (CSV, CSV.GZ, XLSX, Parquet) "
-                                                 "[default: CLVDRIFT_RAW_DATA or the bundled Online Retail file]")]
-DateFormatOpt = Annotated[str | None, typer.Option(
-    "--date-format", help="strftime format of InvoiceDate, e.g. '%d-%m-%Y %H:%M' [default: inferred when unambiguous]")]
-ColumnOpt = Annotated[list[str] | None, typer.Option(
-    "--column", help="Map a column of the file to a canonical name: 'Name In File=CustomerID' (repeatable) "
-                     "[default: the Online Retail and Online Retail II names]")]
-CutoffOpt = Annotated[str | None, typer.Option(help="Last day of the calibration window, YYYY-MM-DD "
-                                                    "[default: last day in the data minus H]")]
+DataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Transactions file (CSV, CSV.GZ, XLSX, Parquet) "
+        "[default: CLVDRIFT_RAW_DATA or the bundled Online Retail file]",
+    ),
+]
+DateFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--date-format",
+        help="strftime format of InvoiceDate, e.g. '%d-%m-%Y %H:%M' [default: inferred when unambiguous]",
+    ),
+]
+ColumnOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--column",
+        help="Map a column of the file to a canonical name: 'Name In File=CustomerID' (repeatable) "
+        "[default: the Online Retail and Online Retail II names]",
+    ),
+]
+CutoffOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Last day of the calibration window, YYYY-MM-DD [default: last day in the data minus H]"
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")]
-          = False) -> None:
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")
+    ] = False,
+) -> None:
     """clvdrift: keep a Customer Lifetime Value model honest in production."""
 
 
@@ -87,12 +114,17 @@ def run(argv: Sequence[str] | None = None) -> int:
     except ClvdriftError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
         return exit_code(exc)
-    except Exception as exc:  # noqa: BLE001 - the one place an unexpected error becomes one line
+    except Exception as exc:
         if "--debug" in args:
             traceback.print_exc()
         first = str(exc).splitlines()[0] if str(exc) else ""
-        err.print(f"error: unexpected {type(exc).__name__}: {first} (a bug in clvdrift; rerun with --debug "
-                  "for the traceback)", highlight=False, soft_wrap=True, markup=False)
+        err.print(
+            f"error: unexpected {type(exc).__name__}: {first} (a bug in clvdrift; rerun with --debug "
+            "for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
         return EXIT_INTERNAL
     return rv if isinstance(rv, int) else 0
 
@@ -118,7 +150,9 @@ def _columns(pairs: list[str] | None) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise typer.BadParameter(f"expected 'Name In File=Canonical', got {pair!r}", param_hint="--column")
+            raise typer.BadParameter(
+                f"expected 'Name In File=Canonical', got {pair!r}", param_hint="--column"
+            )
         src, dst = pair.rsplit("=", 1)
         mapping[src.strip()] = dst.strip()
     return mapping
@@ -149,17 +183,34 @@ def _evaluation_table(evaluation: dict[str, Any], title: str) -> Table:
     return table
 
 
-def _train(settings: Settings, data: Path | None, overrides: dict[str, Any], cutoff: str | None,
-           date_format: str | None, columns: dict[str, str], promote: bool | None) -> dict[str, Any]:
+def _train(
+    settings: Settings,
+    data: Path | None,
+    overrides: dict[str, Any],
+    cutoff: str | None,
+    date_format: str | None,
+    columns: dict[str, str],
+    promote: bool | None,
+) -> dict[str, Any]:
     from clvdrift import pipeline
 
-    config = validated(TrainConfig, "training options",
-                       **{**settings.train.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
+    config = validated(
+        TrainConfig,
+        "training options",
+        **{**settings.train.model_dump(), **{k: v for k, v in overrides.items() if v is not None}},
+    )
     with _progress("training") as progress:
         result = pipeline.train(
-            data or settings.raw_data, registry=_registry(settings), models_dir=settings.models_dir,
-            reference_dir=settings.reference_dir, config=config, cutoff=cutoff, date_format=date_format,
-            columns=columns, champion=promote, progress=progress,
+            data or settings.raw_data,
+            registry=_registry(settings),
+            models_dir=settings.models_dir,
+            reference_dir=settings.reference_dir,
+            config=config,
+            cutoff=cutoff,
+            date_format=date_format,
+            columns=columns,
+            champion=promote,
+            progress=progress,
         )
     return result.to_dict()
 
@@ -173,43 +224,70 @@ def _print_findings(cleaning: dict[str, Any]) -> None:
 def _print_train(result: dict[str, Any]) -> None:
     ev = result["evaluation"]
     removed = ", ".join(f"{k} {v:,}" for k, v in result["cleaning"]["removed"].items() if v)
-    out.print(f"cleaning: {result['cleaning']['rows_in']:,} rows in, {result['cleaning']['rows_out']:,} kept "
-              f"({removed}); {result['cleaning']['customers_out']:,} customers")
+    out.print(
+        f"cleaning: {result['cleaning']['rows_in']:,} rows in, {result['cleaning']['rows_out']:,} kept "
+        f"({removed}); {result['cleaning']['customers_out']:,} customers"
+    )
     tr = result["training"]
-    out.print(f"target {tr['target']}, cutoff {tr['cutoff']}, horizon {tr['horizon_days']} days: "
-              f"{tr['customers']:,} customers ({tr['train_customers']:,} train / {tr['test_customers']:,} test)")
+    out.print(
+        f"target {tr['target']}, cutoff {tr['cutoff']}, horizon {tr['horizon_days']} days: "
+        f"{tr['customers']:,} customers ({tr['train_customers']:,} train / {tr['test_customers']:,} test)"
+    )
     out.print(_evaluation_table(ev, f"held-out evaluation on {ev['customers']:,} test customers"))
     verdict = "beats" if ev["beats_baseline"] else "does NOT beat"
     out.print(f"model {verdict} the persistence baseline on Spearman and normalized Gini")
     role = "champion" if result["champion"] else "challenger (champion unchanged)"
-    out.print(f"registered version [bold]{result['version']}[/] as {role}; "
-              f"timings {json.dumps(result['timings'])}", highlight=False)
+    out.print(
+        f"registered version [bold]{result['version']}[/] as {role}; timings {json.dumps(result['timings'])}",
+        highlight=False,
+    )
 
 
 @app.command()
 def train(
     data: DataOpt = None,
-    target: Annotated[Target | None, typer.Option(help="holdout: revenue in the next H days; formula: the seed's "
-                                                       "Monetary×Frequency/(Recency+1)×365 "
-                                                       + _default(TrainConfig, "target"))] = None,
-    horizon_days: Annotated[int | None, typer.Option("--horizon-days", min=1, help="H, the holdout window "
-                                                     "and the baseline window "
-                                                     + _default(TrainConfig, "horizon_days"))] = None,
+    target: Annotated[
+        Target | None,
+        typer.Option(
+            help="holdout: revenue in the next H days; formula: the seed's "
+            "Monetary×Frequency/(Recency+1)×365 " + _default(TrainConfig, "target")
+        ),
+    ] = None,
+    horizon_days: Annotated[
+        int | None,
+        typer.Option(
+            "--horizon-days",
+            min=1,
+            help="H, the holdout window and the baseline window " + _default(TrainConfig, "horizon_days"),
+        ),
+    ] = None,
     cutoff: CutoffOpt = None,
-    lookback_days: Annotated[int | None, typer.Option("--lookback-days", min=1, help="Compute features "
-                                                      "from the last L days only "
-                                                      + _default(TrainConfig, "lookback_days")
-                                                      + " (None: all history)")] = None,
+    lookback_days: Annotated[
+        int | None,
+        typer.Option(
+            "--lookback-days",
+            min=1,
+            help="Compute features "
+            "from the last L days only " + _default(TrainConfig, "lookback_days") + " (None: all history)",
+        ),
+    ] = None,
     date_format: DateFormatOpt = None,
     column: ColumnOpt = None,
-    promote: Annotated[bool | None, typer.Option("--promote/--no-promote", help="Make this version the "
-                                                 "champion [default: only when there is none]")] = None,
+    promote: Annotated[
+        bool | None,
+        typer.Option(
+            "--promote/--no-promote", help="Make this version the champion [default: only when there is none]"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train, evaluate and register a CLV model on a transactions file."""
     settings = get_settings()
-    overrides = {"target": target.value if target else None, "horizon_days": horizon_days,
-                 "lookback_days": lookback_days}
+    overrides = {
+        "target": target.value if target else None,
+        "horizon_days": horizon_days,
+        "lookback_days": lookback_days,
+    }
     result = _train(settings, data, overrides, cutoff, date_format, _columns(column), promote)
     _print_findings(result["cleaning"])
     if as_json:
@@ -231,82 +309,157 @@ def simulate(
 
     settings = get_settings()
     with _progress(f"simulating {scenario.value}"):
-        info = pipeline.simulate(data or settings.raw_data, scenario.value, seed=seed,
-                                 current_dir=settings.current_dir, date_format=date_format,
-                                 columns=_columns(column))
-    out.print(f"scenario {info.scenario} (seed {seed}): {info.rows:,} rows → {info.path} "
-              f"(mean Quantity {info.mean_quantity:,.2f}, mean UnitPrice {info.mean_unit_price:,.2f})")
+        info = pipeline.simulate(
+            data or settings.raw_data,
+            scenario.value,
+            seed=seed,
+            current_dir=settings.current_dir,
+            date_format=date_format,
+            columns=_columns(column),
+        )
+    out.print(
+        f"scenario {info.scenario} (seed {seed}): {info.rows:,} rows → {info.path} "
+        f"(mean Quantity {info.mean_quantity:,.2f}, mean UnitPrice {info.mean_unit_price:,.2f})"
+    )
 
 
 def _drift_tables(result: dict[str, Any]) -> None:
     dd, md, decision = result["data_drift"], result["model_drift"], result["decision"]
-    table = Table(title=f"data drift: {result['current']['source']} vs champion {result['model_version']} reference")
+    table = Table(
+        title=f"data drift: {result['current']['source']} vs champion {result['model_version']} reference"
+    )
     for name in ("column", "test", "statistic", "p-value", "threshold", "effect size", "drifted"):
         table.add_column(name, justify="left" if name in ("column", "test") else "right")
     for col in dd["columns"]:
         # with --calibrate / --fdr the decision uses the calibrated threshold and the adjusted p-value
-        threshold = col.get("calibrated_threshold") if col.get("calibrated_threshold") is not None else col["threshold"]
-        p_value = next((col.get(k) for k in ("adjusted_p_value", "calibrated_p_value", "p_value")
-                        if col.get(k) is not None), None)
-        table.add_row(col["column"], col["test"], _fmt(col["statistic"]), _fmt(p_value), _fmt(threshold),
-                      _fmt(col.get("effect_size")), "[bold red]yes[/]" if col["drifted"] else "no")
+        threshold = (
+            col.get("calibrated_threshold")
+            if col.get("calibrated_threshold") is not None
+            else col["threshold"]
+        )
+        p_value = next(
+            (
+                col.get(k)
+                for k in ("adjusted_p_value", "calibrated_p_value", "p_value")
+                if col.get(k) is not None
+            ),
+            None,
+        )
+        table.add_row(
+            col["column"],
+            col["test"],
+            _fmt(col["statistic"]),
+            _fmt(p_value),
+            _fmt(threshold),
+            _fmt(col.get("effect_size")),
+            "[bold red]yes[/]" if col["drifted"] else "no",
+        )
     out.print(table)
     settings = dd.get("settings", {})
     if settings.get("calibrate") or settings.get("fdr"):
-        out.print("thresholds calibrated to the batch size (permutation null)" * bool(settings.get("calibrate"))
-                  + ("; " if settings.get("calibrate") and settings.get("fdr") else "")
-                  + "p-values Benjamini–Hochberg adjusted" * bool(settings.get("fdr")))
-    out.print(f"drifted columns {dd['number_of_drifted_columns']}/{dd['number_of_columns']} "
-              f"(share {dd['drift_share']:.2f}, threshold {dd['drift_share_threshold']}); "
-              f"dataset drift: {'YES' if dd['dataset_drift'] else 'no'}")
-    out.print(f"model drift scored on {result['model_drift_scope']['customers_scored']:,} customers "
-              f"({result['model_drift_scope']['rule']})", highlight=False)
+        out.print(
+            "thresholds calibrated to the batch size (permutation null)" * bool(settings.get("calibrate"))
+            + ("; " if settings.get("calibrate") and settings.get("fdr") else "")
+            + "p-values Benjamini–Hochberg adjusted" * bool(settings.get("fdr"))
+        )
+    out.print(
+        f"drifted columns {dd['number_of_drifted_columns']}/{dd['number_of_columns']} "
+        f"(share {dd['drift_share']:.2f}, threshold {dd['drift_share_threshold']}); "
+        f"dataset drift: {'YES' if dd['dataset_drift'] else 'no'}"
+    )
+    out.print(
+        f"model drift scored on {result['model_drift_scope']['customers_scored']:,} customers "
+        f"({result['model_drift_scope']['rule']})",
+        highlight=False,
+    )
     if md["labels_available"]:
         ref, cur = md["reference"], md["current"]
-        out.print(f"model: R² {_fmt(cur['r2'])} (held-out reference {_fmt(ref['r2'])}), MAE {_fmt(cur['mae'], 1)} "
-                  f"(reference {_fmt(ref['mae'], 1)}); model drift: {'YES' if md['detected'] else 'no'}")
+        out.print(
+            f"model: R² {_fmt(cur['r2'])} (held-out reference {_fmt(ref['r2'])}), MAE {_fmt(cur['mae'], 1)} "
+            f"(reference {_fmt(ref['mae'], 1)}); model drift: {'YES' if md['detected'] else 'no'}"
+        )
     else:
         out.print(f"model drift not assessed: {md['note']}")
-    verdict = "[bold red]RETRAINING REQUIRED[/]" if decision["retraining_required"] else "[green]no retraining needed[/]"
+    verdict = (
+        "[bold red]RETRAINING REQUIRED[/]"
+        if decision["retraining_required"]
+        else "[green]no retraining needed[/]"
+    )
     out.print(f"decision: {verdict}")
     for reason in decision["reasons"]:
         out.print(f"  - {reason}", highlight=False)
     reports = result["reports"]
     out.print(f"results: {reports['json']} (and {reports['latest_json']})")
     if reports.get("data_drift_html"):
-        out.print(f"reports: {reports['data_drift_html']}" +
-                  (f", {reports['regression_html']}" if reports.get("regression_html") else ""))
+        out.print(
+            f"reports: {reports['data_drift_html']}"
+            + (f", {reports['regression_html']}" if reports.get("regression_html") else "")
+        )
     if reports.get("note"):
         out.print(f"note: {reports['note']}")
 
 
 def _detect_kwargs(settings: Settings, html: bool, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The drift check's inputs from the settings (CLVDRIFT_DRIFT__* variables); options override them."""
-    config = validated(DriftConfig, "drift options",
-                       **{**settings.drift.model_dump(), **{k: v for k, v in (overrides or {}).items()
-                                                            if v is not None}})
-    return {"registry": _registry(settings), "models_dir": settings.models_dir, "reports_dir": settings.reports_dir,
-            "config": config, "render_html": html}
+    config = validated(
+        DriftConfig,
+        "drift options",
+        **{**settings.drift.model_dump(), **{k: v for k, v in (overrides or {}).items() if v is not None}},
+    )
+    return {
+        "registry": _registry(settings),
+        "models_dir": settings.models_dir,
+        "reports_dir": settings.reports_dir,
+        "config": config,
+        "render_html": html,
+    }
 
 
 @app.command()
 def detect(
-    current: Annotated[Path | None, typer.Option(help="Batch of transactions to check "
-                                                 "[default: CLVDRIFT_CURRENT_DIR/current_data.csv]")] = None,
-    cutoff: Annotated[str | None, typer.Option(help="Compute the batch's features at this day, YYYY-MM-DD "
-                                               "[default: its last day minus H when labels can be observed, "
-                                               "else its last day]")] = None,
-    drift_share: Annotated[float | None, typer.Option("--drift-share", min=0.0, max=1.0, help="Share of drifted "
-                                                      "columns that makes dataset drift (a key column alone also "
-                                                      "does) " + _default(DriftConfig, "drift_share"))] = None,
-    fdr: Annotated[bool | None, typer.Option("--fdr/--no-fdr", help="Benjamini–Hochberg across the p-value "
-                                             "tests " + _default(DriftConfig, "fdr"))] = None,
-    calibrate: Annotated[bool | None, typer.Option("--calibrate/--no-calibrate", help="Calibrate each column's "
-                                                   "threshold to the batch size (permutation null) "
-                                                   + _default(DriftConfig, "calibrate"))] = None,
+    current: Annotated[
+        Path | None,
+        typer.Option(help="Batch of transactions to check [default: CLVDRIFT_CURRENT_DIR/current_data.csv]"),
+    ] = None,
+    cutoff: Annotated[
+        str | None,
+        typer.Option(
+            help="Compute the batch's features at this day, YYYY-MM-DD "
+            "[default: its last day minus H when labels can be observed, "
+            "else its last day]"
+        ),
+    ] = None,
+    drift_share: Annotated[
+        float | None,
+        typer.Option(
+            "--drift-share",
+            min=0.0,
+            max=1.0,
+            help="Share of drifted "
+            "columns that makes dataset drift (a key column alone also "
+            "does) " + _default(DriftConfig, "drift_share"),
+        ),
+    ] = None,
+    fdr: Annotated[
+        bool | None,
+        typer.Option(
+            "--fdr/--no-fdr",
+            help="Benjamini–Hochberg across the p-value tests " + _default(DriftConfig, "fdr"),
+        ),
+    ] = None,
+    calibrate: Annotated[
+        bool | None,
+        typer.Option(
+            "--calibrate/--no-calibrate",
+            help="Calibrate each column's "
+            "threshold to the batch size (permutation null) " + _default(DriftConfig, "calibrate"),
+        ),
+    ] = None,
     html: Annotated[bool, typer.Option("--html/--no-html", help="Render the Evidently HTML reports.")] = True,
-    fail_on_drift: Annotated[bool, typer.Option("--fail-on-drift", help="Exit 1 when retraining is required "
-                                                "(errors exit 2, 3 or 4).")] = False,
+    fail_on_drift: Annotated[
+        bool,
+        typer.Option("--fail-on-drift", help="Exit 1 when retraining is required (errors exit 2, 3 or 4)."),
+    ] = False,
     date_format: DateFormatOpt = None,
     column: ColumnOpt = None,
     as_json: JsonOpt = False,
@@ -324,8 +477,14 @@ def detect(
     path = current or settings.current_dir / pipeline.CURRENT_FILE
     kwargs = _detect_kwargs(settings, html, {"drift_share": drift_share, "fdr": fdr, "calibrate": calibrate})
     with _progress("detecting drift") as progress:
-        result = pipeline.detect(path, date_format=date_format, columns=_columns(column), cutoff=cutoff,
-                                 progress=progress, **kwargs).to_dict()
+        result = pipeline.detect(
+            path,
+            date_format=date_format,
+            columns=_columns(column),
+            cutoff=cutoff,
+            progress=progress,
+            **kwargs,
+        ).to_dict()
     _print_findings(result["current"]["cleaning"])
     if as_json:
         _print_json(result)
@@ -336,27 +495,41 @@ def detect(
 
 
 def _scenario_table(results: dict[str, dict[str, Any]]) -> Table:
-    table = Table(title=f"champion {next(iter(results.values()))['model_version']} checked on each drift scenario")
-    for name in ("scenario", "drifted columns", "data drift", "R² (ref)", "MAE (ref)", "model drift",
-                 "retraining", "report"):
+    table = Table(
+        title=f"champion {next(iter(results.values()))['model_version']} checked on each drift scenario"
+    )
+    for name in (
+        "scenario",
+        "drifted columns",
+        "data drift",
+        "R² (ref)",
+        "MAE (ref)",
+        "model drift",
+        "retraining",
+        "report",
+    ):
         table.add_column(name, justify="left" if name in ("scenario", "report") else "right")
     for scenario, r in results.items():
         dd, md = r["data_drift"], r["model_drift"]
         cur, ref = md["current"] or {}, md["reference"]
-        table.add_row(scenario,
-                      f"{dd['number_of_drifted_columns']}/{dd['number_of_columns']}",
-                      "YES" if dd["dataset_drift"] else "no",
-                      f"{_fmt(cur.get('r2', math.nan))} ({_fmt(ref['r2'])})",
-                      f"{_fmt(cur.get('mae', math.nan), 0)} ({_fmt(ref['mae'], 0)})",
-                      "YES" if md["detected"] else "no",
-                      "YES" if r["decision"]["retraining_required"] else "no",
-                      str(Path(r["reports"]["json"]).parent))
+        table.add_row(
+            scenario,
+            f"{dd['number_of_drifted_columns']}/{dd['number_of_columns']}",
+            "YES" if dd["dataset_drift"] else "no",
+            f"{_fmt(cur.get('r2', math.nan))} ({_fmt(ref['r2'])})",
+            f"{_fmt(cur.get('mae', math.nan), 0)} ({_fmt(ref['mae'], 0)})",
+            "YES" if md["detected"] else "no",
+            "YES" if r["decision"]["retraining_required"] else "no",
+            str(Path(r["reports"]["json"]).parent),
+        )
     return table
 
 
 @app.command()
-def demo(seed: Annotated[int, typer.Option(help="Seed of the drift scenarios.")] = 42,
-         html: Annotated[bool, typer.Option("--html/--no-html", help="Render Evidently HTML reports.")] = True) -> None:
+def demo(
+    seed: Annotated[int, typer.Option(help="Seed of the drift scenarios.")] = 42,
+    html: Annotated[bool, typer.Option("--html/--no-html", help="Render Evidently HTML reports.")] = True,
+) -> None:
     """The main job on the bundled data: train and register, then check every drift scenario."""
     from clvdrift import pipeline
 
@@ -366,11 +539,14 @@ def demo(seed: Annotated[int, typer.Option(help="Seed of the drift scenarios.")]
     _print_train(result)
     out.rule("2. simulate the drift scenarios and check each against the champion")
     with _progress("checking scenarios") as progress:
-        results = pipeline.check_scenarios(settings.raw_data, seed=seed, progress=progress,
-                                           **_detect_kwargs(settings, html))
+        results = pipeline.check_scenarios(
+            settings.raw_data, seed=seed, progress=progress, **_detect_kwargs(settings, html)
+        )
     out.print(_scenario_table({name: r.to_dict() for name, r in results.items()}))
-    out.print("Reference R² and MAE are the champion's held-out figures; current ones are on the batch's customers "
-              "the champion did not train on. Details: clvdrift detect, docs/drift.md.")
+    out.print(
+        "Reference R² and MAE are the champion's held-out figures; current ones are on the batch's customers "
+        "the champion did not train on. Details: clvdrift detect, docs/drift.md."
+    )
 
 
 @models_app.command("list")
@@ -384,15 +560,35 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as J
         out.print("no model registered yet; run `clvdrift train`")
         return
     table = Table(title="model versions")
-    for name in ("", "version", "created (UTC)", "target", "cutoff", "customers", "R²", "Spearman", "Gini",
-                 "baseline Gini", "beats baseline"):
+    for name in (
+        "",
+        "version",
+        "created (UTC)",
+        "target",
+        "cutoff",
+        "customers",
+        "R²",
+        "Spearman",
+        "Gini",
+        "baseline Gini",
+        "beats baseline",
+    ):
         table.add_column(name)
     for v in versions:
         m, b = v.metrics["model"], v.metrics["baseline"]
-        table.add_row("*" if v.is_champion else "", v.version, v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                      v.target, str(v.training.get("cutoff")), f"{v.training.get('customers', 0):,}",
-                      _fmt(m["r2"]), _fmt(m["spearman"]), _fmt(m["gini_normalized"]), _fmt(b["gini_normalized"]),
-                      "yes" if v.metrics.get("beats_baseline") else "no")
+        table.add_row(
+            "*" if v.is_champion else "",
+            v.version,
+            v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            v.target,
+            str(v.training.get("cutoff")),
+            f"{v.training.get('customers', 0):,}",
+            _fmt(m["r2"]),
+            _fmt(m["spearman"]),
+            _fmt(m["gini_normalized"]),
+            _fmt(b["gini_normalized"]),
+            "yes" if v.metrics.get("beats_baseline") else "no",
+        )
     out.print(table)
 
 
@@ -408,8 +604,9 @@ def models_promote(version: Annotated[str, typer.Argument(help="The version to m
 
 
 @models_app.command("gc")
-def models_gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="List the files, remove nothing.")]
-              = False) -> None:
+def models_gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the files, remove nothing.")] = False,
+) -> None:
     """Remove artifact files of versions that are not in the registry, and temporary files of killed runs."""
     from clvdrift.io import remove_stale_temp_files
     from clvdrift.model.artifacts import collect_garbage

@@ -29,20 +29,29 @@ class _Frozen(BaseModel):
 class DriftConfig(_Frozen):
     """How a batch is checked for data drift and model drift (docs/drift.md)."""
 
-    drift_share: float = Field(default=0.5, gt=0, le=1, description="share of drifted columns that is "
-                               "dataset drift (Evidently's rule)")
-    key_columns: tuple[str, ...] = Field(default=DEFAULT_KEY_COLUMNS, description="a drift of any of "
-                                         "these alone is dataset drift")
-    stattest: str | None = Field(default=None, description="test for every column (default: Evidently's "
-                                 "choice per column)")
+    drift_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="share of drifted columns that is dataset drift (Evidently's rule)",
+    )
+    key_columns: tuple[str, ...] = Field(
+        default=DEFAULT_KEY_COLUMNS, description="a drift of any of these alone is dataset drift"
+    )
+    stattest: str | None = Field(
+        default=None, description="test for every column (default: Evidently's choice per column)"
+    )
     per_column_stattest: dict[str, str] = Field(default_factory=dict)
     per_column_threshold: dict[str, float] = Field(default_factory=dict)
     fdr: bool = Field(default=False, description="Benjamini-Hochberg across the p-values of one check")
-    calibrate: bool = Field(default=False, description="calibrate each column's threshold to the "
-                            "window size with a permutation null")
+    calibrate: bool = Field(
+        default=False,
+        description="calibrate each column's threshold to the window size with a permutation null",
+    )
     calibration_trials: int = Field(default=200, ge=19)
-    calibration_alpha: float = Field(default=0.05, gt=0, lt=1, description="false-alarm level of a "
-                                     "calibrated distance test")
+    calibration_alpha: float = Field(
+        default=0.05, gt=0, lt=1, description="false-alarm level of a calibrated distance test"
+    )
     seed: int = 0
     missing_share_threshold: float = Field(default=0.05, ge=0, le=1)
     correlation_threshold: float = Field(default=0.2, ge=0, le=2)
@@ -78,14 +87,16 @@ class TrainConfig(_Frozen):
 
     target: Literal["holdout", "formula"] = "holdout"
     horizon_days: int = Field(default=90, ge=1, le=3660, description="H: the holdout window in days")
-    lookback_days: int | None = Field(default=None, ge=1, description="features from the last L days "
-                                      "only (default: all history)")
+    lookback_days: int | None = Field(
+        default=None, ge=1, description="features from the last L days only (default: all history)"
+    )
     min_country_customers: int = Field(default=10, ge=1)
     test_size: float = Field(default=0.2, gt=0, lt=1)
     random_state: int = 42
     min_customers: int = Field(default=10, ge=2, description="refuse a training set with fewer customers")
-    min_positive_target_share: float = Field(default=0.01, ge=0, lt=1, description="refuse a holdout "
-                                             "target with fewer buyers than this share")
+    min_positive_target_share: float = Field(
+        default=0.01, ge=0, lt=1, description="refuse a holdout target with fewer buyers than this share"
+    )
 
 
 M = TypeVar("M", bound=BaseModel)

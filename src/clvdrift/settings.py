@@ -22,8 +22,9 @@ from clvdrift.errors import ConfigError
 class Settings(BaseSettings):
     """Where things live, plus the training and drift configuration."""
 
-    model_config = SettingsConfigDict(env_prefix="CLVDRIFT_", env_nested_delimiter="__", extra="ignore",
-                                      frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CLVDRIFT_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
 
     database_url: str = Field(
         default="sqlite:///clvdrift.db",
@@ -58,8 +59,10 @@ def _check_names(environ: Mapping[str, str]) -> None:
             continue
         tail = upper.removeprefix("CLVDRIFT_")
         hint = [k for k in sorted(known) if k.endswith("__" + tail)]
-        raise ConfigError(f"unknown setting {var}" + (f"; did you mean {hint[0]}?" if hint else
-                                                      f"; known settings: {', '.join(sorted(known))}"))
+        raise ConfigError(
+            f"unknown setting {var}"
+            + (f"; did you mean {hint[0]}?" if hint else f"; known settings: {', '.join(sorted(known))}")
+        )
 
 
 def get_settings() -> Settings:

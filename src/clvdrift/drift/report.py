@@ -50,13 +50,16 @@ def render_reports(
         numeric = [*numerical_columns, *(c for c in (target, prediction) if c)]
         columns = [*numeric, *categorical_columns]
         regression = [Regression(target=target, prediction=prediction)] if target and prediction else None
-        definition = DataDefinition(numerical_columns=numeric, categorical_columns=list(categorical_columns),
-                                    regression=regression)
+        definition = DataDefinition(
+            numerical_columns=numeric, categorical_columns=list(categorical_columns), regression=regression
+        )
         ref = Dataset.from_pandas(reference[columns].reset_index(drop=True), data_definition=definition)
         cur = Dataset.from_pandas(current[columns].reset_index(drop=True), data_definition=definition)
         data_path = out_dir / "data_drift.html"
-        report = Report([DataDriftPreset(drift_share=drift_share), DatasetMissingValueCount(),
-                         DatasetCorrelations()], include_tests=True)
+        report = Report(
+            [DataDriftPreset(drift_share=drift_share), DatasetMissingValueCount(), DatasetCorrelations()],
+            include_tests=True,
+        )
         report.run(cur, ref).save_html(str(data_path))  # save_html writes nothing when given a Path
         regression_path = None
         if regression:

@@ -34,7 +34,9 @@ class ClvModel:
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Predicted CLV for each row of ``features`` (numeric features + ``Country``)."""
-        return np.asarray(self.estimator.predict(self.scaler.transform(design_matrix(features, self.encoder))))
+        return np.asarray(
+            self.estimator.predict(self.scaler.transform(design_matrix(features, self.encoder)))
+        )
 
 
 def fit_model(

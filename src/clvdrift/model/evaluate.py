@@ -45,7 +45,7 @@ def top_share_capture(actual: np.ndarray, predicted: np.ndarray, share: float = 
     total = actual.sum()
     if len(actual) == 0 or total == 0:
         return math.nan
-    k = max(1, int(math.ceil(share * len(actual))))
+    k = max(1, math.ceil(share * len(actual)))
     top = np.lexsort((np.arange(len(actual)), -np.asarray(predicted, dtype=np.float64)))[:k]
     return float(actual[top].sum() / total)
 
@@ -57,8 +57,10 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, f
     y = np.asarray(actual, dtype=np.float64)
     p = np.asarray(predicted, dtype=np.float64)
     if len(y) == 0:
-        return {k: math.nan for k in ("r2", "mae", "rmse", "spearman", "gini_normalized", "top10_capture",
-                                      "total_ratio")}
+        return {
+            k: math.nan
+            for k in ("r2", "mae", "rmse", "spearman", "gini_normalized", "top10_capture", "total_ratio")
+        }
     err = p - y
     ss_tot = float(((y - y.mean()) ** 2).sum())
     constant = np.all(y == y[0]) or np.all(p == p[0])

@@ -27,12 +27,12 @@ from clvdrift.pipeline.simulate import SimulateResult, simulate, write_transacti
 from clvdrift.pipeline.train import TrainResult, train
 
 __all__ = [
-    "Batch",
     "CURRENT_FILE",
     "DRIFT_COLUMNS",
+    "LATEST_REPORT",
+    "Batch",
     "Decision",
     "DetectResult",
-    "LATEST_REPORT",
     "ScoringScope",
     "SimulateResult",
     "TrainResult",

@@ -129,23 +129,28 @@ def _windows_overlap(cutoff_a: str, cutoff_b: str, horizon_days: int) -> bool:
     return gap < horizon_days
 
 
-def _scoring_scope(reference_csv: Path, training: dict[str, Any], cut: str,
-                   customers: pd.Index) -> tuple[pd.Index, ScoringScope]:
+def _scoring_scope(
+    reference_csv: Path, training: dict[str, Any], cut: str, customers: pd.Index
+) -> tuple[pd.Index, ScoringScope]:
     """The batch customers model drift may be scored on: never the champion's training customers
     while the batch's label window overlaps the one the champion was trained on."""
     import pandas as pd
 
     horizon = int(training["horizon_days"])
     if training["target"] == "holdout" and not _windows_overlap(cut, str(training["cutoff"]), horizon):
-        rule = (f"label window after {cut} does not overlap the champion's (after {training['cutoff']}): "
-                "every customer scored")
+        rule = (
+            f"label window after {cut} does not overlap the champion's (after {training['cutoff']}): "
+            "every customer scored"
+        )
         return customers, ScoringScope(len(customers), 0, rule)
     ref = pd.read_csv(reference_csv, usecols=[schema.CUSTOMER, "split"], dtype={schema.CUSTOMER: str})
     trained_on = pd.Index(ref.loc[ref["split"] == "train", schema.CUSTOMER])
     keep = customers[~customers.astype(str).isin(trained_on)]
-    rule = (f"the batch's labels overlap the champion's training window (cutoff {training['cutoff']}, "
-            f"H = {horizon}): its {len(trained_on):,} training customers are excluded; only held-out and "
-            "new customers are scored")
+    rule = (
+        f"the batch's labels overlap the champion's training window (cutoff {training['cutoff']}, "
+        f"H = {horizon}): its {len(trained_on):,} training customers are excluded; only held-out and "
+        "new customers are scored"
+    )
     return keep, ScoringScope(len(keep), len(customers) - len(keep), rule)
 
 
@@ -172,14 +177,22 @@ def detect_transactions(
     t = Timings()
     with t.step("load champion", progress):
         champion, model = load_champion(registry, models_dir)
-        paths = verify_artifacts(Path(models_dir), {k: champion.artifacts[k] for k in ("profile", "reference")})
+        paths = verify_artifacts(
+            Path(models_dir), {k: champion.artifacts[k] for k in ("profile", "reference")}
+        )
         profile = ReferenceProfile.load(paths["profile"])
     training = champion.training
     with t.step("features", progress):
         clean, cleaning = clean_transactions(raw)
         cut, labelled = choose_cutoff(clean, training, cutoff)
-        ts = build_training_set(clean, target=training["target"], horizon_days=int(training["horizon_days"]),
-                                cutoff=cut, lookback_days=training.get("lookback_days"), require_labels=False)
+        ts = build_training_set(
+            clean,
+            target=training["target"],
+            horizon_days=int(training["horizon_days"]),
+            cutoff=cut,
+            lookback_days=training.get("lookback_days"),
+            require_labels=False,
+        )
         current = ts.features.assign(prediction=model.predict(ts.features))
         if labelled:
             current["target"] = ts.target
@@ -188,18 +201,28 @@ def detect_transactions(
     with t.step("model drift", progress):
         scored, scope = _scoring_scope(paths["reference"], training, cut, current.index)
         if labelled and len(scored):
-            model_drift = detect_model_drift(champion.metrics["model"], current.loc[scored, "target"].to_numpy(),
-                                             current.loc[scored, "prediction"].to_numpy(), config)
+            model_drift = detect_model_drift(
+                champion.metrics["model"],
+                current.loc[scored, "target"].to_numpy(),
+                current.loc[scored, "prediction"].to_numpy(),
+                config,
+            )
         else:
-            why = (f"the batch ends {ts.cutoff.date()}: the {training['horizon_days']}-day holdout revenue after "
-                   "it is not observed yet" if not labelled else "no customer left to score: " + scope.rule)
+            why = (
+                f"the batch ends {ts.cutoff.date()}: the {training['horizon_days']}-day holdout revenue "
+                "after it is not observed yet"
+                if not labelled
+                else "no customer left to score: " + scope.rule
+            )
             model_drift = detect_model_drift(champion.metrics["model"], None, None, config, note=why)
     decision = Decision(
         retraining_required=bool(data_drift.dataset_drift or model_drift.detected),
         data_drift_detected=bool(data_drift.dataset_drift),
         model_drift_detected=bool(model_drift.detected),
-        reasons=[*(f"data drift: {r}" for r in data_drift.reasons if data_drift.dataset_drift),
-                 *(f"model drift: {r}" for r in model_drift.reasons)],
+        reasons=[
+            *(f"data drift: {r}" for r in data_drift.reasons if data_drift.dataset_drift),
+            *(f"model drift: {r}" for r in model_drift.reasons),
+        ],
     )
     run_id = "drift_" + new_version()
     out_dir = Path(reports_dir) / run_id
@@ -211,16 +234,38 @@ def detect_transactions(
 
         with t.step("reports", progress):
             reference = pd.read_csv(paths["reference"], index_col=schema.CUSTOMER)
-            reports = render_reports(reference, current, out_dir, numerical_columns=list(NUMERIC_FEATURES),
-                                     categorical_columns=[COUNTRY], target="target" if labelled else None,
-                                     prediction="prediction", drift_share=config.drift_share)
+            reports = render_reports(
+                reference,
+                current,
+                out_dir,
+                numerical_columns=list(NUMERIC_FEATURES),
+                categorical_columns=[COUNTRY],
+                target="target" if labelled else None,
+                prediction="prediction",
+                drift_share=config.drift_share,
+            )
     result = DetectResult(
-        run_id=run_id, created_at=datetime.now(UTC).isoformat(), model_version=champion.version,
-        current=Batch(source=source, rows=int(len(raw)), clean_rows=cleaning.rows_out, customers=int(len(current)),
-                      cutoff=cut, labels_available=labelled, cleaning=cleaning.to_dict()),
-        data_drift=data_drift, model_drift=model_drift, model_drift_scope=scope, decision=decision,
-        reports={**reports, "json": str(out_dir / "drift_report.json"),
-                 "latest_json": str(Path(reports_dir) / LATEST_REPORT)},
+        run_id=run_id,
+        created_at=datetime.now(UTC).isoformat(),
+        model_version=champion.version,
+        current=Batch(
+            source=source,
+            rows=len(raw),
+            clean_rows=cleaning.rows_out,
+            customers=len(current),
+            cutoff=cut,
+            labels_available=labelled,
+            cleaning=cleaning.to_dict(),
+        ),
+        data_drift=data_drift,
+        model_drift=model_drift,
+        model_drift_scope=scope,
+        decision=decision,
+        reports={
+            **reports,
+            "json": str(out_dir / "drift_report.json"),
+            "latest_json": str(Path(reports_dir) / LATEST_REPORT),
+        },
         timings=t.seconds,
     )
     text = dumps(result)
@@ -229,21 +274,35 @@ def detect_transactions(
     return result
 
 
-def detect(current_path: Path, *, date_format: str | None = None, columns: dict[str, str] | None = None,
-           **kwargs: Any) -> DetectResult:
+def detect(
+    current_path: Path,
+    *,
+    date_format: str | None = None,
+    columns: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> DetectResult:
     """:func:`detect_transactions` on a transactions file (default ``data/current/current_data.csv``)."""
     raw = load_transactions(current_path, date_format=date_format, columns=columns)
     return detect_transactions(raw, source=str(current_path), **kwargs)
 
 
-def check_scenarios(data_path: Path, *, seed: int = 42, scenarios: Sequence[str] = SCENARIOS,
-                    progress: Progress | None = None, **kwargs: Any) -> dict[str, DetectResult]:
+def check_scenarios(
+    data_path: Path,
+    *,
+    seed: int = 42,
+    scenarios: Sequence[str] = SCENARIOS,
+    progress: Progress | None = None,
+    **kwargs: Any,
+) -> dict[str, DetectResult]:
     """Run :func:`detect_transactions` on every drift scenario of the raw transactions."""
     raw = load_transactions(data_path)
     results = {}
     for scenario in scenarios:
         if progress:
             progress(f"check {scenario}")
-        results[scenario] = detect_transactions(simulate_scenario(raw, scenario, seed=seed),
-                                                source=f"{Path(data_path).name} [{scenario}, seed {seed}]", **kwargs)
+        results[scenario] = detect_transactions(
+            simulate_scenario(raw, scenario, seed=seed),
+            source=f"{Path(data_path).name} [{scenario}, seed {seed}]",
+            **kwargs,
+        )
     return results

@@ -39,13 +39,25 @@ def write_transactions_csv(frame: pd.DataFrame, path: Path) -> None:
     atomic_write(Path(path), lambda tmp: out.to_csv(tmp, index=False))
 
 
-def simulate(data_path: Path, scenario: str, *, seed: int, current_dir: Path, date_format: str | None = None,
-             columns: Mapping[str, str] | None = None) -> SimulateResult:
+def simulate(
+    data_path: Path,
+    scenario: str,
+    *,
+    seed: int,
+    current_dir: Path,
+    date_format: str | None = None,
+    columns: Mapping[str, str] | None = None,
+) -> SimulateResult:
     """Write ``scenario`` of the raw transactions to ``current_dir/current_data.csv``."""
     raw = load_transactions(data_path, date_format=date_format, columns=columns)
     drifted = simulate_scenario(raw, scenario, seed=seed)
     path = Path(current_dir) / CURRENT_FILE
     write_transactions_csv(drifted, path)
-    return SimulateResult(scenario=scenario, seed=seed, rows=len(drifted), path=str(path),
-                          mean_quantity=float(drifted[schema.QUANTITY].mean()),
-                          mean_unit_price=float(drifted[schema.UNIT_PRICE].mean()))
+    return SimulateResult(
+        scenario=scenario,
+        seed=seed,
+        rows=len(drifted),
+        path=str(path),
+        mean_quantity=float(drifted[schema.QUANTITY].mean()),
+        mean_unit_price=float(drifted[schema.UNIT_PRICE].mean()),
+    )

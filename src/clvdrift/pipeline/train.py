@@ -46,11 +46,13 @@ class TrainResult:
 
 
 def _check_metrics(evaluation: Mapping[str, Any], test_customers: int) -> None:
-    undefined = [m for m in REQUIRED_METRICS if not math.isfinite(float(evaluation["model"].get(m, math.nan)))]
+    undefined = [
+        m for m in REQUIRED_METRICS if not math.isfinite(float(evaluation["model"].get(m, math.nan)))
+    ]
     if undefined:
         raise DataError(
-            f"model metrics {undefined} are undefined on the {test_customers} test customers (constant target "
-            "or predictions?); refusing to register this model"
+            f"model metrics {undefined} are undefined on the {test_customers} test customers "
+            "(constant target or predictions?); refusing to register this model"
         )
 
 
@@ -93,50 +95,99 @@ def train(
     with t.step("clean", progress):
         clean, cleaning = clean_transactions(raw)
     with t.step("features", progress):
-        ts = build_training_set(clean, target=config.target, horizon_days=config.horizon_days, cutoff=cutoff,
-                                lookback_days=config.lookback_days)
-        check_trainable(ts, min_customers=config.min_customers,
-                        min_positive_target_share=config.min_positive_target_share)
+        ts = build_training_set(
+            clean,
+            target=config.target,
+            horizon_days=config.horizon_days,
+            cutoff=cutoff,
+            lookback_days=config.lookback_days,
+        )
+        check_trainable(
+            ts, min_customers=config.min_customers, min_positive_target_share=config.min_positive_target_share
+        )
     model_params = {**DEFAULT_PARAMS, **(params or {})}
     with t.step("train", progress):
-        train_ids, test_ids = train_test_split(ts.features.index, test_size=config.test_size,
-                                               random_state=config.random_state)
-        model = fit_model(ts.features.loc[train_ids], ts.target.loc[train_ids], params=model_params,
-                          min_country_customers=config.min_country_customers)
+        train_ids, test_ids = train_test_split(
+            ts.features.index, test_size=config.test_size, random_state=config.random_state
+        )
+        model = fit_model(
+            ts.features.loc[train_ids],
+            ts.target.loc[train_ids],
+            params=model_params,
+            min_country_customers=config.min_country_customers,
+        )
     with t.step("evaluate", progress):
         predictions = pd.Series(model.predict(ts.features), index=ts.features.index)
-        evaluation = compare_to_baseline(ts.target.loc[test_ids].to_numpy(), predictions.loc[test_ids].to_numpy(),
-                                         ts.baseline.loc[test_ids].to_numpy())
+        evaluation = compare_to_baseline(
+            ts.target.loc[test_ids].to_numpy(),
+            predictions.loc[test_ids].to_numpy(),
+            ts.baseline.loc[test_ids].to_numpy(),
+        )
         evaluation["split"] = "test"
         _check_metrics(evaluation, len(test_ids))
     version = new_version()
-    training = {**ts.describe(), "train_customers": len(train_ids), "test_customers": len(test_ids),
-                "test_size": config.test_size, "random_state": config.random_state}
+    training = {
+        **ts.describe(),
+        "train_customers": len(train_ids),
+        "test_customers": len(test_ids),
+        "test_size": config.test_size,
+        "random_state": config.random_state,
+    }
     fingerprint = data_fingerprint(data_path, raw)
     with t.step("save", progress):
-        reference = ts.features.assign(target=ts.target, prediction=predictions,
-                                       split=np.where(ts.features.index.isin(test_ids), "test", "train"))
-        profile = build_profile(reference, numerical_columns=PROFILE_NUMERIC, categorical_columns=PROFILE_CATEGORICAL)
+        reference = ts.features.assign(
+            target=ts.target,
+            prediction=predictions,
+            split=np.where(ts.features.index.isin(test_ids), "test", "train"),
+        )
+        profile = build_profile(
+            reference, numerical_columns=PROFILE_NUMERIC, categorical_columns=PROFILE_CATEGORICAL
+        )
         metadata = {
             "created_at": datetime.now(UTC).isoformat(),
-            "target": config.target, "params": model_params, "training": training, "evaluation": evaluation,
-            "cleaning": cleaning.to_dict(), "data_fingerprint": fingerprint,
+            "target": config.target,
+            "params": model_params,
+            "training": training,
+            "evaluation": evaluation,
+            "cleaning": cleaning.to_dict(),
+            "data_fingerprint": fingerprint,
             "feature_columns": model.feature_columns,
         }
-        artifacts = write_artifacts(model, metadata, Path(models_dir), version, extras={
-            "profile": ("profile_{v}.json", profile.save),
-            "reference": ("reference_{v}.csv", lambda tmp: reference.to_csv(tmp, index_label=schema.CUSTOMER)),
-        })
+        artifacts = write_artifacts(
+            model,
+            metadata,
+            Path(models_dir),
+            version,
+            extras={
+                "profile": ("profile_{v}.json", profile.save),
+                "reference": (
+                    "reference_{v}.csv",
+                    lambda tmp: reference.to_csv(tmp, index_label=schema.CUSTOMER),
+                ),
+            },
+        )
     with t.step("register", progress):
         registered = registry.register(
-            version, target=config.target, metrics=evaluation, params=model_params, training=training,
-            data_fingerprint=fingerprint, artifacts=artifacts, champion=champion,
+            version,
+            target=config.target,
+            metrics=evaluation,
+            params=model_params,
+            training=training,
+            data_fingerprint=fingerprint,
+            artifacts=artifacts,
+            champion=champion,
         )
         reference_path = None
         if registered.is_champion:
             published = publish_champion(Path(models_dir), Path(reference_dir), version, artifacts)
             reference_path = published["reference_data"]
     return TrainResult(
-        version=version, champion=registered.is_champion, evaluation=evaluation, cleaning=cleaning.to_dict(),
-        training=training, artifacts=artifacts, reference_path=reference_path, timings=t.seconds,
+        version=version,
+        champion=registered.is_champion,
+        evaluation=evaluation,
+        cleaning=cleaning.to_dict(),
+        training=training,
+        artifacts=artifacts,
+        reference_path=reference_path,
+        timings=t.seconds,
     )
