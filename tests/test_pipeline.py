@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -162,3 +163,41 @@ def test_training_removes_temporary_files_of_killed_runs(trained, tmp_path):
         history, registry=registry, models_dir=models, reference_dir=tmp_path / "ref", champion=False
     )
     assert list(models.glob(".*.tmp")) == [] and os.listdir(models)
+
+
+def _train_promote(args: tuple[str, str, str]) -> str:
+    from clvdrift.model.registry import ModelRegistry
+    from clvdrift.store import connect
+
+    history, url, root = args
+    registry = ModelRegistry(connect(url))
+    return pipeline.train(
+        Path(history),
+        registry=registry,
+        models_dir=Path(root) / "models",
+        reference_dir=Path(root) / "ref",
+        champion=True,
+    ).version
+
+
+def test_concurrent_promotions_leave_the_files_of_the_registry_champion(tmp_path):
+    """Four `train --promote` at once: one champion in the registry, and the *_latest files and
+    reference_data.csv are that champion's, whatever order the publications ran in."""
+    import multiprocessing
+
+    from clvdrift.model.registry import ModelRegistry
+    from clvdrift.store import connect
+    from helpers import synthetic_history  # type: ignore[import-not-found]
+
+    history = tmp_path / "history.csv"
+    synthetic_history(history)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        versions = pool.map(_train_promote, [(str(history), url, str(tmp_path))] * 4)
+    registry = ModelRegistry(connect(url))
+    champions = [v for v in registry.list_versions() if v.is_champion]
+    assert len(champions) == 1 and {v.version for v in registry.list_versions()} == set(versions)
+    latest = json.loads((tmp_path / "models" / "metadata_latest.json").read_text())
+    assert latest["version"] == champions[0].version
+    reference = tmp_path / "ref" / "reference_data.csv"
+    assert sha256_file(reference) == champions[0].artifacts["reference"]["sha256"]

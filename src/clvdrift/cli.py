@@ -595,11 +595,12 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as J
 @models_app.command("promote")
 def models_promote(version: Annotated[str, typer.Argument(help="The version to make champion.")]) -> None:
     """Make VERSION the champion: the registry first, then its *_latest files and reference_data.csv."""
-    from clvdrift.model.artifacts import publish_champion
+    from clvdrift.model.artifacts import publish_registry_champion
 
     settings = get_settings()
-    registered = _registry(settings).promote(version)
-    publish_champion(settings.models_dir, settings.reference_dir, registered.version, registered.artifacts)
+    registry = _registry(settings)
+    registered = registry.promote(version)
+    publish_registry_champion(registry, settings.models_dir, settings.reference_dir)
     out.print(f"version {registered.version} is the champion")
 
 

@@ -24,11 +24,12 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clvdrift.errors import ArtifactError, ArtifactIntegrityError
+from clvdrift.errors import ArtifactError, ArtifactIntegrityError, RegistryError
 from clvdrift.features import NUMERIC_FEATURES, CountryEncoder
 from clvdrift.io import atomic_write, atomic_write_text, remove_stale_temp_files, sha256_file
 from clvdrift.model.estimator import ClvModel
@@ -47,6 +48,7 @@ __all__ = [
     "collect_garbage",
     "load_model",
     "publish_champion",
+    "publish_registry_champion",
     "read_metadata",
     "sha256_file",
     "verify_artifacts",
@@ -125,14 +127,43 @@ def publish_champion(
 ) -> dict[str, str]:
     """Make ``version``'s files the champion's: the ``*_latest`` copies and ``reference_data.csv``.
 
-    Call it after the registry made ``version`` champion (the registry is the source of truth; these
-    files follow it). ``artifacts`` is the registry's record (``{name: {path, sha256}}``, with a
-    ``reference`` entry); every file is checked against it first, and ``metadata_<version>.json`` must
-    record the same checksums. Each file is replaced whole (:func:`atomic_write`), metadata last;
-    publishers in one ``models_dir`` take turns (``flock``). Returns ``{name: path written}`` with
-    ``metadata`` and ``reference_data`` among the names.
+    ``artifacts`` is the registry's record (``{name: {path, sha256}}``, with a ``reference`` entry);
+    every file is checked against it first, and ``metadata_<version>.json`` must record the same
+    checksums. Each file is replaced whole (:func:`atomic_write`), metadata last; publishers in one
+    ``models_dir`` take turns (``flock``). Returns ``{name: path written}`` with ``metadata`` and
+    ``reference_data`` among the names. Adapters call :func:`publish_registry_champion`, which reads
+    the version from the registry under the same lock.
     """
-    models_dir, reference_dir = Path(models_dir), Path(reference_dir)
+    with _publish_lock(Path(models_dir)):
+        return _publish(Path(models_dir), Path(reference_dir), version, artifacts)
+
+
+def publish_registry_champion(
+    registry: ModelRegistry, models_dir: Path, reference_dir: Path
+) -> dict[str, str]:
+    """Publish the files of whatever version the registry holds as champion *now*.
+
+    The registry is read under the publish lock, so concurrent promotions end with the files of the
+    registry's last champion, whatever order their publications ran in.
+    """
+    with _publish_lock(Path(models_dir)):
+        champion = registry.champion()
+        if champion is None:
+            raise RegistryError("no champion model registered; nothing to publish")
+        return _publish(Path(models_dir), Path(reference_dir), champion.version, champion.artifacts)
+
+
+@contextmanager
+def _publish_lock(models_dir: Path) -> Iterator[None]:
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with open(models_dir / PUBLISH_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _publish(
+    models_dir: Path, reference_dir: Path, version: str, artifacts: Mapping[str, Any]
+) -> dict[str, str]:
     if "reference" not in artifacts:
         raise ArtifactError(f"{models_dir}: model version {version} records no reference data to publish")
     sources = verify_artifacts(models_dir, artifacts)
@@ -144,11 +175,8 @@ def publish_champion(
     targets["reference_data"] = reference_dir / REFERENCE_DATA_FILE
     sources["reference_data"] = sources["reference"]
     targets["metadata"], sources["metadata"] = models_dir / METADATA_FILE.format(v=LATEST), meta_path
-    models_dir.mkdir(parents=True, exist_ok=True)
-    with open(models_dir / PUBLISH_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        for name, target in targets.items():  # metadata was added last
-            _write_copy(sources[name], target)
+    for name, target in targets.items():  # metadata was added last
+        _write_copy(sources[name], target)
     return {name: str(path) for name, path in targets.items()}
 
 

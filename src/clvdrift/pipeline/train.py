@@ -82,7 +82,7 @@ def train(
 
     from clvdrift.drift import build_profile
     from clvdrift.features import build_training_set, check_trainable
-    from clvdrift.model.artifacts import publish_champion, write_artifacts
+    from clvdrift.model.artifacts import publish_registry_champion, write_artifacts
     from clvdrift.model.estimator import DEFAULT_PARAMS, fit_model
     from clvdrift.model.evaluate import compare_to_baseline
     from clvdrift.pipeline.detect import PROFILE_CATEGORICAL, PROFILE_NUMERIC
@@ -179,7 +179,8 @@ def train(
         )
         reference_path = None
         if registered.is_champion:
-            published = publish_champion(Path(models_dir), Path(reference_dir), version, artifacts)
+            # the files follow the registry: whoever publishes last publishes the registry's champion
+            published = publish_registry_champion(registry, Path(models_dir), Path(reference_dir))
             reference_path = published["reference_data"]
     return TrainResult(
         version=version,
