@@ -80,7 +80,7 @@ __all__ = [
 ]
 
 FORMAT = "clvdrift.reference_profile"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MIN_MAX_EXACT_VALUES = 1024  # references of up to 1000 rows (KS, chi-square, z) stay exact
 MIN_MAX_CATEGORIES = 1000
 

@@ -142,43 +142,66 @@ def _runs(*keys: np.ndarray) -> tuple[IntArray, IntArray]:
     return starts, ends
 
 
+def _rows(mask: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``a`` where ``mask`` (one flag per row), else 0; ``a`` may have extra trailing axes."""
+    return np.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, 0)
+
+
 @dataclass(frozen=True)
 class _Cells:
-    """Histogram cells in value order: uniform key, log key, count, smallest and largest value."""
+    """Histogram cells in value order: uniform key, log key, count, smallest and largest value, and the
+    number of values equal to the smallest (``count_lo``) and to the largest (``count_hi``); both equal
+    ``count`` when ``lo == hi``.  Counts may have a trailing axis (reference and current columns)."""
 
     ukeys: np.ndarray
     keys: IntArray
     counts: np.ndarray
     lo: FloatArray
     hi: FloatArray
+    count_lo: np.ndarray
+    count_hi: np.ndarray
 
     @classmethod
     def of_sorted(cls, values: FloatArray, counts: np.ndarray, ukeys: np.ndarray, keys: IntArray) -> _Cells:
         """Cells of sorted distinct values with their multiplicities and cell keys."""
         starts, ends = _runs(ukeys, keys)
         if starts.size == 0:
-            return cls(ukeys, keys, counts, values, values)
+            return cls(ukeys, keys, counts, values, values, counts, counts)
         return cls(
-            ukeys[starts], keys[starts], np.add.reduceat(counts, starts, axis=0), values[starts], values[ends]
+            ukeys[starts],
+            keys[starts],
+            np.add.reduceat(counts, starts, axis=0),
+            values[starts],
+            values[ends],
+            counts[starts],
+            counts[ends],
         )
 
     @classmethod
     def combine(cls, parts: list[_Cells]) -> _Cells:
-        """Cells of the union: sorted by (uniform key, log key); equal cells added."""
+        """Cells of the union: sorted by (uniform key, log key); equal cells added.  The merged
+        ``count_lo`` adds the ``count_lo`` of the parts whose ``lo`` is the merged ``lo`` (and likewise
+        for ``hi``): exact, as the parts hold disjoint values."""
         u = np.concatenate([p.ukeys for p in parts])
         k = np.concatenate([p.keys for p in parts])
         order = np.lexsort((k, u))
         u, k = u[order], k[order]
-        counts = np.concatenate([p.counts for p in parts])[order]
-        lo = np.concatenate([p.lo for p in parts])[order]
-        hi = np.concatenate([p.hi for p in parts])[order]
-        starts, _ = _runs(u, k)
+
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts])[order]
+
+        lo, hi = cat("lo"), cat("hi")
+        starts, ends = _runs(u, k)
+        run = np.repeat(np.arange(starts.size), ends - starts + 1)
+        lo_m, hi_m = np.minimum.reduceat(lo, starts), np.maximum.reduceat(hi, starts)
         return cls(
             u[starts],
             k[starts],
-            np.add.reduceat(counts, starts, axis=0),
-            np.minimum.reduceat(lo, starts),
-            np.maximum.reduceat(hi, starts),
+            np.add.reduceat(cat("counts"), starts, axis=0),
+            lo_m,
+            hi_m,
+            np.add.reduceat(_rows(lo == lo_m[run], cat("count_lo")), starts, axis=0),
+            np.add.reduceat(_rows(hi == hi_m[run], cat("count_hi")), starts, axis=0),
         )
 
 
@@ -189,8 +212,9 @@ class ValueSketch:
     Exact form (``exact`` true): ``values`` are the sorted distinct values, ``counts`` their
     multiplicities; the cell arrays are empty.  Histogram form: ``ukeys`` (uniform keys at width
     ``2**exponent``) and ``keys`` (log keys, see :func:`bucket_keys`) identify the cells in value order,
-    ``counts`` are the cell counts and ``lo``/``hi`` the smallest and largest value seen in each cell;
-    ``values`` is empty.
+    ``counts`` are the cell counts, ``lo``/``hi`` the smallest and largest value seen in each cell and
+    ``count_lo``/``count_hi`` how many values equal them (the cell's *atoms*; both are ``counts`` when
+    ``lo == hi``); ``values`` is empty.
     """
 
     max_exact: int
@@ -204,6 +228,8 @@ class ValueSketch:
     keys: IntArray = field(default_factory=lambda: _I0)
     lo: FloatArray = field(default_factory=lambda: _F0)
     hi: FloatArray = field(default_factory=lambda: _F0)
+    count_lo: IntArray = field(default_factory=lambda: _I0)
+    count_hi: IntArray = field(default_factory=lambda: _I0)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -262,6 +288,8 @@ class ValueSketch:
             _frozen(np.asarray(cells.keys, dtype=np.int64)),
             _frozen(np.asarray(cells.lo, dtype=np.float64)),
             _frozen(np.asarray(cells.hi, dtype=np.float64)),
+            _frozen(np.asarray(cells.count_lo, dtype=np.int64)),
+            _frozen(np.asarray(cells.count_hi, dtype=np.int64)),
         )
 
     @property
@@ -291,7 +319,15 @@ class ValueSketch:
                 self.values, self.counts, ukeys, bucket_keys(self.values, self.relative_accuracy)
             )
         shift = min(e - self.exponent, MAX_SHIFT)
-        return _Cells(np.right_shift(self.ukeys, shift), self.keys, self.counts, self.lo, self.hi)
+        return _Cells(
+            np.right_shift(self.ukeys, shift),
+            self.keys,
+            self.counts,
+            self.lo,
+            self.hi,
+            self.count_lo,
+            self.count_hi,
+        )
 
     def merge(self, other: ValueSketch) -> ValueSketch:
         """Sketch of the union of both underlying multisets (exactly the sketch of the union)."""
@@ -328,34 +364,38 @@ class ValueSketch:
         """Exact number of distinct values, or ``None`` when it exceeds ``max_exact``."""
         return int(self.values.size) if self.exact else None
 
+    def _interior(self) -> IntArray:
+        """Per histogram cell, the number of values strictly inside ``(lo, hi)`` (0 when ``lo == hi``)."""
+        return np.where(self.hi > self.lo, self.counts - self.count_lo - self.count_hi, 0)
+
     def support(self, points_per_bucket: int = 1) -> tuple[FloatArray, FloatArray]:
         """Sorted support points and their weights (counts).
 
-        Exact form: the distinct values.  Histogram form: each cell's count spread evenly over
-        ``points_per_bucket`` points at the mid-quantiles of a uniform distribution on the cell's
-        ``[lo, hi]`` range (one point: the midpoint); a cell with ``lo == hi`` stays a single atom.
+        Exact form: the distinct values.  Histogram form: per cell, the atoms ``count_lo`` at ``lo`` and
+        ``count_hi`` at ``hi`` (exact), and the values strictly inside spread evenly over
+        ``points_per_bucket`` points at the mid-quantiles of a uniform distribution on ``(lo, hi)`` (one
+        point: the midpoint); a cell with ``lo == hi`` is a single atom.
         """
         if self.exact:
             return self.values, self.counts.astype(np.float64)
+        k = max(points_per_bucket, 1)
         width = self.hi - self.lo
-        if points_per_bucket <= 1:
-            return self.lo + width * 0.5, self.counts.astype(np.float64)
-        q = (np.arange(points_per_bucket) + 0.5) / points_per_bucket
-        pts = self.lo[:, None] + width[:, None] * q[None, :]
-        w = np.repeat(self.counts.astype(np.float64) / points_per_bucket, points_per_bucket).reshape(
-            pts.shape
-        )
-        atoms = width == 0
-        keep = np.ones(pts.shape, dtype=bool)
-        keep[atoms, 1:] = False
-        w[atoms, 0] = self.counts[atoms]
-        return pts[keep], w[keep]
+        inner = self._interior().astype(np.float64)
+        q = (np.arange(k) + 0.5) / k
+        pts = np.column_stack((self.lo, self.lo[:, None] + width[:, None] * q[None, :], self.hi))
+        w = np.column_stack((self.count_lo, np.repeat(inner / k, k).reshape(-1, k), self.count_hi))
+        spread = width > 0
+        keep = np.zeros(pts.shape, dtype=bool)
+        keep[:, 0] = True
+        keep[:, 1:-1] = (inner > 0)[:, None]
+        keep[:, -1] = spread
+        return pts[keep], w[keep].astype(np.float64)
 
     def cdf(self, x: FloatArray, side: Literal["left", "right"] = "right") -> FloatArray:
         """Reference CDF at ``x``: ``P(X <= x)`` (``side='right'``) or ``P(X < x)`` (``'left'``).
 
-        Exact form: the empirical CDF.  Histogram form: piecewise linear inside each cell's
-        ``[lo, hi]`` range (a cell with ``lo == hi`` is an exact atom).
+        Exact form: the empirical CDF.  Histogram form: exact jumps ``count_lo`` at each cell's ``lo`` and
+        ``count_hi`` at its ``hi``, linear in between (the values strictly inside the cell).
         """
         x = np.asarray(x, dtype=np.float64)
         total = float(self.counts.sum())
@@ -367,15 +407,20 @@ class ValueSketch:
         i = np.searchsorted(self.lo, x, side=side) - 1  # cell with lo <= x (right) / lo < x (left)
         valid = i >= 0
         ic = np.where(valid, i, 0)
-        lo, width = self.lo[ic], self.hi[ic] - self.lo[ic]
+        lo, hi, width = self.lo[ic], self.hi[ic], self.hi[ic] - self.lo[ic]
         with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.where(width > 0, (x - lo) / np.where(width > 0, width, 1.0), 1.0)
-        frac = np.clip(frac, 0.0, 1.0)
-        out = cum[ic] + self.counts[ic] * frac
+            frac = np.clip(np.where(width > 0, (x - lo) / np.where(width > 0, width, 1.0), 1.0), 0.0, 1.0)
+        out = cum[ic] + self.count_lo[ic] + self._interior()[ic] * frac
+        after = cum[ic + 1]
+        if side == "right":
+            out = np.where(x >= hi, after, out)
+        else:
+            out = np.where(x > hi, after, np.where(x == hi, after - self.count_hi[ic], out))
         return np.where(valid, out, 0.0) / total
 
     def quantile(self, q: FloatArray) -> FloatArray:
-        """Quantiles of the summarised distribution (inverse of :meth:`cdf`)."""
+        """Quantiles of the summarised distribution: the smallest ``x`` with ``cdf(x) >= q`` (the atoms
+        at a cell's ``lo`` and ``hi`` are exact, the values strictly inside are interpolated)."""
         q = np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
         total = float(self.counts.sum())
         if total == 0:
@@ -385,24 +430,22 @@ class ValueSketch:
         idx = np.minimum(np.searchsorted(cum, target, side="left"), self.counts.size - 1)
         if self.exact:
             return self.values[idx]
-        before = cum[idx] - self.counts[idx]
-        frac = np.clip((target - before) / self.counts[idx], 0.0, 1.0)
-        return self.lo[idx] + (self.hi[idx] - self.lo[idx]) * frac
+        rank = target - (cum[idx] - self.counts[idx]) - self.count_lo[idx]  # rank among the inner values
+        inner = self._interior()[idx]
+        frac = np.clip(rank / np.maximum(inner, 1), 0.0, 1.0)
+        lo, hi = self.lo[idx], self.hi[idx]
+        return np.where(rank <= 0, lo, np.where(rank > inner, hi, lo + (hi - lo) * frac))
 
     def error_bound(self) -> dict[str, float]:
         """``{'wasserstein': absolute W1 bound, 'cdf': max CDF error}`` of the sketch against the data
-        it summarises (both 0 for an exact sketch): ``sum_c p_c (hi_c - lo_c)`` and the largest
-        probability of a cell with ``lo < hi``."""
+        it summarises (both 0 for an exact sketch).  The atoms at each cell's ``lo`` and ``hi`` are
+        exact; only the ``m_c`` values strictly inside a cell can be misplaced, within ``hi_c - lo_c``:
+        ``sum_c m_c / N (hi_c - lo_c)`` and the largest ``m_c / N``."""
         total = self.total
         if self.exact or total == 0:
             return {"wasserstein": 0.0, "cdf": 0.0}
-        p = self.counts / float(total)
-        width = self.hi - self.lo
-        spread = width > 0
-        return {
-            "wasserstein": float(np.dot(p, width)),
-            "cdf": float(p[spread].max()) if spread.any() else 0.0,
-        }
+        p = self._interior() / float(total)
+        return {"wasserstein": float(np.dot(p, self.hi - self.lo)), "cdf": float(p.max())}
 
     def discretize(
         self, cur_values: FloatArray, cur_counts: FloatArray
@@ -432,15 +475,27 @@ class ValueSketch:
             scaled_floor(cur_values, self.exponent),
             bucket_keys(cur_values, self.relative_accuracy),
         )
-        ref_counts = np.column_stack((self.counts.astype(np.float64), np.zeros(self.counts.size)))
-        ref_cells = _Cells(self.ukeys.astype(np.float64), self.keys, ref_counts, self.lo, self.hi)
+
+        def as_ref(c: IntArray) -> FloatArray:
+            return np.column_stack((c.astype(np.float64), np.zeros(c.size)))
+
+        ref_cells = _Cells(
+            self.ukeys.astype(np.float64),
+            self.keys,
+            as_ref(self.counts),
+            self.lo,
+            self.hi,
+            as_ref(self.count_lo),
+            as_ref(self.count_hi),
+        )
         both = _Cells.combine([ref_cells, cur_cells])
         return both.lo + (both.hi - both.lo) * 0.5, both.counts[:, 0].copy(), both.counts[:, 1].copy()
 
     # ---------------------------------------------------------------- (de)serialisation
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON representation; a histogram's cell keys are written as their first value and
-        successive differences (``*_steps``: mostly 0 and 1, a third of the size)."""
+        successive differences (``*_steps``: mostly 0 and 1, a third of the size), and its atom counts
+        (``count_lo``, ``count_hi``) only for the cells with ``lo < hi`` (the others' are their count)."""
         d: dict[str, Any] = {
             "max_exact_values": self.max_exact,
             "relative_accuracy": self.relative_accuracy,
@@ -456,6 +511,9 @@ class ValueSketch:
             d["key_steps"] = np.diff(self.keys, prepend=0).tolist()
             d["lo"] = self.lo.tolist()
             d["hi"] = self.hi.tolist()
+            spread = self.hi > self.lo
+            d["count_lo"] = self.count_lo[spread].tolist()
+            d["count_hi"] = self.count_hi[spread].tolist()
         return d
 
     @classmethod
@@ -465,6 +523,11 @@ class ValueSketch:
         counts = _frozen(np.asarray(d["counts"], dtype=np.int64))
         if d["exact"]:
             return cls(*settings, True, _frozen(np.asarray(d["values"], dtype=np.float64)), counts)
+        lo, hi = np.asarray(d["lo"], dtype=np.float64), np.asarray(d["hi"], dtype=np.float64)
+        spread = hi > lo
+        count_lo, count_hi = counts.copy(), counts.copy()
+        count_lo[spread] = np.asarray(d["count_lo"], dtype=np.int64)
+        count_hi[spread] = np.asarray(d["count_hi"], dtype=np.int64)
         return cls(
             *settings,
             False,
@@ -473,8 +536,10 @@ class ValueSketch:
             int(d["exponent"]),
             _frozen(np.cumsum(np.asarray(d["ukey_steps"], dtype=np.int64))),
             _frozen(np.cumsum(np.asarray(d["key_steps"], dtype=np.int64))),
-            _frozen(np.asarray(d["lo"], dtype=np.float64)),
-            _frozen(np.asarray(d["hi"], dtype=np.float64)),
+            _frozen(lo),
+            _frozen(hi),
+            _frozen(count_lo),
+            _frozen(count_hi),
         )
 
     def equals(self, other: ValueSketch) -> bool:
@@ -489,6 +554,8 @@ class ValueSketch:
             and np.array_equal(self.keys, other.keys)
             and np.array_equal(self.lo, other.lo)
             and np.array_equal(self.hi, other.hi)
+            and np.array_equal(self.count_lo, other.count_lo)
+            and np.array_equal(self.count_hi, other.count_hi)
         )
 
 
