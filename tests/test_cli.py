@@ -260,3 +260,18 @@ def test_smoke_subprocess(workdir):
     proc = run("detect", "--no-html", "--fail-on-drift")
     assert proc.returncode == EXIT_DRIFT, proc.stderr
     assert Path(workdir / "monitoring" / "reports" / "latest_drift_report.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--horizon-days", "0"],
+        ["train", "--bogus"],
+        ["simulate", "--scenario", "wild"],
+        ["detect", "--drift-share", "2"],
+    ],
+)
+def test_usage_errors_exit_2_and_are_not_reported_as_bugs(workdir, capsys, args):
+    code, _, err = clv(capsys, *args)
+    assert code == EXIT_BAD_INPUT
+    assert "Error:" in err and "unexpected" not in err and "Traceback" not in err

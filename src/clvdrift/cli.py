@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clvdrift.config import DriftConfig, TrainConfig, validated
-from clvdrift.errors import EXIT_DRIFT, EXIT_INTERNAL, ClvdriftError, exit_code
+from clvdrift.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_INTERNAL, ClvdriftError, exit_code
 from clvdrift.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -105,12 +105,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = app(args=args, prog_name="clvdrift", standalone_mode=False)
-    except click.ClickException as exc:  # usage errors: bad option, bad value
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         err.print("aborted")
         return 130
+    except (click.ClickException, typer.TyperException) as exc:  # usage errors: bad option, bad value
+        exc.show()  # type: ignore[union-attr]
+        return int(getattr(exc, "exit_code", EXIT_BAD_INPUT))
     except ClvdriftError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
         return exit_code(exc)
