@@ -15,18 +15,21 @@ histogram over the cells of the common refinement of two interval partitions of 
   base), where one log bucket would be wider than the whole data.
 
 A value's cell is ``(floor(x / 2**e), log_key(x))``; cells sorted by that pair are in value order.
-Each non-empty cell stores its count and the smallest and largest value in it (``lo == hi``: an exact
-atom).  A histogram has at most ``B + (log buckets between min and max)`` cells.
+Each non-empty cell stores its count, the smallest and largest value in it (``lo``, ``hi``) and how many
+values equal each (``count_lo``, ``count_hi``; both the count when ``lo == hi``): a heavy value at a
+cell's edge (a floor, a cap, a spike just below a tail) stays an exact atom instead of being spread over
+the cell.  A histogram has at most ``B + (log buckets between min and max)`` cells.
 
 *Exact merging.*  ``e`` depends only on ``(min, max)``, which a merge knows exactly, and never
 decreases when the interval grows; a merge coarsens both sides to the merged ``e`` with
-``key >> (e_new - e_old)`` (exact floor division) and adds the cells that then coincide: the
-histogram of the concatenated data.
+``key >> (e_new - e_old)`` (exact floor division) and adds the cells that then coincide, the atoms of
+the sides whose ``lo`` (``hi``) is the merged one added: the histogram of the concatenated data.
 
-*Error bound* (:meth:`ValueSketch.error_bound`).  Any representation of a cell's mass inside its
-``[lo, hi]`` is within ``hi - lo`` of the data in it, so ``W1(sketch, data) <= sum_c p_c (hi_c - lo_c)``;
-the CDF is exact at cell boundaries and atoms, so its error is at most the largest probability of a
-cell with ``lo < hi``.
+*Error bound* (:meth:`ValueSketch.error_bound`).  The atoms are exact; the ``m_c`` values strictly
+inside a cell are spread uniformly over ``(lo, hi)``, within ``hi - lo`` of where they are, so
+``W1(sketch, data) <= sum_c m_c / N (hi_c - lo_c)``; the CDF is exact at cell boundaries and atoms, so
+its error is at most the largest ``m_c / N``.  A spike strictly inside a cell is still spread (within
+that bound).
 
 **Categorical.** Exact counts up to ``max_categories`` categories (default 1,000); beyond, the
 mergeable Misra-Gries summary of at most ``max_categories`` counters (:func:`reduce_counts`), whose
