@@ -14,6 +14,7 @@ from scipy import stats as sps
 
 from clvdrift.config import DriftConfig
 from clvdrift.drift import build_profile, detect_data_drift
+from clvdrift.drift.columns import NumericColumnProfile
 from clvdrift.drift.sketch import (
     DEFAULT_RELATIVE_ACCURACY,
     DEFAULT_UNIFORM_BUCKETS,
@@ -204,7 +205,7 @@ def test_heavy_atoms_at_cell_edges_are_exact(kind: str) -> None:
     ref_raw, cur_raw = gen(rng, n_ref), gen(rng, n_cur)
     profile = build_profile(pd.DataFrame({"x": ref_raw}))
     col = profile.column("x")
-    assert not col.sketch.exact
+    assert isinstance(col, NumericColumnProfile) and not col.sketch.exact
     cur = pd.DataFrame({"x": cur_raw})
     w = detect_data_drift(profile, cur, DriftConfig(stattest="wasserstein")).column("x")
     scipy_w = sps.wasserstein_distance(ref_raw, cur_raw) / max(float(np.std(ref_raw)), 0.001)
@@ -286,7 +287,9 @@ def test_what_the_cells_cannot_resolve_stays_within_the_error_bound(kind: str) -
     rng = np.random.default_rng(seed)
     ref_raw, cur_raw = gen(rng, n_ref), gen(rng, n_cur)
     profile = build_profile(pd.DataFrame({"x": ref_raw}))
-    bound = profile.column("x").error_bound()
+    col = profile.column("x")
+    assert isinstance(col, NumericColumnProfile) and not col.sketch.exact
+    bound = col.error_bound()
     cur = pd.DataFrame({"x": cur_raw})
     w = detect_data_drift(profile, cur, DriftConfig(stattest="wasserstein")).column("x").statistic
     scipy_w = sps.wasserstein_distance(ref_raw, cur_raw) / max(float(np.std(ref_raw)), 0.001)
