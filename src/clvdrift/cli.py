@@ -328,40 +328,42 @@ def _drift_tables(result: dict[str, Any]) -> None:
     table = Table(
         title=f"data drift: {result['current']['source']} vs champion {result['model_version']} reference"
     )
-    for name in ("column", "test", "statistic", "p-value", "threshold", "effect size", "drifted"):
-        table.add_column(name, justify="left" if name in ("column", "test") else "right")
+    for name in (
+        "column",
+        "test",
+        "statistic",
+        "p-value",
+        "threshold",
+        "effect size",
+        "decided by",
+        "drifted",
+    ):
+        table.add_column(name, justify="left" if name in ("column", "test", "decided by") else "right")
     for col in dd["columns"]:
-        # with --calibrate / --fdr the decision uses the calibrated threshold and the adjusted p-value
-        threshold = (
-            col.get("calibrated_threshold")
-            if col.get("calibrated_threshold") is not None
-            else col["threshold"]
-        )
-        p_value = next(
-            (
-                col.get(k)
-                for k in ("adjusted_p_value", "calibrated_p_value", "p_value")
-                if col.get(k) is not None
-            ),
-            None,
+        # the numbers shown are those of the rule that decided: calibration (its statistic on the grid,
+        # calibrated p-value and threshold), FDR (the adjusted p-value) or the test itself
+        by = col.get("decided_by")
+        calibrated = by == "calibration"
+        statistic = col.get("calibrated_statistic") if calibrated else col["statistic"]
+        threshold = col.get("calibrated_threshold") if calibrated else col["threshold"]
+        p_value = {"calibration": col.get("calibrated_p_value"), "fdr": col.get("adjusted_p_value")}.get(
+            by, col.get("p_value")
         )
         table.add_row(
             col["column"],
             col["test"],
-            _fmt(col["statistic"]),
+            _fmt(statistic),
             _fmt(p_value),
             _fmt(threshold),
             _fmt(col.get("effect_size")),
+            str(by or "test"),
             "[bold red]yes[/]" if col["drifted"] else "no",
         )
     out.print(table)
-    settings = dd.get("settings", {})
-    if settings.get("calibrate") or settings.get("fdr"):
-        out.print(
-            "thresholds calibrated to the batch size (permutation null)" * bool(settings.get("calibrate"))
-            + ("; " if settings.get("calibrate") and settings.get("fdr") else "")
-            + "p-values Benjamini–Hochberg adjusted" * bool(settings.get("fdr"))
-        )
+    rules = sorted({col["decision_rule"] for col in dd["columns"] if col.get("decided_by") != "test"})
+    for rule in rules:
+        out.print(f"decided by: {rule}", highlight=False)
+    out.print(f"dataset rule: {dd['dataset_rule']}", highlight=False)
     out.print(
         f"drifted columns {dd['number_of_drifted_columns']}/{dd['number_of_columns']} "
         f"(share {dd['drift_share']:.2f}, threshold {dd['drift_share_threshold']}); "

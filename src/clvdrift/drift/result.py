@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from clvdrift.errors import ArtifactIntegrityError, DataError
+from clvdrift.errors import DriftInputError, ProfileIntegrityError
 from clvdrift.jsonable import dataclass_dict
 
 __all__ = [
@@ -26,18 +26,6 @@ __all__ = [
     "MissingValuesResult",
     "ProfileIntegrityError",
 ]
-
-
-class DriftInputError(DataError, ValueError):
-    """The data or the configuration given to the drift check cannot be used.
-
-    The message names the column(s) and says what the reference profile expects.
-    It is a :class:`clvdrift.errors.DataError` (and so a ``ClvdriftError``) and a ``ValueError``.
-    """
-
-
-class ProfileIntegrityError(ArtifactIntegrityError):
-    """A saved reference profile does not match the sha256 recorded in its file."""
 
 
 @dataclass(frozen=True)
