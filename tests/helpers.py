@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from clvdrift.data import schema
+
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
 
 
@@ -20,18 +22,7 @@ def tx_frame(rows: list[tuple]) -> pd.DataFrame:
     frame["InvoiceDate"] = pd.to_datetime(frame["InvoiceDate"])
     for name in ("InvoiceNo", "StockCode", "CustomerID", "Country"):
         frame[name] = frame[name].astype("category")
-    return frame[
-        [
-            "InvoiceNo",
-            "StockCode",
-            "Description",
-            "Quantity",
-            "InvoiceDate",
-            "UnitPrice",
-            "CustomerID",
-            "Country",
-        ]
-    ]
+    return frame[list(schema.CANONICAL_COLUMNS)]
 
 
 def synthetic_history(
@@ -67,17 +58,5 @@ def synthetic_history(
                         country[c],
                     )
                 )
-    frame = pd.DataFrame(
-        rows,
-        columns=[
-            "InvoiceNo",
-            "StockCode",
-            "Description",
-            "Quantity",
-            "InvoiceDate",
-            "UnitPrice",
-            "CustomerID",
-            "Country",
-        ],
-    )
+    frame = pd.DataFrame(rows, columns=list(schema.CANONICAL_COLUMNS))
     frame.to_csv(path, index=False, sep=sep)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clvdrift.data import load_transactions
+from clvdrift.data import load_transactions, schema
 from clvdrift.errors import AmbiguousDateError, DataError
 
 ROWS = [
@@ -24,16 +24,7 @@ ROWS = [
     ("C536379", "D", "Discount", "-1", "2010-12-14 09:41:00", "27.50", "14527", "France"),
     ("536380", "22961", "", "24", "2011-01-25 10:00:00", "1.45", "", "Germany"),
 ]
-HEADER = [
-    "InvoiceNo",
-    "StockCode",
-    "Description",
-    "Quantity",
-    "InvoiceDate",
-    "UnitPrice",
-    "CustomerID",
-    "Country",
-]
+HEADER = list(schema.CANONICAL_COLUMNS)
 
 
 def write_csv(path, rows=ROWS, header=HEADER, encoding="utf-8", dates=None):

@@ -11,19 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clvdrift.data import clean_transactions, load_transactions
+from clvdrift.data import clean_transactions, load_transactions, schema
 from clvdrift.errors import DataError
 
-HEADER = [
-    "InvoiceNo",
-    "StockCode",
-    "Description",
-    "Quantity",
-    "InvoiceDate",
-    "UnitPrice",
-    "CustomerID",
-    "Country",
-]
+HEADER = list(schema.CANONICAL_COLUMNS)
 ROWS = [
     ["700001", "A1", "mug", "3", "2021-03-01 09:00:00", "2.55", "501", "Belgium"],
     ["700002", "B2", "plate", "12", "2021-03-02 10:30:00", "10.5", "502", "Belgium"],
