@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from clvdrift.config import DriftConfig, TrainConfig, validated
+from clvdrift.config import SCENARIO_SEED, DriftConfig, TrainConfig, validated
 from clvdrift.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_INTERNAL, ClvdriftError, exit_code
 from clvdrift.settings import Settings, get_settings
 
@@ -299,7 +299,7 @@ def train(
 @app.command()
 def simulate(
     scenario: Annotated[Scenario, typer.Option(help="Which drift to inject.")] = Scenario.none,
-    seed: Annotated[int, typer.Option(help="Random seed; same seed, same file.")] = 42,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same file.")] = SCENARIO_SEED,
     data: DataOpt = None,
     date_format: DateFormatOpt = None,
     column: ColumnOpt = None,
@@ -529,7 +529,7 @@ def _scenario_table(results: dict[str, dict[str, Any]]) -> Table:
 
 @app.command()
 def demo(
-    seed: Annotated[int, typer.Option(help="Seed of the drift scenarios.")] = 42,
+    seed: Annotated[int, typer.Option(help="Seed of the drift scenarios.")] = SCENARIO_SEED,
     html: Annotated[bool, typer.Option("--html/--no-html", help="Render Evidently HTML reports.")] = True,
 ) -> None:
     """The main job on the bundled data: train and register, then check every drift scenario."""

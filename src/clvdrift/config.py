@@ -15,11 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from clvdrift.errors import ConfigError
 
-__all__ = ["STATTESTS", "DriftConfig", "TrainConfig", "config_error", "validated"]
+__all__ = ["SCENARIO_SEED", "STATTESTS", "DriftConfig", "TrainConfig", "config_error", "validated"]
 
 STATTESTS: tuple[str, ...] = ("chisquare", "jensenshannon", "ks", "psi", "wasserstein", "z")
 # columns tested for data drift by the pipeline: the features, Country and the prediction
 DEFAULT_KEY_COLUMNS: tuple[str, ...] = ("Monetary", "prediction")
+SCENARIO_SEED = 42  # the seed of the drift scenarios (simulate, demo) unless one is given
 
 
 class _Frozen(BaseModel):

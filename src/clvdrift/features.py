@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from clvdrift.config import TrainConfig
 from clvdrift.data import schema
 from clvdrift.data.load import validate_amounts
 from clvdrift.errors import ConfigError, DataError
@@ -241,8 +242,8 @@ class TrainingSet:
 def build_training_set(
     transactions: pd.DataFrame,
     *,
-    target: str = "holdout",
-    horizon_days: int = 90,
+    target: str = TrainConfig().target,
+    horizon_days: int = TrainConfig().horizon_days,
     cutoff: str | dt.date | pd.Timestamp | None = None,
     lookback_days: int | None = None,
     require_labels: bool = True,
@@ -363,7 +364,7 @@ class CountryEncoder:
     levels sorted, then ``Country_Other`` (always present, so unseen countries have a place).
     """
 
-    min_customers: int = 10
+    min_customers: int = TrainConfig().min_country_customers
     levels_: list[str] = field(default_factory=list)
 
     def fit(self, countries: Iterable[str]) -> CountryEncoder:

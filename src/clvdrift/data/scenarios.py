@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from clvdrift.config import SCENARIO_SEED
 from clvdrift.data import schema
 from clvdrift.errors import ConfigError
 
@@ -22,7 +23,9 @@ SCENARIOS = ("none", "data-drift", "model-drift", "both")
 OUTLIER_SHARE = 0.10
 
 
-def simulate_scenario(transactions: pd.DataFrame, scenario: str, *, seed: int = 42) -> pd.DataFrame:
+def simulate_scenario(
+    transactions: pd.DataFrame, scenario: str, *, seed: int = SCENARIO_SEED
+) -> pd.DataFrame:
     """Return a copy of ``transactions`` changed as ``scenario`` says (see module docstring)."""
     if scenario not in SCENARIOS:
         raise ConfigError(f"unknown scenario {scenario!r}; expected one of {', '.join(SCENARIOS)}")

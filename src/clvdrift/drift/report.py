@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from clvdrift.config import DriftConfig
+
 INSTALL_HINT = "HTML reports need Evidently: pip install -e '.[reports]'"
 
 
@@ -32,7 +34,7 @@ def render_reports(
     categorical_columns: Sequence[str],
     target: str | None,
     prediction: str | None,
-    drift_share: float = 0.5,
+    drift_share: float = DriftConfig().drift_share,
 ) -> dict[str, Any]:
     """Write ``data_drift.html`` (drift preset + missing values + correlations) and, when ``target``
     is given, ``regression.html`` into ``out_dir``. Returns ``{"data_drift_html", "regression_html",

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clvdrift.config import TrainConfig
 from clvdrift.features import NUMERIC_FEATURES, CountryEncoder, design_matrix
 
 # The seed's hyper-parameters (fidelity first); n_jobs only changes speed, not the trees.
@@ -44,7 +45,7 @@ def fit_model(
     target: pd.Series,
     *,
     params: dict[str, Any] | None = None,
-    min_country_customers: int = 10,
+    min_country_customers: int = TrainConfig().min_country_customers,
 ) -> ClvModel:
     """Fit the encoder on ``features.Country``, the scaler and the forest on the design matrix."""
     from sklearn.ensemble import RandomForestRegressor

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clvdrift.config import DriftConfig
+from clvdrift.config import SCENARIO_SEED, DriftConfig
 from clvdrift.data import clean_transactions, load_transactions, schema, simulate_scenario
 from clvdrift.data.scenarios import SCENARIOS
 from clvdrift.errors import ConfigError
@@ -289,7 +289,7 @@ def detect(
 def check_scenarios(
     data_path: Path,
     *,
-    seed: int = 42,
+    seed: int = SCENARIO_SEED,
     scenarios: Sequence[str] = SCENARIOS,
     progress: Progress | None = None,
     **kwargs: Any,
