@@ -275,3 +275,31 @@ def test_usage_errors_exit_2_and_are_not_reported_as_bugs(workdir, capsys, args)
     code, _, err = clv(capsys, *args)
     assert code == EXIT_BAD_INPUT
     assert "Error:" in err and "unexpected" not in err and "Traceback" not in err
+
+
+def test_a_champion_with_undefined_metrics_is_listed_and_checked(workdir, capsys):
+    """Metrics stored as null (NaN is not JSON): listing and checking still work, the rules that need
+    the undefined figures simply cannot fire, and the JSON stays strict."""
+    import math
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from clvdrift.store import connect
+    from clvdrift.store.tables import ModelVersionRow
+
+    assert clv(capsys, "train")[0] == 0
+    assert clv(capsys, "simulate")[0] == 0
+    engine = connect("sqlite:///clvdrift.db")
+    with Session(engine) as session:
+        row = session.scalar(select(ModelVersionRow).where(ModelVersionRow.is_champion))
+        row.metrics = {**row.metrics, "model": {**row.metrics["model"], "r2": math.nan, "mae": math.nan}}
+        session.commit()
+    code, out, err = clv(capsys, "models", "list", "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["metrics"]["model"]["r2"] is None
+    assert clv(capsys, "models", "list")[0] == 0
+    code, out, err = clv(capsys, "detect", "--no-html", "--json")
+    assert code == 0, err
+    md = json.loads(out)["model_drift"]
+    assert md["reference"]["r2"] is None and md["r2_drop"] is None and "undefined" in md["note"]

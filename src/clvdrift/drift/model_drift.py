@@ -59,7 +59,7 @@ def _relative(change: float, base: float) -> float:
 
 
 def detect_model_drift(
-    reference: Mapping[str, float],
+    reference: Mapping[str, float | None],
     actual: np.ndarray | None,
     predicted: np.ndarray | None,
     config: DriftConfig,
@@ -71,7 +71,8 @@ def detect_model_drift(
     from clvdrift.model.evaluate import regression_metrics
 
     r2_drop_threshold, mae_increase_threshold = config.r2_drop_threshold, config.mae_increase_threshold
-    ref = {k: float(v) for k, v in reference.items()}
+    # a metric stored as null (undefined when the champion was evaluated) is NaN here: its rule cannot fire
+    ref = {k: math.nan if v is None else float(v) for k, v in reference.items()}
     if actual is None or predicted is None or len(actual) == 0:
         return ModelDriftResult(
             labels_available=False,
