@@ -1,0 +1,351 @@
+"""The transaction history: the one place where transactions live, and that every later step reads.
+
+Layout: a folder of append-only Parquet part files (one per batch) plus the store table
+``history_batches`` (one row per batch, :class:`clvdrift.store.tables.HistoryBatchRow`). Only part files
+named by a batch row are history; anything else in the folder is ignored by :meth:`read`.
+
+Rows are stored RAW, as :func:`clvdrift.data.load_transactions` returns them (before cleaning), so the
+cleaning rules may change later and every reader applies the current ones.
+
+Batch modes:
+
+- ``snapshot``: the batch is the complete history; :meth:`TransactionHistory.read` returns the newest
+  snapshot batch plus every ``append`` batch recorded after it.
+- ``append``: the batch holds new transactions. A row that is an exact duplicate (all canonical columns
+  equal, missing values equal to each other) of a row already in the history is not added again, so two
+  exports overlapping by a few days give the same history as one export. Duplicates WITHIN the new batch
+  are kept as the source has them (the cleaning's ``exact_duplicate`` rule deals with those). A row
+  already in the history once is dropped from the batch however often the batch repeats it.
+
+Deduplication never reads the history through SQL: each part stores a 64-bit hash per row
+(``pandas.util.hash_pandas_object`` on the canonical columns, column ``_row_hash``), and a new batch is
+compared with the hashes of the parts overlapping its date range only (that column, filtered by date).
+Two distinct rows with the same 64-bit hash would make the second one look like a duplicate: about
+n²/2⁶⁵, 3·10⁻⁶ for a 10M-row history.
+
+Adding is atomic and serialized: under an ``flock`` on ``<root>/.history.lock`` the part is written to a
+temporary name, fsynced and renamed to its final name (:func:`clvdrift.io.atomic_write`), then the batch
+row is inserted in one transaction. A crash before the commit leaves an orphan part that readers ignore
+and that a later :meth:`add` removes once its writer is dead or it is older than an hour. The lock also
+keeps two concurrent overlapping appends from both adding the overlap; it is a local-host lock, so
+processes on several machines sharing the folder (e.g. over NFS) are not serialized by it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, get_args
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from clvdrift.data import schema
+from clvdrift.errors import ConfigError, DataError
+from clvdrift.io import _host_tag, _pid_alive, atomic_write, remove_stale_temp_files
+from clvdrift.store import session_scope
+from clvdrift.store.tables import HistoryBatchRow
+
+__all__ = ["HISTORY_SCHEMA", "ORPHAN_AGE_SECONDS", "BatchMode", "HistoryBatch", "TransactionHistory"]
+
+BatchMode = Literal["snapshot", "append"]
+
+ROW_HASH = "_row_hash"
+ORPHAN_AGE_SECONDS = 3600.0
+"""A part file no batch row names is removed by :meth:`TransactionHistory.add` after this long (or at
+once when its writer's PID, in its name, is dead on this host)."""
+
+LOCK_NAME = ".history.lock"
+_CATEGORICAL = (schema.INVOICE, schema.STOCK_CODE, schema.CUSTOMER, schema.COUNTRY)
+_FLOATS = (schema.QUANTITY, schema.UNIT_PRICE)
+_DICT = pa.dictionary(pa.int32(), pa.string())
+_STRING = pd.ArrowDtype(pa.string())  # Description, as load_transactions returns it
+HISTORY_SCHEMA = pa.schema(
+    [
+        (name, _DICT if name in _CATEGORICAL else pa.float64() if name in _FLOATS else pa.string())
+        for name in schema.CANONICAL_COLUMNS
+        if name != schema.INVOICE_DATE
+    ]
+    + [(schema.INVOICE_DATE, pa.timestamp("ns")), (ROW_HASH, pa.uint64())]
+)
+"""The fixed Arrow schema of every part file, so parts written from different inputs read as one table."""
+
+
+@dataclass(frozen=True)
+class HistoryBatch:
+    """One batch of the history as recorded in the store (``first_date``/``last_date``: of its input rows)."""
+
+    batch_id: str
+    source: str
+    sha256: str
+    mode: BatchMode
+    part_file: str
+    rows_in: int
+    rows_added: int
+    first_date: pd.Timestamp | None
+    last_date: pd.Timestamp | None
+    created_at: datetime
+
+
+class TransactionHistory:
+    """Append-only Parquet parts in ``root`` plus the ``history_batches`` table of ``engine``."""
+
+    def __init__(self, root: Path, engine: Engine) -> None:
+        self.root = Path(root)
+        self.engine = engine
+
+    def add(self, frame: pd.DataFrame, *, source: str, sha256: str, mode: BatchMode) -> HistoryBatch:
+        """Add a batch (see the module docstring for the modes); returns the batch as recorded.
+
+        ``frame`` is what :func:`clvdrift.data.load_transactions` returns; ``source`` names where it came
+        from (a file path or ``"api"``) and ``sha256`` is the content hash of that input.
+        """
+        if mode not in get_args(BatchMode):
+            raise ConfigError(f"history batch mode {mode!r} is not one of {list(get_args(BatchMode))}")
+        frame = _canonical(frame, source)
+        hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+        first, last = _date_range(frame)
+        with self._lock():
+            self._remove_orphans()
+            keep = np.ones(len(frame), dtype=bool)
+            if mode == "append":
+                keep = ~np.isin(hashes, self._existing_hashes(frame, first, last))
+            batch_id = _new_batch_id()
+            part = self.root / f"part-{batch_id}.{os.getpid()}-{_host_tag()}.parquet"
+            _write_part(part, frame[keep], hashes[keep])
+            row = HistoryBatchRow(
+                batch_id=batch_id,
+                source=source,
+                sha256=sha256,
+                mode=mode,
+                part_file=part.name,
+                rows_in=len(frame),
+                rows_added=int(keep.sum()),
+                first_date=_to_utc(first),
+                last_date=_to_utc(last),
+                created_at=datetime.now(UTC),
+            )
+            try:
+                with session_scope(self.engine) as session:
+                    self._record(session, row)
+            except BaseException:
+                self._unlink_unrecorded(part, batch_id)
+                raise
+        return _batch(row)
+
+    def read(self, *, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+        """The history in the canonical schema: rows dated on or before the day ``as_of`` (all without it).
+
+        ``as_of`` covers its whole day; a timezone-aware ``as_of`` is taken in UTC (the loader stores UTC).
+        Rows without a date are left out when ``as_of`` is given.
+        """
+        paths = [self._part_path(batch) for batch in _current(self.batches())]
+        expr = None
+        if as_of is not None:
+            end = _naive_utc(pd.Timestamp(as_of)).normalize() + pd.Timedelta(days=1)
+            expr = ds.field(schema.INVOICE_DATE) < pa.scalar(end.to_datetime64(), pa.timestamp("ns"))
+        dataset = ds.dataset(paths, schema=HISTORY_SCHEMA, format="parquet")
+        table = dataset.to_table(columns=list(schema.CANONICAL_COLUMNS), filter=expr)
+        return table.to_pandas(types_mapper=_pandas_type)
+
+    def batches(self) -> list[HistoryBatch]:
+        """Every recorded batch, oldest first (the order in which they were added)."""
+        with session_scope(self.engine) as session:
+            rows = session.scalars(select(HistoryBatchRow).order_by(HistoryBatchRow.id)).all()
+            return [_batch(row) for row in rows]
+
+    def _record(self, session: Session, row: HistoryBatchRow) -> None:
+        """Insert the batch row (flushed; committed by the caller's transaction)."""
+        session.add(row)
+        session.flush()
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Exclusive ``flock`` on ``<root>/.history.lock``: one add at a time on this host."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / LOCK_NAME, "a")  # noqa: SIM115 - held for the whole block
+        except OSError as exc:
+            raise ConfigError(f"history folder {self.root}: cannot be written ({exc.strerror})") from exc
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _part_path(self, batch: HistoryBatch) -> Path:
+        path = self.root / batch.part_file
+        if not path.is_file():
+            raise DataError(
+                f"history {self.root}: part file {batch.part_file} of batch {batch.batch_id} is missing"
+            )
+        return path
+
+    def _existing_hashes(
+        self, frame: pd.DataFrame, first: pd.Timestamp | None, last: pd.Timestamp | None
+    ) -> np.ndarray:
+        """Row hashes of the current history that could equal a row of ``frame`` (same dates, or undated)."""
+        undated = bool(frame[schema.INVOICE_DATE].isna().any())
+        overlapping = [
+            self._part_path(b)
+            for b in _current(self.batches())
+            if undated or (first is not None and last is not None and _overlaps(b, first, last))
+        ]
+        if not overlapping:
+            return np.empty(0, dtype=np.uint64)
+        date, ns = ds.field(schema.INVOICE_DATE), pa.timestamp("ns")
+        expr = date.is_null() if undated else None
+        if first is not None and last is not None:
+            dated = (date >= pa.scalar(first.to_datetime64(), ns)) & (
+                date <= pa.scalar(last.to_datetime64(), ns)
+            )
+            expr = dated if expr is None else expr | dated
+        dataset = ds.dataset(overlapping, schema=HISTORY_SCHEMA, format="parquet")
+        return dataset.to_table(columns=[ROW_HASH], filter=expr).column(ROW_HASH).to_numpy()
+
+    def _unlink_unrecorded(self, part: Path, batch_id: str) -> None:
+        """After a failed insert: remove the part unless its row did commit (then it is history).
+
+        When the store cannot even be asked, the part stays and a later add removes it as an orphan.
+        """
+        try:
+            recorded = any(b.batch_id == batch_id for b in self.batches())
+        except Exception:  # the store is unreachable: leave it to the orphan sweep
+            return
+        if not recorded:
+            part.unlink(missing_ok=True)
+
+    def _remove_orphans(self) -> None:
+        """Remove temporary files of dead writers and part files no batch row names (ORPHAN_AGE_SECONDS)."""
+        remove_stale_temp_files(self.root)
+        named = {b.part_file for b in self.batches()}
+        now = time.time()
+        for path in self.root.glob("part-*.parquet"):
+            if path.name not in named and _orphan_is_dead(path, now):
+                path.unlink(missing_ok=True)
+
+
+def _orphan_is_dead(path: Path, now: float) -> bool:
+    """Whether the writer of an unrecorded part file cannot still commit it (dead PID here, or too old)."""
+    try:
+        if now - path.stat().st_mtime > ORPHAN_AGE_SECONDS:
+            return True
+    except FileNotFoundError:
+        return False
+    writer = path.name.removesuffix(".parquet").rsplit(".", 1)[-1]
+    pid, _, host = writer.partition("-")
+    return host == _host_tag() and pid.isdigit() and not _pid_alive(int(pid))
+
+
+def _overlaps(batch: HistoryBatch, first: pd.Timestamp, last: pd.Timestamp) -> bool:
+    return (
+        batch.first_date is not None
+        and batch.last_date is not None
+        and batch.first_date <= last
+        and batch.last_date >= first
+    )
+
+
+def _current(batches: list[HistoryBatch]) -> list[HistoryBatch]:
+    """The batches that make up the history: the newest snapshot and every batch after it."""
+    snapshots = [i for i, b in enumerate(batches) if b.mode == "snapshot"]
+    return batches[snapshots[-1] :] if snapshots else batches
+
+
+def _canonical(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The canonical columns of ``frame`` in the history's dtypes (so equal rows hash equally)."""
+    missing = [c for c in schema.CANONICAL_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"history batch from {source}: missing column(s) {missing}; "
+            f"expected {list(schema.CANONICAL_COLUMNS)}"
+        )
+    out = {}
+    for name in schema.CANONICAL_COLUMNS:
+        col = frame[name]
+        try:
+            out[name] = _as_history_dtype(name, col)
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                f"history batch from {source}: column {name} has dtype {col.dtype}, cannot be stored ({exc})"
+            ) from exc
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def _as_history_dtype(name: str, col: pd.Series) -> pd.Series:
+    if name in _CATEGORICAL:
+        if isinstance(col.dtype, pd.CategoricalDtype) and col.cat.categories.inferred_type in (
+            "string",
+            "empty",
+        ):
+            return col
+        return col.astype("string").astype(object).astype("category")
+    if name in _FLOATS:
+        return col.astype(np.float64)
+    if name == schema.INVOICE_DATE:
+        return col.astype("datetime64[ns]")
+    return col.astype(_STRING)
+
+
+def _pandas_type(arrow_type: pa.DataType) -> object:
+    """Description reads back as the loader gives it (Arrow strings); other columns by default."""
+    return _STRING if arrow_type == pa.string() else None
+
+
+def _write_part(path: Path, frame: pd.DataFrame, hashes: np.ndarray) -> None:
+    table = pa.Table.from_pandas(frame.assign(**{ROW_HASH: hashes}), preserve_index=False)
+    table = table.select(HISTORY_SCHEMA.names).cast(HISTORY_SCHEMA).replace_schema_metadata(None)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _date_range(frame: pd.DataFrame) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    dates = frame[schema.INVOICE_DATE]
+    first, last = dates.min(), dates.max()
+    return (None, None) if pd.isna(first) else (first, last)
+
+
+def _new_batch_id() -> str:
+    """A unique, time-ordered batch id: UTC timestamp to the microsecond plus 8 random hex digits."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}"
+
+
+def _to_utc(value: pd.Timestamp | None) -> datetime | None:
+    return None if value is None else value.tz_localize(UTC).to_pydatetime()
+
+
+def _naive_utc(value: pd.Timestamp) -> pd.Timestamp:
+    return value if value.tzinfo is None else value.tz_convert(UTC).tz_localize(None)
+
+
+def _from_store(value: datetime | None) -> pd.Timestamp | None:
+    """A stored date as the naive UTC Timestamp the transactions use (SQLite returns it naive already)."""
+    return None if value is None else _naive_utc(pd.Timestamp(value))
+
+
+def _batch(row: HistoryBatchRow) -> HistoryBatch:
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return HistoryBatch(
+        batch_id=row.batch_id,
+        source=row.source,
+        sha256=row.sha256,
+        mode=row.mode,  # type: ignore[arg-type]
+        part_file=row.part_file,
+        rows_in=row.rows_in,
+        rows_added=row.rows_added,
+        first_date=_from_store(row.first_date),
+        last_date=_from_store(row.last_date),
+        created_at=created,
+    )
