@@ -287,10 +287,7 @@ def _canonical(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def _as_history_dtype(name: str, col: pd.Series) -> pd.Series:
     if name in _CATEGORICAL:
-        if isinstance(col.dtype, pd.CategoricalDtype) and col.cat.categories.inferred_type in (
-            "string",
-            "empty",
-        ):
+        if isinstance(col.dtype, pd.CategoricalDtype) and _object_strings(col.cat.categories):
             return col
         return col.astype("string").astype(object).astype("category")
     if name in _FLOATS:
@@ -298,6 +295,11 @@ def _as_history_dtype(name: str, col: pd.Series) -> pd.Series:
     if name == schema.INVOICE_DATE:
         return col.astype("datetime64[ns]")
     return col.astype(_STRING)
+
+
+def _object_strings(categories: pd.Index) -> bool:
+    """Whether categories are Python strings, as the loader makes them (other kinds hash differently)."""
+    return categories.dtype == object and categories.inferred_type in ("string", "empty")
 
 
 def _pandas_type(arrow_type: pa.DataType) -> object:
