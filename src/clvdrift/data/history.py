@@ -298,7 +298,7 @@ def _as_history_dtype(name: str, col: pd.Series) -> pd.Series:
 
 
 def _object_strings(categories: pd.Index) -> bool:
-    """Whether categories are Python strings, as the loader makes them (other kinds hash differently)."""
+    """Whether categories are Python strings, as the loader makes them (integers hash unlike their text)."""
     return categories.dtype == object and categories.inferred_type in ("string", "empty")
 
 
