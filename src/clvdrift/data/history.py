@@ -53,7 +53,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from clvdrift.data import schema
-from clvdrift.errors import ConfigError, DataError
+from clvdrift.errors import ConfigError, DataError, RegistryError
 from clvdrift.io import _host_tag, _pid_alive, atomic_write, remove_stale_temp_files
 from clvdrift.store import session_scope
 from clvdrift.store.tables import HistoryBatchRow
@@ -223,7 +223,7 @@ class TransactionHistory:
         """
         try:
             recorded = any(b.batch_id == batch_id for b in self.batches())
-        except Exception:  # the store is unreachable: leave it to the orphan sweep
+        except RegistryError:  # the store cannot be asked: leave it to the orphan sweep
             return
         if not recorded:
             part.unlink(missing_ok=True)
