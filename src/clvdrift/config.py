@@ -15,7 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from clvdrift.errors import ConfigError
 
-__all__ = ["SCENARIO_SEED", "STATTESTS", "DriftConfig", "TrainConfig", "config_error", "validated"]
+__all__ = [
+    "SCENARIO_SEED",
+    "STATTESTS",
+    "DriftConfig",
+    "GateConfig",
+    "TrainConfig",
+    "config_error",
+    "validated",
+]
 
 STATTESTS: tuple[str, ...] = ("chisquare", "jensenshannon", "ks", "psi", "wasserstein", "z")
 # columns tested for data drift by the pipeline: the features, Country and the prediction
@@ -97,6 +105,20 @@ class TrainConfig(_Frozen):
     min_customers: int = Field(default=10, ge=2, description="refuse a training set with fewer customers")
     min_positive_target_share: float = Field(
         default=0.01, ge=0, lt=1, description="refuse a holdout target with fewer buyers than this share"
+    )
+
+
+class GateConfig(_Frozen):
+    """How a challenger is judged against the champion on the newest matured window (docs: issue 7).
+
+    The challenger is promoted unless it is worse than the champion by more than ``tolerance`` on
+    ``primary_metric``: an absolute difference for Spearman and normalized Gini (higher is better), a
+    relative one for MAE (lower is better; 0.02 = 2% higher MAE is still accepted).
+    """
+
+    primary_metric: Literal["spearman", "gini_normalized", "mae"] = "spearman"
+    tolerance: float = Field(
+        default=0.02, ge=0, allow_inf_nan=False, description="absolute (Spearman, Gini) or relative (MAE)"
     )
 
 
