@@ -47,6 +47,7 @@ __all__ = [
     "FittedModel",
     "GateWindow",
     "RetrainOutcome",
+    "compare_on_window",
     "fit_challenger",
     "gate_window",
     "refit",
@@ -245,6 +246,34 @@ def _evaluation_scope(
     return keep, {"clean": True, "customers_excluded": len(customers) - len(keep), "rule": rule}
 
 
+def compare_on_window(
+    evaluation_set: TrainingSet,
+    customers: pd.Index,
+    champion_model: ClvModel,
+    challenger_model: ClvModel,
+    gate_config: GateConfig = GateConfig(),
+    *,
+    window: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], GateDecision]:
+    """Both models scored on ``customers`` of the evaluation set (each against the persistence baseline)
+    and the gate's decision; ``window`` (its ``clean`` flag and ``rule``) is recorded in the decision, and
+    a comparison that is not clean says so in the reason."""
+    from clvdrift.model.gate import decide
+
+    features = evaluation_set.features
+    champion_eval, challenger_eval = (
+        {
+            **_evaluate(evaluation_set, pd.Series(model.predict(features), index=features.index), customers),
+            "split": "time",
+        }
+        for model in (champion_model, challenger_model)
+    )
+    decision = decide(champion_eval["model"], challenger_eval["model"], gate_config, window=window)
+    if not window.get("clean", True):
+        decision = dataclasses.replace(decision, reason=f"{decision.reason} ({window['rule']})")
+    return champion_eval, challenger_eval, decision
+
+
 @dataclass(frozen=True)
 class RetrainOutcome:
     """The gate's decision and what the caller registers.
@@ -298,8 +327,6 @@ def retrain_and_gate(
     rows of its reference data). Raises :class:`DataError` when the data does not span
     2H + :data:`MIN_FEATURE_DAYS` days or a training set cannot be trusted.
     """
-    from clvdrift.model.gate import decide
-
     t = Timings()
     with t.step("features", progress):
         window = gate_window(clean, train_config.horizon_days)
@@ -317,17 +344,10 @@ def retrain_and_gate(
     with t.step("fit challenger", progress):
         challenger_model = _fit(challenger_set, challenger_set.features.index, train_config, params)
     with t.step("gate", progress):
-        features = evaluation_set.features
-        scored = {
-            name: pd.Series(model.predict(features), index=features.index)
-            for name, model in (("champion", champion_model), ("challenger", challenger_model))
-        }
-        champion_eval = {**_evaluate(evaluation_set, scored["champion"], customers), "split": "time"}
-        challenger_eval = {**_evaluate(evaluation_set, scored["challenger"], customers), "split": "time"}
         described = {**window.describe(), "customers": len(customers), **scope}
-        decision = decide(champion_eval["model"], challenger_eval["model"], gate_config, window=described)
-        if not scope["clean"]:
-            decision = dataclasses.replace(decision, reason=f"{decision.reason} ({scope['rule']})")
+        champion_eval, challenger_eval, decision = compare_on_window(
+            evaluation_set, customers, champion_model, challenger_model, gate_config, window=described
+        )
     challenger = FittedModel(
         challenger_model,
         challenger_set,

@@ -1,0 +1,220 @@
+"""retrain_and_gate: the time split, the gate against real and deliberately bad models, the champion's
+training customers kept out of the comparison, and the refusal of too short a history.
+
+A "bad" model is fitted on targets shuffled across customers: the same features and the same target
+values, with the link between them destroyed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clvdrift.config import GateConfig, TrainConfig
+from clvdrift.data import clean_transactions, load_transactions, schema
+from clvdrift.errors import DataError
+from clvdrift.features import build_training_set
+from clvdrift.model.estimator import fit_model
+from clvdrift.pipeline.retrain import (
+    MIN_FEATURE_DAYS,
+    compare_on_window,
+    fit_challenger,
+    gate_window,
+    refit,
+    retrain_and_gate,
+)
+from conftest import BUNDLED
+from helpers import synthetic_history
+
+SYNTHETIC_H = 60  # another horizon than the default, on a history of another shape
+
+
+@pytest.fixture(scope="module")
+def bundled_clean() -> pd.DataFrame:
+    return clean_transactions(load_transactions(BUNDLED))[0]
+
+
+@pytest.fixture(scope="module")
+def synthetic_clean(tmp_path_factory) -> pd.DataFrame:
+    path = tmp_path_factory.mktemp("retrain") / "history.csv"
+    synthetic_history(path, customers=400, start="2019-03-18", days=420, seed=7)
+    return clean_transactions(load_transactions(path))[0]
+
+
+def shuffled_model(clean: pd.DataFrame, cutoff: pd.Timestamp, config: TrainConfig, seed: int = 0):
+    """A model fitted on the holdout targets at ``cutoff`` permuted across customers."""
+    ts = build_training_set(clean, horizon_days=config.horizon_days, cutoff=cutoff)
+    shuffled = pd.Series(np.random.default_rng(seed).permutation(ts.target.to_numpy()), index=ts.target.index)
+    return fit_model(ts.features, shuffled)
+
+
+def test_shuffled_challenger_is_rejected_against_a_real_champion(bundled_clean):
+    config = TrainConfig()
+    window = gate_window(bundled_clean, config.horizon_days)
+    champion = fit_challenger(bundled_clean, window.challenger_cutoff, config=config)
+    challenger = shuffled_model(bundled_clean, window.challenger_cutoff, config)
+    evaluation = build_training_set(bundled_clean, cutoff=window.evaluation_cutoff)
+    described = {**window.describe(), "clean": True}
+    champion_eval, challenger_eval, decision = compare_on_window(
+        evaluation, evaluation.features.index, champion, challenger, GateConfig(), window=described
+    )
+    assert not decision.promote, decision.reason
+    assert champion_eval["model"]["spearman"] > challenger_eval["model"]["spearman"] + 0.2
+    # the gate reports both error and ranking next to the primary metric
+    assert decision.challenger["mae"] == challenger_eval["model"]["mae"]
+    assert decision.champion["gini_normalized"] == champion_eval["model"]["gini_normalized"]
+
+
+@pytest.mark.parametrize("data", ["bundled_clean", "synthetic_clean"])
+def test_real_challenger_is_promoted_over_a_shuffled_champion_and_refitted(data, request):
+    clean = request.getfixturevalue(data)
+    config = TrainConfig() if data == "bundled_clean" else TrainConfig(horizon_days=SYNTHETIC_H)
+    window = gate_window(clean, config.horizon_days)
+    # a bad champion trained long before the window: its labels do not overlap (T − H, T]
+    old_cutoff = window.challenger_cutoff - pd.Timedelta(days=config.horizon_days // 2)
+    champion = shuffled_model(clean, old_cutoff, config)
+    champion_training = {"target": "holdout", "cutoff": str(old_cutoff.date()), "horizon_days": 45}
+    outcome = retrain_and_gate(
+        clean,
+        champion_model=champion,
+        champion_version="bad",
+        champion_training=champion_training,
+        train_config=config,
+        gate_config=GateConfig(),
+    )
+    assert outcome.promoted, outcome.decision.reason
+    assert outcome.decision.window["clean"] and outcome.decision.window["customers_excluded"] == 0
+    final = outcome.final
+    assert final is not None
+    assert final.training["cutoff"] == window.evaluation_cutoff.date().isoformat()
+    assert final.training["target_days_covered"] == config.horizon_days
+    assert (
+        final.evaluation["split"] == "test"
+        and final.evaluation["customers"] == final.training["test_customers"]
+    )
+    reference = final.reference()
+    assert (reference["split"] == "test").sum() == final.training["test_customers"]
+    assert reference["prediction"].notna().all()
+    json.dumps(outcome.to_dict(), allow_nan=False)
+
+
+def assert_same_fit(a, b) -> None:
+    """Two fitted models are the same: encoder levels, scaler and every tree, exactly. (Predictions may
+    differ in the last bit: the forest sums its trees in thread order.)"""
+    assert a.encoder.levels_ == b.encoder.levels_
+    np.testing.assert_array_equal(a.scaler.mean_, b.scaler.mean_)
+    np.testing.assert_array_equal(a.scaler.scale_, b.scaler.scale_)
+    assert len(a.estimator.estimators_) == len(b.estimator.estimators_)
+    for x, y in zip(a.estimator.estimators_, b.estimator.estimators_, strict=True):
+        for part in ("feature", "threshold", "value", "children_left"):
+            np.testing.assert_array_equal(getattr(x.tree_, part), getattr(y.tree_, part))
+
+
+def rewrite_after(clean: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
+    """``clean`` with every line after ``day`` changed: 13 × the quantity, moved to another customer."""
+    after = (clean[schema.INVOICE_DATE] >= day + pd.Timedelta(days=1)).to_numpy()
+    customers = clean[schema.CUSTOMER].cat
+    codes = customers.codes.to_numpy()
+    moved = np.where(after, (codes + 1) % len(customers.categories), codes)
+    return clean.assign(
+        **{
+            schema.QUANTITY: clean[schema.QUANTITY].where(~after, clean[schema.QUANTITY] * 13),
+            schema.CUSTOMER: pd.Categorical.from_codes(moved, categories=customers.categories),
+        }
+    )
+
+
+@pytest.mark.parametrize("data", ["bundled_clean", "synthetic_clean"])
+def test_challenger_never_sees_revenue_after_t_minus_h(data, request):
+    clean = request.getfixturevalue(data)
+    config = TrainConfig() if data == "bundled_clean" else TrainConfig(horizon_days=SYNTHETIC_H)
+    window = gate_window(clean, config.horizon_days)
+    champion = shuffled_model(clean, window.challenger_cutoff, config)
+    runs = [
+        retrain_and_gate(frame, champion_model=champion, champion_version="c", train_config=config)
+        for frame in (clean, rewrite_after(clean, window.evaluation_cutoff))
+    ]
+    assert runs[0].challenger.training["cutoff"] == window.challenger_cutoff.date().isoformat()
+    # the evaluation window did change (so the rewrite reached the data) but the challenger did not
+    assert runs[0].decision.challenger != runs[1].decision.challenger
+    assert_same_fit(runs[0].challenger.model, runs[1].challenger.model)
+
+
+def test_challenger_fitted_on_data_truncated_after_t_minus_h_is_the_same(synthetic_clean):
+    config = TrainConfig(horizon_days=SYNTHETIC_H)
+    window = gate_window(synthetic_clean, config.horizon_days)
+    champion = shuffled_model(synthetic_clean, window.challenger_cutoff, config)
+    outcome = retrain_and_gate(
+        synthetic_clean, champion_model=champion, champion_version="c", train_config=config
+    )
+    dates = synthetic_clean[schema.INVOICE_DATE]
+    truncated = synthetic_clean.loc[dates < window.evaluation_cutoff + pd.Timedelta(days=1)]
+    # (the synthetic shop trades every day, so the truncated data still ends on T − H)
+    assert truncated[schema.INVOICE_DATE].max().normalize() == window.evaluation_cutoff
+    again = fit_challenger(truncated, window.challenger_cutoff, config=config)
+    assert_same_fit(again, outcome.challenger.model)
+    np.testing.assert_allclose(
+        again.predict(outcome.challenger.training_set.features), outcome.challenger.predictions, rtol=1e-12
+    )
+
+
+def test_champion_training_customers_are_kept_out_of_an_overlapping_window(synthetic_clean):
+    config = TrainConfig(horizon_days=SYNTHETIC_H)
+    window = gate_window(synthetic_clean, config.horizon_days)
+    # the champion was trained like `train` on this very data: its labels ARE the evaluation window
+    champion = refit(synthetic_clean, window.evaluation_cutoff, config=config)
+    trained_on = champion.split.index[champion.split == "train"]
+    common = {"champion_model": champion.model, "champion_version": "v1", "train_config": config}
+    kept_out = retrain_and_gate(
+        synthetic_clean, **common, champion_training=champion.training, champion_train_customers=trained_on
+    )
+    window_info = kept_out.decision.window
+    assert window_info["clean"] and window_info["customers_excluded"] == len(trained_on)
+    assert window_info["customers"] == champion.training["test_customers"]
+    # scored on its own test split, the champion's window metrics are its registered test metrics
+    assert kept_out.champion_evaluation["model"] == champion.evaluation["model"]
+
+    unknown = retrain_and_gate(synthetic_clean, **common, champion_training=champion.training)
+    assert not unknown.decision.window["clean"]
+    assert unknown.decision.window["customers"] == len(champion.training_set.features)
+    assert "NOT clean" in unknown.decision.reason
+    # a champion that saw the labels looks better on them than on its held-out customers
+    assert (
+        unknown.champion_evaluation["model"]["spearman"] > kept_out.champion_evaluation["model"]["spearman"]
+    )
+
+
+def test_a_window_without_held_out_customers_is_refused(synthetic_clean):
+    config = TrainConfig(horizon_days=SYNTHETIC_H)
+    window = gate_window(synthetic_clean, config.horizon_days)
+    everyone = build_training_set(synthetic_clean, horizon_days=SYNTHETIC_H, cutoff=window.evaluation_cutoff)
+    with pytest.raises(DataError, match=r"only 0 customer\(s\) at the evaluation cutoff"):
+        retrain_and_gate(
+            synthetic_clean,
+            champion_model=shuffled_model(synthetic_clean, window.evaluation_cutoff, config),
+            champion_version="v1",
+            champion_training={"target": "holdout", "cutoff": str(window.evaluation_cutoff.date())},
+            champion_train_customers=list(everyone.features.index),
+            train_config=config,
+        )
+
+
+def test_history_shorter_than_two_horizons_and_some_days_is_refused(synthetic_clean):
+    first = synthetic_clean[schema.INVOICE_DATE].min().normalize()
+    span = (synthetic_clean[schema.INVOICE_DATE].max().normalize() - first).days
+    longest = (span - MIN_FEATURE_DAYS) // 2
+    assert gate_window(synthetic_clean, longest).challenger_cutoff >= first + pd.Timedelta(
+        days=MIN_FEATURE_DAYS
+    )
+    with pytest.raises(DataError, match=rf"\({span} days\): retraining with a gate needs at least"):
+        gate_window(synthetic_clean, longest + 1)
+    with pytest.raises(DataError, match="needs at least 2 × 30"):
+        retrain_and_gate(
+            synthetic_clean.loc[synthetic_clean[schema.INVOICE_DATE] < first + pd.Timedelta(days=80)],
+            champion_model=shuffled_model(synthetic_clean, first + pd.Timedelta(days=200), TrainConfig()),
+            champion_version="v1",
+            train_config=TrainConfig(horizon_days=30),
+        )
