@@ -15,7 +15,7 @@ import pytest
 
 from clvdrift.config import GateConfig, TrainConfig
 from clvdrift.data import clean_transactions, load_transactions, schema
-from clvdrift.errors import DataError
+from clvdrift.errors import ConfigError, DataError
 from clvdrift.features import build_training_set
 from clvdrift.model.estimator import fit_model
 from clvdrift.pipeline.retrain import (
@@ -185,6 +185,28 @@ def test_champion_training_customers_are_kept_out_of_an_overlapping_window(synth
     assert (
         unknown.champion_evaluation["model"]["spearman"] > kept_out.champion_evaluation["model"]["spearman"]
     )
+
+
+def test_champion_without_labels_in_the_window_is_scored_on_everyone_and_a_bad_cutoff_refused(
+    synthetic_clean,
+):
+    config = TrainConfig(horizon_days=SYNTHETIC_H)
+    window = gate_window(synthetic_clean, config.horizon_days)
+    champion = shuffled_model(synthetic_clean, window.challenger_cutoff, config)
+    common = {"champion_model": champion, "champion_version": "v0", "train_config": config}
+    evaluation_cutoff = str(window.evaluation_cutoff.date())
+    # a formula-target champion never saw revenue after its cutoff: nobody is excluded, even given ids
+    formula = retrain_and_gate(
+        synthetic_clean,
+        **common,
+        champion_training={"target": "formula", "cutoff": evaluation_cutoff},
+        champion_train_customers=["90001", "90002"],
+    )
+    assert formula.decision.window["clean"] and formula.decision.window["customers_excluded"] == 0
+    with pytest.raises(ConfigError, match="cutoff '2023-02-30' is not a valid date"):
+        retrain_and_gate(
+            synthetic_clean, **common, champion_training={"target": "holdout", "cutoff": "2023-02-30"}
+        )
 
 
 def test_a_window_without_held_out_customers_is_refused(synthetic_clean):

@@ -211,12 +211,15 @@ def refit(
 
 def _label_windows_overlap(champion_training: Mapping[str, Any], window: GateWindow) -> bool:
     """Whether the champion's holdout labels (after its cutoff) share a day with (T − H, T]; an unknown
-    cutoff counts as overlapping. A formula target has no labels after the cutoff."""
+    cutoff counts as overlapping; an unreadable one is a :class:`ConfigError`. A formula target has no
+    labels after the cutoff."""
     if champion_training.get("target") == "formula":
         return False
     if champion_training.get("cutoff") is None:
         return True
-    start = pd.Timestamp(str(champion_training["cutoff"]))
+    from clvdrift.features import parse_cutoff
+
+    start = parse_cutoff(str(champion_training["cutoff"]))
     end = start + pd.Timedelta(days=int(champion_training.get("horizon_days", window.horizon_days)))
     return start < window.last_day and end > window.evaluation_cutoff
 
