@@ -2,7 +2,7 @@
 
 Library functions take explicit arguments and the config objects of :mod:`clvdrift.config`; only
 adapters (CLI, DAGs, service) read settings. Nested fields use ``__``:
-``CLVDRIFT_DRIFT__DRIFT_SHARE=0.3``, ``CLVDRIFT_TRAIN__HORIZON_DAYS=60``,
+``CLVDRIFT_DRIFT__DRIFT_SHARE=0.3``, ``CLVDRIFT_TRAIN__HORIZON_DAYS=60``, ``CLVDRIFT_GATE__TOLERANCE=0.01``,
 ``CLVDRIFT_DRIFT__PER_COLUMN_STATTEST='{"Monetary": "psi"}'`` (JSON for lists and maps).
 """
 
@@ -12,10 +12,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from clvdrift.config import DriftConfig, TrainConfig, config_error
+from clvdrift.config import DriftConfig, GateConfig, TrainConfig, config_error
 from clvdrift.errors import ConfigError
 
 
@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     reports_dir: Path = Path("monitoring/reports")
     train: TrainConfig = Field(default_factory=TrainConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
 
 
 def known_variables() -> set[str]:
@@ -45,7 +46,7 @@ def known_variables() -> set[str]:
     names = set()
     for name, field in Settings.model_fields.items():
         nested = field.annotation if isinstance(field.annotation, type) else None
-        if nested is not None and issubclass(nested, (DriftConfig, TrainConfig)):
+        if nested is not None and issubclass(nested, BaseModel):
             names |= {f"CLVDRIFT_{name}__{sub}".upper() for sub in nested.model_fields}
         names.add(f"CLVDRIFT_{name}".upper())
     return names
