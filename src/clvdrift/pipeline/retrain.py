@@ -36,6 +36,7 @@ from clvdrift.data import schema
 from clvdrift.errors import DataError
 from clvdrift.jsonable import plain
 from clvdrift.pipeline.common import Progress, Timings
+from clvdrift.pipeline.train import FittedModel, fit_version
 
 if TYPE_CHECKING:
     from clvdrift.features import TrainingSet
@@ -101,31 +102,6 @@ def gate_window(clean: pd.DataFrame, horizon_days: int) -> GateWindow:
     return GateWindow(first_day=first, last_day=last, horizon_days=horizon_days)
 
 
-@dataclass(frozen=True)
-class FittedModel:
-    """A fitted model and what the caller needs to register it like ``train`` does.
-
-    ``predictions`` covers every customer of ``training_set``; ``split`` says which were fitted on
-    (``train``) and which evaluated (``test``). ``evaluation`` is :func:`compare_to_baseline`'s result:
-    on the test split for a refit, on the gate's evaluation window for a challenger.
-    """
-
-    model: ClvModel
-    training_set: TrainingSet
-    training: dict[str, Any]
-    split: pd.Series
-    predictions: pd.Series
-    evaluation: dict[str, Any]
-
-    def reference(self) -> pd.DataFrame:
-        """The reference data ``train`` writes: features, target, prediction and split per customer."""
-        ts = self.training_set
-        return ts.features.assign(target=ts.target, prediction=self.predictions, split=self.split)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"training": plain(self.training), "evaluation": plain(self.evaluation)}
-
-
 def _training_set(clean: pd.DataFrame, cutoff: pd.Timestamp, config: TrainConfig) -> TrainingSet:
     from clvdrift.features import build_training_set, check_trainable
 
@@ -183,30 +159,11 @@ def refit(
     config: TrainConfig = TrainConfig(),
     params: Mapping[str, Any] | None = None,
 ) -> FittedModel:
-    """The final model at ``cutoff``, fitted exactly as ``train`` fits: random train/test split
-    (``config.test_size``, ``config.random_state``), evaluation against the persistence baseline on the
-    test split; :class:`DataError` when a metric a registered model needs is undefined."""
-    from sklearn.model_selection import train_test_split
-
-    from clvdrift.pipeline.train import _check_metrics
-
-    ts = _training_set(clean, cutoff, config)
-    train_ids, test_ids = train_test_split(
-        ts.features.index, test_size=config.test_size, random_state=config.random_state
+    """The final model at ``cutoff`` on the holdout target, fitted exactly as ``train`` fits
+    (:func:`clvdrift.pipeline.train.fit_version`)."""
+    return fit_version(
+        clean, config=config.model_copy(update={"target": "holdout"}), cutoff=cutoff, params=params
     )
-    model = _fit(ts, train_ids, config, params)
-    predictions = pd.Series(model.predict(ts.features), index=ts.features.index)
-    evaluation = {**_evaluate(ts, predictions, test_ids), "split": "test"}
-    _check_metrics(evaluation, len(test_ids))
-    training = {
-        **ts.describe(),
-        "train_customers": len(train_ids),
-        "test_customers": len(test_ids),
-        "test_size": config.test_size,
-        "random_state": config.random_state,
-    }
-    split = pd.Series("train", index=ts.features.index).where(~ts.features.index.isin(test_ids), "test")
-    return FittedModel(model, ts, training, split, predictions, evaluation)
 
 
 def _label_windows_overlap(champion_training: Mapping[str, Any], window: GateWindow) -> bool:

@@ -14,14 +14,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from clvdrift.config import TrainConfig
 from clvdrift.data import clean_transactions, load_transactions, schema
 from clvdrift.errors import DataError
 from clvdrift.io import remove_stale_temp_files
-from clvdrift.jsonable import dataclass_dict
+from clvdrift.jsonable import dataclass_dict, plain
 from clvdrift.pipeline.common import Progress, Timings, data_fingerprint, new_version
 
 if TYPE_CHECKING:
+    from clvdrift.features import TrainingSet
+    from clvdrift.model.estimator import ClvModel
     from clvdrift.model.registry import ModelRegistry
 
 # metrics of the model on the test split that must be defined for a version to be registered
@@ -56,6 +60,158 @@ def _check_metrics(evaluation: Mapping[str, Any], test_customers: int) -> None:
         )
 
 
+@dataclass(frozen=True)
+class FittedModel:
+    """A fitted model and what registering it needs.
+
+    ``predictions`` covers every customer of ``training_set``; ``split`` says which were fitted on
+    (``train``) and which evaluated (``test``). ``evaluation`` is ``compare_to_baseline``'s result on
+    the customers it says (the test split, or a gate's evaluation window).
+    """
+
+    model: ClvModel
+    training_set: TrainingSet
+    training: dict[str, Any]
+    split: pd.Series
+    predictions: pd.Series
+    evaluation: dict[str, Any]
+
+    def reference(self) -> pd.DataFrame:
+        """The reference data written with the version: features, target, prediction and split."""
+        ts = self.training_set
+        return ts.features.assign(target=ts.target, prediction=self.predictions, split=self.split)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"training": plain(self.training), "evaluation": plain(self.evaluation)}
+
+
+def fit_version(
+    clean: pd.DataFrame,
+    *,
+    config: TrainConfig = TrainConfig(),
+    cutoff: str | pd.Timestamp | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> FittedModel:
+    """Features at ``cutoff`` (default: the last day minus H), the training-set checks, a random
+    train/test split, the fit, and the evaluation against the persistence baseline on the test split.
+
+    Raises :class:`DataError` when the training set or the model's metrics cannot be trusted.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from clvdrift.features import build_training_set, check_trainable
+    from clvdrift.model.estimator import DEFAULT_PARAMS, fit_model
+    from clvdrift.model.evaluate import compare_to_baseline
+
+    ts = build_training_set(
+        clean,
+        target=config.target,
+        horizon_days=config.horizon_days,
+        cutoff=cutoff,
+        lookback_days=config.lookback_days,
+    )
+    check_trainable(
+        ts, min_customers=config.min_customers, min_positive_target_share=config.min_positive_target_share
+    )
+    train_ids, test_ids = train_test_split(
+        ts.features.index, test_size=config.test_size, random_state=config.random_state
+    )
+    model = fit_model(
+        ts.features.loc[train_ids],
+        ts.target.loc[train_ids],
+        params={**DEFAULT_PARAMS, **(params or {})},
+        min_country_customers=config.min_country_customers,
+    )
+    predictions = pd.Series(model.predict(ts.features), index=ts.features.index)
+    evaluation = compare_to_baseline(
+        ts.target.loc[test_ids].to_numpy(),
+        predictions.loc[test_ids].to_numpy(),
+        ts.baseline.loc[test_ids].to_numpy(),
+    )
+    evaluation["split"] = "test"
+    _check_metrics(evaluation, len(test_ids))
+    training = {
+        **ts.describe(),
+        "train_customers": len(train_ids),
+        "test_customers": len(test_ids),
+        "test_size": config.test_size,
+        "random_state": config.random_state,
+    }
+    split = pd.Series("train", index=ts.features.index).where(~ts.features.index.isin(test_ids), "test")
+    return FittedModel(model, ts, training, split, predictions, evaluation)
+
+
+def register_version(
+    fitted: FittedModel,
+    *,
+    registry: ModelRegistry,
+    models_dir: Path,
+    reference_dir: Path,
+    cleaning: Mapping[str, Any],
+    fingerprint: Mapping[str, Any],
+    params: Mapping[str, Any] | None = None,
+    champion: bool | None = None,
+) -> tuple[str, bool, dict[str, Any], str | None]:
+    """Write the version's files (model, scaler, features, metadata, reference profile and data), then
+    register it, then — when the registry made it champion — publish the champion's files.
+
+    Returns ``(version, is_champion, artifacts, reference_data_path or None)``. Nothing is registered
+    unless every file was written and checksummed.
+    """
+    from clvdrift.drift import build_profile
+    from clvdrift.model.artifacts import publish_registry_champion, write_artifacts
+    from clvdrift.model.estimator import DEFAULT_PARAMS
+    from clvdrift.pipeline.detect import PROFILE_CATEGORICAL, PROFILE_NUMERIC
+
+    target = fitted.training_set.target_kind
+    model_params = {**DEFAULT_PARAMS, **(params or {})}
+    version = new_version()
+    reference = fitted.reference()
+    profile = build_profile(
+        reference, numerical_columns=PROFILE_NUMERIC, categorical_columns=PROFILE_CATEGORICAL
+    )
+    metadata = {
+        "created_at": datetime.now(UTC).isoformat(),
+        "target": target,
+        "params": model_params,
+        "training": fitted.training,
+        "evaluation": fitted.evaluation,
+        "cleaning": dict(cleaning),
+        "data_fingerprint": dict(fingerprint),
+        "feature_columns": fitted.model.feature_columns,
+    }
+    artifacts = write_artifacts(
+        fitted.model,
+        plain(metadata),
+        Path(models_dir),
+        version,
+        extras={
+            "profile": ("profile_{v}.json", profile.save),
+            "reference": (
+                "reference_{v}.csv",
+                lambda tmp: reference.to_csv(tmp, index_label=schema.CUSTOMER),
+            ),
+        },
+    )
+    registered = registry.register(
+        version,
+        target=target,
+        metrics=fitted.evaluation,
+        params=model_params,
+        training=fitted.training,
+        data_fingerprint=dict(fingerprint),
+        artifacts=artifacts,
+        champion=champion,
+    )
+    reference_path = None
+    if registered.is_champion:
+        # the files follow the registry: whoever publishes last publishes the registry's champion
+        reference_path = publish_registry_champion(registry, Path(models_dir), Path(reference_dir))[
+            "reference_data"
+        ]
+    return version, registered.is_champion, artifacts, reference_path
+
+
 def train(
     data_path: Path,
     *,
@@ -76,17 +232,6 @@ def train(
     Raises :class:`DataError` when the training set cannot give a trustworthy model (horizon not
     covered by the data, near-all-zero target, too few customers, undefined metrics).
     """
-    import numpy as np
-    import pandas as pd
-    from sklearn.model_selection import train_test_split
-
-    from clvdrift.drift import build_profile
-    from clvdrift.features import build_training_set, check_trainable
-    from clvdrift.model.artifacts import publish_registry_champion, write_artifacts
-    from clvdrift.model.estimator import DEFAULT_PARAMS, fit_model
-    from clvdrift.model.evaluate import compare_to_baseline
-    from clvdrift.pipeline.detect import PROFILE_CATEGORICAL, PROFILE_NUMERIC
-
     remove_stale_temp_files(Path(models_dir))  # what killed runs left behind does not accumulate
     remove_stale_temp_files(Path(reference_dir))
     t = Timings()
@@ -94,100 +239,25 @@ def train(
         raw = load_transactions(data_path, date_format=date_format, columns=columns)
     with t.step("clean", progress):
         clean, cleaning = clean_transactions(raw)
-    with t.step("features", progress):
-        ts = build_training_set(
-            clean,
-            target=config.target,
-            horizon_days=config.horizon_days,
-            cutoff=cutoff,
-            lookback_days=config.lookback_days,
-        )
-        check_trainable(
-            ts, min_customers=config.min_customers, min_positive_target_share=config.min_positive_target_share
-        )
-    model_params = {**DEFAULT_PARAMS, **(params or {})}
-    with t.step("train", progress):
-        train_ids, test_ids = train_test_split(
-            ts.features.index, test_size=config.test_size, random_state=config.random_state
-        )
-        model = fit_model(
-            ts.features.loc[train_ids],
-            ts.target.loc[train_ids],
-            params=model_params,
-            min_country_customers=config.min_country_customers,
-        )
-    with t.step("evaluate", progress):
-        predictions = pd.Series(model.predict(ts.features), index=ts.features.index)
-        evaluation = compare_to_baseline(
-            ts.target.loc[test_ids].to_numpy(),
-            predictions.loc[test_ids].to_numpy(),
-            ts.baseline.loc[test_ids].to_numpy(),
-        )
-        evaluation["split"] = "test"
-        _check_metrics(evaluation, len(test_ids))
-    version = new_version()
-    training = {
-        **ts.describe(),
-        "train_customers": len(train_ids),
-        "test_customers": len(test_ids),
-        "test_size": config.test_size,
-        "random_state": config.random_state,
-    }
-    fingerprint = data_fingerprint(data_path, raw)
-    with t.step("save", progress):
-        reference = ts.features.assign(
-            target=ts.target,
-            prediction=predictions,
-            split=np.where(ts.features.index.isin(test_ids), "test", "train"),
-        )
-        profile = build_profile(
-            reference, numerical_columns=PROFILE_NUMERIC, categorical_columns=PROFILE_CATEGORICAL
-        )
-        metadata = {
-            "created_at": datetime.now(UTC).isoformat(),
-            "target": config.target,
-            "params": model_params,
-            "training": training,
-            "evaluation": evaluation,
-            "cleaning": cleaning.to_dict(),
-            "data_fingerprint": fingerprint,
-            "feature_columns": model.feature_columns,
-        }
-        artifacts = write_artifacts(
-            model,
-            metadata,
-            Path(models_dir),
-            version,
-            extras={
-                "profile": ("profile_{v}.json", profile.save),
-                "reference": (
-                    "reference_{v}.csv",
-                    lambda tmp: reference.to_csv(tmp, index_label=schema.CUSTOMER),
-                ),
-            },
-        )
+    with t.step("fit", progress):
+        fitted = fit_version(clean, config=config, cutoff=cutoff, params=params)
     with t.step("register", progress):
-        registered = registry.register(
-            version,
-            target=config.target,
-            metrics=evaluation,
-            params=model_params,
-            training=training,
-            data_fingerprint=fingerprint,
-            artifacts=artifacts,
+        version, is_champion, artifacts, reference_path = register_version(
+            fitted,
+            registry=registry,
+            models_dir=models_dir,
+            reference_dir=reference_dir,
+            cleaning=cleaning.to_dict(),
+            fingerprint=data_fingerprint(data_path, raw),
+            params=params,
             champion=champion,
         )
-        reference_path = None
-        if registered.is_champion:
-            # the files follow the registry: whoever publishes last publishes the registry's champion
-            published = publish_registry_champion(registry, Path(models_dir), Path(reference_dir))
-            reference_path = published["reference_data"]
     return TrainResult(
         version=version,
-        champion=registered.is_champion,
-        evaluation=evaluation,
+        champion=is_champion,
+        evaluation=fitted.evaluation,
         cleaning=cleaning.to_dict(),
-        training=training,
+        training=fitted.training,
         artifacts=artifacts,
         reference_path=reference_path,
         timings=t.seconds,
