@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Dialect, Index, Integer, String, text
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -58,3 +58,58 @@ class ModelVersionRow(Base):
     artifacts: Mapped[dict[str, Any]] = mapped_column(SafeJSON, nullable=False)
     is_champion: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class HistoryBatchRow(Base):
+    """One batch of transactions added to the history: its Parquet part and what it brought."""
+
+    __tablename__ = "history_batches"
+    __table_args__ = (Index("ix_history_batches_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    source: Mapped[str] = mapped_column(String(1024), nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    mode: Mapped[str] = mapped_column(String(16), nullable=False)
+    part_file: Mapped[str] = mapped_column(String(512), nullable=False)
+    rows_in: Mapped[int] = mapped_column(Integer, nullable=False)
+    rows_added: Mapped[int] = mapped_column(Integer, nullable=False)
+    first_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class ProcessedFileRow(Base):
+    """The ledger: one row per input file content (sha256) the loop has processed or quarantined."""
+
+    __tablename__ = "processed_files"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class RunRow(Base):
+    """One run of the monitoring loop: the source of truth of the loop's metrics."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_started_at", "started_at"), Index("ix_runs_status", "status"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    trigger: Mapped[str] = mapped_column(String(16), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    inputs: Mapped[Any] = mapped_column(SafeJSON, nullable=False)
+    champion_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    data_drift: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    model_drift: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    decision: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    challenger: Mapped[dict[str, Any] | None] = mapped_column(SafeJSON, nullable=True)
+    durations: Mapped[dict[str, Any]] = mapped_column(SafeJSON, nullable=False, default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(SafeJSON, nullable=False, default=dict)
