@@ -88,3 +88,7 @@ EXIT_CODES: dict[str, int] = {
 def exit_code(exc: BaseException) -> int:
     """The exit code of an error: its class's for clvdrift errors, :data:`EXIT_INTERNAL` otherwise."""
     return exc.exit_code if isinstance(exc, ClvdriftError) else EXIT_INTERNAL
+
+
+class LockBusyError(RegistryError):
+    """A lock of the store (the training lock) is held by another process: try again when it is done."""

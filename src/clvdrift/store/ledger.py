@@ -1,0 +1,106 @@
+"""The ledger of input files: which file contents (sha256) the loop has processed or quarantined.
+
+Keyed by content, not by path: a file renamed or copied is not processed twice, a file rewritten with
+new content is new. Recording is idempotent under concurrency: ``INSERT … ON CONFLICT DO NOTHING`` on the
+key, then the stored row is returned, so the first writer wins and the others read what it wrote.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from clvdrift.errors import RegistryError
+from clvdrift.jsonable import dataclass_dict
+from clvdrift.store.db import session_scope
+from clvdrift.store.tables import ProcessedFileRow
+
+FileStatus = Literal["processed", "quarantined"]
+FILE_STATUSES: tuple[str, ...] = ("processed", "quarantined")
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored datetime as timezone-aware UTC (SQLite returns it naive, already in UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One ledger entry: a file content, where it was seen, and what the loop did with it."""
+
+    sha256: str
+    path: str
+    status: str
+    reason: str | None
+    run_id: str | None
+    processed_at: datetime
+
+    @classmethod
+    def _from_row(cls, row: ProcessedFileRow) -> FileRecord:
+        return cls(row.sha256, row.path, row.status, row.reason, row.run_id, as_utc(row.processed_at))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+class Ledger:
+    """Reads and writes the ``processed_files`` table; every call is one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def get(self, sha256: str) -> FileRecord | None:
+        """The entry of the content ``sha256``, or ``None`` when the loop has not seen it."""
+        with session_scope(self.engine) as session:
+            row = session.get(ProcessedFileRow, sha256)
+            return FileRecord._from_row(row) if row else None
+
+    def record(
+        self,
+        sha256: str,
+        path: str,
+        status: FileStatus,
+        reason: str | None = None,
+        run_id: str | None = None,
+    ) -> FileRecord:
+        """Record the content ``sha256``; an entry recorded already is kept and returned (first wins)."""
+        if status not in FILE_STATUSES:
+            raise RegistryError(
+                f"ledger status {status!r} for {path} is not one of {', '.join(FILE_STATUSES)}"
+            )
+        values = dict(
+            sha256=sha256,
+            path=path,
+            status=status,
+            reason=reason,
+            run_id=run_id,
+            processed_at=datetime.now(UTC),
+        )
+        with session_scope(self.engine) as session:
+            session.execute(self._insert().values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
+            row = session.scalar(select(ProcessedFileRow).where(ProcessedFileRow.sha256 == sha256))
+            if row is None:  # cannot happen: the row was inserted or a committed one conflicted
+                raise RegistryError(f"ledger entry {sha256} of {path} vanished while being recorded")
+            return FileRecord._from_row(row)
+
+    def list(self, status: FileStatus | None = None) -> builtins.list[FileRecord]:
+        """Every entry (only those with ``status`` when given), oldest first."""
+        query = select(ProcessedFileRow).order_by(ProcessedFileRow.processed_at, ProcessedFileRow.sha256)
+        if status is not None:
+            query = query.where(ProcessedFileRow.status == status)
+        with session_scope(self.engine) as session:
+            return [FileRecord._from_row(row) for row in session.scalars(query)]
+
+    def _insert(self) -> Any:
+        """The dialect's ``INSERT`` construct (the one with ``on_conflict_do_nothing``)."""
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            return postgresql.insert(ProcessedFileRow)
+        if dialect == "sqlite":
+            return sqlite.insert(ProcessedFileRow)
+        raise RegistryError(f"the ledger supports SQLite and PostgreSQL stores, not {dialect}")

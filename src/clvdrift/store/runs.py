@@ -1,0 +1,196 @@
+"""Run history of the monitoring loop: one ``runs`` row per cycle, the source of truth of its metrics.
+
+A run is started once (``status="running"``) and finished once. Starting a run id that exists is an
+error: that is how a retried task (an Airflow retry reuses its run id) is told apart from a new run.
+Totals are counted by SQL from the table at each call, never kept in the process, so every process
+(CLI, Airflow worker, API) reports the same numbers.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from clvdrift.errors import RegistryError
+from clvdrift.jsonable import dataclass_dict
+from clvdrift.store.db import session_scope
+from clvdrift.store.ledger import as_utc
+from clvdrift.store.tables import RunRow
+
+TRIGGERS: tuple[str, ...] = ("cli", "airflow", "schedule", "api")
+RUNNING = "running"
+FINAL_STATUSES: tuple[str, ...] = ("success", "failed", "skipped")
+DECISIONS: tuple[str, ...] = ("retrain", "no_retrain", "no_new_data")
+TOTAL_KEYS: tuple[str, ...] = (
+    "runs",
+    RUNNING,
+    *FINAL_STATUSES,
+    "data_drift",
+    "model_drift",
+    "retrains",
+    "promotions",
+    "rejections",
+)
+"""The keys of :meth:`RunStore.totals`, always all present (0 when nothing was counted)."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One monitoring run as stored (datetimes timezone-aware UTC)."""
+
+    run_id: str
+    trigger: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    error: str | None
+    inputs: Any
+    champion_version: str | None
+    data_drift: bool | None
+    model_drift: bool | None
+    decision: str | None
+    challenger: dict[str, Any] | None
+    durations: dict[str, Any]
+    details: dict[str, Any]
+
+    @classmethod
+    def _from_row(cls, row: RunRow) -> RunRecord:
+        values = {f: getattr(row, f) for f in cls.__dataclass_fields__}
+        values["started_at"] = as_utc(row.started_at)
+        values["finished_at"] = as_utc(row.finished_at) if row.finished_at else None
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+def _check(value: str | None, allowed: tuple[str, ...], what: str, run_id: str) -> None:
+    if value is not None and value not in allowed:
+        raise RegistryError(f"run {run_id}: {what} {value!r} is not one of {', '.join(allowed)}")
+
+
+class RunStore:
+    """Reads and writes the ``runs`` table; every call is one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def start(self, run_id: str, trigger: str, inputs: Any) -> RunRecord:
+        """Record a new run, ``running`` from now; an existing run id is a :class:`RegistryError`."""
+        _check(trigger, TRIGGERS, "trigger", run_id)
+        with session_scope(self.engine) as session:
+            self._refuse_existing(session, run_id)
+            row = RunRow(
+                run_id=run_id,
+                trigger=trigger,
+                started_at=datetime.now(UTC),
+                status=RUNNING,
+                inputs=inputs,
+                durations={},
+                details={},
+            )
+            session.add(row)
+            try:
+                session.flush()
+            except IntegrityError as exc:  # a concurrent start of the same id committed first
+                raise RegistryError(f"run {run_id} was already started by another process") from exc
+            session.refresh(row)
+            return RunRecord._from_row(row)
+
+    def finish(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        error: str | None = None,
+        champion_version: str | None = None,
+        data_drift: bool | None = None,
+        model_drift: bool | None = None,
+        decision: str | None = None,
+        challenger: dict[str, Any] | None = None,
+        durations: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> RunRecord:
+        """Close a running run with its outcome; ``durations``/``details`` left ``None`` stay as they are."""
+        _check(status, FINAL_STATUSES, "final status", run_id)
+        _check(decision, DECISIONS, "decision", run_id)
+        with session_scope(self.engine) as session:
+            row = session.scalar(select(RunRow).where(RunRow.run_id == run_id).with_for_update())
+            if row is None:
+                raise RegistryError(f"run {run_id} cannot be finished: it was never started")
+            if row.status != RUNNING:
+                raise RegistryError(
+                    f"run {run_id} cannot be finished as {status}: it finished already as {row.status} "
+                    f"at {as_utc(row.finished_at).isoformat() if row.finished_at else 'an unknown time'}"
+                )
+            row.finished_at = datetime.now(UTC)
+            row.status = status
+            row.error = error
+            row.champion_version = champion_version
+            row.data_drift = data_drift
+            row.model_drift = model_drift
+            row.decision = decision
+            row.challenger = challenger
+            row.durations = row.durations if durations is None else durations
+            row.details = row.details if details is None else details
+            session.flush()
+            session.refresh(row)  # what the store holds (non-finite numbers are null there)
+            return RunRecord._from_row(row)
+
+    def get(self, run_id: str) -> RunRecord:
+        """The run ``run_id``; an unknown id is a :class:`RegistryError`."""
+        with session_scope(self.engine) as session:
+            row = session.scalar(select(RunRow).where(RunRow.run_id == run_id))
+            if row is None:
+                raise RegistryError(f"unknown run {run_id!r}")
+            return RunRecord._from_row(row)
+
+    def list(self, limit: int = 50) -> builtins.list[RunRecord]:
+        """The ``limit`` most recently started runs, newest first."""
+        if limit < 1:
+            raise RegistryError(f"runs list limit must be at least 1, got {limit}")
+        query = select(RunRow).order_by(RunRow.started_at.desc(), RunRow.id.desc()).limit(limit)
+        with session_scope(self.engine) as session:
+            return [RunRecord._from_row(row) for row in session.scalars(query)]
+
+    def totals(self) -> dict[str, int]:
+        """Counts over every stored run (see :data:`TOTAL_KEYS`), in one transaction.
+
+        Statuses, drift flags and retrains are counted by SQL; the challenger's ``outcome`` is read from
+        its JSON in Python (JSON paths differ between SQLite and PostgreSQL), still from the table.
+        """
+        totals = dict.fromkeys(TOTAL_KEYS, 0)
+        with session_scope(self.engine) as session:
+            for status, count in session.execute(select(RunRow.status, func.count()).group_by(RunRow.status)):
+                totals[status] = count
+                totals["runs"] += count
+            totals["data_drift"] = self._count(session, RunRow.data_drift.is_(True))
+            totals["model_drift"] = self._count(session, RunRow.model_drift.is_(True))
+            totals["retrains"] = self._count(session, RunRow.decision == "retrain")
+            query = select(RunRow.challenger).where(RunRow.challenger.is_not(None))
+            challengers: builtins.list[Any] = builtins.list(session.scalars(query))
+            outcomes: Counter[Any] = Counter(c.get("outcome") for c in challengers if isinstance(c, dict))
+        totals["promotions"] = outcomes["promoted"]
+        totals["rejections"] = outcomes["rejected"]
+        return totals
+
+    @staticmethod
+    def _count(session: Session, condition: Any) -> int:
+        return int(session.scalar(select(func.count()).select_from(RunRow).where(condition)) or 0)
+
+    @staticmethod
+    def _refuse_existing(session: Session, run_id: str) -> None:
+        """A clear error naming when and how the existing run started (a retried task reuses its id)."""
+        row = session.scalar(select(RunRow).where(RunRow.run_id == run_id))
+        if row is not None:
+            raise RegistryError(
+                f"run {run_id} was already started at {as_utc(row.started_at).isoformat()} "
+                f"(trigger {row.trigger}, status {row.status}): a run id is started once"
+            )
