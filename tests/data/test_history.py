@@ -277,6 +277,9 @@ def test_bad_input_raises_one_line_errors_naming_what_is_wrong(history):
         history.add(frame(0, 2), source="a", sha256="a", mode="replace")  # type: ignore[arg-type]
     with pytest.raises(DataError, match=r"history batch from f\.csv: missing column\(s\) \['UnitPrice'\]"):
         history.add(frame(0, 2).drop(columns=schema.UNIT_PRICE), source="f.csv", sha256="a", mode="append")
+    with pytest.raises(DataError, match=r"history batch source '/x+'\.\.\.: 1500 characters, at most 1024"):
+        history.add(frame(0, 2), source="/" + "x" * 1499, sha256="a", mode="append")
+    assert history.batches() == [] and not list(history.root.glob("part-*"))
     added = history.add(frame(0, 2), source="a", sha256="a", mode="append")
     (history.root / added.part_file).unlink()
     with pytest.raises(DataError, match=rf"part file {added.part_file} of batch {added.batch_id} is missing"):

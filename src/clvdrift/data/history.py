@@ -114,6 +114,7 @@ class TransactionHistory:
         """
         if mode not in get_args(BatchMode):
             raise ConfigError(f"history batch mode {mode!r} is not one of {list(get_args(BatchMode))}")
+        _check_fits(source=source, sha256=sha256)
         frame = _canonical(frame, source)
         hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
         first, last = _date_range(frame)
@@ -263,6 +264,16 @@ def _current(batches: list[HistoryBatch]) -> list[HistoryBatch]:
     """The batches that make up the history: the newest snapshot and every batch after it."""
     snapshots = [i for i, b in enumerate(batches) if b.mode == "snapshot"]
     return batches[snapshots[-1] :] if snapshots else batches
+
+
+def _check_fits(**values: str) -> None:
+    """Refuse a text longer than its store column (PostgreSQL would refuse it half-way through an add)."""
+    for name, value in values.items():
+        limit: int | None = getattr(HistoryBatchRow.__table__.c[name].type, "length", None)
+        if limit is not None and len(value) > limit:
+            raise DataError(
+                f"history batch {name} {value[:40]!r}...: {len(value)} characters, at most {limit}"
+            )
 
 
 def _canonical(frame: pd.DataFrame, source: str) -> pd.DataFrame:
