@@ -35,6 +35,10 @@ app = typer.Typer(
 )
 models_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Model registry.")
 app.add_typer(models_app, name="models")
+runs_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Run history of the monitoring cycle."
+)
+app.add_typer(runs_app, name="runs")
 # Not a terminal (CI, Airflow logs, pipes): wide enough that tables are not squeezed.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -549,6 +553,126 @@ def demo(
         "Reference R² and MAE are the champion's held-out figures; current ones are on the batch's customers "
         "the champion did not train on. Details: clvdrift detect, docs/drift.md."
     )
+
+
+class Mode(str, Enum):
+    snapshot = "snapshot"
+    append = "append"
+
+
+@app.command()
+def monitor(
+    mode: Annotated[
+        Mode | None,
+        typer.Option(
+            help="snapshot: a new file is the whole transaction history; "
+            "append: it holds new transactions [default: CLVDRIFT_BATCH_MODE "
+            "or snapshot]"
+        ),
+    ] = None,
+    html: Annotated[
+        bool, typer.Option("--html/--no-html", help="Render the Evidently HTML reports.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """One monitoring cycle: new files → transaction history → drift check → decision → (retrain → gate
+    → promote). Recorded in the run history (clvdrift runs list)."""
+    from clvdrift.model.registry import ModelRegistry
+    from clvdrift.pipeline.cycle import monitor_cycle
+    from clvdrift.store import connect
+
+    settings = get_settings()
+    engine = connect(settings.database_url)
+    with _progress("monitoring cycle") as progress:
+        result = monitor_cycle(
+            engine=engine,
+            registry=ModelRegistry(engine),
+            current_dir=settings.current_dir,
+            quarantine_dir=settings.quarantine_dir,
+            history_dir=settings.history_dir,
+            models_dir=settings.models_dir,
+            reference_dir=settings.reference_dir,
+            reports_dir=settings.reports_dir,
+            mode=(mode.value if mode else settings.batch_mode),
+            trigger="cli",
+            train_config=settings.train,
+            drift_config=settings.drift,
+            gate_config=settings.gate,
+            render_html=html,
+            progress=progress,
+        )
+    if as_json:
+        _print_json(result)
+        return
+    for f in result.new_data.files:
+        extra = (
+            f" ({f.rows_added:,} rows added)"
+            if f.rows_added is not None
+            else f": {f.reason}"
+            if f.reason
+            else ""
+        )
+        out.print(f"{f.status}: {f.path}{extra}", highlight=False, soft_wrap=True)
+    if result.detect is not None:
+        _drift_tables(result.detect.to_dict())
+    if result.challenger is not None:
+        c = result.challenger
+        out.print(f"challenger {c.version} {c.outcome.upper()}: {c.reason}", highlight=False, soft_wrap=True)
+    out.print(
+        f"run {result.run_id}: {result.status}, decision {result.decision}, "
+        f"champion {result.champion_version}"
+    )
+
+
+@runs_app.command("list")
+def runs_list(
+    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """The monitoring cycles recorded in the store, newest first, and totals counted from them."""
+    from clvdrift.store import connect
+    from clvdrift.store.runs import RunStore
+
+    store = RunStore(connect(get_settings().database_url))
+    runs = store.list(limit=limit)
+    if as_json:
+        _print_json({"runs": runs, "totals": store.totals()})
+        return
+    if not runs:
+        out.print("no monitoring run recorded yet; run `clvdrift monitor`")
+        return
+    table = Table(title="monitoring runs")
+    for name in (
+        "run",
+        "trigger",
+        "started (UTC)",
+        "status",
+        "champion",
+        "data drift",
+        "model drift",
+        "decision",
+        "challenger",
+    ):
+        table.add_column(name)
+    for r in runs:
+        challenger = r.challenger or {}
+        table.add_row(
+            r.run_id,
+            r.trigger,
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.status,
+            str(r.champion_version or "—"),
+            _yes_no(r.data_drift),
+            _yes_no(r.model_drift),
+            str(r.decision or "—"),
+            f"{challenger.get('version', '')} {challenger.get('outcome', '')}".strip() or "—",
+        )
+    out.print(table)
+    out.print("totals: " + ", ".join(f"{k} {v}" for k, v in store.totals().items()), highlight=False)
+
+
+def _yes_no(value: bool | None) -> str:
+    return "—" if value is None else ("yes" if value else "no")
 
 
 @models_app.command("list")

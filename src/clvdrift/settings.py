@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -36,6 +37,14 @@ class Settings(BaseSettings):
     reference_dir: Path = Path("data/reference")
     current_dir: Path = Path("data/current")
     reports_dir: Path = Path("monitoring/reports")
+    quarantine_dir: Path = Field(default=Path("data/quarantine"), description="files that failed validation")
+    history_dir: Path = Field(
+        default=Path("data/history"), description="Parquet parts of the transaction history"
+    )
+    batch_mode: Literal["snapshot", "append"] = Field(
+        default="snapshot",
+        description="snapshot: a file in current_dir is the whole history; append: it holds new transactions",
+    )
     train: TrainConfig = Field(default_factory=TrainConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     gate: GateConfig = Field(default_factory=GateConfig)

@@ -129,13 +129,20 @@ def _windows_overlap(cutoff_a: str, cutoff_b: str, horizon_days: int) -> bool:
     return gap < horizon_days
 
 
+def training_customers(reference_csv: Path) -> pd.Index:
+    """The customer ids (as text) a version was fitted on: the ``split == "train"`` rows of its
+    ``reference_<version>.csv``."""
+    import pandas as pd
+
+    ref = pd.read_csv(reference_csv, usecols=[schema.CUSTOMER, "split"], dtype={schema.CUSTOMER: str})
+    return pd.Index(ref.loc[ref["split"] == "train", schema.CUSTOMER])
+
+
 def _scoring_scope(
     reference_csv: Path, training: dict[str, Any], cut: str, customers: pd.Index
 ) -> tuple[pd.Index, ScoringScope]:
     """The batch customers model drift may be scored on: never the champion's training customers
     while the batch's label window overlaps the one the champion was trained on."""
-    import pandas as pd
-
     horizon = int(training["horizon_days"])
     if training["target"] == "holdout" and not _windows_overlap(cut, str(training["cutoff"]), horizon):
         rule = (
@@ -143,8 +150,7 @@ def _scoring_scope(
             "every customer scored"
         )
         return customers, ScoringScope(len(customers), 0, rule)
-    ref = pd.read_csv(reference_csv, usecols=[schema.CUSTOMER, "split"], dtype={schema.CUSTOMER: str})
-    trained_on = pd.Index(ref.loc[ref["split"] == "train", schema.CUSTOMER])
+    trained_on = training_customers(reference_csv)
     keep = customers[~customers.astype(str).isin(trained_on)]
     rule = (
         f"the batch's labels overlap the champion's training window (cutoff {training['cutoff']}, "

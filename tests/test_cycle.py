@@ -1,0 +1,86 @@
+"""The monitoring cycle (`clvdrift monitor`, `clvdrift runs list`) in-process on a small synthetic history:
+ledger, quarantine, history, drift decision, retrain → gate → register, and the run history."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from clvdrift import cli
+from helpers import synthetic_history  # type: ignore[import-not-found]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    data = tmp_path / "history.csv"
+    synthetic_history(data)
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("CLVDRIFT_") and not v.startswith("CLVDRIFT_TEST_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("CLVDRIFT_RAW_DATA", str(data))
+    assert cli.run(["train"]) == 0
+    return tmp_path
+
+
+def monitor(capsys) -> dict:
+    code = cli.run(["monitor", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def test_no_new_data_ends_the_cycle_cleanly(workdir, capsys):
+    capsys.readouterr()
+    result = monitor(capsys)
+    assert result["status"] == "skipped" and result["decision"] == "no_new_data" and result["detect"] is None
+    assert cli.run(["runs", "list", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert [r["status"] for r in runs["runs"]] == ["skipped"]
+
+
+def test_a_file_is_processed_once_and_drift_triggers_a_gated_retraining(workdir, capsys):
+    assert cli.run(["simulate", "--scenario", "none"]) == 0
+    capsys.readouterr()
+    first = monitor(capsys)
+    assert [f["status"] for f in first["new_data"]["files"]] == ["processed"]
+    assert first["decision"] == "no_retrain" and first["challenger"] is None
+    again = monitor(capsys)  # same file, same content: the ledger has it
+    assert again["status"] == "skipped" and again["new_data"]["files"][0]["status"] == "seen before"
+
+    assert cli.run(["simulate", "--scenario", "data-drift", "--seed", "3"]) == 0
+    capsys.readouterr()
+    drifted = monitor(capsys)
+    assert drifted["decision"] == "retrain" and drifted["detect"]["decision"]["data_drift_detected"]
+    challenger = drifted["challenger"]
+    assert challenger["outcome"] in ("promoted", "rejected") and challenger["reason"]
+    assert cli.run(["models", "list", "--json"]) == 0
+    versions = {v["version"]: v for v in json.loads(capsys.readouterr().out)}
+    assert challenger["version"] in versions
+    assert versions[challenger["version"]]["training"]["gate"]["promote"] == (
+        challenger["outcome"] == "promoted"
+    )
+    assert versions[challenger["version"]]["is_champion"] == (challenger["outcome"] == "promoted")
+
+    assert cli.run(["runs", "list", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["decision"] for r in doc["runs"]] == ["retrain", "no_new_data", "no_retrain"]
+    assert doc["runs"][0]["challenger"]["version"] == challenger["version"]
+    assert cli.run(["runs", "list"]) == 0
+    assert "monitoring runs" in capsys.readouterr().out
+
+
+def test_a_bad_file_is_quarantined_while_a_good_one_goes_through(workdir, capsys):
+    current = workdir / "data" / "current"
+    current.mkdir(parents=True)
+    synthetic_history(current / "good.csv", seed=4)
+    (current / "bad.csv").write_text("InvoiceNo,StockCode\n1,2\n")
+    capsys.readouterr()
+    result = monitor(capsys)
+    status = {os.path.basename(f["path"]): f["status"] for f in result["new_data"]["files"]}
+    assert status == {"bad.csv": "quarantined", "good.csv": "processed"}
+    assert not (current / "bad.csv").exists()
+    assert [p.name.endswith("-bad.csv") for p in (workdir / "data" / "quarantine").iterdir()] == [True]
+    bad = next(f for f in result["new_data"]["files"] if f["status"] == "quarantined")
+    assert "missing required column" in bad["reason"]
