@@ -84,3 +84,25 @@ def test_a_bad_file_is_quarantined_while_a_good_one_goes_through(workdir, capsys
     assert [p.name.endswith("-bad.csv") for p in (workdir / "data" / "quarantine").iterdir()] == [True]
     bad = next(f for f in result["new_data"]["files"] if f["status"] == "quarantined")
     assert "missing required column" in bad["reason"]
+
+
+def test_models_rollback_restores_the_previous_champion_and_is_recorded(workdir, capsys):
+    assert cli.run(["train", "--promote", "--horizon-days", "60"]) == 0
+    capsys.readouterr()
+    assert cli.run(["models", "list", "--json"]) == 0
+    versions = json.loads(capsys.readouterr().out)  # newest first
+    second, first = versions[0]["version"], versions[1]["version"]
+    assert versions[0]["is_champion"]
+    reference = workdir / "data" / "reference" / "reference_data.csv"
+    promoted_reference = reference.read_bytes()
+    assert cli.run(["models", "rollback"]) == 0
+    assert cli.run(["models", "list", "--json"]) == 0
+    now = {v["version"]: v["is_champion"] for v in json.loads(capsys.readouterr().out.split("\n", 1)[1])}
+    assert now == {first: True, second: False}
+    assert reference.read_bytes() != promoted_reference  # the files follow the champion back
+    meta = json.loads((workdir / "models" / "metadata_latest.json").read_text())
+    assert meta["version"] == first
+    assert cli.run(["runs", "list", "--json"]) == 0
+    run = json.loads(capsys.readouterr().out)["runs"][0]
+    assert run["details"] == {"action": "rollback", "from": second, "to": first}
+    assert run["champion_version"] == first

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clvdrift.config import SCENARIO_SEED, DriftConfig, TrainConfig, validated
-from clvdrift.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_INTERNAL, ClvdriftError, exit_code
+from clvdrift.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_INTERNAL, ClvdriftError, RegistryError, exit_code
 from clvdrift.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -728,6 +728,35 @@ def models_promote(version: Annotated[str, typer.Argument(help="The version to m
     registered = registry.promote(version)
     publish_registry_champion(registry, settings.models_dir, settings.reference_dir)
     out.print(f"version {registered.version} is the champion")
+
+
+@models_app.command("rollback")
+def models_rollback() -> None:
+    """Make the previous champion the champion again (its files published); recorded in the run history."""
+    from clvdrift.model.artifacts import publish_registry_champion
+    from clvdrift.model.registry import ModelRegistry
+    from clvdrift.pipeline import new_version
+    from clvdrift.store import connect
+    from clvdrift.store.runs import RunStore
+
+    settings = get_settings()
+    engine = connect(settings.database_url)
+    registry = ModelRegistry(engine)
+    current, previous = registry.champion(), registry.previous_champion()
+    if current is None or previous is None:
+        raise RegistryError("no previous champion to roll back to")
+    runs = RunStore(engine)
+    run_id = "rollback_" + new_version()
+    runs.start(run_id, "cli", {"action": "rollback", "from": current.version, "to": previous.version})
+    registry.promote(previous.version)
+    publish_registry_champion(registry, settings.models_dir, settings.reference_dir)
+    runs.finish(
+        run_id,
+        status="success",
+        champion_version=previous.version,
+        details={"action": "rollback", "from": current.version, "to": previous.version},
+    )
+    out.print(f"rolled back: version {previous.version} is the champion again (was {current.version})")
 
 
 @models_app.command("gc")

@@ -147,6 +147,18 @@ class ModelRegistry:
                 raise RegistryError(f"unknown model version {version!r}")
             return ModelVersion._from_row(row)
 
+    def previous_champion(self) -> ModelVersion | None:
+        """The version that was champion before the current one (the most recently promoted version that
+        is not the champion now): what a rollback restores."""
+        with session_scope(self.engine) as session:
+            row = session.scalar(
+                select(ModelVersionRow)
+                .where(~ModelVersionRow.is_champion, ModelVersionRow.promoted_at.is_not(None))
+                .order_by(ModelVersionRow.promoted_at.desc(), ModelVersionRow.id.desc())
+                .limit(1)
+            )
+            return ModelVersion._from_row(row) if row else None
+
     def champion(self) -> ModelVersion | None:
         with session_scope(self.engine) as session:
             row = session.scalar(select(ModelVersionRow).where(ModelVersionRow.is_champion))
