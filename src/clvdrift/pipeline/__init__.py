@@ -7,9 +7,12 @@ a typed result out.
 - :func:`detect` / :func:`detect_transactions` (``pipeline/detect.py``): data drift and model drift of a
   batch against the champion, the decision, the JSON result and the Evidently reports.
 - :func:`check_scenarios`: :func:`detect_transactions` on each drift scenario (the demo).
+- :func:`retrain_and_gate` (``pipeline/retrain.py``): challenger on a time split, gated against the champion.
+- :func:`monitor_cycle` / :func:`check_new_data` (``pipeline/cycle.py``): one monitoring cycle.
 """
 
 from clvdrift.pipeline.common import load_champion, new_version
+from clvdrift.pipeline.cycle import CycleResult, NewData, check_new_data, monitor_cycle
 from clvdrift.pipeline.detect import (
     CURRENT_FILE,
     DRIFT_COLUMNS,
@@ -23,25 +26,35 @@ from clvdrift.pipeline.detect import (
     detect,
     detect_transactions,
 )
+from clvdrift.pipeline.retrain import RetrainOutcome, retrain_and_gate
 from clvdrift.pipeline.simulate import SimulateResult, simulate, write_transactions_csv
-from clvdrift.pipeline.train import TrainResult, train
+from clvdrift.pipeline.train import FittedModel, TrainResult, fit_version, register_version, train
 
 __all__ = [
     "CURRENT_FILE",
     "DRIFT_COLUMNS",
     "LATEST_REPORT",
     "Batch",
+    "CycleResult",
     "Decision",
     "DetectResult",
+    "FittedModel",
+    "NewData",
+    "RetrainOutcome",
     "ScoringScope",
     "SimulateResult",
     "TrainResult",
+    "check_new_data",
     "check_scenarios",
     "choose_cutoff",
     "detect",
     "detect_transactions",
+    "fit_version",
     "load_champion",
+    "monitor_cycle",
     "new_version",
+    "register_version",
+    "retrain_and_gate",
     "simulate",
     "train",
     "write_transactions_csv",
