@@ -54,8 +54,61 @@ def test_migrated_schema_is_the_one_the_code_declares(store_url):
     engine = connect(store_url)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        inspector = sa.inspect(conn)
+        tables = set(inspector.get_table_names())
+        indexes = {
+            t: {ix["name"] for ix in inspector.get_indexes(t) if not ix["unique"]}
+            for t in ("history_batches", "runs")
+        }
+        unique = {t: _unique_columns(inspector, t) for t in ("history_batches", "runs")}
+        ledger_key = inspector.get_pk_constraint("processed_files")["constrained_columns"]
     engine.dispose()
     assert diff == []
+    assert {"model_versions", "history_batches", "processed_files", "runs"} <= tables
+    assert indexes == {
+        "history_batches": {"ix_history_batches_created_at"},
+        "runs": {"ix_runs_started_at", "ix_runs_status"},
+    }
+    assert unique == {"history_batches": {"batch_id"}, "runs": {"run_id"}}
+    assert ledger_key == ["sha256"]
+
+
+def _unique_columns(inspector: sa.Inspector, table: str) -> set[str]:
+    """Columns with a unique constraint or a unique index (SQLite reports either, PostgreSQL both)."""
+    constraints = {c for uc in inspector.get_unique_constraints(table) for c in uc["column_names"]}
+    return constraints | {
+        c for ix in inspector.get_indexes(table) if ix["unique"] for c in ix["column_names"]
+    }
+
+
+def test_a_store_at_0002_with_versions_is_upgraded_keeping_them(store_url):
+    from alembic import command
+
+    engine = sa.create_engine(store_url)
+    config = Config()
+    config.set_main_option("script_location", str(LOCATION))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+        conn.execute(
+            _old_table.insert(),
+            [_old_row("2025x", False, None), _old_row("2025y", True, datetime(2025, 6, 1, tzinfo=UTC))],
+        )
+    engine.dispose()
+    assert _versions(store_url) == ["0002"]
+
+    engine = connect(store_url)
+    assert _versions(store_url) == [HEAD]
+    registry = ModelRegistry(engine)
+    assert [(v.version, v.is_champion) for v in registry.list_versions()] == [
+        ("2025y", True),
+        ("2025x", False),
+    ]
+    assert registry.get("2025y").metrics == {"model": {"r2": 0.31}}
+    with engine.connect() as conn:
+        for table in ("history_batches", "processed_files", "runs"):
+            assert conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar() == 0
+    engine.dispose()
 
 
 def test_head_is_read_from_the_revision_file_names():
