@@ -35,6 +35,7 @@ from clvdrift.pipeline.detect import DetectResult, detect_transactions, training
 from clvdrift.pipeline.train import register_version
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sqlalchemy import Engine
 
     from clvdrift.data.history import TransactionHistory
@@ -153,7 +154,7 @@ def check_new_data(
 
 
 def retrain(
-    raw: Any,
+    raw: pd.DataFrame,
     *,
     engine: Engine,
     registry: ModelRegistry,
