@@ -73,6 +73,7 @@ def test_a_run_starts_once_and_finishes_once(store_url):
         (lambda runs: runs.finish("r", status="running"), r"run r: final status 'running' is not one of"),
         (lambda runs: runs.finish("r", status="success", decision="maybe"), r"decision 'maybe' is not one"),
         (lambda runs: runs.list(limit=0), r"limit must be at least 1, got 0"),
+        (lambda runs: runs.start("r", "api", None), r"run r: inputs are required .*, got None"),
     ],
 )
 def test_bad_values_are_one_line_errors(tmp_path, call, message):

@@ -85,6 +85,8 @@ class RunStore:
     def start(self, run_id: str, trigger: str, inputs: Any) -> RunRecord:
         """Record a new run, ``running`` from now; an existing run id is a :class:`RegistryError`."""
         _check(trigger, TRIGGERS, "trigger", run_id)
+        if inputs is None:
+            raise RegistryError(f"run {run_id}: inputs are required (the files and their hashes), got None")
         with session_scope(self.engine) as session:
             self._refuse_existing(session, run_id)
             row = RunRow(
@@ -99,8 +101,12 @@ class RunStore:
             session.add(row)
             try:
                 session.flush()
-            except IntegrityError as exc:  # a concurrent start of the same id committed first
-                raise RegistryError(f"run {run_id} was already started by another process") from exc
+            except IntegrityError as exc:
+                if "run_id" in str(exc.orig):  # a concurrent start of the same id committed first
+                    raise RegistryError(f"run {run_id} was already started by another process") from exc
+                raise RegistryError(
+                    f"cannot start run {run_id}: {str(exc.orig).strip().splitlines()[0]}"
+                ) from exc
             session.refresh(row)
             return RunRecord._from_row(row)
 
