@@ -303,3 +303,13 @@ def test_a_champion_with_undefined_metrics_is_listed_and_checked(workdir, capsys
     assert code == 0, err
     md = json.loads(out)["model_drift"]
     assert md["reference"]["r2"] is None and md["r2_drop"] is None and "undefined" in md["note"]
+
+
+def test_a_second_training_is_refused_while_one_holds_the_lock(workdir, capsys):
+    from clvdrift.store import connect
+    from clvdrift.store.locks import training_lock
+
+    with training_lock(connect("sqlite:///clvdrift.db")):
+        code, _, err = clv(capsys, "train")
+    assert code == 3 and "another training holds the lock" in one_line_error(err)
+    assert clv(capsys, "train")[0] == 0  # released with its holder

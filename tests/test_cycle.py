@@ -106,3 +106,20 @@ def test_models_rollback_restores_the_previous_champion_and_is_recorded(workdir,
     run = json.loads(capsys.readouterr().out)["runs"][0]
     assert run["details"] == {"action": "rollback", "from": second, "to": first}
     assert run["champion_version"] == first
+
+
+def test_a_crash_between_register_and_publish_is_healed_by_the_next_cycle(workdir, capsys):
+    """The registry is the source of truth: a champion registered by a process killed before it
+    published its files gets them at the next monitoring cycle."""
+    from clvdrift.model.registry import ModelRegistry
+    from clvdrift.store import connect
+
+    assert cli.run(["train", "--no-promote", "--horizon-days", "60"]) == 0
+    registry = ModelRegistry(connect("sqlite:///clvdrift.db"))
+    challenger = next(v for v in registry.list_versions() if not v.is_champion)
+    registry.promote(challenger.version)  # registered as champion, files never published
+    latest = workdir / "models" / "metadata_latest.json"
+    assert json.loads(latest.read_text())["version"] != challenger.version
+    capsys.readouterr()
+    monitor(capsys)
+    assert json.loads(latest.read_text())["version"] == challenger.version

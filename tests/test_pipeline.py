@@ -177,12 +177,13 @@ def _train_promote(args: tuple[str, str, str]) -> str:
         models_dir=Path(root) / "models",
         reference_dir=Path(root) / "ref",
         champion=True,
+        lock_wait_seconds=300,  # one training at a time: they queue for the store's training lock
     ).version
 
 
 def test_concurrent_promotions_leave_the_files_of_the_registry_champion(tmp_path):
-    """Four `train --promote` at once: one champion in the registry, and the *_latest files and
-    reference_data.csv are that champion's, whatever order the publications ran in."""
+    """Four `train --promote` started at once (queued by the training lock): one champion in the
+    registry, and the *_latest files and reference_data.csv are that champion's."""
     import multiprocessing
 
     from clvdrift.model.registry import ModelRegistry

@@ -753,6 +753,7 @@ def models_rollback() -> None:
     runs.finish(
         run_id,
         status="success",
+        decision="rollback",
         champion_version=previous.version,
         details={"action": "rollback", "from": current.version, "to": previous.version},
     )

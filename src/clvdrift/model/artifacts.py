@@ -46,6 +46,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_text",
     "collect_garbage",
+    "ensure_champion_published",
     "load_model",
     "publish_champion",
     "publish_registry_champion",
@@ -151,6 +152,24 @@ def publish_registry_champion(
         if champion is None:
             raise RegistryError("no champion model registered; nothing to publish")
         return _publish(Path(models_dir), Path(reference_dir), champion.version, champion.artifacts)
+
+
+def ensure_champion_published(registry: ModelRegistry, models_dir: Path, reference_dir: Path) -> bool:
+    """Publish the registry's champion when the ``*_latest`` files are someone else's (a process killed
+    between registering a champion and publishing its files). Returns whether it published."""
+    champion = registry.champion()
+    if champion is None:
+        return False
+    latest = Path(models_dir) / METADATA_FILE.format(v=LATEST)
+    reference = Path(reference_dir) / REFERENCE_DATA_FILE
+    try:
+        current = json.loads(latest.read_text(encoding="utf-8")).get("version") if latest.is_file() else None
+    except (OSError, ValueError):
+        current = None
+    if current == champion.version and reference.is_file():
+        return False
+    publish_registry_champion(registry, models_dir, reference_dir)
+    return True
 
 
 @contextmanager

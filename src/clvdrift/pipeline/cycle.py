@@ -225,9 +225,13 @@ def monitor_cycle(
     """One monitoring cycle (module docstring), recorded in the run history; a failure is recorded
     with its error and raised."""
     from clvdrift.data.history import TransactionHistory
+    from clvdrift.model.artifacts import ensure_champion_published
     from clvdrift.store.ledger import Ledger
     from clvdrift.store.runs import RunStore
 
+    ensure_champion_published(
+        registry, models_dir, reference_dir
+    )  # heal a crash between register and publish
     runs = RunStore(engine)
     run_id = "cycle_" + new_version()
     runs.start(run_id, trigger, {"current_dir": str(current_dir), "mode": mode})

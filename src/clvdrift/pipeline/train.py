@@ -224,14 +224,49 @@ def train(
     columns: Mapping[str, str] | None = None,
     params: Mapping[str, Any] | None = None,
     champion: bool | None = None,
+    lock_wait_seconds: float = 0.0,
     progress: Progress | None = None,
 ) -> TrainResult:
     """Train, evaluate against the persistence baseline, write artifacts, register the version.
 
     ``champion=None`` makes the version champion only when there is none yet; ``True`` promotes it.
+    Only one training runs at a time: the store's training lock is held throughout, and a second
+    training is refused (:class:`LockBusyError`) unless the lock frees within ``lock_wait_seconds``.
     Raises :class:`DataError` when the training set cannot give a trustworthy model (horizon not
     covered by the data, near-all-zero target, too few customers, undefined metrics).
     """
+    from clvdrift.store.locks import training_lock
+
+    with training_lock(registry.engine, wait_seconds=lock_wait_seconds):
+        return _train_locked(
+            data_path,
+            registry=registry,
+            models_dir=models_dir,
+            reference_dir=reference_dir,
+            config=config,
+            cutoff=cutoff,
+            date_format=date_format,
+            columns=columns,
+            params=params,
+            champion=champion,
+            progress=progress,
+        )
+
+
+def _train_locked(
+    data_path: Path,
+    *,
+    registry: ModelRegistry,
+    models_dir: Path,
+    reference_dir: Path,
+    config: TrainConfig,
+    cutoff: str | None,
+    date_format: str | None,
+    columns: Mapping[str, str] | None,
+    params: Mapping[str, Any] | None,
+    champion: bool | None,
+    progress: Progress | None,
+) -> TrainResult:
     remove_stale_temp_files(Path(models_dir))  # what killed runs left behind does not accumulate
     remove_stale_temp_files(Path(reference_dir))
     t = Timings()

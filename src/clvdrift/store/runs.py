@@ -27,7 +27,7 @@ from clvdrift.store.tables import RunRow
 TRIGGERS: tuple[str, ...] = ("cli", "airflow", "schedule", "api")
 RUNNING = "running"
 FINAL_STATUSES: tuple[str, ...] = ("success", "failed", "skipped")
-DECISIONS: tuple[str, ...] = ("retrain", "no_retrain", "no_new_data")
+DECISIONS: tuple[str, ...] = ("retrain", "no_retrain", "no_new_data", "rollback")
 TOTAL_KEYS: tuple[str, ...] = (
     "runs",
     RUNNING,
