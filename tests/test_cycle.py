@@ -123,3 +123,44 @@ def test_a_crash_between_register_and_publish_is_healed_by_the_next_cycle(workdi
     capsys.readouterr()
     monitor(capsys)
     assert json.loads(latest.read_text())["version"] == challenger.version
+
+
+def test_a_training_killed_at_any_point_leaves_the_champion_loadable_and_the_lock_free(workdir, capsys):
+    """SIGKILL a `clvdrift train --promote` at several moments (loading, fitting, writing, registering,
+    publishing): every time the champion and its reference still load, detect works, the lock is free."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from clvdrift.model.artifacts import verify_artifacts
+    from clvdrift.model.registry import ModelRegistry
+    from clvdrift.pipeline import load_champion
+    from clvdrift.store import connect
+    from clvdrift.store.locks import training_lock
+
+    assert cli.run(["simulate"]) == 0
+    engine = connect("sqlite:///clvdrift.db")
+    registry = ModelRegistry(engine)
+    env = {**os.environ, "DO_NOT_TRACK": "1"}
+    for delay in (0.3, 0.9, 1.4, 1.8, 2.2, 2.6):
+        child = subprocess.Popen(
+            [sys.executable, "-m", "clvdrift", "train", "--promote"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        champions = [v for v in registry.list_versions() if v.is_champion]
+        assert len(champions) == 1, delay
+        champion, _ = load_champion(registry, workdir / "models")
+        verify_artifacts(workdir / "models", {k: champion.artifacts[k] for k in ("profile", "reference")})
+        with training_lock(engine):  # free again: released with its holder
+            pass
+        capsys.readouterr()
+        assert cli.run(["detect", "--no-html", "--json"]) == 0, (delay, capsys.readouterr().err)
+    capsys.readouterr()
+    assert cli.run(["train", "--promote"]) == 0
