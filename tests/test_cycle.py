@@ -164,3 +164,15 @@ def test_a_training_killed_at_any_point_leaves_the_champion_loadable_and_the_loc
         assert cli.run(["detect", "--no-html", "--json"]) == 0, (delay, capsys.readouterr().err)
     capsys.readouterr()
     assert cli.run(["train", "--promote"]) == 0
+
+
+def test_demo_shows_the_scenarios_and_the_loop_in_a_workspace_of_its_own(workdir, capsys):
+    capsys.readouterr()
+    assert cli.run(["demo", "--no-html"]) == 0
+    out = capsys.readouterr().out
+    for word in ("none", "data-drift", "model-drift", "both", "monitoring cycles", "no_retrain", "retrain"):
+        assert word in out
+    loops = list((workdir / "monitoring" / "demo_loop").iterdir())
+    assert len(loops) == 1 and (loops[0] / "clvdrift.db").is_file()
+    assert cli.run(["runs", "list"]) == 0  # the user's own store has no monitoring run from the demo
+    assert "no monitoring run recorded yet" in capsys.readouterr().out

@@ -553,6 +553,54 @@ def demo(
         "Reference R² and MAE are the champion's held-out figures; current ones are on the batch's customers "
         "the champion did not train on. Details: clvdrift detect, docs/drift.md."
     )
+    from clvdrift.pipeline import new_version
+    from clvdrift.pipeline.demo import demo_loop
+
+    workspace = settings.reports_dir.parent / "demo_loop" / new_version()
+    out.rule(f"3. the monitoring loop, in a workspace of its own ({workspace})")
+    with _progress("monitoring loop") as progress:
+        steps = demo_loop(
+            settings.raw_data,
+            workspace,
+            seed=seed,
+            train_config=settings.train,
+            drift_config=settings.drift,
+            gate_config=settings.gate,
+            progress=progress,
+        )
+    out.print(_loop_table(steps))
+    out.print(
+        "Each cycle is a row of that workspace's run history; `clvdrift monitor` runs one on data/current/."
+    )
+
+
+def _loop_table(steps: list[Any]) -> Table:
+    table = Table(title="monitoring cycles: new file → history → drift check → decision → retrain → gate")
+    for name in (
+        "scenario file",
+        "file",
+        "data drift",
+        "model drift",
+        "decision",
+        "challenger",
+        "gate",
+        "champion",
+    ):
+        table.add_column(name)
+    for step in steps:
+        c = step.cycle
+        decision = c.detect.decision if c.detect is not None else None
+        table.add_row(
+            step.scenario,
+            ", ".join(f.status for f in c.new_data.files) or "—",
+            _yes_no(decision.data_drift_detected if decision else None),
+            _yes_no(decision.model_drift_detected if decision else None),
+            c.decision,
+            f"{c.challenger.version} {c.challenger.outcome}" if c.challenger else "—",
+            c.challenger.reason if c.challenger else "—",
+            str(c.champion_version),
+        )
+    return table
 
 
 class Mode(str, Enum):

@@ -1,0 +1,81 @@
+"""The closed loop as ``make demo`` shows it, in a workspace of its own (its own SQLite store and
+folders, so a re-run starts afresh and the user's store is untouched): train a champion, then two
+monitoring cycles — an unchanged batch (nothing happens) and a drifted one (drift → retrain → gate →
+promote or reject)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clvdrift.config import SCENARIO_SEED, DriftConfig, GateConfig, TrainConfig
+from clvdrift.jsonable import dataclass_dict
+from clvdrift.pipeline.common import Progress
+from clvdrift.pipeline.cycle import CycleResult, monitor_cycle
+from clvdrift.pipeline.simulate import simulate
+from clvdrift.pipeline.train import train
+
+
+@dataclass(frozen=True)
+class LoopStep:
+    """One monitoring cycle of the demo and the scenario file it was given."""
+
+    scenario: str
+    cycle: CycleResult
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+def demo_loop(
+    raw_data: Path,
+    workspace: Path,
+    *,
+    seed: int = SCENARIO_SEED,
+    train_config: TrainConfig = TrainConfig(),
+    drift_config: DriftConfig = DriftConfig(),
+    gate_config: GateConfig = GateConfig(),
+    scenarios: tuple[str, ...] = ("none", "data-drift"),
+    progress: Progress | None = None,
+) -> list[LoopStep]:
+    """Train a champion in ``workspace``, then one monitoring cycle per scenario file."""
+    from clvdrift.model.registry import ModelRegistry
+    from clvdrift.store import connect
+
+    workspace = Path(workspace)
+    engine = connect(f"sqlite:///{workspace / 'clvdrift.db'}")
+    registry = ModelRegistry(engine)
+    dirs = {
+        name: workspace / name
+        for name in ("models", "reference", "current", "quarantine", "history", "reports")
+    }
+    train(
+        raw_data,
+        registry=registry,
+        models_dir=dirs["models"],
+        reference_dir=dirs["reference"],
+        config=train_config,
+        progress=progress,
+    )
+    steps = []
+    for scenario in scenarios:
+        simulate(raw_data, scenario, seed=seed, current_dir=dirs["current"])
+        cycle = monitor_cycle(
+            engine=engine,
+            registry=registry,
+            current_dir=dirs["current"],
+            quarantine_dir=dirs["quarantine"],
+            history_dir=dirs["history"],
+            models_dir=dirs["models"],
+            reference_dir=dirs["reference"],
+            reports_dir=dirs["reports"],
+            mode="snapshot",
+            trigger="cli",
+            train_config=train_config,
+            drift_config=drift_config,
+            gate_config=gate_config,
+            progress=progress,
+        )
+        steps.append(LoopStep(scenario, cycle))
+    return steps
