@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from helpers import synthetic_history  # type: ignore[import-not-found]
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
@@ -42,3 +45,29 @@ def trained(tmp_path_factory):
         cutoff="2011-09-09",
     )
     return root, registry, result
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of an empty store that no other test uses: a new SQLite file, or a new database on the real
+    PostgreSQL."""
+    from store.pgdb import fresh_database  # type: ignore[import-not-found]  (it reads POSTGRES_URL here)
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def cli_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working folder as a user's: a small synthetic transactions file as CLVDRIFT_RAW_DATA,
+    no other CLVDRIFT_* variable, every relative path (store, models, data) inside it."""
+    data = tmp_path / "history.csv"
+    synthetic_history(data)
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("CLVDRIFT_") and not v.startswith("CLVDRIFT_TEST_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("CLVDRIFT_RAW_DATA", str(data))
+    return tmp_path

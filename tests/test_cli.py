@@ -17,15 +17,9 @@ from helpers import synthetic_history  # type: ignore[import-not-found]
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """An empty working folder with a small transactions file as CLVDRIFT_RAW_DATA."""
-    data = tmp_path / "history.csv"
-    synthetic_history(data)
-    monkeypatch.chdir(tmp_path)
-    for var in [v for v in os.environ if v.startswith("CLVDRIFT_") and not v.startswith("CLVDRIFT_TEST_")]:
-        monkeypatch.delenv(var)
-    monkeypatch.setenv("CLVDRIFT_RAW_DATA", str(data))
-    return tmp_path
+def workdir(cli_workdir):
+    """An empty working folder with a small transactions file as CLVDRIFT_RAW_DATA (conftest)."""
+    return cli_workdir
 
 
 def clv(capsys, *args: str) -> tuple[int, str, str]:

@@ -13,15 +13,10 @@ from helpers import synthetic_history  # type: ignore[import-not-found]
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    data = tmp_path / "history.csv"
-    synthetic_history(data)
-    monkeypatch.chdir(tmp_path)
-    for var in [v for v in os.environ if v.startswith("CLVDRIFT_") and not v.startswith("CLVDRIFT_TEST_")]:
-        monkeypatch.delenv(var)
-    monkeypatch.setenv("CLVDRIFT_RAW_DATA", str(data))
+def workdir(cli_workdir):
+    """The user's working folder (conftest) with a champion trained on its small history."""
     assert cli.run(["train"]) == 0
-    return tmp_path
+    return cli_workdir
 
 
 def monitor(capsys) -> dict:

@@ -21,20 +21,9 @@ from clvdrift.data.history import ORPHAN_AGE_SECONDS
 from clvdrift.errors import ConfigError, DataError
 from clvdrift.io import _host_tag
 from clvdrift.store import connect
-from store.pgdb import fresh_database  # type: ignore[import-not-found]
 from store.processes import run_at_once  # type: ignore[import-not-found]
 
 COLUMNS = list(schema.CANONICAL_COLUMNS)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """URL of an empty store that no other test uses (the same two backends as ``tests/store``)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
-    with fresh_database() as url:
-        yield url
 
 
 @pytest.fixture
