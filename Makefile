@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "clvdrift needs Python 3.11, found " + sys.version.split()[0]'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv
-	$(UV) pip install -q --compile-bytecode --python $(PY) -e '.[reports,dev]'
+	$(UV) pip install -q --compile-bytecode --python $(PY) -c constraints/airflow-3.3.2.txt -e '.[reports,dev,airflow]'
 	touch $(STAMP)
 
 install: $(STAMP)
