@@ -187,3 +187,32 @@ def test_training_dag_registers_and_gates_a_model(dagbag: Any, workdir: Path) ->
     result = dagrun.get_task_instance("train_clv_model").xcom_pull(task_ids="train_clv_model")
     assert result["version"] == new[0].version
     assert result["outcome"] in {"promoted", "rejected"} and result["conf"]["reason"] == "test"
+
+
+def test_retried_tasks_record_one_run_and_register_one_version(workdir: Path) -> None:
+    """A retried task (same Airflow run id) reuses the run row, finishes it once, trains once."""
+    from clvdrift.model.registry import ModelRegistry
+    from clvdrift.pipeline import tasks
+    from clvdrift.store import connect
+    from clvdrift.store.runs import RunStore
+
+    engine = connect(os.environ["CLVDRIFT_DATABASE_URL"])
+    run_id = tasks.run_marker("manual__retry")
+    assert tasks.start_monitoring_run(run_id) is True
+    assert tasks.start_monitoring_run(run_id) is False
+    detected = {
+        "retraining_required": True,
+        "model_version": "v0",
+        "data_drift": True,
+        "model_drift": False,
+        "report": "r.json",
+        "reasons": ["shift"],
+    }
+    assert tasks.finish_with_decision(run_id, detected) is True
+    assert tasks.finish_with_decision(run_id, {**detected, "retraining_required": False}) is False
+    assert RunStore(engine).get(run_id).decision == "retrain"
+    registry = ModelRegistry(engine)
+    before = len(registry.list_versions())
+    first = tasks.train_clv_model("manual__train_retry", {"reason": "a"})
+    again = tasks.train_clv_model("manual__train_retry", {"reason": "a"})
+    assert again["version"] == first["version"] and len(registry.list_versions()) == before + 1
