@@ -49,8 +49,9 @@ with DAG(
     def check_new_data() -> dict[str, Any]:
         """New files of current_dir into the history; none → skip the rest of the run."""
         from clvdrift.pipeline import tasks
+        from clvdrift.settings import get_settings
 
-        found = tasks.check_new_data(_run_id())
+        found = tasks.check_new_data(get_settings(), _run_id())
         if not found["new_files"]:
             raise AirflowSkipException("no new transaction files")
         return found
@@ -59,8 +60,9 @@ with DAG(
     def detect_drift(found: dict[str, Any]) -> dict[str, Any]:
         """The history against the champion."""
         from clvdrift.pipeline import tasks
+        from clvdrift.settings import get_settings
 
-        return tasks.detect_drift(_run_id())
+        return tasks.detect_drift(get_settings(), _run_id())
 
     @task.branch
     def check_retraining_needed(detected: dict[str, Any]) -> str:
@@ -71,16 +73,18 @@ with DAG(
     def log_retraining_trigger(detected: dict[str, Any]) -> str:
         """Record the run as 'retrain' and pass the reason to the training DAG."""
         from clvdrift.pipeline import tasks
+        from clvdrift.settings import get_settings
 
-        tasks.finish_with_decision(_run_id(), detected)
+        tasks.finish_with_decision(get_settings(), _run_id(), detected)
         return "; ".join(detected["reasons"]) or "drift detected"
 
     @task
     def no_retraining_needed(detected: dict[str, Any]) -> None:
         """Record the run as 'no_retrain'."""
         from clvdrift.pipeline import tasks
+        from clvdrift.settings import get_settings
 
-        tasks.finish_with_decision(_run_id(), detected)
+        tasks.finish_with_decision(get_settings(), _run_id(), detected)
 
     found = check_new_data()
     detected = detect_drift(found)

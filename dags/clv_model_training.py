@@ -34,9 +34,10 @@ with DAG(
     def train_clv_model() -> dict[str, Any]:
         """Retrain and gate (first training without a champion); the result goes to XCom."""
         from clvdrift.pipeline import tasks
+        from clvdrift.settings import get_settings
 
         context = get_current_context()
         dag_run = context["dag_run"]
-        return tasks.train_clv_model(context["run_id"], dict(dag_run.conf or {}))
+        return tasks.train_clv_model(get_settings(), context["run_id"], dict(dag_run.conf or {}))
 
     train_clv_model()

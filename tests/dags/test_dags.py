@@ -193,13 +193,15 @@ def test_retried_tasks_record_one_run_and_register_one_version(workdir: Path) ->
     """A retried task (same Airflow run id) reuses the run row, finishes it once, trains once."""
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.pipeline import tasks
+    from clvdrift.settings import get_settings
     from clvdrift.store import connect
     from clvdrift.store.runs import RunStore
 
+    settings = get_settings()
     engine = connect(os.environ["CLVDRIFT_DATABASE_URL"])
     run_id = tasks.run_marker("manual__retry")
-    assert tasks.start_monitoring_run(run_id) is True
-    assert tasks.start_monitoring_run(run_id) is False
+    assert tasks.start_monitoring_run(settings, run_id) is True
+    assert tasks.start_monitoring_run(settings, run_id) is False
     detected = {
         "retraining_required": True,
         "model_version": "v0",
@@ -208,11 +210,11 @@ def test_retried_tasks_record_one_run_and_register_one_version(workdir: Path) ->
         "report": "r.json",
         "reasons": ["shift"],
     }
-    assert tasks.finish_with_decision(run_id, detected) is True
-    assert tasks.finish_with_decision(run_id, {**detected, "retraining_required": False}) is False
+    assert tasks.finish_with_decision(settings, run_id, detected) is True
+    assert tasks.finish_with_decision(settings, run_id, {**detected, "retraining_required": False}) is False
     assert RunStore(engine).get(run_id).decision == "retrain"
     registry = ModelRegistry(engine)
     before = len(registry.list_versions())
-    first = tasks.train_clv_model("manual__train_retry", {"reason": "a"})
-    again = tasks.train_clv_model("manual__train_retry", {"reason": "a"})
+    first = tasks.train_clv_model(settings, "manual__train_retry", {"reason": "a"})
+    again = tasks.train_clv_model(settings, "manual__train_retry", {"reason": "a"})
     assert again["version"] == first["version"] and len(registry.list_versions()) == before + 1

@@ -1,7 +1,8 @@
 """The task functions the Airflow DAGs call: thin, typed, retry-safe wrappers over the monitoring cycle.
 
 The DAG files (``dags/``) only wire; they import this module inside their tasks, so parsing a DAG
-touches no database, file or network. Everything here reads :func:`clvdrift.settings.get_settings`.
+touches no database, file or network. The DAGs are the adapters: they read
+:func:`clvdrift.settings.get_settings` and pass it in (library code never reads settings).
 
 Retry safety (Airflow retries a failed task with the same run id):
 
@@ -17,10 +18,11 @@ Retry safety (Airflow retries a failed task with the same run id):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from clvdrift.config import DriftConfig, GateConfig, TrainConfig
 from clvdrift.errors import RegistryError
-from clvdrift.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -30,18 +32,46 @@ if TYPE_CHECKING:
 TRIGGER = "airflow"
 
 
+class TaskSettings(Protocol):
+    """What the tasks read of ``clvdrift.settings.Settings`` (passed in by the DAGs)."""
+
+    @property
+    def database_url(self) -> str: ...
+    @property
+    def raw_data(self) -> Path: ...
+    @property
+    def models_dir(self) -> Path: ...
+    @property
+    def reference_dir(self) -> Path: ...
+    @property
+    def current_dir(self) -> Path: ...
+    @property
+    def reports_dir(self) -> Path: ...
+    @property
+    def quarantine_dir(self) -> Path: ...
+    @property
+    def history_dir(self) -> Path: ...
+    @property
+    def batch_mode(self) -> Literal["snapshot", "append"]: ...
+    @property
+    def train(self) -> TrainConfig: ...
+    @property
+    def drift(self) -> DriftConfig: ...
+    @property
+    def gate(self) -> GateConfig: ...
+
+
 @dataclass(frozen=True)
 class _Context:
-    settings: Settings
+    settings: TaskSettings
     engine: Engine
     registry: ModelRegistry
 
 
-def _context() -> _Context:
+def _context(settings: TaskSettings) -> _Context:
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.store import connect
 
-    settings = get_settings()
     engine = connect(settings.database_url)
     return _Context(settings, engine, ModelRegistry(engine))
 
@@ -51,11 +81,11 @@ def run_marker(airflow_run_id: str) -> str:
     return f"airflow:{airflow_run_id}"
 
 
-def start_monitoring_run(run_id: str) -> bool:
+def start_monitoring_run(settings: TaskSettings, run_id: str) -> bool:
     """Start the ``runs`` row ``run_id`` (trigger ``airflow``); ``False`` when an earlier attempt did."""
     from clvdrift.store.runs import RunStore
 
-    ctx = _context()
+    ctx = _context(settings)
     runs = RunStore(ctx.engine)
     try:
         runs.start(run_id, TRIGGER, {"current_dir": str(ctx.settings.current_dir)})
@@ -65,7 +95,7 @@ def start_monitoring_run(run_id: str) -> bool:
     return True
 
 
-def check_new_data(run_id: str) -> dict[str, Any]:
+def check_new_data(settings: TaskSettings, run_id: str) -> dict[str, Any]:
     """Start the run, then add the new files of ``current_dir`` to the history (quarantining bad ones).
 
     Returns ``{"new_files": n, "files": [...]}``; with ``n == 0`` the run is finished as ``skipped``
@@ -76,8 +106,8 @@ def check_new_data(run_id: str) -> dict[str, Any]:
     from clvdrift.pipeline.cycle import check_new_data as check
     from clvdrift.store.ledger import Ledger
 
-    start_monitoring_run(run_id)
-    ctx = _context()
+    start_monitoring_run(settings, run_id)
+    ctx = _context(settings)
     s = ctx.settings
     ensure_champion_published(ctx.registry, s.models_dir, s.reference_dir)
     ledger = Ledger(ctx.engine)
@@ -99,6 +129,7 @@ def check_new_data(run_id: str) -> dict[str, Any]:
     if not ours:
         champion = ctx.registry.champion()
         finish_monitoring_run(
+            settings,
             run_id,
             status="skipped",
             decision="no_new_data",
@@ -108,7 +139,7 @@ def check_new_data(run_id: str) -> dict[str, Any]:
     return {"new_files": len(ours), "files": files}
 
 
-def detect_drift(run_id: str) -> dict[str, Any]:
+def detect_drift(settings: TaskSettings, run_id: str) -> dict[str, Any]:
     """Check the transaction history against the champion; the decision as a JSON-able dict.
 
     Recomputing is harmless (the report files are rewritten), so a retry needs no guard.
@@ -116,7 +147,7 @@ def detect_drift(run_id: str) -> dict[str, Any]:
     from clvdrift.data.history import TransactionHistory
     from clvdrift.pipeline.detect import detect_transactions
 
-    ctx = _context()
+    ctx = _context(settings)
     s = ctx.settings
     history = TransactionHistory(s.history_dir, ctx.engine)
     detected = detect_transactions(
@@ -138,20 +169,23 @@ def detect_drift(run_id: str) -> dict[str, Any]:
     }
 
 
-def finish_monitoring_run(run_id: str, *, status: str, decision: str, **fields: Any) -> bool:
+def finish_monitoring_run(
+    settings: TaskSettings, run_id: str, *, status: str, decision: str, **fields: Any
+) -> bool:
     """Finish the ``runs`` row ``run_id`` unless an earlier attempt did; ``True`` when this call did."""
     from clvdrift.store.runs import RUNNING, RunStore
 
-    runs = RunStore(_context().engine)
+    runs = RunStore(_context(settings).engine)
     if runs.get(run_id).status != RUNNING:
         return False
     runs.finish(run_id, status=status, decision=decision, **fields)
     return True
 
 
-def finish_with_decision(run_id: str, detected: dict[str, Any]) -> bool:
+def finish_with_decision(settings: TaskSettings, run_id: str, detected: dict[str, Any]) -> bool:
     """Record the drift decision of ``detect_drift`` as the run's outcome (success)."""
     return finish_monitoring_run(
+        settings,
         run_id,
         status="success",
         decision="retrain" if detected["retraining_required"] else "no_retrain",
@@ -169,7 +203,9 @@ def _version_of_run(ctx: _Context, marker: str) -> Any:
     return None
 
 
-def train_clv_model(run_id: str, conf: dict[str, Any] | None = None) -> dict[str, Any]:
+def train_clv_model(
+    settings: TaskSettings, run_id: str, conf: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Retrain and gate on the transaction history (a plain first training when there is no champion).
 
     Returns version, gate outcome, reason and metrics; a retry of the same run returns the version the
@@ -180,7 +216,7 @@ def train_clv_model(run_id: str, conf: dict[str, Any] | None = None) -> dict[str
     from clvdrift.pipeline.cycle import retrain
     from clvdrift.pipeline.train import train
 
-    ctx = _context()
+    ctx = _context(settings)
     s = ctx.settings
     conf = dict(conf or {})
     marker = f"[{run_id}]"
