@@ -227,7 +227,11 @@ def train_clv_model(
         return _training_result(done.version, outcome, gate.get("reason", "first training"), done, conf)
     if ctx.registry.champion() is None:
         first = train(
-            s.raw_data, registry=ctx.registry, models_dir=s.models_dir, reference_dir=s.reference_dir
+            s.raw_data,
+            registry=ctx.registry,
+            models_dir=s.models_dir,
+            reference_dir=s.reference_dir,
+            config=s.train,
         )
         version = ctx.registry.get(first.version)
         return _training_result(first.version, "first training", "no champion yet", version, conf)
