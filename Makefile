@@ -8,7 +8,7 @@ export DO_NOT_TRACK := 1
 
 .PHONY: demo test lint install bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints/airflow-3.3.2.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "clvdrift needs Python 3.11, found " + sys.version.split()[0]'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv
@@ -22,8 +22,8 @@ demo: $(STAMP)
 
 # static checks first (seconds), then the suite
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench dags
+	$(VENV)/bin/ruff format --check src tests bench dags
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 
@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) bench/train.py
 	$(PY) bench/drift_vs_evidently.py
 	$(PY) bench/calibration.py
+	$(PY) bench/history.py
 
 clean:
 	rm -rf $(VENV) models data/reference data/current monitoring clvdrift.db
