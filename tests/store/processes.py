@@ -1,8 +1,12 @@
-"""Run a function in N real processes at once (fork, a barrier, results through a queue)."""
+"""Real processes for store tests: a function in N processes at once (fork, a barrier, results through a
+queue), and Python code in a fresh interpreter (what every CLI command is)."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import subprocess
+import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -35,3 +39,16 @@ def run_at_once(fn: Callable[..., Any], n: int, *args: Any) -> list[tuple[str, A
     for proc in procs:
         proc.join(TIMEOUT)
     return [results[i] for i in range(n)]
+
+
+def run_python(code: str) -> str:
+    """The stdout of ``python -c code`` in a fresh interpreter that sees this process's ``sys.path``;
+    a non-zero exit fails the test (``CalledProcessError``)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    return out.stdout

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +19,7 @@ from clvdrift.model.registry import ModelRegistry
 from clvdrift.store import connect
 from clvdrift.store.migrations import HEAD, LOCATION
 from clvdrift.store.tables import CHAMPION_INDEX, Base
-from store.processes import run_at_once  # type: ignore[import-not-found]
+from store.processes import run_at_once, run_python  # type: ignore[import-not-found]
 
 
 def _connect_once(_index: int, url: str) -> str:
@@ -205,13 +202,6 @@ def test_connect_to_an_up_to_date_sqlite_store_is_fast_and_does_not_import_alemb
         "import json, sys, time; from clvdrift.store import connect; t = time.perf_counter(); "
         f"connect({url!r}); print(json.dumps([time.perf_counter() - t, 'alembic' in sys.modules]))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    seconds, alembic_imported = json.loads(out.stdout)
+    seconds, alembic_imported = json.loads(run_python(code))
     assert not alembic_imported
     assert seconds < 0.1

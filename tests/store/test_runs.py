@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 
 from clvdrift.errors import RegistryError
 from clvdrift.store import RunStore, connect
-from store.processes import run_at_once  # type: ignore[import-not-found]
+from store.processes import run_at_once, run_python  # type: ignore[import-not-found]
 
 
 def test_lifecycle_of_a_run(store_url):
@@ -163,11 +160,4 @@ def test_totals_are_counted_from_the_table_also_by_a_new_process(store_url):
         "import json; from clvdrift.store import RunStore, connect; "
         f"print(json.dumps(RunStore(connect({store_url!r})).totals()))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    assert json.loads(out.stdout) == _expected()
+    assert json.loads(run_python(code)) == _expected()
