@@ -14,9 +14,9 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-SCHEDULE = os.environ.get(
-    "CLV_MONITORING_SCHEDULE", "@daily"
-)  # not CLVDRIFT_*: settings refuse unknown names
+# Not CLVDRIFT_*: clvdrift's settings refuse unknown names. "none": triggered runs only.
+_SCHEDULE = os.environ.get("CLV_MONITORING_SCHEDULE", "@daily")
+SCHEDULE = None if _SCHEDULE.lower() == "none" else _SCHEDULE
 TRAINING_DAG_ID = "clv_model_training"
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "clvdrift",

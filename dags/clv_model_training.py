@@ -6,11 +6,15 @@ Accepts ``conf`` (e.g. ``reason`` and ``monitoring_run_id`` from clv_drift_monit
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, get_current_context, task
 
+# Not CLVDRIFT_*: clvdrift's settings refuse unknown names. "none": triggered runs only.
+_SCHEDULE = os.environ.get("CLV_TRAINING_SCHEDULE", "@weekly")
+SCHEDULE = None if _SCHEDULE.lower() == "none" else _SCHEDULE
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "clvdrift",
     "retries": 2,
@@ -21,7 +25,7 @@ DEFAULT_ARGS: dict[str, Any] = {
 
 with DAG(
     dag_id="clv_model_training",
-    schedule="@weekly",
+    schedule=SCHEDULE,
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,
