@@ -166,6 +166,50 @@ class RunStore:
         with session_scope(self.engine) as session:
             return [RunRecord._from_row(row) for row in session.scalars(query)]
 
+    def latest_finished(self) -> RunRecord | None:
+        """The run that finished last (any final status), or None."""
+        query = (
+            select(RunRow)
+            .where(RunRow.finished_at.is_not(None))
+            .order_by(RunRow.finished_at.desc(), RunRow.id.desc())
+            .limit(1)
+        )
+        with session_scope(self.engine) as session:
+            row = session.scalar(query)
+            return RunRecord._from_row(row) if row is not None else None
+
+    def latest_success_time(self) -> datetime | None:
+        """When the last successful run finished, or None."""
+        query = select(func.max(RunRow.finished_at)).where(RunRow.status == "success")
+        with session_scope(self.engine) as session:
+            value = session.scalar(query)
+            return as_utc(value) if value is not None else None
+
+    def latest_with_check(self, scan: int = 200) -> RunRecord | None:
+        """The newest finished run whose ``details`` hold a ``"check"``, among the last ``scan``."""
+        query = (
+            select(RunRow)
+            .where(RunRow.finished_at.is_not(None))
+            .order_by(RunRow.finished_at.desc(), RunRow.id.desc())
+            .limit(scan)
+        )
+        with session_scope(self.engine) as session:
+            for row in session.scalars(query):
+                if isinstance(row.details, dict) and isinstance(row.details.get("check"), dict):
+                    return RunRecord._from_row(row)
+        return None
+
+    def add_details(self, run_id: str, **values: Any) -> RunRecord:
+        """Merge ``values`` into the run's ``details`` (e.g. how its metrics were published), any status."""
+        with session_scope(self.engine) as session:
+            row = session.scalar(select(RunRow).where(RunRow.run_id == run_id).with_for_update())
+            if row is None:
+                raise RegistryError(f"unknown run {run_id!r}")
+            row.details = {**(row.details or {}), **values}
+            session.flush()
+            session.refresh(row)
+            return RunRecord._from_row(row)
+
     def totals(self) -> dict[str, int]:
         """Counts over every stored run (see :data:`TOTAL_KEYS`), in one transaction.
 
