@@ -6,7 +6,7 @@ UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test lint install bench clean
+.PHONY: demo test lint install tools bench clean
 
 $(STAMP): pyproject.toml constraints/airflow-3.3.2.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "clvdrift needs Python 3.11, found " + sys.version.split()[0]'
@@ -27,7 +27,19 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 
-test: lint
+# promtool, amtool and the Pushgateway for tests/deploy (Debian packages; the install starts no service).
+# Installs only when one is missing; tries without `apt-get update` first.
+TOOL_PKGS := prometheus prometheus-pushgateway prometheus-alertmanager
+tools:
+	@if command -v promtool >/dev/null && command -v amtool >/dev/null && command -v prometheus-pushgateway >/dev/null; then \
+		echo "tools: promtool, amtool and prometheus-pushgateway present"; \
+	else \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends $(TOOL_PKGS) \
+		|| { apt-get update -q && apt-get install -y -q --no-install-recommends $(TOOL_PKGS); }; \
+	fi
+
+test: lint tools
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
