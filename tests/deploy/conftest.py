@@ -49,3 +49,8 @@ def promtool() -> Tool:
 @pytest.fixture(scope="session")
 def amtool() -> Tool:
     return tool("amtool")
+
+
+@pytest.fixture(scope="session")
+def alertmanager_binary() -> Tool:
+    return tool("prometheus-alertmanager")
