@@ -143,11 +143,11 @@ def _progress(label: str) -> Iterator[Callable[[str], None]]:
         yield lambda step: status.update(f"{label}: {step}…")
 
 
-def _registry(settings: Settings):  # type: ignore[no-untyped-def]
+def _registry(database_url: str):  # type: ignore[no-untyped-def]
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.store import connect
 
-    return ModelRegistry(connect(settings.database_url))
+    return ModelRegistry(connect(database_url))
 
 
 def _columns(pairs: list[str] | None) -> dict[str, str]:
@@ -206,7 +206,7 @@ def _train(
     with _progress("training") as progress:
         result = pipeline.train(
             data or settings.raw_data,
-            registry=_registry(settings),
+            registry=_registry(settings.database_url),
             models_dir=settings.models_dir,
             reference_dir=settings.reference_dir,
             config=config,
@@ -413,7 +413,7 @@ def _detect_kwargs(settings: Settings, html: bool, overrides: dict[str, Any] | N
         **{**settings.drift.model_dump(), **{k: v for k, v in (overrides or {}).items() if v is not None}},
     )
     return {
-        "registry": _registry(settings),
+        "registry": _registry(settings.database_url),
         "models_dir": settings.models_dir,
         "reports_dir": settings.reports_dir,
         "config": config,
@@ -625,22 +625,12 @@ def monitor(
 ) -> None:
     """One monitoring cycle: new files → transaction history → drift check → decision → (retrain → gate
     → promote). Recorded in the run history (clvdrift runs list)."""
-    from clvdrift.model.registry import ModelRegistry
     from clvdrift.pipeline.cycle import monitor_cycle
-    from clvdrift.store import connect
 
     settings = get_settings()
-    engine = connect(settings.database_url)
     with _progress("monitoring cycle") as progress:
         result = monitor_cycle(
-            engine=engine,
-            registry=ModelRegistry(engine),
-            current_dir=settings.current_dir,
-            quarantine_dir=settings.quarantine_dir,
-            history_dir=settings.history_dir,
-            models_dir=settings.models_dir,
-            reference_dir=settings.reference_dir,
-            reports_dir=settings.reports_dir,
+            settings.workspace(),
             mode=(mode.value if mode else settings.batch_mode),
             trigger="cli",
             train_config=settings.train,
@@ -726,7 +716,7 @@ def _yes_no(value: bool | None) -> str:
 @models_app.command("list")
 def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
     """Registered model versions, newest first, with held-out metrics; * marks the champion."""
-    versions = _registry(get_settings()).list_versions()
+    versions = _registry(get_settings().database_url).list_versions()
     if as_json:
         _print_json([v.to_dict() for v in versions])
         return
@@ -771,10 +761,10 @@ def models_promote(version: Annotated[str, typer.Argument(help="The version to m
     """Make VERSION the champion: the registry first, then its *_latest files and reference_data.csv."""
     from clvdrift.model.artifacts import publish_registry_champion
 
-    settings = get_settings()
-    registry = _registry(settings)
+    ws = get_settings().workspace()
+    registry = _registry(ws.database_url)
     registered = registry.promote(version)
-    publish_registry_champion(registry, settings.models_dir, settings.reference_dir)
+    publish_registry_champion(registry, ws.models_dir, ws.reference_dir)
     out.print(f"version {registered.version} is the champion")
 
 
@@ -787,8 +777,8 @@ def models_rollback() -> None:
     from clvdrift.store import connect
     from clvdrift.store.runs import RunStore
 
-    settings = get_settings()
-    engine = connect(settings.database_url)
+    ws = get_settings().workspace()
+    engine = connect(ws.database_url)
     registry = ModelRegistry(engine)
     current, previous = registry.champion(), registry.previous_champion()
     if current is None or previous is None:
@@ -797,7 +787,7 @@ def models_rollback() -> None:
     run_id = "rollback_" + new_version()
     runs.start(run_id, "cli", {"action": "rollback", "from": current.version, "to": previous.version})
     registry.promote(previous.version)
-    publish_registry_champion(registry, settings.models_dir, settings.reference_dir)
+    publish_registry_champion(registry, ws.models_dir, ws.reference_dir)
     runs.finish(
         run_id,
         status="success",
@@ -816,9 +806,9 @@ def models_gc(
     from clvdrift.io import remove_stale_temp_files
     from clvdrift.model.artifacts import collect_garbage
 
-    settings = get_settings()
-    removed = collect_garbage(_registry(settings), settings.models_dir, dry_run=dry_run)
-    for folder in (settings.reference_dir, settings.current_dir, settings.reports_dir):
+    ws = get_settings().workspace()
+    removed = collect_garbage(_registry(ws.database_url), ws.models_dir, dry_run=dry_run)
+    for folder in (ws.reference_dir, ws.current_dir, ws.reports_dir):
         removed += remove_stale_temp_files(folder, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     out.print(f"{verb} {len(removed)} file(s)" + "".join(f"\n  {p}" for p in removed), highlight=False)

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from clvdrift.config import DriftConfig, GateConfig, TrainConfig, config_error
 from clvdrift.errors import ConfigError
+
+if TYPE_CHECKING:
+    from clvdrift.pipeline.common import Workspace
 
 
 class Settings(BaseSettings):
@@ -48,6 +52,13 @@ class Settings(BaseSettings):
     train: TrainConfig = Field(default_factory=TrainConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+
+    def workspace(self) -> Workspace:
+        """The store and working folders as the pipeline takes them (imported here, not at the top:
+        ``clvdrift --help`` must not import the pipeline)."""
+        from clvdrift.pipeline.common import Workspace
+
+        return Workspace(**{f.name: getattr(self, f.name) for f in fields(Workspace)})
 
 
 def known_variables() -> set[str]:

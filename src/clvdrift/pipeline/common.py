@@ -1,4 +1,4 @@
-"""What the pipeline tasks share: step timings, version ids, the champion, the data fingerprint."""
+"""What the pipeline tasks share: the workspace, step timings, version ids, the champion, fingerprints."""
 
 from __future__ import annotations
 
@@ -21,6 +21,37 @@ if TYPE_CHECKING:
     from clvdrift.model.registry import ModelRegistry, ModelVersion
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where the monitoring loop keeps its state: the store and the working folders.
+
+    Adapters build it from their settings (``clvdrift.settings.Settings.workspace``); the field names
+    are the settings' names, and their defaults live there, not here.
+    """
+
+    database_url: str
+    raw_data: Path
+    models_dir: Path
+    reference_dir: Path
+    current_dir: Path
+    reports_dir: Path
+    quarantine_dir: Path
+    history_dir: Path
+
+    @classmethod
+    def under(cls, root: Path, raw_data: Path) -> Workspace:
+        """A workspace of its own below ``root`` (a SQLite store and one folder each), e.g. for the demo."""
+        root = Path(root)
+        return cls(
+            database_url=f"sqlite:///{root / 'clvdrift.db'}",
+            raw_data=Path(raw_data),
+            **{f"{name}_dir": root / name for name in WORKSPACE_FOLDERS},
+        )
+
+
+WORKSPACE_FOLDERS = ("models", "reference", "current", "reports", "quarantine", "history")
 
 
 @dataclass

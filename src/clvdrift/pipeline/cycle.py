@@ -30,7 +30,7 @@ from clvdrift.data import clean_transactions, load_transactions
 from clvdrift.errors import ClvdriftError, DataError
 from clvdrift.io import sha256_file
 from clvdrift.jsonable import dataclass_dict
-from clvdrift.pipeline.common import Progress, Timings, load_champion, new_version
+from clvdrift.pipeline.common import Progress, Timings, Workspace, load_champion, new_version
 from clvdrift.pipeline.detect import DetectResult, detect_transactions, training_customers
 from clvdrift.pipeline.train import register_version
 
@@ -158,8 +158,7 @@ def retrain(
     *,
     engine: Engine,
     registry: ModelRegistry,
-    models_dir: Path,
-    reference_dir: Path,
+    workspace: Workspace,
     train_config: TrainConfig,
     gate_config: GateConfig,
     source: str,
@@ -171,9 +170,9 @@ def retrain(
     from clvdrift.store.locks import training_lock
 
     with training_lock(engine):
-        champion, model = load_champion(registry, models_dir)
+        champion, model = load_champion(registry, workspace.models_dir)
         clean, cleaning = clean_transactions(raw)
-        trained_on = training_customers(Path(models_dir) / champion.artifacts["reference"]["path"])
+        trained_on = training_customers(workspace.models_dir / champion.artifacts["reference"]["path"])
         outcome = retrain_and_gate(
             clean,
             champion_model=model,
@@ -190,8 +189,8 @@ def retrain(
         version, _, _, _ = register_version(
             fitted,
             registry=registry,
-            models_dir=models_dir,
-            reference_dir=reference_dir,
+            models_dir=workspace.models_dir,
+            reference_dir=workspace.reference_dir,
             cleaning=cleaning.to_dict(),
             fingerprint={"source": source, "rows": len(raw)},
             champion=outcome.promoted,
@@ -205,15 +204,8 @@ def retrain(
 
 
 def monitor_cycle(
+    workspace: Workspace,
     *,
-    engine: Engine,
-    registry: ModelRegistry,
-    current_dir: Path,
-    quarantine_dir: Path,
-    history_dir: Path,
-    models_dir: Path,
-    reference_dir: Path,
-    reports_dir: Path,
     mode: BatchMode = "snapshot",
     trigger: str = "cli",
     train_config: TrainConfig = TrainConfig(),
@@ -226,21 +218,31 @@ def monitor_cycle(
     with its error and raised."""
     from clvdrift.data.history import TransactionHistory
     from clvdrift.model.artifacts import ensure_champion_published
+    from clvdrift.model.registry import ModelRegistry
+    from clvdrift.store import connect
     from clvdrift.store.ledger import Ledger
     from clvdrift.store.runs import RunStore
 
+    ws = workspace
+    engine = connect(ws.database_url)
+    registry = ModelRegistry(engine)
     ensure_champion_published(
-        registry, models_dir, reference_dir
+        registry, ws.models_dir, ws.reference_dir
     )  # heal a crash between register and publish
     runs = RunStore(engine)
     run_id = "cycle_" + new_version()
-    runs.start(run_id, trigger, {"current_dir": str(current_dir), "mode": mode})
+    runs.start(run_id, trigger, {"current_dir": str(ws.current_dir), "mode": mode})
     t = Timings()
-    history = TransactionHistory(history_dir, engine)
+    history = TransactionHistory(ws.history_dir, engine)
     try:
         with t.step("check new data", progress):
             new = check_new_data(
-                current_dir, quarantine_dir, ledger=Ledger(engine), history=history, mode=mode, run_id=run_id
+                ws.current_dir,
+                ws.quarantine_dir,
+                ledger=Ledger(engine),
+                history=history,
+                mode=mode,
+                run_id=run_id,
             )
         if not new.processed:
             champion = registry.champion()
@@ -272,8 +274,8 @@ def monitor_cycle(
             detected = detect_transactions(
                 raw,
                 registry=registry,
-                models_dir=models_dir,
-                reports_dir=reports_dir,
+                models_dir=ws.models_dir,
+                reports_dir=ws.reports_dir,
                 source=source,
                 config=drift_config,
                 render_html=render_html,
@@ -285,8 +287,7 @@ def monitor_cycle(
                     raw,
                     engine=engine,
                     registry=registry,
-                    models_dir=models_dir,
-                    reference_dir=reference_dir,
+                    workspace=ws,
                     train_config=train_config,
                     gate_config=gate_config,
                     source=source,

@@ -11,7 +11,7 @@ from typing import Any
 
 from clvdrift.config import SCENARIO_SEED, DriftConfig, GateConfig, TrainConfig
 from clvdrift.jsonable import dataclass_dict
-from clvdrift.pipeline.common import Progress
+from clvdrift.pipeline.common import Progress, Workspace
 from clvdrift.pipeline.cycle import CycleResult, monitor_cycle
 from clvdrift.pipeline.simulate import simulate
 from clvdrift.pipeline.train import train
@@ -43,33 +43,20 @@ def demo_loop(
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.store import connect
 
-    workspace = Path(workspace)
-    engine = connect(f"sqlite:///{workspace / 'clvdrift.db'}")
-    registry = ModelRegistry(engine)
-    dirs = {
-        name: workspace / name
-        for name in ("models", "reference", "current", "quarantine", "history", "reports")
-    }
+    ws = Workspace.under(workspace, raw_data)
     train(
-        raw_data,
-        registry=registry,
-        models_dir=dirs["models"],
-        reference_dir=dirs["reference"],
+        ws.raw_data,
+        registry=ModelRegistry(connect(ws.database_url)),
+        models_dir=ws.models_dir,
+        reference_dir=ws.reference_dir,
         config=train_config,
         progress=progress,
     )
     steps = []
     for scenario in scenarios:
-        simulate(raw_data, scenario, seed=seed, current_dir=dirs["current"])
+        simulate(ws.raw_data, scenario, seed=seed, current_dir=ws.current_dir)
         cycle = monitor_cycle(
-            engine=engine,
-            registry=registry,
-            current_dir=dirs["current"],
-            quarantine_dir=dirs["quarantine"],
-            history_dir=dirs["history"],
-            models_dir=dirs["models"],
-            reference_dir=dirs["reference"],
-            reports_dir=dirs["reports"],
+            ws,
             mode="snapshot",
             trigger="cli",
             train_config=train_config,

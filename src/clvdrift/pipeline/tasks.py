@@ -18,7 +18,6 @@ Retry safety (Airflow retries a failed task with the same run id):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from clvdrift.config import DriftConfig, GateConfig, TrainConfig
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from clvdrift.model.registry import ModelRegistry
+    from clvdrift.pipeline.common import Workspace
 
 TRIGGER = "airflow"
 
@@ -35,22 +35,7 @@ TRIGGER = "airflow"
 class TaskSettings(Protocol):
     """What the tasks read of ``clvdrift.settings.Settings`` (passed in by the DAGs)."""
 
-    @property
-    def database_url(self) -> str: ...
-    @property
-    def raw_data(self) -> Path: ...
-    @property
-    def models_dir(self) -> Path: ...
-    @property
-    def reference_dir(self) -> Path: ...
-    @property
-    def current_dir(self) -> Path: ...
-    @property
-    def reports_dir(self) -> Path: ...
-    @property
-    def quarantine_dir(self) -> Path: ...
-    @property
-    def history_dir(self) -> Path: ...
+    def workspace(self) -> Workspace: ...
     @property
     def batch_mode(self) -> Literal["snapshot", "append"]: ...
     @property
@@ -64,6 +49,7 @@ class TaskSettings(Protocol):
 @dataclass(frozen=True)
 class _Context:
     settings: TaskSettings
+    workspace: Workspace
     engine: Engine
     registry: ModelRegistry
 
@@ -72,8 +58,9 @@ def _context(settings: TaskSettings) -> _Context:
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.store import connect
 
-    engine = connect(settings.database_url)
-    return _Context(settings, engine, ModelRegistry(engine))
+    ws = settings.workspace()
+    engine = connect(ws.database_url)
+    return _Context(settings, ws, engine, ModelRegistry(engine))
 
 
 def run_marker(airflow_run_id: str) -> str:
@@ -88,7 +75,7 @@ def start_monitoring_run(settings: TaskSettings, run_id: str) -> bool:
     ctx = _context(settings)
     runs = RunStore(ctx.engine)
     try:
-        runs.start(run_id, TRIGGER, {"current_dir": str(ctx.settings.current_dir)})
+        runs.start(run_id, TRIGGER, {"current_dir": str(ctx.workspace.current_dir)})
     except RegistryError:
         runs.get(run_id)  # an unknown id means the start failed for another reason: raises
         return False
@@ -108,15 +95,15 @@ def check_new_data(settings: TaskSettings, run_id: str) -> dict[str, Any]:
 
     start_monitoring_run(settings, run_id)
     ctx = _context(settings)
-    s = ctx.settings
-    ensure_champion_published(ctx.registry, s.models_dir, s.reference_dir)
+    ws = ctx.workspace
+    ensure_champion_published(ctx.registry, ws.models_dir, ws.reference_dir)
     ledger = Ledger(ctx.engine)
     new = check(
-        s.current_dir,
-        s.quarantine_dir,
+        ws.current_dir,
+        ws.quarantine_dir,
         ledger=ledger,
-        history=TransactionHistory(s.history_dir, ctx.engine),
-        mode=s.batch_mode,
+        history=TransactionHistory(ws.history_dir, ctx.engine),
+        mode=settings.batch_mode,
         run_id=run_id,
     )
     ours = [
@@ -148,15 +135,15 @@ def detect_drift(settings: TaskSettings, run_id: str) -> dict[str, Any]:
     from clvdrift.pipeline.detect import detect_transactions
 
     ctx = _context(settings)
-    s = ctx.settings
-    history = TransactionHistory(s.history_dir, ctx.engine)
+    ws = ctx.workspace
+    history = TransactionHistory(ws.history_dir, ctx.engine)
     detected = detect_transactions(
         history.read(),
         registry=ctx.registry,
-        models_dir=s.models_dir,
-        reports_dir=s.reports_dir,
+        models_dir=ws.models_dir,
+        reports_dir=ws.reports_dir,
         source=f"transaction history ({len(history.batches())} batches), {run_id}",
-        config=s.drift,
+        config=settings.drift,
         render_html=False,
     )
     return {
@@ -217,7 +204,7 @@ def train_clv_model(
     from clvdrift.pipeline.train import train
 
     ctx = _context(settings)
-    s = ctx.settings
+    ws = ctx.workspace
     conf = dict(conf or {})
     marker = f"[{run_id}]"
     done = _version_of_run(ctx, marker)
@@ -227,26 +214,25 @@ def train_clv_model(
         return _training_result(done.version, outcome, gate.get("reason", "first training"), done, conf)
     if ctx.registry.champion() is None:
         first = train(
-            s.raw_data,
+            ws.raw_data,
             registry=ctx.registry,
-            models_dir=s.models_dir,
-            reference_dir=s.reference_dir,
-            config=s.train,
+            models_dir=ws.models_dir,
+            reference_dir=ws.reference_dir,
+            config=settings.train,
         )
         version = ctx.registry.get(first.version)
         return _training_result(first.version, "first training", "no champion yet", version, conf)
-    history = TransactionHistory(s.history_dir, ctx.engine)
+    history = TransactionHistory(ws.history_dir, ctx.engine)
     has_history = bool(history.batches())
-    raw = history.read() if has_history else load_transactions(s.raw_data)
-    where = "transaction history" if has_history else str(s.raw_data)
+    raw = history.read() if has_history else load_transactions(ws.raw_data)
+    where = "transaction history" if has_history else str(ws.raw_data)
     challenger = retrain(
         raw,
         engine=ctx.engine,
         registry=ctx.registry,
-        models_dir=s.models_dir,
-        reference_dir=s.reference_dir,
-        train_config=s.train,
-        gate_config=s.gate,
+        workspace=ws,
+        train_config=settings.train,
+        gate_config=settings.gate,
         source=f"{where} {marker}",
     )
     registered = ctx.registry.get(challenger.version)
