@@ -78,20 +78,26 @@ def _unique_columns(inspector: sa.Inspector, table: str) -> set[str]:
     }
 
 
-def test_a_store_at_0002_with_versions_is_upgraded_keeping_them(store_url):
+def _store_at(url: str, revision: str, versions: list[dict]) -> None:
+    """Migrate a fresh store to ``revision`` only and insert ``versions`` (rows of the old table)."""
     from alembic import command
 
-    engine = sa.create_engine(store_url)
+    engine = sa.create_engine(url)
     config = Config()
     config.set_main_option("script_location", str(LOCATION))
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "0002")
-        conn.execute(
-            _old_table.insert(),
-            [_old_row("2025x", False, None), _old_row("2025y", True, datetime(2025, 6, 1, tzinfo=UTC))],
-        )
+        command.upgrade(config, revision)
+        conn.execute(_old_table.insert(), versions)
     engine.dispose()
+
+
+def test_a_store_at_0002_with_versions_is_upgraded_keeping_them(store_url):
+    _store_at(
+        store_url,
+        "0002",
+        [_old_row("2025x", False, None), _old_row("2025y", True, datetime(2025, 6, 1, tzinfo=UTC))],
+    )
     assert _versions(store_url) == ["0002"]
 
     engine = connect(store_url)
@@ -205,3 +211,25 @@ def test_connect_to_an_up_to_date_sqlite_store_is_fast_and_does_not_import_alemb
     seconds, alembic_imported = json.loads(run_python(code))
     assert not alembic_imported
     assert seconds < 0.1
+
+
+def test_a_store_at_0003_gets_the_run_of_each_version_and_one_version_per_run(store_url):
+    _store_at(store_url, "0003", [_old_row("2025x", True, datetime(2025, 6, 1, tzinfo=UTC))])
+    assert _versions(store_url) == ["0003"]
+
+    registry = ModelRegistry(connect(store_url))
+    assert _versions(store_url) == [HEAD]
+    assert [(v.version, v.is_champion, v.run_id) for v in registry.list_versions()] == [("2025x", True, None)]
+    row = {k: v for k, v in _old_row("2025y", False, None).items() if k not in ("version", "is_champion")}
+    row.pop("promoted_at")
+    row.pop("created_at")
+    registry.register("2025y", **row, champion=False, run_id="airflow:manual__1")
+    registry.register("2025z", **row, champion=False)  # no run: NULL repeats
+    assert registry.of_run("airflow:manual__1").version == "2025y"
+    assert registry.of_run("airflow:other") is None
+    with pytest.raises(RegistryError, match="run airflow:manual__1 already registered model version 2025y"):
+        registry.register("2025w", **row, champion=False, run_id="airflow:manual__1")
+    with pytest.raises(sa.exc.IntegrityError), registry.engine.begin() as conn:  # the database refuses too
+        conn.execute(
+            sa.text("UPDATE model_versions SET run_id = 'airflow:manual__1' WHERE version = '2025z'")
+        )

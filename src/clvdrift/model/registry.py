@@ -46,6 +46,8 @@ class ModelVersion:
     artifacts: dict[str, Any]
     is_champion: bool
     promoted_at: datetime | None
+    run_id: str | None = None
+    """The monitoring or Airflow run that registered this version; ``None`` for a plain training."""
 
     @classmethod
     def _from_row(cls, row: ModelVersionRow) -> ModelVersion:
@@ -87,8 +89,11 @@ class ModelRegistry:
         data_fingerprint: dict[str, Any],
         artifacts: dict[str, Any],
         champion: bool | None = None,
+        run_id: str | None = None,
     ) -> ModelVersion:
         """Record a new version. ``champion=None`` makes it champion only when there is none yet.
+
+        ``run_id`` names the run that registered it; the database refuses a second version of one run.
 
         ``champion=True`` demotes the current champion in the same transaction. Under concurrency the
         database decides: with ``None``, the version that commits first is champion and the others are
@@ -98,6 +103,12 @@ class ModelRegistry:
         def work(session: Session) -> ModelVersion:
             if session.scalar(select(ModelVersionRow.id).where(ModelVersionRow.version == version)):
                 raise RegistryError(f"model version {version} is already registered")
+            if run_id is not None and (
+                done := session.scalar(
+                    select(ModelVersionRow.version).where(ModelVersionRow.run_id == run_id)
+                )
+            ):
+                raise RegistryError(f"run {run_id} already registered model version {done}")
             if champion is None:
                 crown = session.scalar(select(ModelVersionRow.id).where(ModelVersionRow.is_champion)) is None
             else:
@@ -116,6 +127,7 @@ class ModelRegistry:
                 artifacts=artifacts,
                 is_champion=crown,
                 promoted_at=now if crown else None,
+                run_id=run_id,
             )
             session.add(row)
             session.flush()
@@ -157,6 +169,12 @@ class ModelRegistry:
                 .order_by(ModelVersionRow.promoted_at.desc(), ModelVersionRow.id.desc())
                 .limit(1)
             )
+            return ModelVersion._from_row(row) if row else None
+
+    def of_run(self, run_id: str) -> ModelVersion | None:
+        """The version the run ``run_id`` registered, if any."""
+        with session_scope(self.engine) as session:
+            row = session.scalar(select(ModelVersionRow).where(ModelVersionRow.run_id == run_id))
             return ModelVersion._from_row(row) if row else None
 
     def champion(self) -> ModelVersion | None:

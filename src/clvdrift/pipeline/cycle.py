@@ -13,6 +13,11 @@ check_new_data → detect → decide → (retrain → gate → promote), recorde
    registered as champion and its files published when it wins, the challenger is registered with the
    gate's reason when it loses.
 
+The steps (:func:`start_run`, :func:`take_new_data`, :func:`finish_skipped`, :func:`read_history`,
+:func:`detect_history`, :func:`retrain`, :func:`finish_decided`, :func:`finish_run`) work on a
+:class:`CycleContext` and pass typed results; :func:`monitor_cycle` and the Airflow tasks
+(``pipeline/tasks.py``) both call them, so each piece of the run's bookkeeping exists once.
+
 Every cycle is one row of the run history (started, then finished as ``success``, ``skipped`` or
 ``failed`` with the error): the source of truth for counters such as "drift detected, total".
 """
@@ -27,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from clvdrift.config import DriftConfig, GateConfig, TrainConfig
 from clvdrift.data import clean_transactions, load_transactions
-from clvdrift.errors import ClvdriftError, DataError
+from clvdrift.errors import ClvdriftError, DataError, RegistryError
 from clvdrift.io import sha256_file
 from clvdrift.jsonable import dataclass_dict
 from clvdrift.pipeline.common import Progress, Timings, Workspace, load_champion, new_version
@@ -155,21 +160,22 @@ def check_new_data(
 
 def retrain(
     raw: pd.DataFrame,
+    ctx: CycleContext,
     *,
-    engine: Engine,
-    registry: ModelRegistry,
-    workspace: Workspace,
+    run_id: str,
     train_config: TrainConfig,
     gate_config: GateConfig,
     source: str,
     progress: Progress | None = None,
 ) -> ChallengerOutcome:
     """Retrain on ``raw`` transactions under the training lock, gate the challenger against the
-    champion, and register it: as champion (files published) when it wins, with the reason when not."""
+    champion, and register it: as champion (files published) when it wins, with the reason when not.
+    The version records ``run_id``, the run that retrained (see :meth:`ModelRegistry.of_run`)."""
     from clvdrift.pipeline.retrain import retrain_and_gate
     from clvdrift.store.locks import training_lock
 
-    with training_lock(engine):
+    registry, workspace = ctx.registry, ctx.workspace
+    with training_lock(ctx.engine):
         champion, model = load_champion(registry, workspace.models_dir)
         clean, cleaning = clean_transactions(raw)
         trained_on = training_customers(workspace.models_dir / champion.artifacts["reference"]["path"])
@@ -194,12 +200,188 @@ def retrain(
             cleaning=cleaning.to_dict(),
             fingerprint={"source": source, "rows": len(raw)},
             champion=outcome.promoted,
+            run_id=run_id,
         )
     return ChallengerOutcome(
         version=version,
         outcome="promoted" if outcome.promoted else "rejected",
         reason=outcome.decision.reason,
         gate=gate,
+    )
+
+
+@dataclass(frozen=True)
+class CycleContext:
+    """What every step of a cycle works on: the workspace, its store and the model registry."""
+
+    workspace: Workspace
+    engine: Engine
+    registry: ModelRegistry
+
+    @classmethod
+    def open(cls, workspace: Workspace) -> CycleContext:
+        """Connect to the workspace's store (migrated to the newest schema)."""
+        from clvdrift.model.registry import ModelRegistry
+        from clvdrift.store import connect
+
+        engine = connect(workspace.database_url)
+        return cls(workspace, engine, ModelRegistry(engine))
+
+
+@dataclass(frozen=True)
+class DriftOutcome:
+    """The part of a drift check the run history records and the Airflow DAG branches on."""
+
+    data_drift: bool
+    model_drift: bool
+    retraining_required: bool
+    model_version: str
+    reasons: list[str]
+    report: str
+
+    @classmethod
+    def of(cls, detected: DetectResult) -> DriftOutcome:
+        return cls(
+            data_drift=bool(detected.decision.data_drift_detected),
+            model_drift=bool(detected.decision.model_drift_detected),
+            retraining_required=bool(detected.retraining_required),
+            model_version=detected.model_version,
+            reasons=list(detected.decision.reasons),
+            report=detected.reports["json"],
+        )
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DriftOutcome:
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+
+    @property
+    def decision(self) -> str:
+        return "retrain" if self.retraining_required else "no_retrain"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+def start_run(ctx: CycleContext, run_id: str, trigger: str, mode: BatchMode) -> bool:
+    """Start the ``runs`` row ``run_id``; ``False`` when an earlier attempt (a retried task) started it."""
+    from clvdrift.store.runs import RunStore
+
+    runs = RunStore(ctx.engine)
+    try:
+        runs.start(run_id, trigger, {"current_dir": str(ctx.workspace.current_dir), "mode": mode})
+    except RegistryError:
+        runs.get(run_id)  # an unknown id means the start failed for another reason: raises
+        return False
+    return True
+
+
+def finish_run(ctx: CycleContext, run_id: str, *, status: str, **fields: Any) -> bool:
+    """Finish the ``runs`` row ``run_id`` unless an earlier attempt did; ``True`` when this call did."""
+    from clvdrift.store.runs import RUNNING, RunStore
+
+    runs = RunStore(ctx.engine)
+    if runs.get(run_id).status != RUNNING:
+        return False
+    runs.finish(run_id, status=status, **fields)
+    return True
+
+
+def take_new_data(ctx: CycleContext, run_id: str, mode: BatchMode) -> tuple[NewData, list[FileOutcome]]:
+    """Heal a crash between register and publish, then :func:`check_new_data` on the workspace.
+
+    Returns what was found and the files this run brought into the history: those it processed, and
+    those an earlier attempt of the same run processed (the ledger names the run), so a retry sees them.
+    """
+    from clvdrift.data.history import TransactionHistory
+    from clvdrift.model.artifacts import ensure_champion_published
+    from clvdrift.store.ledger import Ledger
+
+    ws = ctx.workspace
+    ensure_champion_published(ctx.registry, ws.models_dir, ws.reference_dir)
+    ledger = Ledger(ctx.engine)
+    new = check_new_data(
+        ws.current_dir,
+        ws.quarantine_dir,
+        ledger=ledger,
+        history=TransactionHistory(ws.history_dir, ctx.engine),
+        mode=mode,
+        run_id=run_id,
+    )
+    ours = [
+        f
+        for f in new.files
+        if f.status == "processed"
+        or (f.status == "seen before" and (rec := ledger.get(f.sha256)) is not None and rec.run_id == run_id)
+    ]
+    return new, ours
+
+
+def finish_skipped(ctx: CycleContext, run_id: str, new: NewData, durations: dict[str, float]) -> str | None:
+    """Finish the run as ``skipped`` (no new data); the champion's version."""
+    champion = ctx.registry.champion()
+    version = champion.version if champion else None
+    finish_run(
+        ctx,
+        run_id,
+        status="skipped",
+        decision="no_new_data",
+        durations=durations,
+        champion_version=version,
+        details={"files": new.to_dict()["files"]},
+    )
+    return version
+
+
+def read_history(ctx: CycleContext, run_id: str) -> tuple[pd.DataFrame, str]:
+    """The transaction history's rows and how a report names them."""
+    from clvdrift.data.history import TransactionHistory
+
+    history = TransactionHistory(ctx.workspace.history_dir, ctx.engine)
+    return history.read(), f"transaction history ({len(history.batches())} batches), {run_id}"
+
+
+def detect_history(
+    ctx: CycleContext,
+    raw: pd.DataFrame,
+    source: str,
+    config: DriftConfig,
+    *,
+    render_html: bool = False,
+) -> DetectResult:
+    """The history ``raw`` against the champion (:func:`detect_transactions`)."""
+    return detect_transactions(
+        raw,
+        registry=ctx.registry,
+        models_dir=ctx.workspace.models_dir,
+        reports_dir=ctx.workspace.reports_dir,
+        source=source,
+        config=config,
+        render_html=render_html,
+    )
+
+
+def finish_decided(
+    ctx: CycleContext,
+    run_id: str,
+    outcome: DriftOutcome,
+    *,
+    new: NewData | None = None,
+    challenger: ChallengerOutcome | None = None,
+    durations: dict[str, float] | None = None,
+) -> bool:
+    """Finish the run as ``success`` with the drift decision (and the challenger when retrained here)."""
+    files = {"files": new.to_dict()["files"]} if new is not None else {}
+    return finish_run(
+        ctx,
+        run_id,
+        status="success",
+        champion_version=outcome.model_version,
+        data_drift=outcome.data_drift,
+        model_drift=outcome.model_drift,
+        decision=outcome.decision,
+        challenger=challenger.to_dict() if challenger else None,
+        durations=durations,
+        details={**files, "report": outcome.report, "reasons": outcome.reasons},
     )
 
 
@@ -215,117 +397,50 @@ def monitor_cycle(
     progress: Progress | None = None,
 ) -> CycleResult:
     """One monitoring cycle (module docstring), recorded in the run history; a failure is recorded
-    with its error and raised."""
-    from clvdrift.data.history import TransactionHistory
-    from clvdrift.model.artifacts import ensure_champion_published
-    from clvdrift.model.registry import ModelRegistry
-    from clvdrift.store import connect
-    from clvdrift.store.ledger import Ledger
-    from clvdrift.store.runs import RunStore
-
-    ws = workspace
-    engine = connect(ws.database_url)
-    registry = ModelRegistry(engine)
-    ensure_champion_published(
-        registry, ws.models_dir, ws.reference_dir
-    )  # heal a crash between register and publish
-    runs = RunStore(engine)
+    with its error and raised. The steps are those the Airflow tasks (``pipeline/tasks.py``) call."""
+    ctx = CycleContext.open(workspace)
     run_id = "cycle_" + new_version()
-    runs.start(run_id, trigger, {"current_dir": str(ws.current_dir), "mode": mode})
+    start_run(ctx, run_id, trigger, mode)
     t = Timings()
-    history = TransactionHistory(ws.history_dir, engine)
     try:
         with t.step("check new data", progress):
-            new = check_new_data(
-                ws.current_dir,
-                ws.quarantine_dir,
-                ledger=Ledger(engine),
-                history=history,
-                mode=mode,
-                run_id=run_id,
-            )
-        if not new.processed:
-            champion = registry.champion()
-            result = CycleResult(
-                run_id,
-                trigger,
-                "skipped",
-                "no_new_data",
-                new,
-                None,
-                None,
-                champion.version if champion else None,
-                t.seconds,
-            )
-            runs.finish(
-                run_id,
-                status="skipped",
-                decision="no_new_data",
-                durations=t.seconds,
-                champion_version=result.champion_version,
-                details={"files": new.to_dict()["files"]},
-            )
-            return result
+            new, ours = take_new_data(ctx, run_id, mode)
+        if not ours:
+            version = finish_skipped(ctx, run_id, new, t.seconds)
+            return CycleResult(run_id, trigger, "skipped", "no_new_data", new, None, None, version, t.seconds)
         with t.step("detect", progress):
-            raw = history.read()
-            source = (
-                f"transaction history ({len(history.batches())} batches, newest {new.processed[-1].path})"
-            )
-            detected = detect_transactions(
-                raw,
-                registry=registry,
-                models_dir=ws.models_dir,
-                reports_dir=ws.reports_dir,
-                source=source,
-                config=drift_config,
-                render_html=render_html,
-            )
+            raw, source = read_history(ctx, run_id)
+            detected = detect_history(ctx, raw, source, drift_config, render_html=render_html)
+        outcome = DriftOutcome.of(detected)
         challenger = None
-        if detected.retraining_required:
+        if outcome.retraining_required:
             with t.step("retrain", progress):
                 challenger = retrain(
                     raw,
-                    engine=engine,
-                    registry=registry,
-                    workspace=ws,
+                    ctx,
+                    run_id=run_id,
                     train_config=train_config,
                     gate_config=gate_config,
                     source=source,
                     progress=progress,
                 )
-        champion = registry.champion()
-        result = CycleResult(
+        champion = ctx.registry.champion()
+        finish_decided(ctx, run_id, outcome, new=new, challenger=challenger, durations=t.seconds)
+        return CycleResult(
             run_id,
             trigger,
             "success",
-            "retrain" if detected.retraining_required else "no_retrain",
+            outcome.decision,
             new,
             detected,
             challenger,
             champion.version if champion else None,
             t.seconds,
         )
-        runs.finish(
-            run_id,
-            status="success",
-            champion_version=detected.model_version,
-            data_drift=detected.decision.data_drift_detected,
-            model_drift=detected.decision.model_drift_detected,
-            decision=result.decision,
-            challenger=challenger.to_dict() if challenger else None,
-            durations=t.seconds,
-            details={
-                "files": new.to_dict()["files"],
-                "report": detected.reports["json"],
-                "reasons": detected.decision.reasons,
-            },
-        )
-        return result
     except ClvdriftError as exc:
-        runs.finish(run_id, status="failed", error=str(exc), durations=t.seconds)
+        finish_run(ctx, run_id, status="failed", error=str(exc), durations=t.seconds)
         raise
     except Exception as exc:
-        runs.finish(
-            run_id, status="failed", error=f"unexpected {type(exc).__name__}: {exc}", durations=t.seconds
-        )
+        error = f"unexpected {type(exc).__name__}: {exc}"
+        finish_run(ctx, run_id, status="failed", error=error, durations=t.seconds)
         raise

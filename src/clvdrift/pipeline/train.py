@@ -151,12 +151,14 @@ def register_version(
     fingerprint: Mapping[str, Any],
     params: Mapping[str, Any] | None = None,
     champion: bool | None = None,
+    run_id: str | None = None,
 ) -> tuple[str, bool, dict[str, Any], str | None]:
     """Write the version's files (model, scaler, features, metadata, reference profile and data), then
     register it, then — when the registry made it champion — publish the champion's files.
 
     Returns ``(version, is_champion, artifacts, reference_data_path or None)``. Nothing is registered
-    unless every file was written and checksummed.
+    unless every file was written and checksummed. ``run_id`` (the monitoring or Airflow run that
+    trains) is recorded in the metadata and the registry, which refuses a second version of one run.
     """
     from clvdrift.drift import build_profile
     from clvdrift.model.artifacts import publish_registry_champion, write_artifacts
@@ -178,6 +180,7 @@ def register_version(
         "evaluation": fitted.evaluation,
         "cleaning": dict(cleaning),
         "data_fingerprint": dict(fingerprint),
+        "run_id": run_id,
         "feature_columns": fitted.model.feature_columns,
     }
     artifacts = write_artifacts(
@@ -202,6 +205,7 @@ def register_version(
         data_fingerprint=dict(fingerprint),
         artifacts=artifacts,
         champion=champion,
+        run_id=run_id,
     )
     reference_path = None
     if registered.is_champion:
@@ -225,6 +229,7 @@ def train(
     params: Mapping[str, Any] | None = None,
     champion: bool | None = None,
     lock_wait_seconds: float = 0.0,
+    run_id: str | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
     """Train, evaluate against the persistence baseline, write artifacts, register the version.
@@ -249,6 +254,7 @@ def train(
             columns=columns,
             params=params,
             champion=champion,
+            run_id=run_id,
             progress=progress,
         )
 
@@ -265,6 +271,7 @@ def _train_locked(
     columns: Mapping[str, str] | None,
     params: Mapping[str, Any] | None,
     champion: bool | None,
+    run_id: str | None,
     progress: Progress | None,
 ) -> TrainResult:
     remove_stale_temp_files(Path(models_dir))  # what killed runs left behind does not accumulate
@@ -286,6 +293,7 @@ def _train_locked(
             fingerprint=data_fingerprint(data_path, raw),
             params=params,
             champion=champion,
+            run_id=run_id,
         )
     return TrainResult(
         version=version,

@@ -13,6 +13,8 @@ from clvdrift.jsonable import plain
 
 CHAMPION_INDEX = "uq_model_versions_one_champion"
 """Partial unique index on ``is_champion WHERE is_champion``: the database allows one champion only."""
+RUN_INDEX = "uq_model_versions_run_id"
+"""Unique index on ``run_id``: a run registers one version at most (NULL, a plain training, repeats)."""
 
 
 class SafeJSON(TypeDecorator[Any]):
@@ -45,6 +47,7 @@ class ModelVersionRow(Base):
             postgresql_where=text("is_champion"),
             sqlite_where=text("is_champion"),
         ),
+        Index(RUN_INDEX, "run_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -58,6 +61,7 @@ class ModelVersionRow(Base):
     artifacts: Mapped[dict[str, Any]] = mapped_column(SafeJSON, nullable=False)
     is_champion: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class HistoryBatchRow(Base):
