@@ -23,7 +23,15 @@ from rich.console import Console
 from rich.table import Table
 
 from clvdrift.config import SCENARIO_SEED, DriftConfig, TrainConfig, validated
-from clvdrift.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_INTERNAL, ClvdriftError, RegistryError, exit_code
+from clvdrift.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_DRIFT,
+    EXIT_INTERNAL,
+    ClvdriftError,
+    ConfigError,
+    RegistryError,
+    exit_code,
+)
 from clvdrift.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -102,6 +110,10 @@ def _root(
     ] = False,
 ) -> None:
     """clvdrift: keep a Customer Lifetime Value model honest in production."""
+    from clvdrift.observability.logging import configure
+
+    settings = get_settings()
+    configure(settings.log_level, settings.log_file)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -626,6 +638,8 @@ def monitor(
     """One monitoring cycle: new files → transaction history → drift check → decision → (retrain → gate
     → promote). Recorded in the run history (clvdrift runs list)."""
     from clvdrift.pipeline.cycle import monitor_cycle
+    from clvdrift.store import connect
+    from clvdrift.store.runs import RunStore
 
     settings = get_settings()
     with _progress("monitoring cycle") as progress:
@@ -639,8 +653,9 @@ def monitor(
             render_html=html,
             progress=progress,
         )
+    metrics = RunStore(connect(settings.database_url)).get(result.run_id).details.get("metrics")
     if as_json:
-        _print_json(result)
+        _print_json({**result.to_dict(), "metrics": metrics})
         return
     for f in result.new_data.files:
         extra = (
@@ -660,6 +675,53 @@ def monitor(
         f"run {result.run_id}: {result.status}, decision {result.decision}, "
         f"champion {result.champion_version}"
     )
+    if metrics:
+        where = f"{metrics['target']} {metrics['destination']}"
+        out.print(
+            f"metrics: {metrics['series']} series to {where}"
+            if metrics["ok"]
+            else f"metrics NOT published to {where}: {metrics['error']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command("validate-metrics")
+def validate_metrics(
+    pushgateway: Annotated[
+        str | None,
+        typer.Option(help="Pushgateway base URL [default: CLVDRIFT_PUSHGATEWAY_URL]"),
+    ] = None,
+    prometheus: Annotated[
+        str | None, typer.Option(help="Also query Prometheus at this base URL, e.g. http://localhost:9090")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Is every clvdrift series at the Pushgateway (and in Prometheus)? Exit 1 when one is missing."""
+    from clvdrift.observability.validate import validate
+
+    url = pushgateway or get_settings().pushgateway_url
+    if not url:
+        raise ConfigError("no Pushgateway: pass --pushgateway URL or set CLVDRIFT_PUSHGATEWAY_URL")
+    checks = validate(url, prometheus)
+    missing = [c for c in checks if not c.present]
+    if as_json:
+        _print_json({"checks": checks, "missing": len(missing)})
+    else:
+        table = Table(title=f"clvdrift series (job clv_drift_monitoring) at {url}")
+        for name in ("source", "metric", "present", "series", "value(s)"):
+            table.add_column(name)
+        for c in checks:
+            values = ", ".join(
+                ",".join(f"{k}={v}" for k, v in labels.items() if k != "model_version") + f" {value:g}"
+                for labels, value in c.samples[:4]
+            )
+            more = f" … (+{len(c.samples) - 4})" if len(c.samples) > 4 else ""
+            table.add_row(c.source, c.metric, _yes_no(c.present), str(len(c.samples)), values.strip() + more)
+        out.print(table)
+        out.print(f"{len(missing)} of {len(checks)} expected series missing", highlight=False)
+    if missing:
+        raise typer.Exit(EXIT_DRIFT)
 
 
 @runs_app.command("list")

@@ -49,6 +49,19 @@ class Settings(BaseSettings):
         default="snapshot",
         description="snapshot: a file in current_dir is the whole history; append: it holds new transactions",
     )
+    pushgateway_url: str | None = Field(
+        default=None,
+        description="Prometheus Pushgateway base URL, e.g. http://pushgateway:9091; "
+        "unset: runs write metrics_textfile instead",
+    )
+    metrics_textfile: Path = Field(
+        default=Path("monitoring/metrics/clvdrift.prom"),
+        description="node-exporter textfile the runs write when no Pushgateway is set",
+    )
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        default="warning", description="level of the clvdrift logger (stderr and log_file)"
+    )
+    log_file: Path | None = Field(default=None, description="also append JSON log lines to this file")
     train: TrainConfig = Field(default_factory=TrainConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     gate: GateConfig = Field(default_factory=GateConfig)

@@ -39,14 +39,19 @@ class Workspace:
     reports_dir: Path
     quarantine_dir: Path
     history_dir: Path
+    metrics_textfile: Path
+    pushgateway_url: str | None
 
     @classmethod
     def under(cls, root: Path, raw_data: Path) -> Workspace:
-        """A workspace of its own below ``root`` (a SQLite store and one folder each), e.g. for the demo."""
+        """A workspace of its own below ``root`` (a SQLite store and one folder each, metrics to a
+        textfile there), e.g. for the demo."""
         root = Path(root)
         return cls(
             database_url=f"sqlite:///{root / 'clvdrift.db'}",
             raw_data=Path(raw_data),
+            metrics_textfile=root / "metrics" / "clvdrift.prom",
+            pushgateway_url=None,
             **{f"{name}_dir": root / name for name in WORKSPACE_FOLDERS},
         )
 

@@ -19,7 +19,9 @@ The steps (:func:`start_run`, :func:`take_new_data`, :func:`finish_skipped`, :fu
 (``pipeline/tasks.py``) both call them, so each piece of the run's bookkeeping exists once.
 
 Every cycle is one row of the run history (started, then finished as ``success``, ``skipped`` or
-``failed`` with the error): the source of truth for counters such as "drift detected, total".
+``failed`` with the error): the source of truth for counters such as "drift detected, total". When a
+run finishes, :func:`publish_metrics` exports the store's numbers (Pushgateway or textfile, see
+:mod:`clvdrift.observability.metrics`) and records where they went in the run's ``details``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from clvdrift.data import clean_transactions, load_transactions
 from clvdrift.errors import ClvdriftError, DataError, RegistryError
 from clvdrift.io import sha256_file
 from clvdrift.jsonable import dataclass_dict
+from clvdrift.observability.logging import get_logger, log_context
+from clvdrift.observability.metrics import PERFORMANCE_METRICS, CheckSummary, PublishOutcome
 from clvdrift.pipeline.common import Progress, Timings, Workspace, load_champion, new_version
 from clvdrift.pipeline.detect import DetectResult, detect_transactions, training_customers
 from clvdrift.pipeline.train import register_version
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.store.ledger import Ledger
 
+log = get_logger(__name__)
 BatchMode = Literal["snapshot", "append"]
 TRANSACTION_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz", ".xlsx", ".xlsm", ".parquet", ".pq")
 
@@ -238,9 +243,23 @@ class DriftOutcome:
     model_version: str
     reasons: list[str]
     report: str
+    check: CheckSummary
 
     @classmethod
     def of(cls, detected: DetectResult) -> DriftOutcome:
+        data, model = detected.data_drift, detected.model_drift
+        performance = {k: (model.current or {}).get(k) for k in PERFORMANCE_METRICS}
+        check = CheckSummary(
+            model_version=detected.model_version,
+            data_drift=bool(data.dataset_drift),
+            model_drift=bool(model.detected),
+            drift_share=float(data.drift_share),
+            drifted_columns=int(data.number_of_drifted_columns),
+            column_scores={c.column: c.statistic for c in data.columns},
+            performance=performance,
+            rows=int(detected.current.rows),
+            customers=int(detected.current.customers),
+        )
         return cls(
             data_drift=bool(detected.decision.data_drift_detected),
             model_drift=bool(detected.decision.model_drift_detected),
@@ -248,11 +267,13 @@ class DriftOutcome:
             model_version=detected.model_version,
             reasons=list(detected.decision.reasons),
             report=detected.reports["json"],
+            check=check,
         )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DriftOutcome:
-        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+        fields = {f.name: values[f.name] for f in dataclasses.fields(cls)}
+        return cls(**{**fields, "check": CheckSummary.from_dict(values["check"])})
 
     @property
     def decision(self) -> str:
@@ -282,8 +303,48 @@ def finish_run(ctx: CycleContext, run_id: str, *, status: str, **fields: Any) ->
     runs = RunStore(ctx.engine)
     if runs.get(run_id).status != RUNNING:
         return False
-    runs.finish(run_id, status=status, **fields)
+    record = runs.finish(run_id, status=status, **fields)
+    with log_context(run_id=run_id, model_version=record.champion_version):
+        drifts = [k for k, v in (("data", record.data_drift), ("model", record.model_drift)) if v]
+        level = log.error if status == "failed" else log.warning if drifts else log.info
+        level(
+            "monitoring run %s: %s",
+            status,
+            f"{' and '.join(drifts)} drift detected" if drifts else record.error or record.decision,
+            extra={
+                "decision": record.decision,
+                "data_drift": record.data_drift,
+                "model_drift": record.model_drift,
+                "status": status,
+            },
+        )
+        publish_metrics(ctx, run_id)
     return True
+
+
+def publish_metrics(ctx: CycleContext, run_id: str | None = None) -> PublishOutcome:
+    """Export the store's metrics (Pushgateway when the workspace names one, else its textfile).
+
+    A failure is logged and, with ``run_id``, recorded in that run's ``details["metrics"]``; it never
+    fails the cycle.
+    """
+    from clvdrift.observability.metrics import publish, snapshot
+    from clvdrift.store.runs import RunStore
+
+    ws = ctx.workspace
+    champion = ctx.registry.champion()
+    outcome = publish(
+        snapshot(ctx.engine, champion.version if champion else None),
+        pushgateway_url=ws.pushgateway_url,
+        textfile=ws.metrics_textfile,
+    )
+    if outcome.ok:
+        log.info("metrics published to %s %s", outcome.target, outcome.destination)
+    else:
+        log.warning("metrics not published to %s %s: %s", outcome.target, outcome.destination, outcome.error)
+    if run_id is not None:
+        RunStore(ctx.engine).add_details(run_id, metrics=outcome.to_dict())
+    return outcome
 
 
 def take_new_data(ctx: CycleContext, run_id: str, mode: BatchMode) -> tuple[NewData, list[FileOutcome]]:
@@ -381,7 +442,12 @@ def finish_decided(
         decision=outcome.decision,
         challenger=challenger.to_dict() if challenger else None,
         durations=durations,
-        details={**files, "report": outcome.report, "reasons": outcome.reasons},
+        details={
+            **files,
+            "report": outcome.report,
+            "reasons": outcome.reasons,
+            "check": outcome.check.to_dict(),
+        },
     )
 
 

@@ -13,19 +13,27 @@ Retry safety (Airflow retries a failed task with the same run id):
   record the run (and its drift event) twice.
 - :func:`train_clv_model` first looks for the version registered by the same Airflow run (the
   registry records each version's ``run_id``, unique) and returns it instead of registering a second.
+  It records its challenger on the monitoring run that triggered it (once), so the run history
+  counts Airflow's promotions and rejections like the CLI's.
+
+Every task routes clvdrift's logs into Airflow's task log (and ``log_file`` when set) and publishes the
+store's metrics when it finishes a run or a training.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from clvdrift.config import DriftConfig, GateConfig, TrainConfig
+from clvdrift.observability.logging import get_logger
 
 if TYPE_CHECKING:
     from clvdrift.pipeline.common import Workspace
     from clvdrift.pipeline.cycle import CycleContext
 
 TRIGGER = "airflow"
+log = get_logger(__name__)
 
 
 class TaskSettings(Protocol):
@@ -40,11 +48,17 @@ class TaskSettings(Protocol):
     def drift(self) -> DriftConfig: ...
     @property
     def gate(self) -> GateConfig: ...
+    @property
+    def log_level(self) -> str: ...
+    @property
+    def log_file(self) -> Path | None: ...
 
 
 def _context(settings: TaskSettings) -> CycleContext:
+    from clvdrift.observability.logging import configure
     from clvdrift.pipeline.cycle import CycleContext
 
+    configure(settings.log_level, settings.log_file, host_handles_output=True)
     return CycleContext.open(settings.workspace())
 
 
@@ -117,7 +131,7 @@ def train_clv_model(
     """
     from clvdrift.data import load_transactions
     from clvdrift.data.history import TransactionHistory
-    from clvdrift.pipeline.cycle import retrain
+    from clvdrift.pipeline.cycle import publish_metrics, retrain
     from clvdrift.pipeline.train import train
 
     ctx = _context(settings)
@@ -139,6 +153,7 @@ def train_clv_model(
             run_id=marker,
         )
         version = ctx.registry.get(first.version)
+        publish_metrics(ctx)
         return _training_result(first.version, "first training", "no champion yet", version, conf)
     history = TransactionHistory(ws.history_dir, ctx.engine)
     has_history = bool(history.batches())
@@ -152,7 +167,23 @@ def train_clv_model(
         source="transaction history" if has_history else str(ws.raw_data),
     )
     registered = ctx.registry.get(challenger.version)
+    _record_on_monitoring_run(ctx, conf, challenger.to_dict())
+    publish_metrics(ctx)
     return _training_result(challenger.version, challenger.outcome, challenger.reason, registered, conf)
+
+
+def _record_on_monitoring_run(ctx: CycleContext, conf: dict[str, Any], challenger: dict[str, Any]) -> None:
+    """The challenger goes on the ``runs`` row of the monitoring run named in ``conf``, if any."""
+    from clvdrift.errors import RegistryError
+    from clvdrift.store.runs import RunStore
+
+    airflow_run = conf.get("monitoring_run_id")
+    if not airflow_run:
+        return
+    try:
+        RunStore(ctx.engine).record_challenger(run_marker(str(airflow_run)), challenger)
+    except RegistryError:  # triggered by hand with a made-up id: nothing to attach it to
+        log.warning("monitoring run %s is not in the run history; challenger not attached", airflow_run)
 
 
 def _training_result(

@@ -210,6 +210,20 @@ class RunStore:
             session.refresh(row)
             return RunRecord._from_row(row)
 
+    def record_challenger(self, run_id: str, challenger: dict[str, Any]) -> bool:
+        """Record the challenger a run's retraining produced elsewhere (the Airflow training DAG), once.
+
+        ``False`` when the run already has one (a retried training task does not count twice).
+        """
+        with session_scope(self.engine) as session:
+            row = session.scalar(select(RunRow).where(RunRow.run_id == run_id).with_for_update())
+            if row is None:
+                raise RegistryError(f"unknown run {run_id!r}")
+            if row.challenger is not None:
+                return False
+            row.challenger = challenger
+            return True
+
     def totals(self) -> dict[str, int]:
         """Counts over every stored run (see :data:`TOTAL_KEYS`), in one transaction.
 
