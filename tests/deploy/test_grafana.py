@@ -27,6 +27,8 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
+from clvdrift.observability.metrics import METRICS
+
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA_DIR = ROOT / "deploy" / "grafana"
 DASHBOARD_JSON = GRAFANA_DIR / "dashboards" / "clv-drift-dashboard.json"
@@ -34,29 +36,8 @@ DATASOURCES_YML = GRAFANA_DIR / "provisioning" / "datasources" / "datasources.ym
 PROVIDERS_YML = GRAFANA_DIR / "provisioning" / "dashboards" / "dashboards.yml"
 PROMTAIL_YML = ROOT / "deploy" / "promtail" / "promtail-config.yml"
 
-# The metric names of the observability contract (issue 8; the table "Metrics" of the spec the
-# docs/operations.md guide describes). The lead will move this list into clvdrift.observability.metrics;
-# until then this is the contract the dashboard is held to.
-CONTRACT_METRICS = frozenset(
-    {
-        "clv_drift_detected_total",
-        "clv_drift_status",
-        "clv_drift_score",
-        "clv_drifted_columns_count",
-        "clv_model_performance",
-        "clv_monitoring_runs_total",
-        "clv_monitoring_last_run_timestamp_seconds",
-        "clv_monitoring_last_run_duration_seconds",
-        "clv_monitoring_last_run_success",
-        "clv_monitoring_last_success_timestamp_seconds",
-        "clv_retrains_total",
-        "clv_promotions_total",
-        "clv_challengers_rejected_total",
-        "clv_champion_info",
-        "clv_rows_processed",
-        "clv_customers_processed",
-    }
-)
+# The metric names of the observability contract: the exporter's own declaration.
+CONTRACT_METRICS = frozenset(METRICS)
 
 # The seed's seven panels (seeds 000/001: "Grafana Dashboard Panels").
 SEED_PANELS = (

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -131,41 +133,32 @@ def static_labels(job_name: str) -> dict[str, str]:
 # --- the log lines --------------------------------------------------------------------------------------
 
 
+@functools.cache
 def clvdrift_log_lines() -> list[str]:
-    """Sample lines in the observability contract's JSON format (to be replaced by the real logger's)."""
-    return [
-        json.dumps(
-            {
-                "timestamp": "2026-11-30T19:12:03.606Z",
-                "level": "info",
-                "logger": "clvdrift.pipeline.cycle",
-                "message": "data drift detected",
-                "run_id": "cli-20261130T191203-ab12",
-                "model_version": "v3",
-                "drifted_columns": 5,
-            }
-        ),
-        json.dumps(
-            {
-                "timestamp": "2026-11-30T19:12:04.001Z",
-                "level": "error",
-                "logger": "clvdrift.observability.metrics",
-                "message": "push to the Pushgateway failed",
-                "run_id": "cli-20261130T191203-ab12",
-                "model_version": "v3",
-            }
-        ),
-        json.dumps(
-            {
-                "timestamp": "2026-11-30T19:12:05.250Z",
-                "level": "warning",
-                "logger": "clvdrift.service",
-                "message": "slow request",
-                "request_id": "7f3a",
-                "model_version": "none",
-            }
-        ),
-    ]
+    """Lines the real CLI writes: ``clvdrift monitor`` in an empty workspace (a skipped run, info)
+    whose metrics push fails (nothing listens at the Pushgateway URL: a warning)."""
+    import socket
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="clvdrift-logs-"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLVDRIFT_")}
+    env |= {
+        "CLVDRIFT_LOG_LEVEL": "info",
+        "CLVDRIFT_LOG_FILE": str(work / "logs" / "clvdrift.log"),
+        "CLVDRIFT_PUSHGATEWAY_URL": f"http://127.0.0.1:{closed}",
+        "CLVDRIFT_DATABASE_URL": f"sqlite:///{work / 'clvdrift.db'}",
+    }
+    clvdrift = Path(sys.executable).parent / "clvdrift"
+    try:
+        subprocess.run([str(clvdrift), "monitor"], cwd=work, env=env, check=True, capture_output=True)
+        lines = (work / "logs" / "clvdrift.log").read_text().splitlines()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert {json.loads(line)["level"] for line in lines} >= {"info", "warning"}, lines
+    return lines
 
 
 # What a task process sends to Airflow's supervisor, which renders it into the task log file with
@@ -282,16 +275,16 @@ def test_high_cardinality_fields_are_not_labels() -> None:
 def test_clvdrift_lines_get_level_and_logger_labels_and_their_timestamp() -> None:
     stages = scrape_config("clvdrift")["pipeline_stages"]
     labels = {**static_labels("clvdrift"), "filename": "/var/log/clvdrift/clvdrift.log"}
-    entries = [run_pipeline(stages, line, labels) for line in clvdrift_log_lines()]
-    assert [e.labels for e in entries] == [
-        {**labels, "level": "info", "logger": "clvdrift.pipeline.cycle"},
-        {**labels, "level": "error", "logger": "clvdrift.observability.metrics"},
-        {**labels, "level": "warning", "logger": "clvdrift.service"},
-    ]
-    assert entries[0].timestamp == datetime(2026, 11, 30, 19, 12, 3, 606000, tzinfo=UTC)
-    assert all(e.timestamp is not None for e in entries)
-    assert entries[0].extracted["run_id"] == "cli-20261130T191203-ab12"
-    assert entries[0].extracted["model_version"] == "v3"
+    lines = clvdrift_log_lines()
+    entries = [run_pipeline(stages, line, labels) for line in lines]
+    for line, entry in zip(lines, entries, strict=True):
+        written = json.loads(line)
+        assert entry.labels == {**labels, "level": written["level"], "logger": written["logger"]}
+        stamp = datetime.strptime(written["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        assert entry.timestamp == stamp
+        assert entry.extracted["run_id"] == written["run_id"]
+        assert entry.extracted["message"] == written["message"]
+    assert {e.labels["level"] for e in entries} >= {"info", "warning"}
 
 
 def test_airflow_task_log_lines_get_dag_task_level_logger_and_timestamp(airflow_task_log: Path) -> None:
