@@ -171,3 +171,35 @@ def test_demo_shows_the_scenarios_and_the_loop_in_a_workspace_of_its_own(workdir
     assert len(loops) == 1 and (loops[0] / "clvdrift.db").is_file()
     assert cli.run(["runs", "list"]) == 0  # the user's own store has no monitoring run from the demo
     assert "no monitoring run recorded yet" in capsys.readouterr().out
+
+
+def test_a_failed_metrics_push_is_logged_and_recorded_and_the_cycle_still_succeeds(
+    workdir, capsys, monkeypatch
+):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens there once closed
+    log_file = workdir / "logs" / "clvdrift.log"
+    monkeypatch.setenv("CLVDRIFT_PUSHGATEWAY_URL", f"http://127.0.0.1:{closed}")
+    monkeypatch.setenv("CLVDRIFT_LOG_FILE", str(log_file))
+    assert cli.run(["simulate", "--scenario", "none"]) == 0
+    capsys.readouterr()
+    result = monitor(capsys)
+    assert result["status"] == "success"
+    assert result["metrics"]["ok"] is False and "Connection refused" in result["metrics"]["error"]
+    assert cli.run(["runs", "list", "--json"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)["runs"]
+    assert run["details"]["metrics"] == result["metrics"]
+    warnings = [json.loads(x) for x in log_file.read_text().splitlines()]
+    assert next(w["message"] for w in warnings if w["level"] == "warning").startswith("metrics not published")
+    assert not (workdir / "monitoring" / "metrics" / "clvdrift.prom").exists()  # the push was the target
+
+
+def test_without_a_pushgateway_every_run_writes_the_textfile(workdir, capsys):
+    capsys.readouterr()
+    result = monitor(capsys)  # even a skipped run refreshes the metrics (last run time, totals)
+    assert result["metrics"]["ok"] and result["metrics"]["target"] == "textfile"
+    text = (workdir / "monitoring" / "metrics" / "clvdrift.prom").read_text()
+    assert 'clv_monitoring_runs_total{model_version="' in text and 'status="skipped"} 1.0' in text
