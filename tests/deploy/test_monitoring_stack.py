@@ -30,6 +30,8 @@ from typing import Any
 
 import pytest
 
+from clvdrift.observability.metrics import METRICS
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 BUNDLED = ROOT / "data" / "online_retail.csv.gz"  # the scenarios' own data: "none" is clean there
@@ -185,7 +187,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         procs.append(
             _start(
-                ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{ports['pushgateway']}"],
+                [
+                    "prometheus-pushgateway",
+                    f"--web.listen-address=127.0.0.1:{ports['pushgateway']}",
+                    # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: a
+                    # shared file that would carry series from one run into the next
+                    f"--persistence.file={tmp / 'pushgateway.data'}",
+                ],
                 tmp / "pushgateway.log",
             )
         )
@@ -296,6 +304,11 @@ def test_cycles_reach_prometheus_fire_the_alert_and_alertmanager_gets_it(
     job = '{job="clv_drift_monitoring"}'
     data_total = 'sum(clv_drift_detected_total{job="clv_drift_monitoring",drift_type="data"})'
 
+    work, env = workdir
+    before = _validate(work, env, stack)
+    assert before.returncode == 1, before.stdout[:3000]  # nothing pushed yet: every series missing
+    assert json.loads(before.stdout)["missing"] == 2 * len(METRICS)
+
     clean = _cycle(stack, workdir, "none", seed=1)
     assert _data_drift(clean) is False
     assert stack.value(data_total) == 0
@@ -331,3 +344,19 @@ def test_cycles_reach_prometheus_fire_the_alert_and_alertmanager_gets_it(
     assert stack.value('sum(clv_monitoring_runs_total{job="clv_drift_monitoring",status="success"})') == 3
     retrains = stack.value(f"sum(clv_retrains_total{job})")
     assert retrains == 2
+
+    after = _validate(work, env, stack)
+    assert after.returncode == 0, after.stdout
+    checks = json.loads(after.stdout)["checks"]
+    assert {(c["source"], c["metric"]) for c in checks if c["present"]} == {
+        (source, name) for source in ("pushgateway", "prometheus") for name in METRICS
+    }
+    pushed = {c["metric"]: c["samples"] for c in checks if c["source"] == "pushgateway"}
+    data = [value for labels, value in pushed["clv_drift_detected_total"] if labels["drift_type"] == "data"]
+    assert data == [2.0]
+
+
+def _validate(work: Path, env: dict[str, str], stack: Stack) -> subprocess.CompletedProcess[str]:
+    """``clvdrift validate-metrics`` against this stack's Pushgateway and Prometheus."""
+    command = [str(CLVDRIFT), "validate-metrics", "--prometheus", stack.prometheus, "--json"]
+    return subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=60)
