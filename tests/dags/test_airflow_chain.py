@@ -112,6 +112,9 @@ def _environment(home: Path, work: Path, port: int) -> dict[str, str]:
             "CLVDRIFT_REPORTS_DIR": str(work / "reports"),
             "CLVDRIFT_QUARANTINE_DIR": str(work / "quarantine"),
             "CLVDRIFT_HISTORY_DIR": str(work / "history"),
+            "CLVDRIFT_LOG_LEVEL": "info",
+            "CLVDRIFT_LOG_FILE": str(work / "logs" / "clvdrift.log"),
+            "CLVDRIFT_METRICS_TEXTFILE": str(work / "metrics" / "clvdrift.prom"),
         }
     )
     return env
@@ -240,3 +243,17 @@ def test_real_airflow_runs_monitoring_trigger_and_training(airflow: Airflow) -> 
 
     row = RunStore(engine).get(run_marker(run["dag_run_id"]))
     assert (row.trigger, row.status, row.decision, row.data_drift) == ("airflow", "success", "retrain", True)
+
+    # clvdrift's logs reach Airflow's task log (JSON lines, Airflow's keys) and clvdrift's own log file
+    task_logs = (airflow.home / "logs" / f"dag_id={MONITORING}").rglob("task_id=log_retraining_trigger/*.log")
+    lines = [json.loads(line) for path in task_logs for line in path.read_text().splitlines()]
+    ours = [x for x in lines if x.get("logger") == "clvdrift.pipeline.cycle"]
+    assert any("drift detected" in x["event"] and x["level"] == "warning" for x in ours), lines
+    written = [json.loads(x) for x in (work / "logs" / "clvdrift.log").read_text().splitlines()]
+    marker = run_marker(run["dag_run_id"])
+    assert any(x.get("run_id") == marker and "drift detected" in x["message"] for x in written)
+    # and every finished run and training refreshed the metrics textfile from the store
+    text = (work / "metrics" / "clvdrift.prom").read_text()
+    assert 'clv_retrains_total{model_version="' in text
+    promoted = 1.0 if result["outcome"] == "promoted" else 0.0
+    assert f'clv_promotions_total{{model_version="{registry.champion().version}"}} {promoted}' in text
