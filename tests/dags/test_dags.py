@@ -203,6 +203,7 @@ def test_training_dag_registers_and_gates_a_model(dagbag: Any, workdir: Path) ->
 def test_retried_tasks_record_one_run_and_register_one_version(workdir: Path) -> None:
     """A retried task (same Airflow run id) reuses the run row, finishes it once, trains once."""
     from clvdrift.model.registry import ModelRegistry
+    from clvdrift.observability.metrics import CheckSummary
     from clvdrift.pipeline import tasks
     from clvdrift.settings import get_settings
     from clvdrift.store import connect
@@ -220,6 +221,7 @@ def test_retried_tasks_record_one_run_and_register_one_version(workdir: Path) ->
         "model_drift": False,
         "report": "r.json",
         "reasons": ["shift"],
+        "check": CheckSummary("v0", True, False, 0.6, 6, {"Recency": 0.4}).to_dict(),
     }
     assert tasks.finish_with_decision(settings, run_id, detected) is True
     assert tasks.finish_with_decision(settings, run_id, {**detected, "retraining_required": False}) is False
