@@ -203,3 +203,24 @@ def test_without_a_pushgateway_every_run_writes_the_textfile(workdir, capsys):
     assert result["metrics"]["ok"] and result["metrics"]["target"] == "textfile"
     text = (workdir / "monitoring" / "metrics" / "clvdrift.prom").read_text()
     assert 'clv_monitoring_runs_total{model_version="' in text and 'status="skipped"} 1.0' in text
+
+
+def test_files_taken_in_by_a_failed_run_are_checked_by_the_next_run(workdir, capsys, monkeypatch):
+    from clvdrift.errors import ArtifactError
+    from clvdrift.pipeline import cycle
+
+    def broken(*args, **kwargs):
+        raise ArtifactError("champion model file unreadable (injected)")
+
+    assert cli.run(["simulate", "--scenario", "data-drift", "--seed", "5"]) == 0
+    real = cycle.detect_history
+    monkeypatch.setattr(cycle, "detect_history", broken)
+    assert cli.run(["monitor", "--json"]) == 3
+    capsys.readouterr()
+    monkeypatch.setattr(cycle, "detect_history", real)
+    result = monitor(capsys)  # the file is in the ledger, yet it is checked, not skipped
+    assert result["status"] == "success" and result["detect"] is not None
+    (file,) = result["new_data"]["files"]
+    assert file["status"] == "recheck" and "which failed" in file["reason"]
+    assert result["detect"]["decision"]["data_drift_detected"]
+    assert monitor(capsys)["status"] == "skipped"  # once checked, it is not checked again

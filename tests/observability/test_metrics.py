@@ -173,3 +173,16 @@ def test_add_details_merges_and_keeps_the_rest(store_url: str) -> None:
     runs.add_details("r1", metrics={"ok": True})
     details = runs.get("r1").details
     assert details["metrics"] == {"ok": True} and details["check"]["model_version"] == "v1"
+
+
+def test_a_skipped_run_counts_as_the_monitoring_being_alive(tmp_path: Path) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 's.db'}")
+    runs = RunStore(engine)
+    _run(runs, "checked", data=False)
+    runs.start("idle", "cli", {"files": []})
+    skipped = runs.finish("idle", status="skipped", decision="no_new_data")
+    series = _series(snapshot(engine, "v1"))
+    assert _value(series, "clv_monitoring_last_success_timestamp_seconds") == pytest.approx(
+        skipped.finished_at.timestamp(), abs=1e-3
+    )
+    assert _value(series, "clv_monitoring_last_run_success") == 1

@@ -53,7 +53,11 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "clv_monitoring_last_run_timestamp_seconds": ("gauge", (), "Unix time the latest run finished"),
     "clv_monitoring_last_run_duration_seconds": ("gauge", (), "Duration of the latest run"),
     "clv_monitoring_last_run_success": ("gauge", (), "1: latest run succeeded or skipped; 0: failed"),
-    "clv_monitoring_last_success_timestamp_seconds": ("gauge", (), "Unix time of the latest successful run"),
+    "clv_monitoring_last_success_timestamp_seconds": (
+        "gauge",
+        (),
+        "Unix time of the latest run that did not fail",
+    ),
     "clv_retrains_total": ("counter", (), "Retrains decided by monitoring runs, all time"),
     "clv_promotions_total": ("counter", (), "Challengers promoted by the gate, all time"),
     "clv_challengers_rejected_total": ("counter", (), "Challengers rejected by the gate, all time"),

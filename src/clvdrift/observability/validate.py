@@ -49,7 +49,7 @@ def _get(url: str, what: str) -> bytes:
 
 
 def _strip(labels: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in labels.items() if k not in ("job", "instance")}
+    return {k: v for k, v in labels.items() if k not in ("job", "instance", "__name__")}
 
 
 def check_pushgateway(url: str) -> list[SeriesCheck]:

@@ -62,7 +62,7 @@ class FileOutcome:
 
     path: str
     sha256: str
-    status: str  # "processed" | "quarantined" | "seen before"
+    status: str  # "processed" | "quarantined" | "seen before" | "recheck" (after a failed run)
     reason: str | None = None
     rows_added: int | None = None
 
@@ -374,7 +374,30 @@ def take_new_data(ctx: CycleContext, run_id: str, mode: BatchMode) -> tuple[NewD
         if f.status == "processed"
         or (f.status == "seen before" and (rec := ledger.get(f.sha256)) is not None and rec.run_id == run_id)
     ]
+    if not ours:
+        rechecks = _taken_in_by_a_failed_run(ctx, ledger)
+        if rechecks:
+            done = {f.sha256 for f in rechecks}
+            return NewData([*(f for f in new.files if f.sha256 not in done), *rechecks]), rechecks
     return new, ours
+
+
+def _taken_in_by_a_failed_run(ctx: CycleContext, ledger: Ledger) -> list[FileOutcome]:
+    """The files the previous run added to the history when that run then failed (before its check).
+
+    They are in the ledger, so they are not new; without this the next run would end ``skipped`` and
+    the data would never be checked. The next run checks them again (status ``recheck``).
+    """
+    from clvdrift.store.runs import RunStore
+
+    last = RunStore(ctx.engine).latest_finished()
+    if last is None or last.status != "failed":
+        return []
+    return [
+        FileOutcome(r.path, r.sha256, "recheck", reason=f"taken in by run {last.run_id}, which failed")
+        for r in ledger.list("processed")
+        if r.run_id == last.run_id
+    ]
 
 
 def finish_skipped(ctx: CycleContext, run_id: str, new: NewData, durations: dict[str, float]) -> str | None:

@@ -179,8 +179,9 @@ class RunStore:
             return RunRecord._from_row(row) if row is not None else None
 
     def latest_success_time(self) -> datetime | None:
-        """When the last successful run finished, or None."""
-        query = select(func.max(RunRow.finished_at)).where(RunRow.status == "success")
+        """When the last run that did not fail finished (``success`` or ``skipped``: the monitoring
+        worked, there was just no new data), or None."""
+        query = select(func.max(RunRow.finished_at)).where(RunRow.status.in_(("success", "skipped")))
         with session_scope(self.engine) as session:
             value = session.scalar(query)
             return as_utc(value) if value is not None else None
