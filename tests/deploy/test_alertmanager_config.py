@@ -80,9 +80,13 @@ def test_amtool_accepts_the_config(amtool):
     [
         (["alertname=CLVModelDriftDetected", "severity=critical", "model_version=v3"], "webhook,critical"),
         (["alertname=CLVDataDriftDetected", "severity=warning", "model_version=v3"], "webhook,warning"),
+        (
+            ["alertname=CLVMonitoringMetricsAbsent", "severity=warning", "job=clv_drift_monitoring"],
+            "webhook,warning",
+        ),
         (["alertname=SomethingElse"], "webhook"),
     ],
-    ids=["critical", "warning", "no-severity"],
+    ids=["critical", "warning", "warning-without-model-version", "no-severity"],
 )
 def test_routing_by_severity(amtool, labels, receivers):
     proc = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
@@ -207,6 +211,14 @@ ALERTS = [
     {"labels": {"alertname": "CLVModelDriftDetected", "severity": "critical", "model_version": "v1"}},
     {"labels": {"alertname": "CLVDataDriftDetected", "severity": "warning", "model_version": "v1"}},
     {"labels": {"alertname": "CLVDataDriftDetected", "severity": "warning", "model_version": "v2"}},
+    # absent() gives no model_version: a critical of some model must not inhibit it
+    {
+        "labels": {
+            "alertname": "CLVMonitoringMetricsAbsent",
+            "severity": "warning",
+            "job": "clv_drift_monitoring",
+        }
+    },
 ]
 
 
@@ -222,7 +234,9 @@ def alert_states(alertmanager: str) -> dict[tuple[str, str], str]:
         assert response.status == 200
     with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts", timeout=5) as response:
         got = json.load(response)
-    return {(a["labels"]["alertname"], a["labels"]["model_version"]): a["status"]["state"] for a in got}
+    return {
+        (a["labels"]["alertname"], a["labels"].get("model_version", "")): a["status"]["state"] for a in got
+    }
 
 
 def test_a_critical_alert_inhibits_warnings_of_the_same_model_only(start_alertmanager):
@@ -231,6 +245,7 @@ def test_a_critical_alert_inhibits_warnings_of_the_same_model_only(start_alertma
         ("CLVModelDriftDetected", "v1"): "active",
         ("CLVDataDriftDetected", "v1"): "suppressed",  # inhibited by the critical of v1
         ("CLVDataDriftDetected", "v2"): "active",  # another model: not inhibited
+        ("CLVMonitoringMetricsAbsent", ""): "active",  # no model_version: not inhibited
     }
 
 
