@@ -686,6 +686,115 @@ def monitor(
         )
 
 
+def _replay_table(summaries: list[dict[str, Any]]) -> Table:
+    table = Table(title="replay: retraining policies over the history")
+    for name in (
+        "policy",
+        "steps",
+        "retrains",
+        "alarms",
+        "matured steps",
+        "mean Spearman",
+        "worst Spearman",
+        "mean MAE",
+        "alarm precision",
+    ):
+        table.add_column(name, justify="left" if name == "policy" else "right")
+    for s in summaries:
+        table.add_row(
+            s["policy"],
+            str(s["steps"]),
+            str(s["retrains"]),
+            str(s["alarms"]),
+            str(s["matured_steps"]),
+            _fmt(s["mean_spearman"]),
+            _fmt(s["worst_spearman"]),
+            _fmt(s["mean_mae"], 2),
+            _fmt(s["alarm_precision"], 2),
+        )
+    return table
+
+
+@app.command()
+def replay(
+    data: DataOpt = None,
+    start: Annotated[
+        str | None,
+        typer.Option(help="First step date, YYYY-MM-DD [default: first day in the data + 2H + 30 days]"),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Last step date, YYYY-MM-DD [default: last day in the data]")
+    ] = None,
+    step: Annotated[
+        str | None, typer.Option("--step", help="Days between step dates, e.g. 14d [default: 7d]")
+    ] = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--policy",
+            help="never | every:N | on-drift | on-drift-calibrated | on-drift-fdr | on-drift-lookback "
+            "(repeatable) [default: never, every:4, on-drift, on-drift-lookback]",
+        ),
+    ] = None,
+    lookback_days: Annotated[
+        int | None,
+        typer.Option(
+            "--lookback-days", min=1, help="L of the on-drift-lookback policy's features [default: 365]"
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder [default: <reports dir>/replay/<timestamp>]"),
+    ] = None,
+    date_format: DateFormatOpt = None,
+    column: ColumnOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Backtest retraining policies: the real monitoring cycle at each step date on the transactions
+    known then; writes timeline.json and summary.json."""
+    from clvdrift.pipeline.common import new_version
+    from clvdrift.pipeline.replay import (
+        DEFAULT_LOOKBACK_DAYS,
+        DEFAULT_POLICIES,
+        DEFAULT_STEP_DAYS,
+        parse_policy,
+        parse_step,
+        replay_file,
+    )
+
+    settings = get_settings()
+    step_days = parse_step(step) if step is not None else DEFAULT_STEP_DAYS
+    policies = [parse_policy(p).name for p in (policy or DEFAULT_POLICIES)]
+    target = out_dir or settings.reports_dir / "replay" / new_version()
+    with _progress("replay") as progress:
+        result = replay_file(
+            data or settings.raw_data,
+            date_format=date_format,
+            columns=_columns(column),
+            out_dir=target,
+            start=start,
+            end=end,
+            step_days=step_days,
+            policies=policies,
+            lookback_days=lookback_days or DEFAULT_LOOKBACK_DAYS,
+            train_config=settings.train,
+            drift_config=settings.drift,
+            gate_config=settings.gate,
+            progress=progress,
+        )
+    if as_json:
+        _print_json({k: v for k, v in result.to_dict().items() if k != "steps"})
+        return
+    out.print(_replay_table([s.to_dict() for s in result.summaries]))
+    out.print(
+        f"{len(result.dates)} steps from {result.start} to {result.end} every {result.step_days} days "
+        f"(H = {result.horizon_days}) in {result.seconds:.1f} s; timeline {result.timeline_path}, "
+        f"summary {result.summary_path}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @app.command("validate-metrics")
 def validate_metrics(
     pushgateway: Annotated[

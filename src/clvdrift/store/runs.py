@@ -24,7 +24,7 @@ from clvdrift.store.db import session_scope
 from clvdrift.store.ledger import as_utc
 from clvdrift.store.tables import RunRow
 
-TRIGGERS: tuple[str, ...] = ("cli", "airflow", "schedule", "api")
+TRIGGERS: tuple[str, ...] = ("cli", "airflow", "schedule", "api", "replay")
 RUNNING = "running"
 FINAL_STATUSES: tuple[str, ...] = ("success", "failed", "skipped")
 DECISIONS: tuple[str, ...] = ("retrain", "no_retrain", "no_new_data", "rollback")

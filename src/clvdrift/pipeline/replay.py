@@ -1,0 +1,555 @@
+"""Replay (issue 9): backtest retraining policies over the history of a transactions file.
+
+At each step date D (``start``, ``start + step``, … up to ``end``) every policy runs one *real*
+monitoring cycle (:mod:`clvdrift.pipeline.cycle`: :func:`start_run`, :func:`detect_history`,
+:class:`DriftOutcome`, :func:`retrain`, :func:`finish_decided`) on ``raw_D``, the raw rows dated
+before D + 1 day. Nothing after D leaks into step D: the file is loaded once, its *raw* rows are
+truncated at each step and the pipeline's own functions clean them (cleaning nets cancellations that
+may come later, so the file is never cleaned whole once).
+
+Each policy has a workspace of its own below ``out_dir/policies/<slug>`` (a SQLite store, a registry,
+folders). Its first champion is fitted on ``raw_start`` (what is known at ``start``) with the real
+training functions (:func:`fit_version`, :func:`register_version`), so every policy starts from the
+same model (the ``-lookback`` policies from the same model with lookback features).
+
+Policies (:func:`parse_policy`):
+
+- ``never``: the first champion forever;
+- ``every:N``: retrain → gate → promote at steps N, 2N, … (counted from the first step, 1-based),
+  whatever the drift check says;
+- ``on-drift``: retrain when the cycle's decision says retraining is required (the seed's rule);
+- ``on-drift-calibrated`` / ``on-drift-fdr``: the same with ``DriftConfig.calibrate`` / ``fdr``;
+- ``on-drift-lookback``: ``on-drift`` with features from the last L days only
+  (``TrainConfig.lookback_days``; all-history features grow with the calendar and alarm every week).
+
+Per step and policy the timeline records the drift check (drifted columns, dataset drift, model drift
+and whether it was assessable), the retraining and its gate, the champion in use, and that champion's
+*realized* quality on the newest matured window — the detection's model-drift result: features at
+T − H, revenue in (T − H, T], T the last transaction day ≤ D, customers the champion did not train on.
+
+Summary per policy: retrains, alarms (steps whose check said retraining is required, whatever the
+policy did), matured steps, mean and worst realized Spearman and mean / worst MAE over matured steps,
+and the **alarm precision**: the share of alarms followed by a real quality drop. An alarm at step i is
+*confirmed* when, at step i or at the next matured step after it, the realized Spearman of the champion
+then in use is below that champion's own held-out Spearman by more than ``GateConfig.tolerance``. Alarms
+whose step and following steps have no matured window count in neither numerator nor denominator;
+precision is ``None`` without a judgeable alarm.
+
+Written to ``out_dir``: ``timeline.json`` (``{"schema": "clvdrift.replay.timeline/1", "steps": […]}``,
+described by ``docs/replay_timeline.schema.json``) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clvdrift.config import DriftConfig, GateConfig, TrainConfig
+from clvdrift.data import clean_transactions, schema
+from clvdrift.errors import ConfigError, DataError
+from clvdrift.io import atomic_write_text
+from clvdrift.jsonable import dataclass_dict, dumps
+from clvdrift.pipeline.common import Progress, Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from clvdrift.pipeline.cycle import CycleContext
+
+__all__ = [
+    "DEFAULT_LOOKBACK_DAYS",
+    "DEFAULT_POLICIES",
+    "DEFAULT_STEP_DAYS",
+    "QUALITY_METRICS",
+    "SUMMARY_SCHEMA",
+    "TIMELINE_SCHEMA",
+    "Policy",
+    "PolicySummary",
+    "ReplayResult",
+    "ReplayStep",
+    "parse_policy",
+    "parse_step",
+    "replay",
+    "replay_file",
+]
+
+TIMELINE_SCHEMA = "clvdrift.replay.timeline/1"
+SUMMARY_SCHEMA = "clvdrift.replay.summary/1"
+DEFAULT_POLICIES: tuple[str, ...] = ("never", "every:4", "on-drift", "on-drift-lookback")
+DEFAULT_LOOKBACK_DAYS = 365
+DEFAULT_STEP_DAYS = 7
+QUALITY_METRICS = ("spearman", "gini_normalized", "mae", "total_ratio")
+POLICY_NAMES = ("never", "every:N", "on-drift", "on-drift-calibrated", "on-drift-fdr", "on-drift-lookback")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A retraining policy (module docstring) and the configs its cycles run with."""
+
+    name: str
+    every: int | None = None  # every:N
+    on_drift: bool = False
+    calibrate: bool = False
+    fdr: bool = False
+    lookback: bool = False
+
+    @property
+    def slug(self) -> str:
+        """The policy's name as a folder and run-id part: ``every:4`` → ``every-4``."""
+        return self.name.replace(":", "-")
+
+    def retrains(self, step: int, retraining_required: bool) -> bool:
+        """Whether this policy retrains at ``step`` (1-based) given the cycle's decision."""
+        if self.every is not None:
+            return step % self.every == 0
+        return self.on_drift and retraining_required
+
+    def drift_config(self, base: DriftConfig) -> DriftConfig:
+        if not (self.calibrate or self.fdr):
+            return base
+        return base.model_copy(
+            update={"calibrate": base.calibrate or self.calibrate, "fdr": base.fdr or self.fdr}
+        )
+
+    def train_config(self, base: TrainConfig, lookback_days: int) -> TrainConfig:
+        return base.model_copy(update={"lookback_days": lookback_days}) if self.lookback else base
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+def parse_policy(text: str) -> Policy:
+    """A policy from its name (module docstring); :class:`ConfigError` on anything else."""
+    name = text.strip()
+    fixed = {
+        "never": Policy("never"),
+        "on-drift": Policy("on-drift", on_drift=True),
+        "on-drift-calibrated": Policy("on-drift-calibrated", on_drift=True, calibrate=True),
+        "on-drift-fdr": Policy("on-drift-fdr", on_drift=True, fdr=True),
+        "on-drift-lookback": Policy("on-drift-lookback", on_drift=True, lookback=True),
+    }
+    if name in fixed:
+        return fixed[name]
+    match = re.fullmatch(r"every:(\d+)", name)
+    if match and int(match.group(1)) >= 1:
+        return Policy(f"every:{int(match.group(1))}", every=int(match.group(1)))
+    raise ConfigError(f"unknown replay policy {text!r}; expected one of {', '.join(POLICY_NAMES)} (N ≥ 1)")
+
+
+def parse_step(text: str) -> int:
+    """Days of a step written ``7d`` (or ``7``); :class:`ConfigError` unless a whole number ≥ 1."""
+    match = re.fullmatch(r"\s*(-?\d+)\s*d?\s*", text)
+    if not match:
+        raise ConfigError(f"--step: expected a number of days such as 7d, got {text!r}")
+    days = int(match.group(1))
+    if days < 1:
+        raise ConfigError(f"--step: a step must be at least 1 day, got {text!r}")
+    return days
+
+
+@dataclass(frozen=True)
+class ReplayStep:
+    """One policy's monitoring cycle at one step date (one element of ``timeline.json``'s ``steps``)."""
+
+    step: int  # 1-based
+    date: str  # D, YYYY-MM-DD
+    policy: str
+    run_id: str
+    rows: int  # raw rows known at D
+    cutoff: str  # where the step's features were computed (T − H)
+    drifted_columns: list[str]
+    dataset_drift: bool
+    model_drift: bool
+    model_drift_assessable: bool  # labels matured and customers left to score
+    retraining_required: bool  # the cycle's decision (an alarm)
+    retrained: bool
+    gate_outcome: str | None  # "promoted" | "rejected" | "error" | None (no retraining)
+    gate_reason: str | None
+    challenger_version: str | None
+    champion_version: str  # the champion the check ran against (whose quality is realized)
+    champion_after: str  # the champion once the step is done
+    champion_reference_spearman: float | None  # that champion's held-out Spearman
+    quality: dict[str, float | None] | None  # spearman, gini_normalized, mae, total_ratio; None: not matured
+    customers_scored: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+@dataclass(frozen=True)
+class PolicySummary:
+    """One policy over the whole replay (see the module docstring for alarm precision)."""
+
+    policy: str
+    steps: int
+    retrains: int
+    promotions: int
+    alarms: int
+    alarm_rate: float | None
+    matured_steps: int
+    mean_spearman: float | None
+    worst_spearman: float | None
+    mean_mae: float | None
+    worst_mae: float | None
+    confirmed_alarms: int
+    judged_alarms: int
+    alarm_precision: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What a replay did: its steps, the policies' timelines and summaries, and where they were written."""
+
+    source: str
+    start: str
+    end: str
+    step_days: int
+    dates: list[str]
+    policies: list[str]
+    horizon_days: int
+    lookback_days: int
+    steps: list[ReplayStep]
+    summaries: list[PolicySummary]
+    timeline_path: str
+    summary_path: str
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+def _day(value: str | date | pd.Timestamp, what: str) -> date:
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(f"{what}: expected a date YYYY-MM-DD, got {value!r}") from None
+    return value if type(value) is date else value.date()  # type: ignore[union-attr]
+
+
+def _known_at(raw: pd.DataFrame, day: date) -> pd.DataFrame:
+    """The raw rows dated before ``day`` + 1 day: what was known at the end of ``day``."""
+    import pandas as pd
+
+    return raw.loc[raw[schema.INVOICE_DATE] < pd.Timestamp(day + timedelta(days=1))]
+
+
+def _dates(start: date, end: date, step_days: int) -> list[date]:
+    out, d = [], start
+    while d <= end:
+        out.append(d)
+        d += timedelta(days=step_days)
+    return out
+
+
+def _first_champion(
+    ctx: CycleContext, fitted: Any, cleaning: dict[str, Any], source: str, start: date
+) -> str:
+    """Register ``fitted`` (the model known at ``start``) as the policy's first champion."""
+    from clvdrift.pipeline.train import register_version
+
+    version, _, _, _ = register_version(
+        fitted,
+        registry=ctx.registry,
+        models_dir=ctx.workspace.models_dir,
+        reference_dir=ctx.workspace.reference_dir,
+        cleaning=cleaning,
+        fingerprint={"source": source, "known_at": start.isoformat()},
+        champion=True,
+        run_id=f"replay-initial-{start.isoformat()}",
+    )
+    return version
+
+
+def _cycle(
+    ctx: CycleContext,
+    policy: Policy,
+    step: int,
+    day: date,
+    raw_d: pd.DataFrame,
+    source: str,
+    *,
+    drift_config: DriftConfig,
+    train_config: TrainConfig,
+    gate_config: GateConfig,
+) -> ReplayStep:
+    """One real monitoring cycle of ``policy`` on ``raw_d`` (module docstring), in its run history."""
+    from clvdrift.pipeline.cycle import (
+        DriftOutcome,
+        detect_history,
+        finish_decided,
+        finish_run,
+        retrain,
+        start_run,
+    )
+
+    run_id = f"replay-{policy.slug}-{day.isoformat()}"
+    start_run(ctx, run_id, "replay", "snapshot")
+    try:
+        detected = detect_history(ctx, raw_d, source, drift_config)
+        outcome = DriftOutcome.of(detected)
+        retrained = policy.retrains(step, outcome.retraining_required)
+        challenger, gate_outcome, gate_reason = None, None, None
+        if retrained:
+            try:
+                challenger = retrain(
+                    raw_d,
+                    ctx,
+                    run_id=run_id,
+                    train_config=train_config,
+                    gate_config=gate_config,
+                    source=source,
+                )
+                gate_outcome, gate_reason = challenger.outcome, challenger.reason
+            except DataError as exc:  # e.g. too little history before the step for a gated retraining
+                gate_outcome, gate_reason = "error", str(exc)
+        # the run history records what the policy did, and why
+        why = f"replay policy {policy.name}: " + ("retrain" if retrained else "no retraining")
+        recorded = dataclasses.replace(
+            outcome, retraining_required=retrained, reasons=[*outcome.reasons, why]
+        )
+        finish_decided(ctx, run_id, recorded, challenger=challenger)
+    except Exception as exc:
+        finish_run(ctx, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    md = detected.model_drift
+    champion = ctx.registry.champion()
+    ref = md.reference.get("spearman")
+    return ReplayStep(
+        step=step,
+        date=day.isoformat(),
+        policy=policy.name,
+        run_id=run_id,
+        rows=len(raw_d),
+        cutoff=detected.current.cutoff,
+        drifted_columns=list(detected.data_drift.drifted_columns),
+        dataset_drift=bool(detected.data_drift.dataset_drift),
+        model_drift=bool(md.detected),
+        model_drift_assessable=bool(md.labels_available),
+        retraining_required=bool(detected.retraining_required),
+        retrained=retrained,
+        gate_outcome=gate_outcome,
+        gate_reason=gate_reason,
+        challenger_version=challenger.version if challenger else None,
+        champion_version=detected.model_version,
+        champion_after=champion.version if champion else detected.model_version,
+        champion_reference_spearman=ref if ref is not None and math.isfinite(ref) else None,
+        quality=(
+            {k: _finite(md.current.get(k)) for k in QUALITY_METRICS}
+            if md.labels_available and md.current is not None
+            else None
+        ),
+        customers_scored=detected.model_drift_scope.customers_scored if md.labels_available else None,
+    )
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def _dropped(step: ReplayStep, tolerance: float) -> bool | None:
+    """Whether the step's realized Spearman is below its champion's held-out one by more than
+    ``tolerance``; ``None`` when not judgeable (not matured, or undefined)."""
+    realized = (step.quality or {}).get("spearman")
+    if realized is None or step.champion_reference_spearman is None:
+        return None
+    return realized < step.champion_reference_spearman - tolerance
+
+
+def summarize(policy: str, steps: list[ReplayStep], tolerance: float) -> PolicySummary:
+    """The :class:`PolicySummary` of one policy's steps (in step order)."""
+    matured = [s for s in steps if s.quality is not None]
+    spearman = [s.quality["spearman"] for s in matured if s.quality and s.quality["spearman"] is not None]
+    mae = [s.quality["mae"] for s in matured if s.quality and s.quality["mae"] is not None]
+    confirmed = judged = 0
+    for i, s in enumerate(steps):
+        if not s.retraining_required:
+            continue
+        verdicts = [_dropped(s, tolerance)]
+        following = next((t for t in steps[i + 1 :] if _dropped(t, tolerance) is not None), None)
+        if following is not None:
+            verdicts.append(_dropped(following, tolerance))
+        known = [v for v in verdicts if v is not None]
+        if known:
+            judged += 1
+            confirmed += any(known)
+    alarms = sum(s.retraining_required for s in steps)
+    return PolicySummary(
+        policy=policy,
+        steps=len(steps),
+        retrains=sum(s.retrained for s in steps),
+        promotions=sum(s.gate_outcome == "promoted" for s in steps),
+        alarms=alarms,
+        alarm_rate=alarms / len(steps) if steps else None,
+        matured_steps=len(matured),
+        mean_spearman=sum(spearman) / len(spearman) if spearman else None,
+        worst_spearman=min(spearman) if spearman else None,
+        mean_mae=sum(mae) / len(mae) if mae else None,
+        worst_mae=max(mae) if mae else None,
+        confirmed_alarms=confirmed,
+        judged_alarms=judged,
+        alarm_precision=confirmed / judged if judged else None,
+    )
+
+
+def _check_arguments(
+    start: str | date | None, end: str | date | None, step_days: int, policies: list[str] | tuple[str, ...]
+) -> list[Policy]:
+    """The policies, once the step, the policies and the dates given are known to be valid."""
+    if step_days < 1:
+        raise ConfigError(f"step: a step must be at least 1 day, got {step_days}")
+    parsed = [parse_policy(p) for p in policies]
+    if not parsed:
+        raise ConfigError("no replay policy given")
+    names = [p.name for p in parsed]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"replay policies given twice: {sorted({n for n in names if names.count(n) > 1})}")
+    first, last = (_day(d, what) if d is not None else None for d, what in ((start, "start"), (end, "end")))
+    if first is not None and last is not None and first > last:
+        raise ConfigError(f"start {first} is after end {last}")
+    return parsed
+
+
+def replay(
+    raw: pd.DataFrame,
+    *,
+    out_dir: Path,
+    source: str = "transactions",
+    start: str | date | None = None,
+    end: str | date | None = None,
+    step_days: int = DEFAULT_STEP_DAYS,
+    policies: list[str] | tuple[str, ...] = DEFAULT_POLICIES,
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+    train_config: TrainConfig = TrainConfig(),
+    drift_config: DriftConfig = DriftConfig(),
+    gate_config: GateConfig = GateConfig(),
+    progress: Progress | None = None,
+) -> ReplayResult:
+    """Replay ``policies`` over the raw transactions ``raw`` (module docstring); writes
+    ``out_dir/timeline.json`` and ``out_dir/summary.json``.
+
+    ``start`` defaults to the first day + 2H + ``MIN_FEATURE_DAYS`` (the first date a gated
+    retraining is possible; the first day + 2H when the data ends before), ``end`` to the last day
+    of the data. :class:`ConfigError` on a bad step, policy or date range; :class:`DataError` when
+    the data spans fewer than 2H days (no matured window).
+    """
+    import time
+
+    from clvdrift.pipeline.cycle import CycleContext
+    from clvdrift.pipeline.retrain import MIN_FEATURE_DAYS
+    from clvdrift.pipeline.train import fit_version
+
+    t0 = time.perf_counter()
+    parsed = _check_arguments(start, end, step_days, policies)
+    names = [p.name for p in parsed]
+    if raw.empty:
+        raise DataError(f"{source}: no transactions to replay")
+    horizon = train_config.horizon_days
+    first = raw[schema.INVOICE_DATE].min().date()
+    last = raw[schema.INVOICE_DATE].max().date()
+    span = (last - first).days
+    if span < 2 * horizon:
+        raise DataError(
+            f"no matured window: the data spans {span} days, a replay needs at least 2×H = {2 * horizon} days"
+        )
+    if start is not None:
+        start_day = _day(start, "start")
+    else:  # the first day a gated retraining is possible, when the data reaches it
+        start_day = first + timedelta(days=2 * horizon + MIN_FEATURE_DAYS)
+        if start_day > last:
+            start_day = first + timedelta(days=2 * horizon)
+    end_day = _day(end, "end") if end is not None else last
+    if start_day > end_day:
+        raise ConfigError(f"start {start_day} is after end {end_day}")
+    if (start_day - first).days < horizon + MIN_FEATURE_DAYS:
+        raise ConfigError(
+            f"start {start_day} is too early: the first champion needs H + {MIN_FEATURE_DAYS} = "
+            f"{horizon + MIN_FEATURE_DAYS} days of data before it (the data starts {first})"
+        )
+    dates = _dates(start_day, end_day, step_days)
+    out_dir = Path(out_dir)
+
+    # the first champion: what is known at start, fitted once per training config
+    raw_start = _known_at(raw, start_day)
+    clean_start, cleaning = clean_transactions(raw_start)
+    fitted_by_lookback: dict[int | None, Any] = {}
+    contexts: dict[str, tuple[Policy, CycleContext, TrainConfig, DriftConfig]] = {}
+    for policy in parsed:
+        tc = policy.train_config(train_config, lookback_days)
+        if tc.lookback_days not in fitted_by_lookback:
+            if progress:
+                progress(f"first champion ({'lookback' if tc.lookback_days else 'all history'})")
+            fitted_by_lookback[tc.lookback_days] = fit_version(clean_start, config=tc)
+        ws = Workspace.under(out_dir / "policies" / policy.slug, raw_data=Path(source))
+        ctx = CycleContext.open(ws)
+        if ctx.registry.champion() is not None or ctx.registry.list_versions():
+            raise ConfigError(
+                f"{out_dir / 'policies' / policy.slug}: already holds a replay; choose another --out"
+            )
+        _first_champion(ctx, fitted_by_lookback[tc.lookback_days], cleaning.to_dict(), source, start_day)
+        contexts[policy.name] = (policy, ctx, tc, policy.drift_config(drift_config))
+
+    steps: list[ReplayStep] = []
+    for i, day in enumerate(dates, start=1):
+        raw_d = _known_at(raw, day)
+        for policy, ctx, tc, dc in contexts.values():
+            if progress:
+                progress(f"{day} ({i}/{len(dates)}) {policy.name}")
+            steps.append(
+                _cycle(
+                    ctx,
+                    policy,
+                    i,
+                    day,
+                    raw_d,
+                    f"{source} up to {day}",
+                    drift_config=dc,
+                    train_config=tc,
+                    gate_config=gate_config,
+                )
+            )
+    summaries = [summarize(p, [s for s in steps if s.policy == p], gate_config.tolerance) for p in names]
+    timeline_path, summary_path = out_dir / "timeline.json", out_dir / "summary.json"
+    result = ReplayResult(
+        source=source,
+        start=start_day.isoformat(),
+        end=end_day.isoformat(),
+        step_days=step_days,
+        dates=[d.isoformat() for d in dates],
+        policies=names,
+        horizon_days=horizon,
+        lookback_days=lookback_days,
+        steps=steps,
+        summaries=summaries,
+        timeline_path=str(timeline_path),
+        summary_path=str(summary_path),
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    atomic_write_text(timeline_path, dumps({"schema": TIMELINE_SCHEMA, "steps": steps}))
+    summary = {k: v for k, v in result.to_dict().items() if k != "steps"}
+    atomic_write_text(summary_path, dumps({"schema": SUMMARY_SCHEMA, **summary}))
+    return result
+
+
+def replay_file(
+    path: Path, *, date_format: str | None = None, columns: dict[str, str] | None = None, **kwargs: Any
+) -> ReplayResult:
+    """:func:`replay` on a transactions file, loaded once."""
+    from clvdrift.data import load_transactions
+
+    _check_arguments(
+        kwargs.get("start"),
+        kwargs.get("end"),
+        kwargs.get("step_days", DEFAULT_STEP_DAYS),
+        kwargs.get("policies", DEFAULT_POLICIES),
+    )
+    raw = load_transactions(path, date_format=date_format, columns=columns)
+    return replay(raw, source=str(path), **kwargs)

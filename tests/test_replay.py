@@ -1,0 +1,213 @@
+"""`clvdrift replay` (issue 9): real monitoring cycles through the history of a small synthetic file —
+no leak from after a step date, a drift injected at a known date, the policies, the timeline's schema,
+and the command line's errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from clvdrift import cli
+from clvdrift.config import DriftConfig
+from clvdrift.data import load_transactions
+from clvdrift.pipeline.replay import TIMELINE_SCHEMA, parse_policy, parse_step, replay
+from helpers import synthetic_history  # type: ignore[import-not-found]
+
+REPO = Path(__file__).resolve().parents[1]
+START = "2022-08-01"  # the synthetic history starts 2022-01-03: start ≥ first day + 2H + 30
+STEP = 21
+DATES = ["2022-08-01", "2022-08-22", "2022-09-12", "2022-10-03", "2022-10-24"]
+POLICIES = ["never", "every:2", "on-drift"]
+# fields that name versions (timestamps of when the replay ran), not what the step saw or did
+VOLATILE = {"champion_version", "champion_after", "challenger_version"}
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("replay") / "history.csv"
+    synthetic_history(path, days=300)
+    return path
+
+
+@pytest.fixture(scope="module")
+def full(history, tmp_path_factory):
+    out = tmp_path_factory.mktemp("replay-full")
+    return replay(
+        load_transactions(history),
+        out_dir=out,
+        source="history.csv",
+        start=START,
+        step_days=STEP,
+        policies=POLICIES,
+    )
+
+
+def _stable(step) -> dict:
+    return {k: v for k, v in step.to_dict().items() if k not in VOLATILE}
+
+
+def test_the_steps_are_the_dates_from_start_every_step_days(full):
+    assert full.dates == DATES
+    assert [(s.step, s.date, s.policy) for s in full.steps] == [
+        (i, d, p) for i, d in enumerate(DATES, start=1) for p in POLICIES
+    ]
+    assert all(s.quality is not None and s.model_drift_assessable for s in full.steps)  # span ≥ 2H
+
+
+def test_no_leak_a_replay_of_the_file_truncated_at_a_step_gives_the_same_step_records(
+    full, history, tmp_path
+):
+    day = DATES[3]
+    raw = load_transactions(history)
+    truncated = raw[raw["InvoiceDate"] < pd.Timestamp(day) + pd.Timedelta(days=1)]
+    assert len(truncated) < len(raw)
+    cut = replay(
+        truncated, out_dir=tmp_path, source="history.csv", start=START, step_days=STEP, policies=POLICIES
+    )
+    assert cut.dates == DATES[:4]
+    at_day = [_stable(s) for s in full.steps if s.date == day]
+    assert [_stable(s) for s in cut.steps if s.date == day] == at_day
+    assert any(s["retrained"] for s in at_day)  # every:2 retrains at step 4: the gate saw only raw_D too
+    # and the earlier steps too (each of them is a step of the truncated file)
+    assert [_stable(s) for s in cut.steps] == [_stable(s) for s in full.steps if s.date <= day]
+
+
+def test_never_never_retrains_and_every_2_retrains_exactly_at_steps_2_and_4(full):
+    never = [s for s in full.steps if s.policy == "never"]
+    assert not any(s.retrained for s in never) and {s.champion_version for s in never} == {
+        never[0].champion_version
+    }
+    every = [s for s in full.steps if s.policy == "every:2"]
+    assert [s.step for s in every if s.retrained] == [2, 4]
+    assert all(s.gate_outcome in ("promoted", "rejected") for s in every if s.retrained)
+    on_drift = [s for s in full.steps if s.policy == "on-drift"]
+    assert [s.retrained for s in on_drift] == [s.retraining_required for s in on_drift]
+    summary = {s.policy: s for s in full.summaries}
+    assert summary["never"].retrains == 0 and summary["every:2"].retrains == 2
+    assert summary["on-drift"].alarms == sum(s.retraining_required for s in on_drift)
+    assert summary["never"].matured_steps == len(DATES)
+
+
+def test_every_cycle_is_a_run_of_the_policys_own_history(full):
+    from clvdrift.store import connect
+    from clvdrift.store.runs import RunStore
+
+    root = Path(full.timeline_path).parent / "policies" / "every-2"
+    runs = RunStore(connect(f"sqlite:///{root / 'clvdrift.db'}")).list()
+    assert sorted(r.run_id for r in runs) == [f"replay-every-2-{d}" for d in DATES]
+    assert {r.trigger for r in runs} == {"replay"} and {r.status for r in runs} == {"success"}
+    assert [r.decision for r in sorted(runs, key=lambda r: r.run_id)] == [
+        "no_retrain",
+        "retrain",
+        "no_retrain",
+        "retrain",
+        "no_retrain",
+    ]
+
+
+def test_the_timeline_validates_against_its_schema(full):
+    import jsonschema
+
+    schema = json.loads((REPO / "docs" / "replay_timeline.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    timeline = json.loads(Path(full.timeline_path).read_text())
+    assert timeline["schema"] == TIMELINE_SCHEMA and len(timeline["steps"]) == len(DATES) * len(POLICIES)
+    jsonschema.Draft202012Validator(schema).validate(timeline)
+    broken = {**timeline, "steps": [{**timeline["steps"][0], "quality": {"spearman": "high"}}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(broken)
+    summary = json.loads(Path(full.summary_path).read_text())
+    assert [s["policy"] for s in summary["summaries"]] == POLICIES
+
+
+def test_a_drift_injected_at_a_known_date_is_flagged_at_the_first_step_that_sees_it(history, tmp_path):
+    """Quantities ×50 from 2022-08-23 on (the day after a step): the revenue of the newest matured
+    window jumps, so the champion's MAE rises — first at the step of 2022-08-29, never at a step before."""
+    raw = load_transactions(history)
+    after = raw["InvoiceDate"] >= pd.Timestamp("2022-08-23")
+    raw.loc[after, "Quantity"] = raw.loc[after, "Quantity"] * 50
+    # R² is too noisy on 240 customers to be the signal here; MAE rising by half is
+    config = DriftConfig(r2_drop_threshold=1000, mae_increase_threshold=0.5)
+    result = replay(
+        raw,
+        out_dir=tmp_path,
+        start="2022-08-01",
+        end="2022-09-05",
+        step_days=7,
+        policies=["never"],
+        drift_config=config,
+    )
+    flagged = {s.date: s.model_drift for s in result.steps}
+    assert flagged == {
+        "2022-08-01": False,
+        "2022-08-08": False,
+        "2022-08-15": False,
+        "2022-08-22": False,
+        "2022-08-29": True,
+        "2022-09-05": True,
+    }
+    assert all(s.retraining_required == s.model_drift for s in result.steps)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("bogus", "unknown replay policy 'bogus'"),
+        ("every:0", "unknown replay policy 'every:0'"),
+        ("every:x", "unknown replay policy"),
+    ],
+)
+def test_an_unknown_policy_is_a_config_error(text, message):
+    from clvdrift.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        parse_policy(text)
+
+
+def test_policies_and_steps_parse():
+    assert parse_policy("every:3").every == 3 and parse_policy("every:3").slug == "every-3"
+    assert parse_policy("on-drift-fdr").drift_config(DriftConfig()).fdr
+    assert parse_policy("on-drift-calibrated").drift_config(DriftConfig()).calibrate
+    assert parse_step("14d") == 14 and parse_step("7") == 7
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--step", "0d"], "--step: a step must be at least 1 day, got '0d'"),
+        (["--step", "-3d"], "--step: a step must be at least 1 day, got '-3d'"),
+        (["--step", "7x"], "--step: expected a number of days such as 7d, got '7x'"),
+        (["--start", "2022-10-01", "--end", "2022-09-01"], "start 2022-10-01 is after end 2022-09-01"),
+        (["--start", "2022-13-01"], "start: expected a date YYYY-MM-DD, got '2022-13-01'"),
+        (["--policy", "sometimes"], "unknown replay policy 'sometimes'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(cli_workdir, capsys, args, message):
+    assert cli.run(["replay", *args]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.err.strip().count("\n") == 0, captured.err
+    assert not (cli_workdir / "reports").exists() or not any((cli_workdir / "reports").rglob("timeline.json"))
+
+
+def test_a_file_of_a_few_days_has_no_matured_window(cli_workdir, capsys):
+    few = cli_workdir / "few.csv"
+    synthetic_history(few, days=20)
+    assert cli.run(["replay", "--data", str(few)]) == 2
+    err = capsys.readouterr().err
+    assert "no matured window: the data spans" in err and "at least 2×H = 180 days" in err
+    assert err.strip().count("\n") == 0
+
+
+def test_the_command_prints_the_table_and_writes_the_files(cli_workdir, capsys):
+    out = cli_workdir / "replay-out"
+    args = ["replay", "--start", "2022-12-01", "--step", "28d", "--policy", "never", "--out", str(out)]
+    assert cli.run([*args, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["dates"] == ["2022-12-01", "2022-12-29", "2023-01-26", "2023-02-23"]
+    assert [s["policy"] for s in doc["summaries"]] == ["never"] and doc["summaries"][0]["retrains"] == 0
+    assert (out / "timeline.json").is_file() and (out / "summary.json").is_file()
+    assert cli.run([*args[:-1], str(out / "again")]) == 0
+    assert "alarm precision" in capsys.readouterr().out
