@@ -211,3 +211,79 @@ def test_the_command_prints_the_table_and_writes_the_files(cli_workdir, capsys):
     assert (out / "timeline.json").is_file() and (out / "summary.json").is_file()
     assert cli.run([*args[:-1], str(out / "again")]) == 0
     assert "alarm precision" in capsys.readouterr().out
+
+
+def test_calibrated_and_fdr_policies_check_with_their_options(history, tmp_path):
+    from clvdrift.store import connect
+    from clvdrift.store.runs import RunStore
+
+    day = "2022-10-24"
+    replay(
+        load_transactions(history),
+        out_dir=tmp_path,
+        start=day,
+        end=day,
+        policies=["on-drift", "on-drift-calibrated", "on-drift-fdr"],
+    )
+    used = {}
+    for slug in ("on-drift", "on-drift-calibrated", "on-drift-fdr"):
+        store = RunStore(connect(f"sqlite:///{tmp_path / 'policies' / slug / 'clvdrift.db'}"))
+        report = json.loads(Path(store.get(f"replay-{slug}-{day}").details["report"]).read_text())
+        settings = report["data_drift"]["settings"]
+        used[slug] = (settings["calibrate"], settings["fdr"])
+    assert used == {
+        "on-drift": (False, False),
+        "on-drift-calibrated": (True, False),
+        "on-drift-fdr": (False, True),
+    }
+
+
+def _step(i: int, *, alarm: bool, spearman: float | None, reference: float = 0.5, mae: float = 1.0):
+    from clvdrift.pipeline.replay import ReplayStep
+
+    quality = (
+        None
+        if spearman is None
+        else {"spearman": spearman, "gini_normalized": 0.5, "mae": mae, "total_ratio": 1.0}
+    )
+    return ReplayStep(
+        step=i,
+        date=f"2022-01-{i:02d}",
+        policy="on-drift",
+        run_id=f"r{i}",
+        rows=1,
+        cutoff="2021-10-01",
+        drifted_columns=[],
+        dataset_drift=alarm,
+        model_drift=False,
+        model_drift_assessable=spearman is not None,
+        retraining_required=alarm,
+        retrained=alarm,
+        gate_outcome=None,
+        gate_reason=None,
+        challenger_version=None,
+        champion_version="v",
+        champion_after="v",
+        champion_reference_spearman=reference,
+        quality=quality,
+        customers_scored=None if spearman is None else 10,
+    )
+
+
+def test_alarm_precision_counts_alarms_followed_by_a_real_quality_drop():
+    from clvdrift.pipeline.replay import summarize
+
+    steps = [
+        _step(1, alarm=True, spearman=0.49),  # no drop here, none at the next matured step (3): false alarm
+        _step(2, alarm=False, spearman=None),
+        _step(3, alarm=False, spearman=0.50, mae=3.0),
+        _step(4, alarm=True, spearman=0.49),  # no drop here, a drop at step 5: confirmed
+        _step(5, alarm=True, spearman=0.40),  # a drop at the alarm step itself: confirmed
+        _step(6, alarm=True, spearman=None),  # nothing matured at or after it: not judged
+    ]
+    s = summarize("on-drift", steps, tolerance=0.02)
+    assert (s.alarms, s.judged_alarms, s.confirmed_alarms) == (4, 3, 2)
+    assert s.alarm_precision == pytest.approx(2 / 3)
+    assert (s.matured_steps, s.worst_spearman, s.worst_mae) == (4, 0.40, 3.0)
+    assert s.mean_spearman == pytest.approx((0.49 + 0.50 + 0.49 + 0.40) / 4)
+    assert summarize("never", [], tolerance=0.02).alarm_precision is None
