@@ -211,6 +211,8 @@ def test_the_command_prints_the_table_and_writes_the_files(cli_workdir, capsys):
     assert (out / "timeline.json").is_file() and (out / "summary.json").is_file()
     assert cli.run([*args[:-1], str(out / "again")]) == 0
     assert "alarm precision" in capsys.readouterr().out
+    assert cli.run(args) == 2  # the same output folder again: refused, nothing overwritten
+    assert "already hold(s) a replay; choose another output folder (--out)" in capsys.readouterr().err
 
 
 def test_calibrated_and_fdr_policies_check_with_their_options(history, tmp_path):

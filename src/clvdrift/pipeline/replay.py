@@ -477,6 +477,11 @@ def replay(
     dates = _dates(start_day, end_day, step_days)
     out_dir = Path(out_dir)
 
+    taken = [str(out_dir / "policies" / p.slug) for p in parsed if (out_dir / "policies" / p.slug).exists()]
+    if taken:
+        raise ConfigError(
+            f"{', '.join(taken)}: already hold(s) a replay; choose another output folder (--out)"
+        )
     # the first champion: what is known at start, fitted once per training config
     raw_start = _known_at(raw, start_day)
     clean_start, cleaning = clean_transactions(raw_start)
@@ -490,10 +495,6 @@ def replay(
             fitted_by_lookback[tc.lookback_days] = fit_version(clean_start, config=tc)
         ws = Workspace.under(out_dir / "policies" / policy.slug, raw_data=Path(source))
         ctx = CycleContext.open(ws)
-        if ctx.registry.champion() is not None or ctx.registry.list_versions():
-            raise ConfigError(
-                f"{out_dir / 'policies' / policy.slug}: already holds a replay; choose another --out"
-            )
         _first_champion(ctx, fitted_by_lookback[tc.lookback_days], cleaning.to_dict(), source, start_day)
         contexts[policy.name] = (policy, ctx, tc, policy.drift_config(drift_config))
 
