@@ -13,6 +13,7 @@ import pytest
 from clvdrift import cli
 from clvdrift.config import DriftConfig
 from clvdrift.data import load_transactions
+from clvdrift.errors import ConfigError
 from clvdrift.pipeline.replay import TIMELINE_SCHEMA, parse_policy, parse_step, replay
 from helpers import synthetic_history  # type: ignore[import-not-found]
 
@@ -87,6 +88,7 @@ def test_never_never_retrains_and_every_2_retrains_exactly_at_steps_2_and_4(full
     assert [s.retrained for s in on_drift] == [s.retraining_required for s in on_drift]
     summary = {s.policy: s for s in full.summaries}
     assert summary["never"].retrains == 0 and summary["every:2"].retrains == 2
+    assert summary["every:2"].retrain_errors == 0
     assert summary["on-drift"].alarms == sum(s.retraining_required for s in on_drift)
     assert summary["never"].matured_steps == len(DATES)
 
@@ -161,8 +163,6 @@ def test_a_drift_injected_at_a_known_date_is_flagged_at_the_first_step_that_sees
     ],
 )
 def test_an_unknown_policy_is_a_config_error(text, message):
-    from clvdrift.errors import ConfigError
-
     with pytest.raises(ConfigError, match=message):
         parse_policy(text)
 
@@ -289,3 +289,22 @@ def test_alarm_precision_counts_alarms_followed_by_a_real_quality_drop():
     assert (s.matured_steps, s.worst_spearman, s.worst_mae) == (4, 0.40, 3.0)
     assert s.mean_spearman == pytest.approx((0.49 + 0.50 + 0.49 + 0.40) / 4)
     assert summarize("never", [], tolerance=0.02).alarm_precision is None
+
+
+def test_a_retraining_the_history_does_not_allow_yet_is_recorded_not_raised(history, tmp_path):
+    """every:1 from the earliest start: the gate needs 2H + 30 days, the data has 120: the step records
+    why, the champion stays, the replay goes on."""
+    result = replay(
+        load_transactions(history),
+        out_dir=tmp_path,
+        start="2022-05-03",
+        end="2022-05-03",
+        policies=["every:1"],
+    )
+    (step,) = result.steps
+    assert step.retrained and step.gate_outcome == "error" and step.champion_after == step.champion_version
+    assert "retraining with a gate needs at least 2 × 90 + 30 = 210 days" in (step.gate_reason or "")
+    (summary,) = result.summaries
+    assert (summary.retrains, summary.retrain_errors) == (0, 1)
+    with pytest.raises(ConfigError, match="start 2022-05-02 is too early"):
+        replay(load_transactions(history), out_dir=tmp_path / "early", start="2022-05-02", policies=["never"])

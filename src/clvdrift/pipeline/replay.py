@@ -27,7 +27,8 @@ and whether it was assessable), the retraining and its gate, the champion in use
 *realized* quality on the newest matured window — the detection's model-drift result: features at
 T − H, revenue in (T − H, T], T the last transaction day ≤ D, customers the champion did not train on.
 
-Summary per policy: retrains, alarms (steps whose check said retraining is required, whatever the
+Summary per policy: retrains (gated retrainings done; those the data did not allow yet — the gate
+needs 2H + 30 days — are counted apart), alarms (steps whose check said retraining is required, whatever the
 policy did), matured steps, mean and worst realized Spearman and mean / worst MAE over matured steps,
 and the **alarm precision**: the share of alarms followed by a real quality drop. An alarm at step i is
 *confirmed* when, at step i or at the next matured step after it, the realized Spearman of the champion
@@ -167,7 +168,7 @@ class ReplayStep:
     model_drift: bool
     model_drift_assessable: bool  # labels matured and customers left to score
     retraining_required: bool  # the cycle's decision (an alarm)
-    retrained: bool
+    retrained: bool  # the policy asked for retraining (gate_outcome says whether it could run)
     gate_outcome: str | None  # "promoted" | "rejected" | "error" | None (no retraining)
     gate_reason: str | None
     challenger_version: str | None
@@ -187,7 +188,8 @@ class PolicySummary:
 
     policy: str
     steps: int
-    retrains: int
+    retrains: int  # retrain → gate done (promoted or rejected)
+    retrain_errors: int  # the policy asked, but no gated retraining was possible (e.g. too little history)
     promotions: int
     alarms: int
     alarm_rate: float | None
@@ -385,7 +387,8 @@ def summarize(policy: str, steps: list[ReplayStep], tolerance: float) -> PolicyS
     return PolicySummary(
         policy=policy,
         steps=len(steps),
-        retrains=sum(s.retrained for s in steps),
+        retrains=sum(s.gate_outcome in ("promoted", "rejected") for s in steps),
+        retrain_errors=sum(s.gate_outcome == "error" for s in steps),
         promotions=sum(s.gate_outcome == "promoted" for s in steps),
         alarms=alarms,
         alarm_rate=alarms / len(steps) if steps else None,
