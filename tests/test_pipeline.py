@@ -76,6 +76,8 @@ def test_loading_verifies_checksums_and_refuses_tampering(trained, tmp_path):
     model = load_model(models, champion.version, expected=champion.artifacts)
     ref = pd.read_csv(result.reference_path, index_col="CustomerID")
     assert (abs(model.predict(ref) - ref["prediction"].to_numpy()) < 1e-6).all()
+    # the same verified bytes load once per process; the checksums are still checked on every load
+    assert load_model(models, champion.version, expected=champion.artifacts) is model
     path = models / f"clv_model_{champion.version}.joblib"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF

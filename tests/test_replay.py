@@ -209,6 +209,11 @@ def test_the_command_prints_the_table_and_writes_the_files(cli_workdir, capsys):
     assert doc["dates"] == ["2022-12-01", "2022-12-29", "2023-01-26", "2023-02-23"]
     assert [s["policy"] for s in doc["summaries"]] == ["never"] and doc["summaries"][0]["retrains"] == 0
     assert (out / "timeline.json").is_file() and (out / "summary.json").is_file()
+    assert doc["chart_paths"] == {"svg": str(out / "chart.svg"), "html": str(out / "chart.html")}
+    assert "<svg" in (out / "chart.svg").read_text() and "<svg" in (out / "chart.html").read_text()
+    # every phase of the work is timed, and the phases add up to (almost) the whole replay
+    assert {"load", "first champions", "clean", "detect", "run history", "write"} <= set(doc["phases"])
+    assert 0.8 * doc["seconds"] <= sum(doc["phases"].values()) <= doc["seconds"] + 0.01
     assert cli.run([*args[:-1], str(out / "again")]) == 0
     assert "alarm precision" in capsys.readouterr().out
     assert cli.run(args) == 2  # the same output folder again: refused, nothing overwritten
@@ -256,6 +261,7 @@ def _step(i: int, *, alarm: bool, spearman: float | None, reference: float = 0.5
         rows=1,
         cutoff="2021-10-01",
         drifted_columns=[],
+        column_drift={},
         dataset_drift=alarm,
         model_drift=False,
         model_drift_assessable=spearman is not None,

@@ -155,6 +155,38 @@ def _progress(label: str) -> Iterator[Callable[[str], None]]:
         yield lambda step: status.update(f"{label}: {step}…")
 
 
+@contextmanager
+def _progress_bar(label: str) -> Iterator[Callable[[int, int, str], None]]:
+    """A progress bar (done of total, what comes next, elapsed and remaining time) on a terminal;
+    silent in CI and Airflow logs."""
+    if not err.is_terminal:
+        yield lambda _done, _total, _what: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"{label}: {what}")
+
+        yield update
+
+
 def _registry(database_url: str):  # type: ignore[no-untyped-def]
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.store import connect
@@ -768,7 +800,7 @@ def replay(
     step_days = parse_step(step) if step is not None else DEFAULT_STEP_DAYS
     policies = [parse_policy(p).name for p in (policy or DEFAULT_POLICIES)]
     target = out_dir or settings.reports_dir / "replay" / new_version()
-    with _progress("replay") as progress:
+    with _progress_bar("replay") as progress:
         result = replay_file(
             data or settings.raw_data,
             date_format=date_format,
@@ -791,7 +823,7 @@ def replay(
     out.print(
         f"{len(result.dates)} steps from {result.start} to {result.end} every {result.step_days} days "
         f"(H = {result.horizon_days}) in {result.seconds:.1f} s; timeline {result.timeline_path}, "
-        f"summary {result.summary_path}",
+        f"summary {result.summary_path}, chart {result.chart_paths['html']}",
         highlight=False,
         soft_wrap=True,
     )

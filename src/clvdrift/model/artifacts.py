@@ -23,7 +23,9 @@ import fcntl
 import json
 import re
 import shutil
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -227,6 +229,12 @@ def verify_artifacts(models_dir: Path, expected: Mapping[str, Any]) -> dict[str,
     return paths
 
 
+# models loaded in this process, by the sha256 of their files (least recently used dropped first)
+LOADED_MODELS_KEPT = 8
+_LOADED: OrderedDict[tuple[str, ...], ClvModel] = OrderedDict()
+_LOADED_LOCK = threading.Lock()
+
+
 def load_model(
     models_dir: Path, version: str = LATEST, *, expected: Mapping[str, Any] | None = None
 ) -> ClvModel:
@@ -251,12 +259,23 @@ def load_model(
     if absent:
         raise ArtifactError(f"{models_dir}: no checksum recorded for {absent}")
     paths = verify_artifacts(models_dir, {name: trusted[name] for name in ARTIFACT_FILES})
+    # the files were just verified against these checksums: a model loaded from the same bytes is reused
+    key = tuple(str(trusted[name]["sha256"]) for name in ARTIFACT_FILES)
+    with _LOADED_LOCK:
+        if key in _LOADED:
+            _LOADED.move_to_end(key)
+            return _LOADED[key]
     features_doc = json.loads(paths["features"].read_text(encoding="utf-8"))
     encoder = CountryEncoder(min_customers=features_doc["min_country_customers"])
     encoder.levels_ = list(features_doc["countries"])
-    return ClvModel(
+    model = ClvModel(
         estimator=joblib.load(paths["model"]), scaler=joblib.load(paths["scaler"]), encoder=encoder
     )
+    with _LOADED_LOCK:
+        _LOADED[key] = model
+        while len(_LOADED) > LOADED_MODELS_KEPT:
+            _LOADED.popitem(last=False)
+    return model
 
 
 def collect_garbage(

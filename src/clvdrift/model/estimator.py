@@ -21,7 +21,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClvModel:
     """A fitted model with everything needed to score raw customer features."""
 

@@ -15,12 +15,17 @@ from clvdrift.errors import RegistryError
 from clvdrift.io import sha256_file
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     import pandas as pd
 
+    from clvdrift.data import CleaningReport
     from clvdrift.model.estimator import ClvModel
     from clvdrift.model.registry import ModelRegistry, ModelVersion
 
 Progress = Callable[[str], None]
+if TYPE_CHECKING:
+    Cleaned: TypeAlias = tuple[pd.DataFrame, CleaningReport]  # what clean_transactions returns
 
 
 @dataclass(frozen=True)
@@ -61,17 +66,19 @@ WORKSPACE_FOLDERS = ("models", "reference", "current", "reports", "quarantine", 
 
 @dataclass
 class Timings:
-    """Wall time of each named step, in seconds."""
+    """Wall time of each named step, in seconds (a step run again adds to its time)."""
 
     seconds: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
-    def step(self, name: str, progress: Progress | None) -> Iterator[None]:
+    def step(self, name: str, progress: Progress | None = None) -> Iterator[None]:
         if progress:
             progress(name)
         start = time.perf_counter()
-        yield
-        self.seconds[name] = round(time.perf_counter() - start, 3)
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
 def new_version() -> str:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
     from clvdrift.data.history import TransactionHistory
     from clvdrift.model.registry import ModelRegistry
+    from clvdrift.pipeline.common import Cleaned
     from clvdrift.store.ledger import Ledger
 
 log = get_logger(__name__)
@@ -172,17 +173,19 @@ def retrain(
     gate_config: GateConfig,
     source: str,
     progress: Progress | None = None,
+    cleaned: Cleaned | None = None,
 ) -> ChallengerOutcome:
     """Retrain on ``raw`` transactions under the training lock, gate the challenger against the
     champion, and register it: as champion (files published) when it wins, with the reason when not.
-    The version records ``run_id``, the run that retrained (see :meth:`ModelRegistry.of_run`)."""
+    The version records ``run_id``, the run that retrained (see :meth:`ModelRegistry.of_run`);
+    ``cleaned`` is ``clean_transactions(raw)`` when the caller has it already."""
     from clvdrift.pipeline.retrain import retrain_and_gate
     from clvdrift.store.locks import training_lock
 
     registry, workspace = ctx.registry, ctx.workspace
     with training_lock(ctx.engine):
         champion, model = load_champion(registry, workspace.models_dir)
-        clean, cleaning = clean_transactions(raw)
+        clean, cleaning = cleaned if cleaned is not None else clean_transactions(raw)
         trained_on = training_customers(workspace.models_dir / champion.artifacts["reference"]["path"])
         outcome = retrain_and_gate(
             clean,
@@ -431,8 +434,10 @@ def detect_history(
     config: DriftConfig,
     *,
     render_html: bool = False,
+    cleaned: Cleaned | None = None,
 ) -> DetectResult:
-    """The history ``raw`` against the champion (:func:`detect_transactions`)."""
+    """The history ``raw`` against the champion (:func:`detect_transactions`; ``cleaned``: its
+    cleaned form when the caller has it)."""
     return detect_transactions(
         raw,
         registry=ctx.registry,
@@ -441,6 +446,7 @@ def detect_history(
         source=source,
         config=config,
         render_html=render_html,
+        cleaned=cleaned,
     )
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from clvdrift.drift import DataDriftResult, ModelDriftResult
     from clvdrift.model.registry import ModelRegistry
+    from clvdrift.pipeline.common import Cleaned
 
 CURRENT_FILE = "current_data.csv"
 LATEST_REPORT = "latest_drift_report.json"
@@ -171,8 +172,12 @@ def detect_transactions(
     cutoff: str | None = None,
     render_html: bool = True,
     progress: Progress | None = None,
+    cleaned: Cleaned | None = None,
 ) -> DetectResult:
-    """Check a batch of raw transactions against the champion (see the module docstring)."""
+    """Check a batch of raw transactions against the champion (see the module docstring).
+
+    ``cleaned`` is ``clean_transactions(raw)`` when the caller has it already (a replay cleans each
+    step's rows once for all its policies)."""
     from clvdrift.drift import ReferenceProfile, detect_data_drift, detect_model_drift
     from clvdrift.features import build_training_set
     from clvdrift.model.artifacts import verify_artifacts
@@ -189,7 +194,7 @@ def detect_transactions(
         profile = ReferenceProfile.load(paths["profile"])
     training = champion.training
     with t.step("features", progress):
-        clean, cleaning = clean_transactions(raw)
+        clean, cleaning = cleaned if cleaned is not None else clean_transactions(raw)
         cut, labelled = choose_cutoff(clean, training, cutoff)
         ts = build_training_set(
             clean,

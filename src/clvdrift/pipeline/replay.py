@@ -43,8 +43,10 @@ described by ``docs/replay_timeline.schema.json``) and ``summary.json``.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -55,11 +57,13 @@ from clvdrift.data import clean_transactions, schema
 from clvdrift.errors import ConfigError, DataError
 from clvdrift.io import atomic_write_text
 from clvdrift.jsonable import dataclass_dict, dumps
-from clvdrift.pipeline.common import Progress, Workspace
+from clvdrift.observability.logging import get_logger
+from clvdrift.pipeline.common import Timings, Workspace
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from clvdrift.pipeline.common import Cleaned
     from clvdrift.pipeline.cycle import CycleContext
 
 __all__ = [
@@ -85,6 +89,8 @@ DEFAULT_POLICIES: tuple[str, ...] = ("never", "every:4", "on-drift", "on-drift-l
 DEFAULT_LOOKBACK_DAYS = 365
 DEFAULT_STEP_DAYS = 7
 QUALITY_METRICS = ("spearman", "gini_normalized", "mae", "total_ratio")
+StepProgress = Callable[[int, int, str], None]  # (cycles done, cycles in all, what comes next)
+log = get_logger(__name__)
 POLICY_NAMES = ("never", "every:N", "on-drift", "on-drift-calibrated", "on-drift-fdr", "on-drift-lookback")
 
 
@@ -164,6 +170,7 @@ class ReplayStep:
     rows: int  # raw rows known at D
     cutoff: str  # where the step's features were computed (T − H)
     drifted_columns: list[str]
+    column_drift: dict[str, dict[str, Any]]  # column → drifted, test, statistic, p_value
     dataset_drift: bool
     model_drift: bool
     model_drift_assessable: bool  # labels matured and customers left to score
@@ -222,7 +229,9 @@ class ReplayResult:
     summaries: list[PolicySummary]
     timeline_path: str
     summary_path: str
-    seconds: float
+    chart_paths: dict[str, str]  # "svg", "html"
+    seconds: float  # the whole replay, loading the file included when replay_file loaded it
+    phases: dict[str, float]  # wall seconds per phase: load, first champions, clean, detect, retrain, …
 
     def to_dict(self) -> dict[str, Any]:
         return dataclass_dict(self)
@@ -277,13 +286,16 @@ def _cycle(
     step: int,
     day: date,
     raw_d: pd.DataFrame,
+    cleaned: Cleaned,
     source: str,
     *,
     drift_config: DriftConfig,
     train_config: TrainConfig,
     gate_config: GateConfig,
+    timings: Timings,
 ) -> ReplayStep:
-    """One real monitoring cycle of ``policy`` on ``raw_d`` (module docstring), in its run history."""
+    """One real monitoring cycle of ``policy`` on ``raw_d`` (module docstring; ``cleaned`` is
+    ``clean_transactions(raw_d)``), in its run history; the phases' time is added to ``timings``."""
     from clvdrift.pipeline.cycle import (
         DriftOutcome,
         detect_history,
@@ -294,22 +306,26 @@ def _cycle(
     )
 
     run_id = f"replay-{policy.slug}-{day.isoformat()}"
-    start_run(ctx, run_id, "replay", "snapshot")
+    with timings.step("run history"):
+        start_run(ctx, run_id, "replay", "snapshot")
     try:
-        detected = detect_history(ctx, raw_d, source, drift_config)
+        with timings.step("detect"):
+            detected = detect_history(ctx, raw_d, source, drift_config, cleaned=cleaned)
         outcome = DriftOutcome.of(detected)
         retrained = policy.retrains(step, outcome.retraining_required)
         challenger, gate_outcome, gate_reason = None, None, None
         if retrained:
             try:
-                challenger = retrain(
-                    raw_d,
-                    ctx,
-                    run_id=run_id,
-                    train_config=train_config,
-                    gate_config=gate_config,
-                    source=source,
-                )
+                with timings.step("retrain"):
+                    challenger = retrain(
+                        raw_d,
+                        ctx,
+                        run_id=run_id,
+                        train_config=train_config,
+                        gate_config=gate_config,
+                        source=source,
+                        cleaned=cleaned,
+                    )
                 gate_outcome, gate_reason = challenger.outcome, challenger.reason
             except DataError as exc:  # e.g. too little history before the step for a gated retraining
                 gate_outcome, gate_reason = "error", str(exc)
@@ -318,7 +334,8 @@ def _cycle(
         recorded = dataclasses.replace(
             outcome, retraining_required=retrained, reasons=[*outcome.reasons, why]
         )
-        finish_decided(ctx, run_id, recorded, challenger=challenger)
+        with timings.step("run history"):
+            finish_decided(ctx, run_id, recorded, challenger=challenger)
     except Exception as exc:
         finish_run(ctx, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
@@ -333,6 +350,15 @@ def _cycle(
         rows=len(raw_d),
         cutoff=detected.current.cutoff,
         drifted_columns=list(detected.data_drift.drifted_columns),
+        column_drift={
+            c.column: {
+                "drifted": bool(c.drifted),
+                "test": c.test,
+                "statistic": _finite(c.statistic),
+                "p_value": _finite(c.p_value),
+            }
+            for c in detected.data_drift.columns
+        },
         dataset_drift=bool(detected.data_drift.dataset_drift),
         model_drift=bool(md.detected),
         model_drift_assessable=bool(md.labels_available),
@@ -434,10 +460,15 @@ def replay(
     train_config: TrainConfig = TrainConfig(),
     drift_config: DriftConfig = DriftConfig(),
     gate_config: GateConfig = GateConfig(),
-    progress: Progress | None = None,
+    progress: StepProgress | None = None,
+    timings: Timings | None = None,
 ) -> ReplayResult:
     """Replay ``policies`` over the raw transactions ``raw`` (module docstring); writes
-    ``out_dir/timeline.json`` and ``out_dir/summary.json``.
+    ``out_dir/timeline.json``, ``out_dir/summary.json`` and the chart (``chart.svg``, ``chart.html``).
+
+    ``progress(done, total, label)`` is called before each cycle (``total``: steps × policies).
+    The wall time of each phase is added to ``timings`` (a new one when ``None``) and reported in
+    ``ReplayResult.phases``.
 
     ``start`` defaults to the first day + 2H + ``MIN_FEATURE_DAYS`` (the first date a gated
     retraining is possible; the first day + 2H when the data ends before), ``end`` to the last day
@@ -447,10 +478,12 @@ def replay(
     import time
 
     from clvdrift.pipeline.cycle import CycleContext
+    from clvdrift.pipeline.replay_chart import write_charts
     from clvdrift.pipeline.retrain import MIN_FEATURE_DAYS
     from clvdrift.pipeline.train import fit_version
 
     t0 = time.perf_counter()
+    timings = timings if timings is not None else Timings()
     parsed = _check_arguments(start, end, step_days, policies)
     names = [p.name for p in parsed]
     if raw.empty:
@@ -485,59 +518,84 @@ def replay(
         raise ConfigError(
             f"{', '.join(taken)}: already hold(s) a replay; choose another output folder (--out)"
         )
+    total = len(dates) * len(parsed)
     # the first champion: what is known at start, fitted once per training config
-    raw_start = _known_at(raw, start_day)
-    clean_start, cleaning = clean_transactions(raw_start)
-    fitted_by_lookback: dict[int | None, Any] = {}
-    contexts: dict[str, tuple[Policy, CycleContext, TrainConfig, DriftConfig]] = {}
-    for policy in parsed:
-        tc = policy.train_config(train_config, lookback_days)
-        if tc.lookback_days not in fitted_by_lookback:
-            if progress:
-                progress(f"first champion ({'lookback' if tc.lookback_days else 'all history'})")
-            fitted_by_lookback[tc.lookback_days] = fit_version(clean_start, config=tc)
-        ws = Workspace.under(out_dir / "policies" / policy.slug, raw_data=Path(source))
-        ctx = CycleContext.open(ws)
-        _first_champion(ctx, fitted_by_lookback[tc.lookback_days], cleaning.to_dict(), source, start_day)
-        contexts[policy.name] = (policy, ctx, tc, policy.drift_config(drift_config))
+    with timings.step("first champions"):
+        raw_start = _known_at(raw, start_day)
+        clean_start, cleaning = clean_transactions(raw_start)
+        fitted_by_lookback: dict[int | None, Any] = {}
+        contexts: dict[str, tuple[Policy, CycleContext, TrainConfig, DriftConfig]] = {}
+        for policy in parsed:
+            tc = policy.train_config(train_config, lookback_days)
+            if tc.lookback_days not in fitted_by_lookback:
+                if progress:
+                    progress(
+                        0, total, f"first champion ({'lookback' if tc.lookback_days else 'all history'})"
+                    )
+                fitted_by_lookback[tc.lookback_days] = fit_version(clean_start, config=tc)
+            ws = Workspace.under(out_dir / "policies" / policy.slug, raw_data=Path(source))
+            ctx = CycleContext.open(ws)
+            _first_champion(ctx, fitted_by_lookback[tc.lookback_days], cleaning.to_dict(), source, start_day)
+            contexts[policy.name] = (policy, ctx, tc, policy.drift_config(drift_config))
 
     steps: list[ReplayStep] = []
-    for i, day in enumerate(dates, start=1):
-        raw_d = _known_at(raw, day)
-        for policy, ctx, tc, dc in contexts.values():
-            if progress:
-                progress(f"{day} ({i}/{len(dates)}) {policy.name}")
-            steps.append(
-                _cycle(
-                    ctx,
-                    policy,
-                    i,
-                    day,
-                    raw_d,
-                    f"{source} up to {day}",
-                    drift_config=dc,
-                    train_config=tc,
-                    gate_config=gate_config,
+    cycle_log = logging.getLogger("clvdrift.pipeline.cycle")
+    level = cycle_log.level
+    cycle_log.setLevel(logging.ERROR)  # one line per cycle is noise over hundreds; the runs are in each store
+    try:
+        for i, day in enumerate(dates, start=1):
+            with timings.step("clean"):  # once per step, for every policy
+                raw_d = _known_at(raw, day)
+                cleaned = clean_transactions(raw_d)
+            for policy, ctx, tc, dc in contexts.values():
+                if progress:
+                    progress(len(steps), total, f"{day} {policy.name}")
+                steps.append(
+                    _cycle(
+                        ctx,
+                        policy,
+                        i,
+                        day,
+                        raw_d,
+                        cleaned,
+                        f"{source} up to {day}",
+                        drift_config=dc,
+                        train_config=tc,
+                        gate_config=gate_config,
+                        timings=timings,
+                    )
                 )
-            )
+            log.info("replay step %s (%d/%d) done", day, i, len(dates))
+    finally:
+        cycle_log.setLevel(level)
+    if progress:
+        progress(total, total, "summary")
     summaries = [summarize(p, [s for s in steps if s.policy == p], gate_config.tolerance) for p in names]
     timeline_path, summary_path = out_dir / "timeline.json", out_dir / "summary.json"
-    result = ReplayResult(
-        source=source,
-        start=start_day.isoformat(),
-        end=end_day.isoformat(),
-        step_days=step_days,
-        dates=[d.isoformat() for d in dates],
-        policies=names,
-        horizon_days=horizon,
-        lookback_days=lookback_days,
-        steps=steps,
-        summaries=summaries,
-        timeline_path=str(timeline_path),
-        summary_path=str(summary_path),
-        seconds=round(time.perf_counter() - t0, 3),
-    )
-    atomic_write_text(timeline_path, dumps({"schema": TIMELINE_SCHEMA, "steps": steps}))
+    with timings.step("write"):
+        timeline = {"schema": TIMELINE_SCHEMA, "steps": [s.to_dict() for s in steps]}
+        atomic_write_text(timeline_path, dumps(timeline))
+        result = ReplayResult(
+            source=source,
+            start=start_day.isoformat(),
+            end=end_day.isoformat(),
+            step_days=step_days,
+            dates=[d.isoformat() for d in dates],
+            policies=names,
+            horizon_days=horizon,
+            lookback_days=lookback_days,
+            steps=steps,
+            summaries=summaries,
+            timeline_path=str(timeline_path),
+            summary_path=str(summary_path),
+            chart_paths={"svg": str(out_dir / "chart.svg"), "html": str(out_dir / "chart.html")},
+            seconds=0.0,
+            phases={},
+        )
+        summary = {k: v for k, v in result.to_dict().items() if k != "steps"}
+        write_charts(timeline, summary, out_dir)
+    elapsed = time.perf_counter() - t0 + timings.seconds.get("load", 0.0)
+    result = dataclasses.replace(result, seconds=round(elapsed, 3), phases=dict(timings.seconds))
     summary = {k: v for k, v in result.to_dict().items() if k != "steps"}
     atomic_write_text(summary_path, dumps({"schema": SUMMARY_SCHEMA, **summary}))
     return result
@@ -555,5 +613,7 @@ def replay_file(
         kwargs.get("step_days", DEFAULT_STEP_DAYS),
         kwargs.get("policies", DEFAULT_POLICIES),
     )
-    raw = load_transactions(path, date_format=date_format, columns=columns)
-    return replay(raw, source=str(path), **kwargs)
+    timings = Timings()
+    with timings.step("load"):
+        raw = load_transactions(path, date_format=date_format, columns=columns)
+    return replay(raw, source=str(path), timings=timings, **kwargs)
