@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from clvdrift import cli
-from clvdrift.config import DriftConfig
+from clvdrift.config import DriftConfig, TrainConfig
 from clvdrift.data import load_transactions
 from clvdrift.errors import ConfigError
 from clvdrift.pipeline.replay import TIMELINE_SCHEMA, parse_policy, parse_step, replay
@@ -160,6 +160,9 @@ def test_a_drift_injected_at_a_known_date_is_flagged_at_the_first_step_that_sees
         ("bogus", "unknown replay policy 'bogus'"),
         ("every:0", "unknown replay policy 'every:0'"),
         ("every:x", "unknown replay policy"),
+        ("bogus-lookback", "unknown replay policy 'bogus-lookback'"),
+        ("on-drift-lookback-lookback", "unknown replay policy"),
+        ("-lookback", "unknown replay policy"),
     ],
 )
 def test_an_unknown_policy_is_a_config_error(text, message):
@@ -172,6 +175,26 @@ def test_policies_and_steps_parse():
     assert parse_policy("on-drift-fdr").drift_config(DriftConfig()).fdr
     assert parse_policy("on-drift-calibrated").drift_config(DriftConfig()).calibrate
     assert parse_step("14d") == 14 and parse_step("7") == 7
+    # any policy takes the -lookback suffix: the same rule on features of the last L days
+    for name in ("never", "every:3", "on-drift", "on-drift-calibrated", "on-drift-fdr"):
+        plain, windowed = parse_policy(name), parse_policy(name + "-lookback")
+        assert windowed.name == name + "-lookback" and windowed.lookback and not plain.lookback
+        assert (windowed.every, windowed.on_drift, windowed.calibrate, windowed.fdr) == (
+            plain.every,
+            plain.on_drift,
+            plain.calibrate,
+            plain.fdr,
+        )
+        assert windowed.train_config(TrainConfig(), 120).lookback_days == 120
+        assert plain.train_config(TrainConfig(), 120).lookback_days is None
+    assert parse_policy("every:3-lookback").slug == "every-3-lookback"
+
+
+def test_the_help_states_the_lookback_default(capsys):
+    from clvdrift.pipeline.replay import DEFAULT_LOOKBACK_DAYS
+
+    assert cli.run(["replay", "--help"]) == 0
+    assert f"[default: {DEFAULT_LOOKBACK_DAYS}]" in " ".join(capsys.readouterr().out.split())
 
 
 @pytest.mark.parametrize(

@@ -766,14 +766,14 @@ def replay(
         list[str] | None,
         typer.Option(
             "--policy",
-            help="never | every:N | on-drift | on-drift-calibrated | on-drift-fdr | on-drift-lookback "
+            help="never | every:N | on-drift | on-drift-calibrated | on-drift-fdr, each also with -lookback "
             "(repeatable) [default: never, every:4, on-drift, on-drift-lookback]",
         ),
     ] = None,
     lookback_days: Annotated[
         int | None,
         typer.Option(
-            "--lookback-days", min=1, help="L of the on-drift-lookback policy's features [default: 365]"
+            "--lookback-days", min=1, help="L of the -lookback policies' features [default: 180]"
         ),
     ] = None,
     out_dir: Annotated[

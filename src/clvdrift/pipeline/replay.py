@@ -19,8 +19,9 @@ Policies (:func:`parse_policy`):
   whatever the drift check says;
 - ``on-drift``: retrain when the cycle's decision says retraining is required (the seed's rule);
 - ``on-drift-calibrated`` / ``on-drift-fdr``: the same with ``DriftConfig.calibrate`` / ``fdr``;
-- ``on-drift-lookback``: ``on-drift`` with features from the last L days only
-  (``TrainConfig.lookback_days``; all-history features grow with the calendar and alarm every week).
+- ``<policy>-lookback`` (any of the above, e.g. ``on-drift-lookback``, ``never-lookback``): the same
+  policy with features from the last L days only (``TrainConfig.lookback_days``; all-history features
+  grow with the calendar, which the drift check sees as drift).
 
 Per step and policy the timeline records the drift check (drifted columns, dataset drift, model drift
 and whether it was assessable), the retraining and its gate, the champion in use, and that champion's
@@ -86,12 +87,22 @@ __all__ = [
 TIMELINE_SCHEMA = "clvdrift.replay.timeline/1"
 SUMMARY_SCHEMA = "clvdrift.replay.summary/1"
 DEFAULT_POLICIES: tuple[str, ...] = ("never", "every:4", "on-drift", "on-drift-lookback")
-DEFAULT_LOOKBACK_DAYS = 365
+# L of the -lookback policies: two horizons of history per customer (365 on the bundled one-year file
+# would equal all history)
+DEFAULT_LOOKBACK_DAYS = 180
 DEFAULT_STEP_DAYS = 7
 QUALITY_METRICS = ("spearman", "gini_normalized", "mae", "total_ratio")
 StepProgress = Callable[[int, int, str], None]  # (cycles done, cycles in all, what comes next)
 log = get_logger(__name__)
-POLICY_NAMES = ("never", "every:N", "on-drift", "on-drift-calibrated", "on-drift-fdr", "on-drift-lookback")
+LOOKBACK_SUFFIX = "-lookback"
+POLICY_NAMES = (
+    "never",
+    "every:N",
+    "on-drift",
+    "on-drift-calibrated",
+    "on-drift-fdr",
+    "any of them + -lookback",
+)
 
 
 @dataclass(frozen=True)
@@ -133,18 +144,25 @@ class Policy:
 def parse_policy(text: str) -> Policy:
     """A policy from its name (module docstring); :class:`ConfigError` on anything else."""
     name = text.strip()
+    base, lookback = (
+        (name.removesuffix(LOOKBACK_SUFFIX), True) if name.endswith(LOOKBACK_SUFFIX) else (name, False)
+    )
     fixed = {
         "never": Policy("never"),
         "on-drift": Policy("on-drift", on_drift=True),
         "on-drift-calibrated": Policy("on-drift-calibrated", on_drift=True, calibrate=True),
         "on-drift-fdr": Policy("on-drift-fdr", on_drift=True, fdr=True),
-        "on-drift-lookback": Policy("on-drift-lookback", on_drift=True, lookback=True),
     }
-    if name in fixed:
-        return fixed[name]
-    match = re.fullmatch(r"every:(\d+)", name)
+    policy = fixed.get(base)
+    match = re.fullmatch(r"every:(\d+)", base)
     if match and int(match.group(1)) >= 1:
-        return Policy(f"every:{int(match.group(1))}", every=int(match.group(1)))
+        policy = Policy(f"every:{int(match.group(1))}", every=int(match.group(1)))
+    if policy is not None:
+        return (
+            dataclasses.replace(policy, name=policy.name + LOOKBACK_SUFFIX, lookback=True)
+            if lookback
+            else policy
+        )
     raise ConfigError(f"unknown replay policy {text!r}; expected one of {', '.join(POLICY_NAMES)} (N ≥ 1)")
 
 
