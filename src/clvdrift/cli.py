@@ -772,9 +772,7 @@ def replay(
     ] = None,
     lookback_days: Annotated[
         int | None,
-        typer.Option(
-            "--lookback-days", min=1, help="L of the -lookback policies' features [default: 180]"
-        ),
+        typer.Option("--lookback-days", min=1, help="L of the -lookback policies' features [default: 180]"),
     ] = None,
     out_dir: Annotated[
         Path | None,
