@@ -725,7 +725,7 @@ def _replay_table(summaries: list[dict[str, Any]]) -> Table:
         "steps",
         "retrains",
         "retrain errors",
-        "alarms",
+        "alarms (data / model drift)",
         "matured steps",
         "mean Spearman",
         "worst Spearman",
@@ -739,7 +739,7 @@ def _replay_table(summaries: list[dict[str, Any]]) -> Table:
             str(s["steps"]),
             str(s["retrains"]),
             str(s["retrain_errors"]),
-            str(s["alarms"]),
+            f"{s['alarms']} ({s['data_drift_alarms']} / {s['model_drift_alarms']})",
             str(s["matured_steps"]),
             _fmt(s["mean_spearman"]),
             _fmt(s["worst_spearman"]),
@@ -772,7 +772,9 @@ def replay(
     ] = None,
     lookback_days: Annotated[
         int | None,
-        typer.Option("--lookback-days", min=1, help="L of the -lookback policies' features [default: 180]"),
+        typer.Option(
+            "--lookback-days", min=1, help="L of the -lookback policies' features [default: H, the horizon]"
+        ),
     ] = None,
     out_dir: Annotated[
         Path | None,
@@ -786,7 +788,6 @@ def replay(
     known then; writes timeline.json and summary.json."""
     from clvdrift.pipeline.common import new_version
     from clvdrift.pipeline.replay import (
-        DEFAULT_LOOKBACK_DAYS,
         DEFAULT_POLICIES,
         DEFAULT_STEP_DAYS,
         parse_policy,
@@ -808,7 +809,7 @@ def replay(
             end=end,
             step_days=step_days,
             policies=policies,
-            lookback_days=lookback_days or DEFAULT_LOOKBACK_DAYS,
+            lookback_days=lookback_days,
             train_config=settings.train,
             drift_config=settings.drift,
             gate_config=settings.gate,

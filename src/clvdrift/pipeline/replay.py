@@ -68,7 +68,6 @@ if TYPE_CHECKING:
     from clvdrift.pipeline.cycle import CycleContext
 
 __all__ = [
-    "DEFAULT_LOOKBACK_DAYS",
     "DEFAULT_POLICIES",
     "DEFAULT_STEP_DAYS",
     "QUALITY_METRICS",
@@ -87,9 +86,6 @@ __all__ = [
 TIMELINE_SCHEMA = "clvdrift.replay.timeline/1"
 SUMMARY_SCHEMA = "clvdrift.replay.summary/1"
 DEFAULT_POLICIES: tuple[str, ...] = ("never", "every:4", "on-drift", "on-drift-lookback")
-# L of the -lookback policies: two horizons of history per customer (365 on the bundled one-year file
-# would equal all history)
-DEFAULT_LOOKBACK_DAYS = 180
 DEFAULT_STEP_DAYS = 7
 QUALITY_METRICS = ("spearman", "gini_normalized", "mae", "total_ratio")
 StepProgress = Callable[[int, int, str], None]  # (cycles done, cycles in all, what comes next)
@@ -218,6 +214,8 @@ class PolicySummary:
     promotions: int
     alarms: int
     alarm_rate: float | None
+    data_drift_alarms: int  # steps with dataset drift (calendar effects show here)
+    model_drift_alarms: int  # steps with model drift
     matured_steps: int
     mean_spearman: float | None
     worst_spearman: float | None
@@ -436,6 +434,8 @@ def summarize(policy: str, steps: list[ReplayStep], tolerance: float) -> PolicyS
         promotions=sum(s.gate_outcome == "promoted" for s in steps),
         alarms=alarms,
         alarm_rate=alarms / len(steps) if steps else None,
+        data_drift_alarms=sum(s.dataset_drift for s in steps),
+        model_drift_alarms=sum(s.model_drift for s in steps),
         matured_steps=len(matured),
         mean_spearman=sum(spearman) / len(spearman) if spearman else None,
         worst_spearman=min(spearman) if spearman else None,
@@ -474,7 +474,7 @@ def replay(
     end: str | date | None = None,
     step_days: int = DEFAULT_STEP_DAYS,
     policies: list[str] | tuple[str, ...] = DEFAULT_POLICIES,
-    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+    lookback_days: int | None = None,
     train_config: TrainConfig = TrainConfig(),
     drift_config: DriftConfig = DriftConfig(),
     gate_config: GateConfig = GateConfig(),
@@ -484,6 +484,8 @@ def replay(
     """Replay ``policies`` over the raw transactions ``raw`` (module docstring); writes
     ``out_dir/timeline.json``, ``out_dir/summary.json`` and the chart (``chart.svg``, ``chart.html``).
 
+    ``lookback_days`` (L of the ``-lookback`` policies) defaults to H: features of the last H days
+    predict the next H days, and with the default start the first champion's L-day window is full.
     ``progress(done, total, label)`` is called before each cycle (``total``: steps × policies).
     The wall time of each phase is added to ``timings`` (a new one when ``None``) and reported in
     ``ReplayResult.phases``.
@@ -502,6 +504,7 @@ def replay(
 
     t0 = time.perf_counter()
     timings = timings if timings is not None else Timings()
+    lookback_days = lookback_days or train_config.horizon_days
     parsed = _check_arguments(start, end, step_days, policies)
     names = [p.name for p in parsed]
     if raw.empty:

@@ -561,7 +561,7 @@ def _summary_rows(summary: Mapping[str, Any]) -> list[str]:
             count("retrains"),
             count("retrain_errors"),
             count("promotions"),
-            count("alarms"),
+            f"{count('alarms')} ({count('data_drift_alarms')} / {count('model_drift_alarms')})",
             count("matured_steps"),
             _fmt(item.get("mean_spearman")),
             _fmt(item.get("worst_spearman")),
@@ -585,7 +585,8 @@ def replay_html(timeline: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     source = _esc(summary.get("source", "?"))
     header = (
         "<tr><th>policy</th><th>steps</th><th>retrains</th><th>retrain errors</th><th>promotions</th>"
-        "<th>alarms</th><th>matured steps</th><th>mean Spearman</th><th>worst Spearman</th>"
+        "<th>alarms (data / model drift)</th><th>matured steps</th>"
+        "<th>mean Spearman</th><th>worst Spearman</th>"
         "<th>mean MAE</th><th>worst MAE</th><th>alarm precision</th></tr>"
     )
     facts = (
