@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) bench/drift_vs_evidently.py
 	$(PY) bench/calibration.py
 	$(PY) bench/history.py
+	$(PY) bench/replay.py
 
 clean:
 	rm -rf $(VENV) models data/reference data/current monitoring clvdrift.db

@@ -198,6 +198,7 @@ def test_policies_and_steps_parse():
         (["--step", "7x"], "--step: expected a number of days such as 7d, got '7x'"),
         (["--start", "2022-10-01", "--end", "2022-09-01"], "start 2022-10-01 is after end 2022-09-01"),
         (["--start", "2022-13-01"], "start: expected a date YYYY-MM-DD, got '2022-13-01'"),
+        (["--end", "2030-01-01"], "end 2030-01-01 is after the data's last day 2023-02-2"),
         (["--policy", "sometimes"], "unknown replay policy 'sometimes'"),
     ],
 )

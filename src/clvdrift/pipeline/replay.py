@@ -526,6 +526,8 @@ def replay(
     end_day = _day(end, "end") if end is not None else last
     if start_day > end_day:
         raise ConfigError(f"start {start_day} is after end {end_day}")
+    if end_day > last:  # later steps would repeat the last one and inflate every count
+        raise ConfigError(f"end {end_day} is after the data's last day {last}; leave --end out to stop there")
     if (start_day - first).days < horizon + MIN_FEATURE_DAYS:
         raise ConfigError(
             f"start {start_day} is too early: the first champion needs H + {MIN_FEATURE_DAYS} = "
