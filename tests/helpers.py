@@ -60,3 +60,18 @@ def synthetic_history(
                 )
     frame = pd.DataFrame(rows, columns=list(schema.CANONICAL_COLUMNS))
     frame.to_csv(path, index=False, sep=sep)
+
+
+def workspace_env(root, raw_data) -> dict[str, str]:
+    """The CLVDRIFT_* variables of a working folder of its own below ``root``: a SQLite store
+    ``store.db`` and one folder per workspace folder (``clvdrift.pipeline.common.WORKSPACE_FOLDERS``)."""
+    from pathlib import Path
+
+    from clvdrift.pipeline.common import WORKSPACE_FOLDERS
+
+    root = Path(root)
+    return {
+        "CLVDRIFT_DATABASE_URL": f"sqlite:///{root / 'store.db'}",
+        "CLVDRIFT_RAW_DATA": str(raw_data),
+        **{f"CLVDRIFT_{name.upper()}_DIR": str(root / name) for name in WORKSPACE_FOLDERS},
+    }

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from helpers import synthetic_history  # type: ignore[import-not-found]
+from helpers import synthetic_history, workspace_env  # type: ignore[import-not-found]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -104,14 +104,7 @@ def _environment(home: Path, work: Path, port: int) -> dict[str, str]:
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "CLV_MONITORING_SCHEDULE": "none",
             "CLV_TRAINING_SCHEDULE": "none",
-            "CLVDRIFT_DATABASE_URL": f"sqlite:///{work / 'store.db'}",
-            "CLVDRIFT_RAW_DATA": str(work / "history.csv"),
-            "CLVDRIFT_MODELS_DIR": str(work / "models"),
-            "CLVDRIFT_REFERENCE_DIR": str(work / "reference"),
-            "CLVDRIFT_CURRENT_DIR": str(work / "current"),
-            "CLVDRIFT_REPORTS_DIR": str(work / "reports"),
-            "CLVDRIFT_QUARANTINE_DIR": str(work / "quarantine"),
-            "CLVDRIFT_HISTORY_DIR": str(work / "history"),
+            **workspace_env(work, work / "history.csv"),
             "CLVDRIFT_LOG_LEVEL": "info",
             "CLVDRIFT_LOG_FILE": str(work / "logs" / "clvdrift.log"),
             "CLVDRIFT_METRICS_TEXTFILE": str(work / "metrics" / "clvdrift.prom"),

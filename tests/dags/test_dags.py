@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from helpers import synthetic_history  # type: ignore[import-not-found]
+from helpers import synthetic_history, workspace_env  # type: ignore[import-not-found]
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 MONITORING = "clv_drift_monitoring"
@@ -105,16 +105,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("work")
     history = root / "history.csv"
     synthetic_history(history, customers=180, seed=3)
-    env = {
-        "CLVDRIFT_DATABASE_URL": f"sqlite:///{root / 'store.db'}",
-        "CLVDRIFT_RAW_DATA": str(history),
-        "CLVDRIFT_MODELS_DIR": str(root / "models"),
-        "CLVDRIFT_REFERENCE_DIR": str(root / "reference"),
-        "CLVDRIFT_CURRENT_DIR": str(root / "current"),
-        "CLVDRIFT_REPORTS_DIR": str(root / "reports"),
-        "CLVDRIFT_QUARANTINE_DIR": str(root / "quarantine"),
-        "CLVDRIFT_HISTORY_DIR": str(root / "history"),
-    }
+    env = workspace_env(root, history)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     registry = ModelRegistry(connect(env["CLVDRIFT_DATABASE_URL"]))
