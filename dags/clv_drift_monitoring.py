@@ -7,19 +7,24 @@ file touches no database, file or network. Each DAG run is one row of clvdrift's
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from clvdrift.config import AIRFLOW_DEFAULT_ARGS
-
 # Not CLVDRIFT_*: clvdrift's settings refuse unknown names. "none": triggered runs only.
 _SCHEDULE = os.environ.get("CLV_MONITORING_SCHEDULE", "@daily")
 SCHEDULE = None if _SCHEDULE.lower() == "none" else _SCHEDULE
 TRAINING_DAG_ID = "clv_model_training"
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "clvdrift",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
 
 
 def _run_id() -> str:
@@ -35,7 +40,7 @@ with DAG(
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args=AIRFLOW_DEFAULT_ARGS,
+    default_args=DEFAULT_ARGS,
     tags=["clv", "monitoring", "drift"],
     doc_md=__doc__,
 ):

@@ -7,16 +7,21 @@ Accepts ``conf`` (e.g. ``reason`` and ``monitoring_run_id`` from clv_drift_monit
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, get_current_context, task
 
-from clvdrift.config import AIRFLOW_DEFAULT_ARGS
-
 # Not CLVDRIFT_*: clvdrift's settings refuse unknown names. "none": triggered runs only.
 _SCHEDULE = os.environ.get("CLV_TRAINING_SCHEDULE", "@weekly")
 SCHEDULE = None if _SCHEDULE.lower() == "none" else _SCHEDULE
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "clvdrift",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
 
 with DAG(
     dag_id="clv_model_training",
@@ -24,7 +29,7 @@ with DAG(
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args=AIRFLOW_DEFAULT_ARGS,
+    default_args=DEFAULT_ARGS,
     tags=["clv", "training"],
     doc_md=__doc__,
 ):

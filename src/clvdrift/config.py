@@ -9,7 +9,6 @@ split, validation of a training set) are frozen pydantic models. Library functio
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -30,14 +29,6 @@ STATTESTS: tuple[str, ...] = ("chisquare", "jensenshannon", "ks", "psi", "wasser
 # columns tested for data drift by the pipeline: the features, Country and the prediction
 DEFAULT_KEY_COLUMNS: tuple[str, ...] = ("Monetary", "prediction")
 SCENARIO_SEED = 42  # the seed of the drift scenarios (simulate, demo) unless one is given
-# every clvdrift Airflow task's retry policy (the DAGs' default_args): 3 tries, 30 s doubling up to 10 min
-AIRFLOW_DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "clvdrift",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=10),
-}
 
 
 class _Frozen(BaseModel):
