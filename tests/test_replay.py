@@ -275,6 +275,8 @@ def _step(i: int, *, alarm: bool, spearman: float | None, reference: float = 0.5
         date=f"2022-01-{i:02d}",
         policy="on-drift",
         run_id=f"r{i}",
+        status="success",
+        error=None,
         rows=1,
         cutoff="2021-10-01",
         drifted_columns=[],
@@ -332,3 +334,38 @@ def test_a_retraining_the_history_does_not_allow_yet_is_recorded_not_raised(hist
     assert (summary.retrains, summary.retrain_errors) == (0, 1)
     with pytest.raises(ConfigError, match="start 2022-05-02 is too early"):
         replay(load_transactions(history), out_dir=tmp_path / "early", start="2022-05-02", policies=["never"])
+
+
+def test_a_step_its_data_cannot_support_is_recorded_as_failed_and_the_replay_goes_on(tmp_path):
+    """A 110-day hole in the data: with a 30-day lookback some cutoffs have no customer at all. Those steps
+    are recorded (status failed, the error, nothing checked) and every other step is still replayed."""
+    import jsonschema
+
+    path = tmp_path / "history.csv"
+    synthetic_history(path, days=420)
+    raw = load_transactions(path)
+    dates = raw["InvoiceDate"]
+    holed = raw.loc[(dates < "2022-09-01") | (dates >= "2022-12-20")].reset_index(drop=True)
+    result = replay(
+        holed,
+        out_dir=tmp_path / "out",
+        start="2022-08-01",
+        step_days=14,
+        policies=["never", "never-lookback"],
+        lookback_days=30,
+    )
+    windowed = [s for s in result.steps if s.policy == "never-lookback"]
+    failed = [s for s in windowed if s.status == "failed"]
+    assert failed and len(failed) < len(windowed)
+    assert all("no customer" in s.error and s.quality is None and s.cutoff is None for s in failed)
+    assert all(s.status == "success" and s.error is None for s in result.steps if s.policy == "never")
+    by_policy = {s.policy: s for s in result.summaries}
+    assert by_policy["never-lookback"].failed_steps == len(failed) and by_policy["never"].failed_steps == 0
+    # the failed cycles are in the policy's run history too
+    from clvdrift.store import connect
+    from clvdrift.store.runs import RunStore
+
+    store = RunStore(connect(f"sqlite:///{tmp_path / 'out' / 'policies' / 'never-lookback' / 'clvdrift.db'}"))
+    assert store.get(failed[0].run_id).status == "failed"
+    schema = json.loads((REPO / "docs" / "replay_timeline.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(json.loads(Path(result.timeline_path).read_text()))

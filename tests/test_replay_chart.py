@@ -53,6 +53,8 @@ def make_step(
         "date": day,
         "policy": policy,
         "run_id": f"replay-{policy.replace(':', '-')}-{day}",
+        "status": "success",
+        "error": None,
         "rows": 1000 + step,
         "cutoff": day,
         "drifted_columns": list(drifted),

@@ -736,7 +736,7 @@ def _replay_table(summaries: list[dict[str, Any]]) -> Table:
     for s in summaries:
         table.add_row(
             s["policy"],
-            str(s["steps"]),
+            str(s["steps"]) + (f" ({s['failed_steps']} failed)" if s["failed_steps"] else ""),
             str(s["retrains"]),
             str(s["retrain_errors"]),
             f"{s['alarms']} ({s['data_drift_alarms']} / {s['model_drift_alarms']})",
@@ -819,6 +819,15 @@ def replay(
         _print_json({k: v for k, v in result.to_dict().items() if k != "steps"})
         return
     out.print(_replay_table([s.to_dict() for s in result.summaries]))
+    failed = [s for s in result.steps if s.status == "failed"]
+    if failed:
+        first = failed[0]
+        out.print(
+            f"{len(failed)} step(s) could not be checked (status failed in the timeline); the first, "
+            f"{first.policy} at {first.date}: {first.error}",
+            highlight=False,
+            soft_wrap=True,
+        )
     out.print(
         f"{len(result.dates)} steps from {result.start} to {result.end} every {result.step_days} days "
         f"(H = {result.horizon_days}) in {result.seconds:.1f} s; timeline {result.timeline_path}, "

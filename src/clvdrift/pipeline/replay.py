@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 from clvdrift.config import DriftConfig, GateConfig, TrainConfig
 from clvdrift.data import clean_transactions, schema
-from clvdrift.errors import ConfigError, DataError
+from clvdrift.errors import ClvdriftError, ConfigError, DataError
 from clvdrift.io import atomic_write_text
 from clvdrift.jsonable import dataclass_dict, dumps
 from clvdrift.observability.logging import get_logger
@@ -181,8 +181,10 @@ class ReplayStep:
     date: str  # D, YYYY-MM-DD
     policy: str
     run_id: str
+    status: str  # "success" | "failed" (the cycle could not check this step's data; see error)
+    error: str | None
     rows: int  # raw rows known at D
-    cutoff: str  # where the step's features were computed (T − H)
+    cutoff: str | None  # where the step's features were computed (T − H); None when failed
     drifted_columns: list[str]
     column_drift: dict[str, dict[str, Any]]  # column → drifted, test, statistic, p_value
     dataset_drift: bool
@@ -209,6 +211,7 @@ class PolicySummary:
 
     policy: str
     steps: int
+    failed_steps: int  # steps whose cycle failed on their data (not checked)
     retrains: int  # retrain → gate done (promoted or rejected)
     retrain_errors: int  # the policy asked, but no gated retraining was possible (e.g. too little history)
     promotions: int
@@ -352,7 +355,11 @@ def _cycle(
         )
         with timings.step("run history"):
             finish_decided(ctx, run_id, recorded, challenger=challenger)
-    except Exception as exc:
+    except ClvdriftError as exc:  # this step cannot be checked (e.g. no customer at its cutoff): recorded
+        finish_run(ctx, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+        log.info("replay step %s of %s failed: %s", day, policy.name, exc)
+        return _failed_step(ctx, policy, step, day, run_id, len(raw_d), str(exc))
+    except Exception as exc:  # a bug: the run is recorded as failed and the replay stops
         finish_run(ctx, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
     md = detected.model_drift
@@ -363,6 +370,8 @@ def _cycle(
         date=day.isoformat(),
         policy=policy.name,
         run_id=run_id,
+        status="success",
+        error=None,
         rows=len(raw_d),
         cutoff=detected.current.cutoff,
         drifted_columns=list(detected.data_drift.drifted_columns),
@@ -392,6 +401,39 @@ def _cycle(
             else None
         ),
         customers_scored=detected.model_drift_scope.customers_scored if md.labels_available else None,
+    )
+
+
+def _failed_step(
+    ctx: CycleContext, policy: Policy, step: int, day: date, run_id: str, rows: int, error: str
+) -> ReplayStep:
+    """The record of a step whose cycle failed on its data: nothing checked, the champion unchanged."""
+    champion = ctx.registry.champion()
+    version = champion.version if champion else "?"
+    return ReplayStep(
+        step=step,
+        date=day.isoformat(),
+        policy=policy.name,
+        run_id=run_id,
+        status="failed",
+        error=error,
+        rows=rows,
+        cutoff=None,
+        drifted_columns=[],
+        column_drift={},
+        dataset_drift=False,
+        model_drift=False,
+        model_drift_assessable=False,
+        retraining_required=False,
+        retrained=False,
+        gate_outcome=None,
+        gate_reason=None,
+        challenger_version=None,
+        champion_version=version,
+        champion_after=version,
+        champion_reference_spearman=None,
+        quality=None,
+        customers_scored=None,
     )
 
 
@@ -429,6 +471,7 @@ def summarize(policy: str, steps: list[ReplayStep], tolerance: float) -> PolicyS
     return PolicySummary(
         policy=policy,
         steps=len(steps),
+        failed_steps=sum(s.status == "failed" for s in steps),
         retrains=sum(s.gate_outcome in ("promoted", "rejected") for s in steps),
         retrain_errors=sum(s.gate_outcome == "error" for s in steps),
         promotions=sum(s.gate_outcome == "promoted" for s in steps),
@@ -564,7 +607,7 @@ def replay(
     steps: list[ReplayStep] = []
     cycle_log = logging.getLogger("clvdrift.pipeline.cycle")
     level = cycle_log.level
-    cycle_log.setLevel(logging.ERROR)  # one line per cycle is noise over hundreds; the runs are in each store
+    cycle_log.setLevel(logging.CRITICAL)  # a line per cycle is noise over hundreds: they are in the timeline
     try:
         for i, day in enumerate(dates, start=1):
             with timings.step("clean"):  # once per step, for every policy

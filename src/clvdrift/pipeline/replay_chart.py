@@ -557,7 +557,7 @@ def _summary_rows(summary: Mapping[str, Any]) -> list[str]:
             return str(value) if isinstance(value, int) and not isinstance(value, bool) else "—"
 
         cells = [
-            count("steps"),
+            count("steps") + (f" ({item['failed_steps']} failed)" if item.get("failed_steps") else ""),
             count("retrains"),
             count("retrain_errors"),
             count("promotions"),
