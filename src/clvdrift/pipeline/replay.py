@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 from clvdrift.config import DriftConfig, GateConfig, TrainConfig
 from clvdrift.data import clean_transactions, schema
-from clvdrift.errors import ClvdriftError, ConfigError, DataError
+from clvdrift.errors import ConfigError, DataError
 from clvdrift.io import atomic_write_text
 from clvdrift.jsonable import dataclass_dict, dumps
 from clvdrift.observability.logging import get_logger
@@ -355,7 +355,7 @@ def _cycle(
         )
         with timings.step("run history"):
             finish_decided(ctx, run_id, recorded, challenger=challenger)
-    except ClvdriftError as exc:  # this step cannot be checked (e.g. no customer at its cutoff): recorded
+    except DataError as exc:  # this step cannot be checked (e.g. no customer at its cutoff): recorded
         finish_run(ctx, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
         log.info("replay step %s of %s failed: %s", day, policy.name, exc)
         return _failed_step(ctx, policy, step, day, run_id, len(raw_d), str(exc))
