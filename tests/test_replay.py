@@ -235,6 +235,12 @@ def test_the_command_prints_the_table_and_writes_the_files(cli_workdir, capsys):
     assert "alarm precision" in capsys.readouterr().out
     assert cli.run(args) == 2  # the same output folder again: refused, nothing overwritten
     assert "already hold(s) a replay; choose another output folder (--out)" in capsys.readouterr().err
+    # another policy into the same folder would overwrite its timeline: refused too; a file is no folder
+    assert cli.run([*args[:-3], "on-drift", "--out", str(out)]) == 2
+    assert "timeline.json" in capsys.readouterr().err
+    (cli_workdir / "afile").write_text("x")
+    assert cli.run([*args[:-1], str(cli_workdir / "afile")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
 
 
 def test_calibrated_and_fdr_policies_check_with_their_options(history, tmp_path):

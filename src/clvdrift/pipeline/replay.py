@@ -579,7 +579,10 @@ def replay(
     dates = _dates(start_day, end_day, step_days)
     out_dir = Path(out_dir)
 
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir}: is a file, not a folder; choose another output folder (--out)")
     taken = [str(out_dir / "policies" / p.slug) for p in parsed if (out_dir / "policies" / p.slug).exists()]
+    taken += [str(out_dir / name) for name in ("timeline.json", "summary.json") if (out_dir / name).exists()]
     if taken:
         raise ConfigError(
             f"{', '.join(taken)}: already hold(s) a replay; choose another output folder (--out)"
