@@ -11,7 +11,9 @@ import pandas as pd
 from clvdrift.config import TrainConfig
 from clvdrift.features import NUMERIC_FEATURES, CountryEncoder, design_matrix
 
-# The seed's hyper-parameters (fidelity first); n_jobs only changes speed, not the trees.
+# The seed's hyper-parameters (fidelity first). The forest is fitted on every core (n_jobs only changes
+# the speed of fitting, not the trees) and predicts on one: threads add the trees' outputs in the order
+# they finish, so parallel predictions of the same rows differ in the last bits from call to call.
 DEFAULT_PARAMS: dict[str, Any] = {
     "n_estimators": 100,
     "max_depth": 10,
@@ -34,7 +36,10 @@ class ClvModel:
         return [*NUMERIC_FEATURES, *self.encoder.columns]
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
-        """Predicted CLV for each row of ``features`` (numeric features + ``Country``)."""
+        """Predicted CLV for each row of ``features`` (numeric features + ``Country``), bit-identical
+        from call to call (the trees are summed in one order)."""
+        if getattr(self.estimator, "n_jobs", 1) != 1:  # also models pickled before this rule
+            self.estimator.set_params(n_jobs=1)
         return np.asarray(
             self.estimator.predict(self.scaler.transform(design_matrix(features, self.encoder)))
         )
@@ -56,4 +61,5 @@ def fit_model(
     scaler = StandardScaler().fit(x)
     forest = RandomForestRegressor(**{**DEFAULT_PARAMS, **(params or {})}, n_jobs=-1)
     forest.fit(scaler.transform(x), target.to_numpy(dtype=np.float64))
+    forest.set_params(n_jobs=1)  # predict on one core: see DEFAULT_PARAMS
     return ClvModel(estimator=forest, scaler=scaler, encoder=encoder)
