@@ -13,7 +13,7 @@ import pytest
 from clvdrift import cli
 from clvdrift.config import DriftConfig, TrainConfig
 from clvdrift.data import load_transactions
-from clvdrift.errors import ConfigError
+from clvdrift.errors import ConfigError, DataError
 from clvdrift.pipeline.replay import TIMELINE_SCHEMA, parse_policy, parse_step, replay
 from helpers import synthetic_history  # type: ignore[import-not-found]
 
@@ -375,3 +375,38 @@ def test_a_step_its_data_cannot_support_is_recorded_as_failed_and_the_replay_goe
     assert store.get(failed[0].run_id).status == "failed"
     schema = json.loads((REPO / "docs" / "replay_timeline.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(json.loads(Path(result.timeline_path).read_text()))
+
+
+def test_a_first_champion_that_cannot_be_fitted_leaves_nothing_and_names_the_lookback_window(
+    history, tmp_path
+):
+    out = tmp_path / "out"
+    raw = load_transactions(history)
+    with pytest.raises(DataError) as caught:
+        replay(raw, out_dir=out, start=START, policies=["never", "never-lookback"], lookback_days=1)
+    message = str(caught.value)
+    assert f"the first champion at start {START} (1-day lookback features)" in message
+    assert "in the 1-day lookback window" in message and "--cutoff" not in message
+    assert not out.exists()  # no policy folder was created: the same command can run again at once
+    again = replay(raw, out_dir=out, start=START, step_days=60, policies=["never", "never-lookback"])
+    assert [s.status for s in again.steps] == ["success"] * len(again.steps)
+
+
+def test_an_interrupted_replay_removes_what_it_wrote_so_that_it_can_run_again(history, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")  # something of the user's in the folder stays
+    raw = load_transactions(history)
+    calls = []
+
+    def interrupt(done: int, total: int, label: str) -> None:
+        calls.append(label)
+        if done == 3:  # after three cycles: workspaces and their runs exist
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        replay(raw, out_dir=out, start=START, step_days=STEP, policies=POLICIES, progress=interrupt)
+    assert (out / "policies").exists() is False and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert len(calls) > 3
+    again = replay(raw, out_dir=out, start=START, step_days=STEP, policies=POLICIES)
+    assert again.dates == DATES and Path(again.summary_path).is_file()

@@ -326,9 +326,11 @@ def check_trainable(ts: TrainingSet, *, min_customers: int, min_positive_target_
     n = len(ts.features)
     where = f"cutoff {ts.cutoff.date()}"
     if n < min_customers:
+        window = f"in the {ts.lookback_days}-day lookback window" if ts.lookback_days else "up to the cutoff"
+        remedy = "a longer lookback window, " if ts.lookback_days else ""
         raise DataError(
-            f"{where}: only {n} customer(s) have a transaction up to the cutoff; training needs "
-            f"at least {min_customers} (pass a later --cutoff or more data)"
+            f"{where}: only {n} customer(s) have a transaction {window}; training needs "
+            f"at least {min_customers} ({remedy}a later cutoff or more data)"
         )
     numeric = ts.features[[c for c in NUMERIC_FEATURES if c in ts.features.columns]]
     columns = {**{c: numeric[c] for c in numeric.columns}, "target": ts.target, "baseline": ts.baseline}

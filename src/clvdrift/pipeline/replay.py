@@ -47,6 +47,7 @@ import dataclasses
 import logging
 import math
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -508,6 +509,50 @@ def _check_arguments(
     return parsed
 
 
+def _run_steps(
+    contexts: list[tuple[Policy, CycleContext, TrainConfig, DriftConfig]],
+    raw: pd.DataFrame,
+    dates: list[date],
+    source: str,
+    gate_config: GateConfig,
+    timings: Timings,
+    progress: StepProgress | None,
+) -> list[ReplayStep]:
+    """One cycle per step date and policy, on the raw rows known at that date, cleaned once per step."""
+    total = len(dates) * len(contexts)
+    steps: list[ReplayStep] = []
+    cycle_log = logging.getLogger("clvdrift.pipeline.cycle")
+    level = cycle_log.level
+    cycle_log.setLevel(logging.CRITICAL)  # a line per cycle is noise over hundreds: they are in the timeline
+    try:
+        for i, day in enumerate(dates, start=1):
+            with timings.step("clean"):
+                raw_d = _known_at(raw, day)
+                cleaned = clean_transactions(raw_d)
+            for policy, ctx, tc, dc in contexts:
+                if progress:
+                    progress(len(steps), total, f"{day} {policy.name}")
+                steps.append(
+                    _cycle(
+                        ctx,
+                        policy,
+                        i,
+                        day,
+                        raw_d,
+                        cleaned,
+                        f"{source} up to {day}",
+                        drift_config=dc,
+                        train_config=tc,
+                        gate_config=gate_config,
+                        timings=timings,
+                    )
+                )
+            log.info("replay step %s (%d/%d) done", day, i, len(dates))
+    finally:
+        cycle_log.setLevel(level)
+    return steps
+
+
 def replay(
     raw: pd.DataFrame,
     *,
@@ -588,86 +633,78 @@ def replay(
             f"{', '.join(taken)}: already hold(s) a replay; choose another output folder (--out)"
         )
     total = len(dates) * len(parsed)
-    # the first champion: what is known at start, fitted once per training config
+    # the first champion: what is known at start, fitted once per training config, before any folder
+    # is created
     with timings.step("first champions"):
         raw_start = _known_at(raw, start_day)
         clean_start, cleaning = clean_transactions(raw_start)
         fitted_by_lookback: dict[int | None, Any] = {}
-        contexts: dict[str, tuple[Policy, CycleContext, TrainConfig, DriftConfig]] = {}
-        for policy in parsed:
-            tc = policy.train_config(train_config, lookback_days)
-            if tc.lookback_days not in fitted_by_lookback:
-                if progress:
-                    progress(
-                        0, total, f"first champion ({'lookback' if tc.lookback_days else 'all history'})"
-                    )
+        for tc in (p.train_config(train_config, lookback_days) for p in parsed):
+            if tc.lookback_days in fitted_by_lookback:
+                continue
+            features = f"{tc.lookback_days}-day lookback" if tc.lookback_days else "all-history"
+            if progress:
+                progress(0, total, f"first champion ({features})")
+            try:
                 fitted_by_lookback[tc.lookback_days] = fit_version(clean_start, config=tc)
-            ws = Workspace.under(out_dir / "policies" / policy.slug, raw_data=Path(source))
-            ctx = CycleContext.open(ws)
-            _first_champion(ctx, fitted_by_lookback[tc.lookback_days], cleaning.to_dict(), source, start_day)
-            contexts[policy.name] = (policy, ctx, tc, policy.drift_config(drift_config))
+            except DataError as e:
+                raise DataError(f"the first champion at start {start_day} ({features} features): {e}") from e
 
-    steps: list[ReplayStep] = []
-    cycle_log = logging.getLogger("clvdrift.pipeline.cycle")
-    level = cycle_log.level
-    cycle_log.setLevel(logging.CRITICAL)  # a line per cycle is noise over hundreds: they are in the timeline
-    try:
-        for i, day in enumerate(dates, start=1):
-            with timings.step("clean"):  # once per step, for every policy
-                raw_d = _known_at(raw, day)
-                cleaned = clean_transactions(raw_d)
-            for policy, ctx, tc, dc in contexts.values():
-                if progress:
-                    progress(len(steps), total, f"{day} {policy.name}")
-                steps.append(
-                    _cycle(
-                        ctx,
-                        policy,
-                        i,
-                        day,
-                        raw_d,
-                        cleaned,
-                        f"{source} up to {day}",
-                        drift_config=dc,
-                        train_config=tc,
-                        gate_config=gate_config,
-                        timings=timings,
-                    )
-                )
-            log.info("replay step %s (%d/%d) done", day, i, len(dates))
-    finally:
-        cycle_log.setLevel(level)
-    if progress:
-        progress(total, total, "summary")
-    summaries = [summarize(p, [s for s in steps if s.policy == p], gate_config.tolerance) for p in names]
     timeline_path, summary_path = out_dir / "timeline.json", out_dir / "summary.json"
-    with timings.step("write"):
-        timeline = {"schema": TIMELINE_SCHEMA, "steps": [s.to_dict() for s in steps]}
-        atomic_write_text(timeline_path, dumps(timeline))
-        result = ReplayResult(
-            source=source,
-            start=start_day.isoformat(),
-            end=end_day.isoformat(),
-            step_days=step_days,
-            dates=[d.isoformat() for d in dates],
-            policies=names,
-            horizon_days=horizon,
-            lookback_days=lookback_days,
-            steps=steps,
-            summaries=summaries,
-            timeline_path=str(timeline_path),
-            summary_path=str(summary_path),
-            chart_paths={"svg": str(out_dir / "chart.svg"), "html": str(out_dir / "chart.html")},
-            seconds=0.0,
-            phases={},
-        )
+    written = [*(out_dir / "policies" / p.slug for p in parsed), timeline_path, summary_path]
+    try:
+        contexts: list[tuple[Policy, CycleContext, TrainConfig, DriftConfig]] = []
+        with timings.step("first champions"):
+            for policy in parsed:
+                tc = policy.train_config(train_config, lookback_days)
+                ctx = CycleContext.open(
+                    Workspace.under(out_dir / "policies" / policy.slug, raw_data=Path(source))
+                )
+                _first_champion(
+                    ctx, fitted_by_lookback[tc.lookback_days], cleaning.to_dict(), source, start_day
+                )
+                contexts.append((policy, ctx, tc, policy.drift_config(drift_config)))
+        steps = _run_steps(contexts, raw, dates, source, gate_config, timings, progress)
+        if progress:
+            progress(total, total, "summary")
+        summaries = [summarize(p, [s for s in steps if s.policy == p], gate_config.tolerance) for p in names]
+        with timings.step("write"):
+            timeline = {"schema": TIMELINE_SCHEMA, "steps": [s.to_dict() for s in steps]}
+            atomic_write_text(timeline_path, dumps(timeline))
+            result = ReplayResult(
+                source=source,
+                start=start_day.isoformat(),
+                end=end_day.isoformat(),
+                step_days=step_days,
+                dates=[d.isoformat() for d in dates],
+                policies=names,
+                horizon_days=horizon,
+                lookback_days=lookback_days,
+                steps=steps,
+                summaries=summaries,
+                timeline_path=str(timeline_path),
+                summary_path=str(summary_path),
+                chart_paths={"svg": str(out_dir / "chart.svg"), "html": str(out_dir / "chart.html")},
+                seconds=0.0,
+                phases={},
+            )
+            summary = {k: v for k, v in result.to_dict().items() if k != "steps"}
+            write_charts(timeline, summary, out_dir)
+        elapsed = time.perf_counter() - t0 + timings.seconds.get("load", 0.0)
+        result = dataclasses.replace(result, seconds=round(elapsed, 3), phases=dict(timings.seconds))
         summary = {k: v for k, v in result.to_dict().items() if k != "steps"}
-        write_charts(timeline, summary, out_dir)
-    elapsed = time.perf_counter() - t0 + timings.seconds.get("load", 0.0)
-    result = dataclasses.replace(result, seconds=round(elapsed, 3), phases=dict(timings.seconds))
-    summary = {k: v for k, v in result.to_dict().items() if k != "steps"}
-    atomic_write_text(summary_path, dumps({"schema": SUMMARY_SCHEMA, **summary}))
-    return result
+        atomic_write_text(summary_path, dumps({"schema": SUMMARY_SCHEMA, **summary}))
+        return result
+    except BaseException:  # an error or Ctrl-C: remove what this replay wrote, so that it can run again
+        for path in written:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        for folder in (out_dir / "policies", out_dir):  # and the folders, when that leaves them empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
 
 
 def replay_file(
