@@ -410,3 +410,23 @@ def test_an_interrupted_replay_removes_what_it_wrote_so_that_it_can_run_again(hi
     assert len(calls) > 3
     again = replay(raw, out_dir=out, start=START, step_days=STEP, policies=POLICIES)
     assert again.dates == DATES and Path(again.summary_path).is_file()
+
+
+def test_two_replays_started_together_into_one_folder_one_runs_the_other_is_refused(cli_workdir):
+    import os
+    import subprocess
+    import sys
+
+    out = cli_workdir / "shared-out"
+    args = [sys.executable, "-m", "clvdrift", "replay", "--start", "2022-12-01", "--step", "28d"]
+    args += ["--policy", "never", "--policy", "every:2", "--out", str(out)]
+    children = [
+        subprocess.Popen(args, env=os.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = sorted((child.wait(timeout=300), child.stderr.read()) for child in children)  # type: ignore[union-attr]
+    assert [code for code, _ in results] == [0, 2], results
+    assert "already hold" in results[1][1] and results[1][1].strip().count("\n") == 0
+    summary = json.loads((out / "summary.json").read_text())  # the finished replay's files are whole
+    assert summary["policies"] == ["never", "every:2"]
+    assert sorted(p.name for p in (out / "policies").iterdir()) == ["every-2", "never"]

@@ -43,6 +43,7 @@ described by ``docs/replay_timeline.schema.json``) and ``summary.json``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -509,6 +510,23 @@ def _check_arguments(
     return parsed
 
 
+def _fit_first_champion(
+    fit_version: Callable[..., Any],
+    clean_start: pd.DataFrame,
+    tc: TrainConfig,
+    start_day: date,
+    total: int,
+    progress: StepProgress | None,
+) -> Any:
+    features = f"{tc.lookback_days}-day lookback" if tc.lookback_days else "all-history"
+    if progress:
+        progress(0, total, f"first champion ({features})")
+    try:
+        return fit_version(clean_start, config=tc)
+    except DataError as e:
+        raise DataError(f"the first champion at start {start_day} ({features} features): {e}") from e
+
+
 def _run_steps(
     contexts: list[tuple[Policy, CycleContext, TrainConfig, DriftConfig]],
     raw: pd.DataFrame,
@@ -626,40 +644,39 @@ def replay(
 
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: is a file, not a folder; choose another output folder (--out)")
-    taken = [str(out_dir / "policies" / p.slug) for p in parsed if (out_dir / "policies" / p.slug).exists()]
-    taken += [str(out_dir / name) for name in ("timeline.json", "summary.json") if (out_dir / name).exists()]
+    taken = [str(out_dir / name) for name in ("timeline.json", "summary.json") if (out_dir / name).exists()]
     if taken:
         raise ConfigError(
             f"{', '.join(taken)}: already hold(s) a replay; choose another output folder (--out)"
         )
     total = len(dates) * len(parsed)
-    # the first champion: what is known at start, fitted once per training config, before any folder
-    # is created
-    with timings.step("first champions"):
-        raw_start = _known_at(raw, start_day)
-        clean_start, cleaning = clean_transactions(raw_start)
-        fitted_by_lookback: dict[int | None, Any] = {}
-        for tc in (p.train_config(train_config, lookback_days) for p in parsed):
-            if tc.lookback_days in fitted_by_lookback:
-                continue
-            features = f"{tc.lookback_days}-day lookback" if tc.lookback_days else "all-history"
-            if progress:
-                progress(0, total, f"first champion ({features})")
-            try:
-                fitted_by_lookback[tc.lookback_days] = fit_version(clean_start, config=tc)
-            except DataError as e:
-                raise DataError(f"the first champion at start {start_day} ({features} features): {e}") from e
-
     timeline_path, summary_path = out_dir / "timeline.json", out_dir / "summary.json"
-    written = [*(out_dir / "policies" / p.slug for p in parsed), timeline_path, summary_path]
+    written: list[Path] = []  # removed when the replay does not finish, so that it can run again
     try:
+        for policy in parsed:  # claimed atomically: a concurrent replay into the same folder is refused
+            folder = out_dir / "policies" / policy.slug
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                raise ConfigError(
+                    f"{folder}: already holds a replay; choose another output folder (--out)"
+                ) from None
+            written.append(folder)
+        # the first champion: what is known at start, fitted once per training config
         contexts: list[tuple[Policy, CycleContext, TrainConfig, DriftConfig]] = []
         with timings.step("first champions"):
+            raw_start = _known_at(raw, start_day)
+            clean_start, cleaning = clean_transactions(raw_start)
+            fitted_by_lookback: dict[int | None, Any] = {}
             for policy in parsed:
                 tc = policy.train_config(train_config, lookback_days)
-                ctx = CycleContext.open(
-                    Workspace.under(out_dir / "policies" / policy.slug, raw_data=Path(source))
-                )
+                if tc.lookback_days not in fitted_by_lookback:
+                    fitted_by_lookback[tc.lookback_days] = _fit_first_champion(
+                        fit_version, clean_start, tc, start_day, total, progress
+                    )
+                ws = Workspace.under(out_dir / "policies" / policy.slug, raw_data=Path(source))
+                ctx = CycleContext.open(ws)
                 _first_champion(
                     ctx, fitted_by_lookback[tc.lookback_days], cleaning.to_dict(), source, start_day
                 )
@@ -670,6 +687,7 @@ def replay(
         summaries = [summarize(p, [s for s in steps if s.policy == p], gate_config.tolerance) for p in names]
         with timings.step("write"):
             timeline = {"schema": TIMELINE_SCHEMA, "steps": [s.to_dict() for s in steps]}
+            written.append(timeline_path)
             atomic_write_text(timeline_path, dumps(timeline))
             result = ReplayResult(
                 source=source,
@@ -702,7 +720,7 @@ def replay(
             else:
                 path.unlink(missing_ok=True)
         for folder in (out_dir / "policies", out_dir):  # and the folders, when that leaves them empty
-            if folder.is_dir() and not any(folder.iterdir()):
+            with contextlib.suppress(OSError):  # not empty, or removed by a concurrent replay
                 folder.rmdir()
         raise
 
