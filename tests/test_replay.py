@@ -419,14 +419,65 @@ def test_two_replays_started_together_into_one_folder_one_runs_the_other_is_refu
 
     out = cli_workdir / "shared-out"
     args = [sys.executable, "-m", "clvdrift", "replay", "--start", "2022-12-01", "--step", "28d"]
-    args += ["--policy", "never", "--policy", "every:2", "--out", str(out)]
+    sets = [["--policy", "never", "--policy", "every:2"], ["--policy", "on-drift"]]  # disjoint policies
     children = [
-        subprocess.Popen(args, env=os.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
+        subprocess.Popen(
+            [*args, *policies, "--out", str(out)],
+            env=os.environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for policies in sets
     ]
-    results = sorted((child.wait(timeout=300), child.stderr.read()) for child in children)  # type: ignore[union-attr]
-    assert [code for code, _ in results] == [0, 2], results
-    assert "already hold" in results[1][1] and results[1][1].strip().count("\n") == 0
+    results = [(child.wait(timeout=300), child.stderr.read()) for child in children]  # type: ignore[union-attr]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    winner = [code for code, _ in results].index(0)
+    refused = results[1 - winner][1]
+    assert ("another replay" in refused or "already hold" in refused) and refused.strip().count("\n") == 0
     summary = json.loads((out / "summary.json").read_text())  # the finished replay's files are whole
-    assert summary["policies"] == ["never", "every:2"]
-    assert sorted(p.name for p in (out / "policies").iterdir()) == ["every-2", "never"]
+    assert summary["policies"] == [["never", "every:2"], ["on-drift"]][winner]
+    slugs = [["every-2", "never"], ["on-drift"]][winner]
+    assert sorted(p.name for p in (out / "policies").iterdir()) == slugs
+    assert not (out / ".replay.lock").exists()
+
+
+def test_a_replay_killed_with_sigkill_is_cleaned_up_by_the_next_one_sigterm_cleans_up_itself(cli_workdir):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [sys.executable, "-m", "clvdrift", "replay", "--start", "2022-08-01", "--step", "7d"]
+    for sig, code in ((signal.SIGKILL, -9), (signal.SIGTERM, 143)):
+        out = cli_workdir / f"out-{sig.name}"
+        child = subprocess.Popen([*args, "--out", str(out)], env=os.environ, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while not list(out.glob("policies/*/clvdrift.db")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        child.send_signal(sig)
+        assert child.wait(timeout=60) == code
+        assert not (out / "timeline.json").exists()
+        if sig == signal.SIGTERM:  # cleaned up on the way out: nothing of it is left
+            assert not out.exists(), sorted(out.rglob("*"))
+        else:  # the lock and the half-written policy folders stay, until the next replay there
+            assert (out / ".replay.lock").is_file() and (out / "policies").is_dir()
+        assert cli.run(["replay", "--start", "2022-12-01", "--step", "28d", "--out", str(out)]) == 0
+        assert json.loads((out / "summary.json").read_text())["dates"][0] == "2022-12-01"
+        assert not (out / ".replay.lock").exists()
+
+
+def test_an_output_folder_that_cannot_be_written_is_a_one_line_error_and_a_users_folder_stays(
+    cli_workdir, capsys
+):
+    (cli_workdir / "afile").write_text("x")
+    assert cli.run(["replay", "--out", str(cli_workdir / "afile" / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write a replay there" in err and err.strip().count("\n") == 0, err
+    mine = cli_workdir / "mine"
+    mine.mkdir()  # an empty folder of the user's: a failed replay into it leaves it there
+    assert cli.run(["replay", "--policy", "never-lookback", "--lookback-days", "1", "--out", str(mine)]) == 2
+    assert "1-day lookback window" in capsys.readouterr().err
+    assert mine.is_dir() and not any(mine.iterdir())

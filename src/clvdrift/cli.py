@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -116,6 +117,24 @@ def _root(
     configure(settings.log_level, settings.log_file)
 
 
+@contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM (how a scheduler stops a task) exits through the code's cleanup, as Ctrl-C does."""
+    import signal
+
+    def exit_(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():  # handlers live in the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, exit_)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` and return its exit code (see :mod:`clvdrift.errors`)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -142,6 +161,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             markup=False,
         )
         return EXIT_INTERNAL
+    if rv == 130:  # typer turns Ctrl-C into exit code 130 by itself
+        err.print("aborted")
     return rv if isinstance(rv, int) else 0
 
 
@@ -799,7 +820,7 @@ def replay(
     step_days = parse_step(step) if step is not None else DEFAULT_STEP_DAYS
     policies = [parse_policy(p).name for p in (policy or DEFAULT_POLICIES)]
     target = out_dir or settings.reports_dir / "replay" / new_version()
-    with _progress_bar("replay") as progress:
+    with _progress_bar("replay") as progress, _sigterm_exits():
         result = replay_file(
             data or settings.raw_data,
             date_format=date_format,

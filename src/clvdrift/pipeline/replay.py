@@ -45,8 +45,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -510,6 +512,104 @@ def _check_arguments(
     return parsed
 
 
+REPLAY_LOCK = ".replay.lock"
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """``out_dir`` taken by one replay: its lock file and the policy folders it created."""
+
+    out_dir: Path
+    lock: Path
+    folders: list[Path]
+    made_out_dir: bool  # created by this replay: removed again when the replay leaves it empty
+
+    def release(self) -> None:
+        self.lock.unlink(missing_ok=True)
+        for folder in (self.out_dir / "policies", *([self.out_dir] if self.made_out_dir else [])):
+            with contextlib.suppress(OSError):  # not empty (a finished replay, a user's files): kept
+                folder.rmdir()
+
+
+def _take_lock(lock: Path, paths: list[Path]) -> None:
+    """Create ``lock`` (O_EXCL) naming this process and the ``paths`` it will write. A lock of a
+    replay that died without releasing it (killed: its PID is gone on this host) is taken over after
+    removing what that replay wrote; a lock of a live replay, or one that cannot be read, is a
+    :class:`ConfigError`."""
+    from clvdrift.io import _host_tag, _pid_alive
+
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                owner = json.loads(lock.read_text(encoding="utf-8"))
+                pid, host, stale = int(owner["pid"]), str(owner["host"]), [Path(p) for p in owner["paths"]]
+            except FileNotFoundError:  # released meanwhile
+                continue
+            except (OSError, ValueError, KeyError, TypeError):
+                pid, host, stale = 0, "", []
+            if host != _host_tag() or _pid_alive(pid):
+                who = f" (pid {pid})" if pid else ""
+                raise ConfigError(
+                    f"{lock.parent}: another replay{who} is writing there; choose another output folder "
+                    f"(--out), or remove {lock} if no replay is running"
+                ) from None
+            log.warning("removing what replay pid %d left in %s when it was killed", pid, lock.parent)
+            _remove([p for p in stale if p.parent in (lock.parent, lock.parent / "policies")])
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"pid": os.getpid(), "host": _host_tag(), "paths": [str(p) for p in paths]}, fh)
+        return
+    raise ConfigError(f"{lock.parent}: other replays keep taking this folder; choose another (--out)")
+
+
+def _claim(out_dir: Path, parsed: list[Policy]) -> _Claim:
+    """Take ``out_dir`` for one replay (a lock file, then its policy folders), or a :class:`ConfigError`
+    naming why not: a file, a folder that cannot be written, a replay running there or finished there."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir}: is a file, not a folder; choose another output folder (--out)")
+    made = not out_dir.exists()
+    folders = [out_dir / "policies" / p.slug for p in parsed]
+    lock = out_dir / REPLAY_LOCK
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _take_lock(lock, [*folders, out_dir / "timeline.json", out_dir / "summary.json"])
+    except OSError as e:
+        raise ConfigError(
+            f"{out_dir}: cannot write a replay there ({e.strerror or e}); choose another output "
+            "folder (--out)"
+        ) from None
+    claim = _Claim(out_dir, lock, [], made)
+    try:
+        taken = [out_dir / n for n in ("timeline.json", "summary.json") if (out_dir / n).exists()]
+        taken += [f for f in folders if f.exists()]
+        if taken:
+            raise ConfigError(
+                f"{', '.join(map(str, taken))}: already hold(s) a replay; choose another output "
+                "folder (--out)"
+            )
+        for folder in folders:
+            folder.mkdir(parents=True)
+            claim.folders.append(folder)
+    except BaseException as e:
+        _remove(claim.folders)
+        claim.release()
+        if isinstance(e, OSError):
+            raise ConfigError(f"{out_dir}: cannot write a replay there ({e.strerror or e})") from None
+        raise
+    return claim
+
+
 def _fit_first_champion(
     fit_version: Callable[..., Any],
     clean_start: pd.DataFrame,
@@ -641,28 +741,11 @@ def replay(
         )
     dates = _dates(start_day, end_day, step_days)
     out_dir = Path(out_dir)
-
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"{out_dir}: is a file, not a folder; choose another output folder (--out)")
-    taken = [str(out_dir / name) for name in ("timeline.json", "summary.json") if (out_dir / name).exists()]
-    if taken:
-        raise ConfigError(
-            f"{', '.join(taken)}: already hold(s) a replay; choose another output folder (--out)"
-        )
+    claim = _claim(out_dir, parsed)
     total = len(dates) * len(parsed)
     timeline_path, summary_path = out_dir / "timeline.json", out_dir / "summary.json"
-    written: list[Path] = []  # removed when the replay does not finish, so that it can run again
+    written = list(claim.folders)  # removed when the replay does not finish, so that it can run again
     try:
-        for policy in parsed:  # claimed atomically: a concurrent replay into the same folder is refused
-            folder = out_dir / "policies" / policy.slug
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                folder.mkdir()
-            except FileExistsError:
-                raise ConfigError(
-                    f"{folder}: already holds a replay; choose another output folder (--out)"
-                ) from None
-            written.append(folder)
         # the first champion: what is known at start, fitted once per training config
         contexts: list[tuple[Policy, CycleContext, TrainConfig, DriftConfig]] = []
         with timings.step("first champions"):
@@ -713,16 +796,11 @@ def replay(
         summary = {k: v for k, v in result.to_dict().items() if k != "steps"}
         atomic_write_text(summary_path, dumps({"schema": SUMMARY_SCHEMA, **summary}))
         return result
-    except BaseException:  # an error or Ctrl-C: remove what this replay wrote, so that it can run again
-        for path in written:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-        for folder in (out_dir / "policies", out_dir):  # and the folders, when that leaves them empty
-            with contextlib.suppress(OSError):  # not empty, or removed by a concurrent replay
-                folder.rmdir()
+    except BaseException:  # an error, Ctrl-C or SIGTERM: remove what this replay wrote, so it can run again
+        _remove(written)
         raise
+    finally:
+        claim.release()
 
 
 def replay_file(
