@@ -481,3 +481,28 @@ def test_an_output_folder_that_cannot_be_written_is_a_one_line_error_and_a_users
     assert cli.run(["replay", "--policy", "never-lookback", "--lookback-days", "1", "--out", str(mine)]) == 2
     assert "1-day lookback window" in capsys.readouterr().err
     assert mine.is_dir() and not any(mine.iterdir())
+
+
+def test_step_dates_without_new_transactions_are_skipped_not_counted_again(tmp_path):
+    """A 70-day hole, then a single late day: the step dates in the hole see the same rows as the one
+    before it; replayed, each would check the same window again and count its alarms and retrains twice."""
+    path = tmp_path / "history.csv"
+    synthetic_history(path, days=400, seed=3)
+    raw = load_transactions(path)
+    dates = raw["InvoiceDate"]
+    holed = raw.loc[(dates < "2022-11-01") | (dates >= "2023-01-10")].reset_index(drop=True)
+    result = replay(holed, out_dir=tmp_path / "out", start="2022-08-01", step_days=14, policies=["every:1"])
+    grid = pd.date_range("2022-08-01", result.end, freq="14D").date
+    in_hole = [
+        d.isoformat()
+        for d in grid
+        if pd.Timestamp("2022-11-14") <= pd.Timestamp(d) < pd.Timestamp("2023-01-10")
+    ]
+    assert in_hole and result.skipped_dates == in_hole  # 2022-11-14 saw no row after 2022-10-31's
+    assert result.dates == [d.isoformat() for d in grid if d.isoformat() not in in_hole]
+    assert [s.step for s in result.steps] == list(range(1, len(result.dates) + 1))
+    summary = json.loads(Path(result.summary_path).read_text())
+    assert summary["skipped_dates"] == in_hole and summary["summaries"][0]["steps"] == len(result.dates)
+    # a step far beyond the calendar is one step, not an overflow
+    huge = replay(holed, out_dir=tmp_path / "huge", start="2022-08-01", step_days=parse_step("99999999999d"))
+    assert huge.dates == ["2022-08-01"] and huge.skipped_dates == []

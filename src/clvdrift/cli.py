@@ -849,6 +849,14 @@ def replay(
             highlight=False,
             soft_wrap=True,
         )
+    if result.skipped_dates:
+        out.print(
+            f"{len(result.skipped_dates)} step date(s) had no transaction since the previous one and were "
+            f"skipped (they would check the same window again): {', '.join(result.skipped_dates[:5])}"
+            + (", …" if len(result.skipped_dates) > 5 else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
     out.print(
         f"{len(result.dates)} steps from {result.start} to {result.end} every {result.step_days} days "
         f"(H = {result.horizon_days}) in {result.seconds:.1f} s; timeline {result.timeline_path}, "

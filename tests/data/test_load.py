@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from clvdrift.data import load_transactions, schema
-from clvdrift.errors import AmbiguousDateError, DataError
+from clvdrift.errors import AmbiguousDateError, ConfigError, DataError
 
 ROWS = [
     (
@@ -153,6 +153,8 @@ def test_explicit_date_format_resolves_ambiguity(tmp_path):
     check_canonical(frame)
     with pytest.raises(DataError, match="does not match --date-format"):
         load_transactions(path, date_format="%m-%d-%Y %H:%M")
+    with pytest.raises(ConfigError, match=r"--date-format '%d-%Q-%Y': 'Q' is a bad directive"):
+        load_transactions(path, date_format="%d-%Q-%Y")  # the format is wrong, not the data
 
 
 def test_unrecognised_dates_name_the_line(tmp_path):

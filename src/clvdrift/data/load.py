@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clvdrift.data import schema
-from clvdrift.errors import AmbiguousDateError, DataError
+from clvdrift.errors import AmbiguousDateError, ConfigError, DataError
 
 _MAX_EXAMPLES = 3
 _DELIMITERS = (",", ";", "\t", "|")
@@ -435,7 +435,10 @@ def _dates(col: pa.ChunkedArray, path: Path, date_format: str | None, line: RowN
 
     if date_format:
         aware = "%z" in date_format or "%Z" in date_format
-        parsed = _naive(pd.to_datetime(uniques, format=date_format, errors="coerce", utc=aware))
+        try:
+            parsed = _naive(pd.to_datetime(uniques, format=date_format, errors="coerce", utc=aware))
+        except ValueError as e:  # a bad directive such as %Q: the format, not the data, is wrong
+            raise ConfigError(f"--date-format {date_format!r}: {e}") from None
         bad = parsed.isna().to_numpy() & uniques.ne("").to_numpy()
         if bad.any():
             raise DataError(

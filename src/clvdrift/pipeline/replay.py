@@ -244,7 +244,8 @@ class ReplayResult:
     start: str
     end: str
     step_days: int
-    dates: list[str]
+    dates: list[str]  # the step dates replayed
+    skipped_dates: list[str]  # step dates without a transaction since the previous one: not replayed
     policies: list[str]
     horizon_days: int
     lookback_days: int
@@ -277,11 +278,24 @@ def _known_at(raw: pd.DataFrame, day: date) -> pd.DataFrame:
 
 
 def _dates(start: date, end: date, step_days: int) -> list[date]:
-    out, d = [], start
-    while d <= end:
-        out.append(d)
-        d += timedelta(days=step_days)
-    return out
+    return [start + timedelta(days=i * step_days) for i in range((end - start).days // step_days + 1)]
+
+
+def _with_new_rows(raw: pd.DataFrame, grid: list[date]) -> tuple[list[date], list[date]]:
+    """Split the step dates into those with transactions since the previous step date (the first one
+    always) and those without: a step without new rows would check the same window again and count
+    its alarms, retrains and quality twice."""
+    import numpy as np
+    import pandas as pd
+
+    stamps = np.sort(raw[schema.INVOICE_DATE].to_numpy())
+    ends = np.array([pd.Timestamp(d + timedelta(days=1)).to_datetime64() for d in grid])
+    known = np.searchsorted(stamps, ends.astype(stamps.dtype), side="left")  # as _known_at counts
+    kept: list[date] = []
+    skipped: list[date] = []
+    for i, day in enumerate(grid):
+        (kept if i == 0 or known[i] > known[i - 1] else skipped).append(day)
+    return kept, skipped
 
 
 def _first_champion(
@@ -739,7 +753,7 @@ def replay(
             f"start {start_day} is too early: the first champion needs H + {MIN_FEATURE_DAYS} = "
             f"{horizon + MIN_FEATURE_DAYS} days of data before it (the data starts {first})"
         )
-    dates = _dates(start_day, end_day, step_days)
+    dates, skipped = _with_new_rows(raw, _dates(start_day, end_day, step_days))
     out_dir = Path(out_dir)
     claim = _claim(out_dir, parsed)
     total = len(dates) * len(parsed)
@@ -778,6 +792,7 @@ def replay(
                 end=end_day.isoformat(),
                 step_days=step_days,
                 dates=[d.isoformat() for d in dates],
+                skipped_dates=[d.isoformat() for d in skipped],
                 policies=names,
                 horizon_days=horizon,
                 lookback_days=lookback_days,
