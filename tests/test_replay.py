@@ -363,7 +363,8 @@ def test_a_step_its_data_cannot_support_is_recorded_as_failed_and_the_replay_goe
     windowed = [s for s in result.steps if s.policy == "never-lookback"]
     failed = [s for s in windowed if s.status == "failed"]
     assert failed and len(failed) < len(windowed)
-    assert all("no customer" in s.error and s.quality is None and s.cutoff is None for s in failed)
+    assert all("in the 30-day lookback window up to the cutoff" in s.error for s in failed)
+    assert all(s.quality is None and s.cutoff is None for s in failed)
     assert all(s.status == "success" and s.error is None for s in result.steps if s.policy == "never")
     by_policy = {s.policy: s for s in result.summaries}
     assert by_policy["never-lookback"].failed_steps == len(failed) and by_policy["never"].failed_steps == 0

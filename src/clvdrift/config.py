@@ -66,6 +66,9 @@ class DriftConfig(_Frozen):
     correlation_threshold: float = Field(default=0.2, ge=0, le=2)
     r2_drop_threshold: float = Field(default=0.10, ge=0, description="model drift: relative R² drop")
     mae_increase_threshold: float = Field(default=0.25, ge=0, description="model drift: relative MAE rise")
+    min_scored_customers: int = Field(
+        default=10, ge=1, description="model drift: fewer customers with matured labels → not assessed"
+    )
 
     @field_validator("stattest")
     @classmethod

@@ -295,6 +295,12 @@ def build_training_set(
             )
     features = customer_features(transactions, snapshot, lookback_days=lookback_days)
     if features.empty:
+        if lookback_days:
+            first = (snapshot - pd.Timedelta(days=lookback_days)).date()
+            raise DataError(
+                f"no customer has a transaction in the {lookback_days}-day lookback window up to the "
+                f"cutoff {cut.date()} ({first} to {cut.date()})"
+            )
         raise DataError(f"no customer has a transaction before the cutoff {cut.date()}")
     if target == "holdout":
         y = revenue(transactions, snapshot, target_end + pd.Timedelta(days=1)).reindex(

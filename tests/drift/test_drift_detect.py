@@ -248,7 +248,7 @@ def test_bounded_categorical_profile_keeps_the_calibrated_level() -> None:
 def test_model_drift_takes_the_config_and_says_why_a_value_is_null() -> None:
     from clvdrift.drift import detect_model_drift
 
-    actual = np.array([0.0, 10.0, 20.0, 30.0, 40.0])
+    actual = np.arange(12) * 5.0
     strict = DriftConfig(r2_drop_threshold=0.0, mae_increase_threshold=0.0)
     res = detect_model_drift({"r2": 0.99, "mae": 1.0}, actual, actual + 2.0, strict)
     assert res.detected and res.r2_drop_threshold == 0.0 and len(res.reasons) == 2
@@ -259,3 +259,17 @@ def test_model_drift_takes_the_config_and_says_why_a_value_is_null() -> None:
     perfect_ref = detect_model_drift({"r2": 1.0, "mae": 0.0}, actual, actual + 2.0, DriftConfig())
     d = json.loads(json.dumps(perfect_ref.to_dict(), allow_nan=False))
     assert d["mae_increase"] is None and "mae_increase undefined" in d["note"] and perfect_ref.detected
+
+
+def test_model_drift_on_fewer_customers_than_min_scored_customers_is_not_assessed() -> None:
+    """Two customers make a Spearman of ±1 and an MAE of one pair: no alarm on so few."""
+    from clvdrift.drift import detect_model_drift
+
+    actual = np.array([0.0, 900.0, 15.0, 0.0, 7.5, 3.0, 0.0, 60.0, 1.0])  # 9 customers
+    awful = actual[::-1] * 40 + 500  # an alarm on any number of customers
+    res = detect_model_drift({"r2": 0.5, "mae": 10.0}, actual, awful, DriftConfig())
+    assert not res.detected and not res.labels_available and res.current is None
+    assert "only 9 customer(s) with matured labels" in (res.note or "") and "min_scored_customers" in res.note
+    assert detect_model_drift(
+        {"r2": 0.5, "mae": 10.0}, actual, awful, DriftConfig(min_scored_customers=9)
+    ).detected

@@ -12,7 +12,8 @@ The second rule exists because R² alone is a weak signal for heavy-tailed CLV: 
 large customers can push the held-out R² of a good ranking model below zero, and a relative drop from a
 negative R² says little. MAPE is not used: a large share of holdout targets is 0.
 
-When current labels are not available yet (the holdout target needs H days after the cutoff), the
+When current labels are not available yet (the holdout target needs H days after the cutoff), or fewer
+than ``DriftConfig.min_scored_customers`` customers have them (two customers make a Spearman of ±1), the
 result says so (``labels_available = False``, ``detected = False``, a ``note``) instead of inventing
 a number.
 """
@@ -73,7 +74,14 @@ def detect_model_drift(
     r2_drop_threshold, mae_increase_threshold = config.r2_drop_threshold, config.mae_increase_threshold
     # a metric stored as null (undefined when the champion was evaluated) is NaN here: its rule cannot fire
     ref = {k: math.nan if v is None else float(v) for k, v in reference.items()}
-    if actual is None or predicted is None or len(actual) == 0:
+    too_few = actual is not None and 0 < len(actual) < config.min_scored_customers
+    if actual is None or predicted is None or len(actual) == 0 or too_few:
+        if too_few:
+            few = (
+                f"only {len(actual)} customer(s) with matured labels to score, fewer than "  # type: ignore[arg-type]
+                f"{config.min_scored_customers} (min_scored_customers); model drift not assessed"
+            )
+            note = few if note is None else f"{note}; {few}"
         return ModelDriftResult(
             labels_available=False,
             detected=False,

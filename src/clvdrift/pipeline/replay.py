@@ -764,7 +764,12 @@ def replay(
         contexts: list[tuple[Policy, CycleContext, TrainConfig, DriftConfig]] = []
         with timings.step("first champions"):
             raw_start = _known_at(raw, start_day)
-            clean_start, cleaning = clean_transactions(raw_start)
+            try:
+                clean_start, cleaning = clean_transactions(raw_start)
+            except DataError as e:
+                raise DataError(
+                    f"the first champion, on the rows dated up to the start {start_day}: {e}"
+                ) from e
             fitted_by_lookback: dict[int | None, Any] = {}
             for policy in parsed:
                 tc = policy.train_config(train_config, lookback_days)
