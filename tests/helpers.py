@@ -6,6 +6,17 @@ import pandas as pd
 
 from clvdrift.data import schema
 
+
+def dead_pid() -> int:
+    """The PID of a process that has exited (of this host; not reused this soon)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
 
 

@@ -5,6 +5,7 @@ and the command line's errors."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ from clvdrift.config import DriftConfig, TrainConfig
 from clvdrift.data import load_transactions
 from clvdrift.errors import ConfigError, DataError
 from clvdrift.pipeline.replay import TIMELINE_SCHEMA, parse_policy, parse_step, replay
-from helpers import synthetic_history  # type: ignore[import-not-found]
+from helpers import dead_pid, synthetic_history  # type: ignore[import-not-found]
 
 REPO = Path(__file__).resolve().parents[1]
 START = "2022-08-01"  # the synthetic history starts 2022-01-03: start ≥ first day + 2H + 30
@@ -507,3 +508,25 @@ def test_step_dates_without_new_transactions_are_skipped_not_counted_again(tmp_p
     # a step far beyond the calendar is one step, not an overflow
     huge = replay(holed, out_dir=tmp_path / "huge", start="2022-08-01", step_days=parse_step("99999999999d"))
     assert huge.dates == ["2022-08-01"] and huge.skipped_dates == []
+
+
+def test_a_dead_replays_lock_is_taken_over_removing_only_what_it_names_inside_the_folder(history, tmp_path):
+    from clvdrift.io import _host_tag
+
+    out, victim = tmp_path / "out", tmp_path / "victim"
+    (out / "policies" / "never").mkdir(parents=True)  # left by the killed replay
+    (out / "policies" / "never" / "clvdrift.db").write_text("half")
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    paths = ["policies/never", "timeline.json", "../victim", str(victim), "policies/../../victim"]
+    (out / ".replay.lock").write_text(json.dumps({"pid": dead_pid(), "host": _host_tag(), "paths": paths}))
+    result = replay(load_transactions(history), out_dir=out, start=START, step_days=60, policies=["never"])
+    assert [s.status for s in result.steps] == ["success"] * len(result.steps)
+    assert (victim / "keep.txt").read_text() == "mine" and not (out / ".replay.lock").exists()
+    # a lock of a live process (this one) is refused, and says how to proceed
+    (out / ".replay.lock").write_text(json.dumps({"pid": os.getpid(), "host": _host_tag(), "paths": []}))
+    with pytest.raises(
+        ConfigError, match=r"another replay \(pid \d+\) is writing there; .* if no replay is running"
+    ):
+        replay(load_transactions(history), out_dir=tmp_path / "out", start=START, policies=["every:2"])
+    assert (out / ".replay.lock").exists() and not (out / "policies" / "every-2").exists()

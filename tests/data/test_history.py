@@ -21,6 +21,7 @@ from clvdrift.data.history import ORPHAN_AGE_SECONDS
 from clvdrift.errors import ConfigError, DataError
 from clvdrift.io import _host_tag
 from clvdrift.store import connect
+from helpers import dead_pid  # type: ignore[import-not-found]
 from store.processes import run_at_once  # type: ignore[import-not-found]
 
 COLUMNS = list(schema.CANONICAL_COLUMNS)
@@ -162,12 +163,6 @@ def test_as_of_keeps_the_whole_day_and_nothing_after_it(history):
     # a timezone-aware day is taken in UTC, as the loader stores dates
     assert len(history.read(as_of=pd.Timestamp("2031-06-02 01:00", tz="+03:00"))) == 2
     same(history.read(as_of=pd.Timestamp("2031-06-01")), edge.iloc[[0, 2]])
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
 
 
 def test_orphan_parts_are_ignored_by_read_and_removed_by_add_once_their_writer_is_gone(history):

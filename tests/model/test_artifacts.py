@@ -29,6 +29,7 @@ from clvdrift.model.artifacts import (
 from clvdrift.model.estimator import fit_model
 from clvdrift.model.registry import ModelRegistry
 from clvdrift.store import connect
+from helpers import dead_pid  # type: ignore[import-not-found]
 
 DAY = 86_400
 
@@ -131,7 +132,7 @@ def test_collect_garbage_removes_only_unregistered_versions_and_stale_temp_files
     )
     publish_champion(models, models, "20260102_101010_000001", kept)  # reference_data.csv in models/ too
     write_version(model, models, "20251231_235959_999999")  # a killed run: never registered
-    dead_temp = models / f".clv_model_x.joblib.{_dead_pid()}-{_host(tmp_path)}.abcd1234.tmp"
+    dead_temp = models / f".clv_model_x.joblib.{dead_pid()}-{_host(tmp_path)}.abcd1234.tmp"
     dead_temp.write_bytes(b"partial")
     for path in models.iterdir():
         _age(path, 2 * 3600)
@@ -163,12 +164,6 @@ def _host(tmp_path: Path) -> str:
     seen: list[Path] = []
     atomic_write(tmp_path / "probe" / "file", seen.append)
     return seen[0].name.split(".")[-3].split("-")[1]
-
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
 
 
 def test_temp_file_names_carry_the_writer_pid(tmp_path):

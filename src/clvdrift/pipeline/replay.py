@@ -553,11 +553,11 @@ class _Claim:
                 folder.rmdir()
 
 
-def _take_lock(lock: Path, paths: list[Path]) -> None:
-    """Create ``lock`` (O_EXCL) naming this process and the ``paths`` it will write. A lock of a
-    replay that died without releasing it (killed: its PID is gone on this host) is taken over after
-    removing what that replay wrote; a lock of a live replay, or one that cannot be read, is a
-    :class:`ConfigError`."""
+def _take_lock(lock: Path, paths: list[str]) -> None:
+    """Create ``lock`` (O_EXCL) naming this process and the ``paths`` (relative to the lock's folder)
+    it will write. A lock of a replay that died without releasing it (killed: its PID is gone on this
+    host) is taken over after removing what that replay wrote; a lock of a live replay, or one that
+    cannot be read, is a :class:`ConfigError`."""
     from clvdrift.io import _host_tag, _pid_alive
 
     for _ in range(3):
@@ -567,6 +567,7 @@ def _take_lock(lock: Path, paths: list[Path]) -> None:
             try:
                 owner = json.loads(lock.read_text(encoding="utf-8"))
                 pid, host, stale = int(owner["pid"]), str(owner["host"]), [Path(p) for p in owner["paths"]]
+                stale = [lock.parent / p for p in stale if not p.is_absolute() and ".." not in p.parts]
             except FileNotFoundError:  # released meanwhile
                 continue
             except (OSError, ValueError, KeyError, TypeError):
@@ -578,11 +579,11 @@ def _take_lock(lock: Path, paths: list[Path]) -> None:
                     f"(--out), or remove {lock} if no replay is running"
                 ) from None
             log.warning("removing what replay pid %d left in %s when it was killed", pid, lock.parent)
-            _remove([p for p in stale if p.parent in (lock.parent, lock.parent / "policies")])
+            _remove(stale)
             lock.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"pid": os.getpid(), "host": _host_tag(), "paths": [str(p) for p in paths]}, fh)
+            json.dump({"pid": os.getpid(), "host": _host_tag(), "paths": paths}, fh)
         return
     raise ConfigError(f"{lock.parent}: other replays keep taking this folder; choose another (--out)")
 
@@ -597,7 +598,7 @@ def _claim(out_dir: Path, parsed: list[Policy]) -> _Claim:
     lock = out_dir / REPLAY_LOCK
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _take_lock(lock, [*folders, out_dir / "timeline.json", out_dir / "summary.json"])
+        _take_lock(lock, [*(f"policies/{p.slug}" for p in parsed), "timeline.json", "summary.json"])
     except OSError as e:
         raise ConfigError(
             f"{out_dir}: cannot write a replay there ({e.strerror or e}); choose another output "
@@ -625,13 +626,14 @@ def _claim(out_dir: Path, parsed: list[Policy]) -> _Claim:
 
 
 def _fit_first_champion(
-    fit_version: Callable[..., Any],
     clean_start: pd.DataFrame,
     tc: TrainConfig,
     start_day: date,
     total: int,
     progress: StepProgress | None,
 ) -> Any:
+    from clvdrift.pipeline.train import fit_version
+
     features = f"{tc.lookback_days}-day lookback" if tc.lookback_days else "all-history"
     if progress:
         progress(0, total, f"first champion ({features})")
@@ -720,7 +722,6 @@ def replay(
     from clvdrift.pipeline.cycle import CycleContext
     from clvdrift.pipeline.replay_chart import write_charts
     from clvdrift.pipeline.retrain import MIN_FEATURE_DAYS
-    from clvdrift.pipeline.train import fit_version
 
     t0 = time.perf_counter()
     timings = timings if timings is not None else Timings()
@@ -775,7 +776,7 @@ def replay(
                 tc = policy.train_config(train_config, lookback_days)
                 if tc.lookback_days not in fitted_by_lookback:
                     fitted_by_lookback[tc.lookback_days] = _fit_first_champion(
-                        fit_version, clean_start, tc, start_day, total, progress
+                        clean_start, tc, start_day, total, progress
                     )
                 ws = Workspace.under(out_dir / "policies" / policy.slug, raw_data=Path(source))
                 ctx = CycleContext.open(ws)
