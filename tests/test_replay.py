@@ -483,6 +483,9 @@ def test_an_output_folder_that_cannot_be_written_is_a_one_line_error_and_a_users
     assert cli.run(["replay", "--policy", "never-lookback", "--lookback-days", "1", "--out", str(mine)]) == 2
     assert "1-day lookback window" in capsys.readouterr().err
     assert mine.is_dir() and not any(mine.iterdir())
+    nested = cli_workdir / "new" / "a" / "b"  # folders the failed replay created: removed again
+    assert cli.run(["replay", "--policy", "never-lookback", "--lookback-days", "1", "--out", str(nested)]) == 2
+    assert not (cli_workdir / "new").exists()
 
 
 def test_step_dates_without_new_transactions_are_skipped_not_counted_again(tmp_path):
@@ -516,17 +519,24 @@ def test_a_dead_replays_lock_is_taken_over_removing_only_what_it_names_inside_th
     out, victim = tmp_path / "out", tmp_path / "victim"
     (out / "policies" / "never").mkdir(parents=True)  # left by the killed replay
     (out / "policies" / "never" / "clvdrift.db").write_text("half")
+    (out / "chart.svg").write_text("<svg")  # its last write
     victim.mkdir()
     (victim / "keep.txt").write_text("mine")
-    paths = ["policies/never", "timeline.json", "../victim", str(victim), "policies/../../victim"]
-    (out / ".replay.lock").write_text(json.dumps({"pid": dead_pid(), "host": _host_tag(), "paths": paths}))
+    (out / "policies" / "evil").symlink_to(victim)  # a policy folder that leads out of the folder
+    (out / "notes.txt").write_text("the user's")
+    slugs = ["never", "evil", "..", ".", "", "../victim", str(victim)]
+    (out / ".replay.lock").write_text(json.dumps({"pid": dead_pid(), "host": _host_tag(), "policies": slugs}))
     result = replay(load_transactions(history), out_dir=out, start=START, step_days=60, policies=["never"])
     assert [s.status for s in result.steps] == ["success"] * len(result.steps)
     assert (victim / "keep.txt").read_text() == "mine" and not (out / ".replay.lock").exists()
+    assert (out / "notes.txt").read_text() == "the user's" and (out / "policies" / "evil").is_symlink()
     # a lock of a live process (this one) is refused, and says how to proceed
-    (out / ".replay.lock").write_text(json.dumps({"pid": os.getpid(), "host": _host_tag(), "paths": []}))
+    (out / ".replay.lock").write_text(json.dumps({"pid": os.getpid(), "host": _host_tag(), "policies": []}))
     with pytest.raises(
         ConfigError, match=r"another replay \(pid \d+\) is writing there; .* if no replay is running"
     ):
         replay(load_transactions(history), out_dir=tmp_path / "out", start=START, policies=["every:2"])
     assert (out / ".replay.lock").exists() and not (out / "policies" / "every-2").exists()
+    (out / ".replay.lock").write_text("{not json")  # unreadable: refused, and said so
+    with pytest.raises(ConfigError, match=r"a replay lock that cannot be read"):
+        replay(load_transactions(history), out_dir=out, start=START, policies=["every:2"])

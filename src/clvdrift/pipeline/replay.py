@@ -527,6 +527,7 @@ def _check_arguments(
 
 
 REPLAY_LOCK = ".replay.lock"
+OUTPUT_FILES = ("timeline.json", "summary.json", "chart.svg", "chart.html")
 
 
 def _remove(paths: list[Path]) -> None:
@@ -539,25 +540,38 @@ def _remove(paths: list[Path]) -> None:
 
 @dataclass(frozen=True)
 class _Claim:
-    """``out_dir`` taken by one replay: its lock file and the policy folders it created."""
+    """``out_dir`` taken by one replay: its lock file and the folders it created."""
 
     out_dir: Path
     lock: Path
-    folders: list[Path]
-    made_out_dir: bool  # created by this replay: removed again when the replay leaves it empty
+    folders: list[Path]  # the policy folders
+    made: list[Path]  # out_dir and the parents of it that did not exist, deepest first
 
     def release(self) -> None:
+        """Remove the lock, and the folders the replay created when that leaves them empty."""
         self.lock.unlink(missing_ok=True)
-        for folder in (self.out_dir / "policies", *([self.out_dir] if self.made_out_dir else [])):
+        for folder in (self.out_dir / "policies", *self.made):
             with contextlib.suppress(OSError):  # not empty (a finished replay, a user's files): kept
                 folder.rmdir()
 
 
-def _take_lock(lock: Path, paths: list[str]) -> None:
-    """Create ``lock`` (O_EXCL) naming this process and the ``paths`` (relative to the lock's folder)
-    it will write. A lock of a replay that died without releasing it (killed: its PID is gone on this
-    host) is taken over after removing what that replay wrote; a lock of a live replay, or one that
-    cannot be read, is a :class:`ConfigError`."""
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def _outputs(out_dir: Path, slugs: list[str]) -> list[Path]:
+    """What a replay of the policies ``slugs`` writes in ``out_dir``, and so what a killed one leaves:
+    its policy folders and the output files; never a path that leads out of ``out_dir``."""
+    root = out_dir.resolve()
+    paths = [out_dir / "policies" / s for s in slugs if _SLUG.match(s)]
+    paths += [out_dir / name for name in OUTPUT_FILES]
+    return [p for p in paths if not p.is_symlink() and p.resolve().parent in (root, root / "policies")]
+
+
+def _take_lock(lock: Path, slugs: list[str]) -> None:
+    """Create ``lock`` (O_EXCL) naming this process and the ``slugs`` of its policies. A lock of a
+    replay that died without releasing it (killed: its PID is gone on this host) is taken over after
+    removing what that replay wrote (:func:`_outputs`); a lock of a live replay, or one that cannot be
+    read, is a :class:`ConfigError`."""
     from clvdrift.io import _host_tag, _pid_alive
 
     for _ in range(3):
@@ -566,24 +580,25 @@ def _take_lock(lock: Path, paths: list[str]) -> None:
         except FileExistsError:
             try:
                 owner = json.loads(lock.read_text(encoding="utf-8"))
-                pid, host, stale = int(owner["pid"]), str(owner["host"]), [Path(p) for p in owner["paths"]]
-                stale = [lock.parent / p for p in stale if not p.is_absolute() and ".." not in p.parts]
+                pid, host, theirs = int(owner["pid"]), str(owner["host"]), [str(p) for p in owner["policies"]]
             except FileNotFoundError:  # released meanwhile
                 continue
             except (OSError, ValueError, KeyError, TypeError):
-                pid, host, stale = 0, "", []
-            if host != _host_tag() or _pid_alive(pid):
-                who = f" (pid {pid})" if pid else ""
                 raise ConfigError(
-                    f"{lock.parent}: another replay{who} is writing there; choose another output folder "
-                    f"(--out), or remove {lock} if no replay is running"
+                    f"{lock}: a replay lock that cannot be read; choose another output folder (--out), "
+                    "or remove the lock if no replay is running there"
+                ) from None
+            if host != _host_tag() or _pid_alive(pid):
+                raise ConfigError(
+                    f"{lock.parent}: another replay (pid {pid}) is writing there; choose another output "
+                    f"folder (--out), or remove {lock} if no replay is running"
                 ) from None
             log.warning("removing what replay pid %d left in %s when it was killed", pid, lock.parent)
-            _remove(stale)
+            _remove(_outputs(lock.parent, theirs))
             lock.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"pid": os.getpid(), "host": _host_tag(), "paths": paths}, fh)
+            json.dump({"pid": os.getpid(), "host": _host_tag(), "policies": slugs}, fh)
         return
     raise ConfigError(f"{lock.parent}: other replays keep taking this folder; choose another (--out)")
 
@@ -593,13 +608,19 @@ def _claim(out_dir: Path, parsed: list[Policy]) -> _Claim:
     naming why not: a file, a folder that cannot be written, a replay running there or finished there."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: is a file, not a folder; choose another output folder (--out)")
-    made = not out_dir.exists()
+    made, folder = [], out_dir.absolute()
+    while not folder.exists() and folder != folder.parent:
+        made.append(folder)
+        folder = folder.parent
     folders = [out_dir / "policies" / p.slug for p in parsed]
     lock = out_dir / REPLAY_LOCK
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _take_lock(lock, [*(f"policies/{p.slug}" for p in parsed), "timeline.json", "summary.json"])
+        _take_lock(lock, [p.slug for p in parsed])
     except OSError as e:
+        for empty in made:
+            with contextlib.suppress(OSError):
+                empty.rmdir()
         raise ConfigError(
             f"{out_dir}: cannot write a replay there ({e.strerror or e}); choose another output "
             "folder (--out)"
@@ -811,6 +832,7 @@ def replay(
                 phases={},
             )
             summary = {k: v for k, v in result.to_dict().items() if k != "steps"}
+            written += [out_dir / "chart.svg", out_dir / "chart.html"]
             write_charts(timeline, summary, out_dir)
         elapsed = time.perf_counter() - t0 + timings.seconds.get("load", 0.0)
         result = dataclasses.replace(result, seconds=round(elapsed, 3), phases=dict(timings.seconds))
