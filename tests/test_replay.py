@@ -484,7 +484,8 @@ def test_an_output_folder_that_cannot_be_written_is_a_one_line_error_and_a_users
     assert "1-day lookback window" in capsys.readouterr().err
     assert mine.is_dir() and not any(mine.iterdir())
     nested = cli_workdir / "new" / "a" / "b"  # folders the failed replay created: removed again
-    assert cli.run(["replay", "--policy", "never-lookback", "--lookback-days", "1", "--out", str(nested)]) == 2
+    args = ["replay", "--policy", "never-lookback", "--lookback-days", "1"]
+    assert cli.run([*args, "--out", str(nested)]) == 2
     assert not (cli_workdir / "new").exists()
 
 
