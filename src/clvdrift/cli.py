@@ -857,10 +857,17 @@ def replay(
             highlight=False,
             soft_wrap=True,
         )
+    if result.dates and result.dates[-1] != result.end:
+        out.print(
+            f"the rows after the last step date {result.dates[-1]} (up to {result.end}) are not replayed; "
+            "choose --start so that the steps end on the last day to include them",
+            highlight=False,
+            soft_wrap=True,
+        )
     out.print(
-        f"{len(result.dates)} steps from {result.start} to {result.end} every {result.step_days} days "
-        f"(H = {result.horizon_days}) in {result.seconds:.1f} s; timeline {result.timeline_path}, "
-        f"summary {result.summary_path}, chart {result.chart_paths['html']}",
+        f"{len(result.dates)} steps from {result.dates[0]} to {result.dates[-1]} every "
+        f"{result.step_days} days (H = {result.horizon_days}) in {result.seconds:.1f} s; "
+        f"timeline {result.timeline_path}, summary {result.summary_path}, chart {result.chart_paths['html']}",
         highlight=False,
         soft_wrap=True,
     )
