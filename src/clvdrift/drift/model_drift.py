@@ -74,11 +74,11 @@ def detect_model_drift(
     r2_drop_threshold, mae_increase_threshold = config.r2_drop_threshold, config.mae_increase_threshold
     # a metric stored as null (undefined when the champion was evaluated) is NaN here: its rule cannot fire
     ref = {k: math.nan if v is None else float(v) for k, v in reference.items()}
-    too_few = actual is not None and 0 < len(actual) < config.min_scored_customers
-    if actual is None or predicted is None or len(actual) == 0 or too_few:
-        if too_few:
+    if actual is None or predicted is None or len(actual) < config.min_scored_customers:
+        scored = 0 if actual is None or predicted is None else len(actual)
+        if scored:  # labels, but on too few customers to judge the model by
             few = (
-                f"only {len(actual)} customer(s) with matured labels to score, fewer than "  # type: ignore[arg-type]
+                f"only {scored} customer(s) with matured labels to score, fewer than "
                 f"{config.min_scored_customers} (min_scored_customers); model drift not assessed"
             )
             note = few if note is None else f"{note}; {few}"
