@@ -307,3 +307,33 @@ def test_a_second_training_is_refused_while_one_holds_the_lock(workdir, capsys):
         code, _, err = clv(capsys, "train")
     assert code == 3 and "another training holds the lock" in one_line_error(err)
     assert clv(capsys, "train")[0] == 0  # released with its holder
+
+
+def test_ctrl_c_while_the_command_is_still_starting_ends_quietly(tmp_path):
+    """The installed `clvdrift` command, interrupted while its libraries are importing (before this fix
+    a KeyboardInterrupt traceback up to 0.3 s after launch on this machine): "aborted", exit 130."""
+    import signal
+    import time
+
+    exe = Path(sys.executable).parent / "clvdrift"
+    assert exe.is_file(), f"no installed entry point at {exe}"
+    aborted = 0
+    for delay in (0.05, 0.1, 0.15, 0.2, 0.3):
+        child = subprocess.Popen(
+            [str(exe), "runs", "list"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(
+                signal.SIGINT, signal.SIG_DFL
+            ),  # a shell's background jobs ignore it
+        )
+        time.sleep(delay)
+        child.send_signal(signal.SIGINT)
+        code, err = child.wait(timeout=60), child.stderr.read()  # type: ignore[union-attr]
+        assert "Traceback" not in err, (delay, err)
+        if code == 130:
+            assert err.strip().splitlines()[-1] == "aborted"
+            aborted += 1
+    assert aborted, "no interruption landed while the command ran"
