@@ -603,6 +603,12 @@ def _take_lock(lock: Path, slugs: list[str]) -> None:
     raise ConfigError(f"{lock.parent}: other replays keep taking this folder; choose another (--out)")
 
 
+def _unwritable(out_dir: Path, e: OSError) -> ConfigError:
+    return ConfigError(
+        f"{out_dir}: cannot write a replay there ({e.strerror or e}); choose another output folder (--out)"
+    )
+
+
 def _claim(out_dir: Path, parsed: list[Policy]) -> _Claim:
     """Take ``out_dir`` for one replay (a lock file, then its policy folders), or a :class:`ConfigError`
     naming why not: a file, a folder that cannot be written, a replay running there or finished there."""
@@ -621,13 +627,10 @@ def _claim(out_dir: Path, parsed: list[Policy]) -> _Claim:
         for empty in made:
             with contextlib.suppress(OSError):
                 empty.rmdir()
-        raise ConfigError(
-            f"{out_dir}: cannot write a replay there ({e.strerror or e}); choose another output "
-            "folder (--out)"
-        ) from None
+        raise _unwritable(out_dir, e) from None
     claim = _Claim(out_dir, lock, [], made)
     try:
-        taken = [out_dir / n for n in ("timeline.json", "summary.json") if (out_dir / n).exists()]
+        taken = [out_dir / n for n in OUTPUT_FILES[:2] if (out_dir / n).exists()]  # timeline, summary
         taken += [f for f in folders if f.exists()]
         if taken:
             raise ConfigError(
@@ -641,7 +644,7 @@ def _claim(out_dir: Path, parsed: list[Policy]) -> _Claim:
         _remove(claim.folders)
         claim.release()
         if isinstance(e, OSError):
-            raise ConfigError(f"{out_dir}: cannot write a replay there ({e.strerror or e})") from None
+            raise _unwritable(out_dir, e) from None
         raise
     return claim
 
