@@ -783,7 +783,7 @@ def replay(
     claim = _claim(out_dir, parsed)
     total = len(dates) * len(parsed)
     timeline_path, summary_path = out_dir / "timeline.json", out_dir / "summary.json"
-    written = list(claim.folders)  # removed when the replay does not finish, so that it can run again
+    written = _outputs(out_dir, [p.slug for p in parsed])  # removed when the replay does not finish
     try:
         # the first champion: what is known at start, fitted once per training config
         contexts: list[tuple[Policy, CycleContext, TrainConfig, DriftConfig]] = []
@@ -814,7 +814,6 @@ def replay(
         summaries = [summarize(p, [s for s in steps if s.policy == p], gate_config.tolerance) for p in names]
         with timings.step("write"):
             timeline = {"schema": TIMELINE_SCHEMA, "steps": [s.to_dict() for s in steps]}
-            written.append(timeline_path)
             atomic_write_text(timeline_path, dumps(timeline))
             result = ReplayResult(
                 source=source,
@@ -835,7 +834,6 @@ def replay(
                 phases={},
             )
             summary = {k: v for k, v in result.to_dict().items() if k != "steps"}
-            written += [out_dir / "chart.svg", out_dir / "chart.html"]
             write_charts(timeline, summary, out_dir)
         elapsed = time.perf_counter() - t0 + timings.seconds.get("load", 0.0)
         result = dataclasses.replace(result, seconds=round(elapsed, 3), phases=dict(timings.seconds))
