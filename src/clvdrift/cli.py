@@ -119,7 +119,8 @@ def _root(
 
 @contextmanager
 def _sigterm_exits() -> Iterator[None]:
-    """SIGTERM (how a scheduler stops a task) exits through the code's cleanup, as Ctrl-C does."""
+    """SIGTERM (how a scheduler stops a task) exits through every command's cleanup (``finally``,
+    ``except BaseException``), as Ctrl-C does, with exit code 143."""
     import signal
 
     def exit_(signum: int, _frame: object) -> None:
@@ -139,7 +140,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` and return its exit code (see :mod:`clvdrift.errors`)."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        rv = app(args=args, prog_name="clvdrift", standalone_mode=False)
+        with _sigterm_exits():
+            rv = app(args=args, prog_name="clvdrift", standalone_mode=False)
     except (click.exceptions.Abort, typer.Abort):
         err.print("aborted")
         return 130
@@ -820,7 +822,7 @@ def replay(
     step_days = parse_step(step) if step is not None else DEFAULT_STEP_DAYS
     policies = [parse_policy(p).name for p in (policy or DEFAULT_POLICIES)]
     target = out_dir or settings.reports_dir / "replay" / new_version()
-    with _progress_bar("replay") as progress, _sigterm_exits():
+    with _progress_bar("replay") as progress:
         result = replay_file(
             data or settings.raw_data,
             date_format=date_format,
