@@ -544,3 +544,24 @@ def test_a_dead_replays_lock_is_taken_over_removing_only_what_it_names_inside_th
     (out / ".replay.lock").write_text("{not json")  # unreadable: refused, and said so
     with pytest.raises(ConfigError, match=r"a replay lock that cannot be read"):
         replay(load_transactions(history), out_dir=out, start=START, policies=["every:2"])
+
+
+def test_a_lock_read_between_its_creation_and_its_writing_is_waited_for_not_called_unreadable(tmp_path):
+    """Its owner creates the lock (O_EXCL) and writes it next: a second replay reading in between
+    (found racing two processes: 126 of 1,000) must wait for the content, not report it unreadable."""
+    import threading
+
+    from clvdrift.io import _host_tag
+    from clvdrift.pipeline.replay import _take_lock
+
+    lock = tmp_path / ".replay.lock"
+    lock.touch()  # created, not yet written
+    owner = json.dumps({"pid": os.getpid(), "host": _host_tag(), "policies": ["never"]})
+    writer = threading.Timer(0.3, lambda: lock.write_text(owner))
+    writer.start()
+    with pytest.raises(ConfigError, match=r"another replay \(pid \d+\) is writing there"):
+        _take_lock(lock, ["on-drift"])
+    writer.join()
+    lock.write_text("")  # one that stays empty is unreadable after a second
+    with pytest.raises(ConfigError, match=r"a replay lock that cannot be read"):
+        _take_lock(lock, ["on-drift"])

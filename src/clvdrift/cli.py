@@ -142,8 +142,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         with _sigterm_exits():
             rv = app(args=args, prog_name="clvdrift", standalone_mode=False)
-    except (click.exceptions.Abort, typer.Abort):
-        err.print("aborted")
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):  # Ctrl-C: click turns it into Abort
+        err.print("aborted")  # only inside a command; typer builds the command before, outside click
         return 130
     except (click.ClickException, typer.TyperException) as exc:  # usage errors: bad option, bad value
         exc.show()  # type: ignore[union-attr]

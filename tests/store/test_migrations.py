@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -194,23 +193,17 @@ def test_a_store_newer_than_the_code_is_a_clear_error(store_url):
     assert "\n" not in str(info.value)
 
 
-def test_connect_to_an_up_to_date_sqlite_store_is_fast_and_does_not_import_alembic(tmp_path):
+def test_connect_to_an_up_to_date_sqlite_store_does_not_import_alembic(tmp_path):
+    """The fast path of every command: a store already at head is opened without Alembic (its import
+    alone costs a few hundred ms). Checked in a fresh process, which is what every command is; a
+    wall-clock limit is no unit test (a loaded CI machine)."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
     connect(url).dispose()
-    timings = []
-    for _ in range(5):
-        start = time.perf_counter()
-        connect(url).dispose()
-        timings.append(time.perf_counter() - start)
-    assert sorted(timings)[2] < 0.1, timings
-    # a fresh process (what every command is): the fast path must not pay for importing Alembic
     code = (
-        "import json, sys, time; from clvdrift.store import connect; t = time.perf_counter(); "
-        f"connect({url!r}); print(json.dumps([time.perf_counter() - t, 'alembic' in sys.modules]))"
+        "import json, sys; from clvdrift.store import connect; "
+        f"connect({url!r}).dispose(); print(json.dumps('alembic' in sys.modules))"
     )
-    seconds, alembic_imported = json.loads(run_python(code))
-    assert not alembic_imported
-    assert seconds < 0.1
+    assert json.loads(run_python(code)) is False
 
 
 def test_a_store_at_0003_gets_the_run_of_each_version_and_one_version_per_run(store_url):

@@ -51,6 +51,7 @@ import math
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -567,11 +568,26 @@ def _outputs(out_dir: Path, slugs: list[str]) -> list[Path]:
     return [p for p in paths if not p.is_symlink() and p.resolve().parent in (root, root / "policies")]
 
 
+def _read_lock(lock: Path, patience: float = 1.0) -> tuple[int, str, list[str]]:
+    """The PID, host tag and policy slugs in ``lock``. Its owner creates it first and writes it next,
+    so a lock read in between is empty or partial: read again for up to ``patience`` seconds before
+    taking it as unreadable (the last error is raised)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            owner = json.loads(lock.read_text(encoding="utf-8"))
+            return int(owner["pid"]), str(owner["host"]), [str(p) for p in owner["policies"]]
+        except (ValueError, KeyError, TypeError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _take_lock(lock: Path, slugs: list[str]) -> None:
     """Create ``lock`` (O_EXCL) naming this process and the ``slugs`` of its policies. A lock of a
     replay that died without releasing it (killed: its PID is gone on this host) is taken over after
     removing what that replay wrote (:func:`_outputs`); a lock of a live replay, or one that cannot be
-    read, is a :class:`ConfigError`."""
+    read (:func:`_read_lock`), is a :class:`ConfigError`."""
     from clvdrift.io import _host_tag, _pid_alive
 
     for _ in range(3):
@@ -579,8 +595,7 @@ def _take_lock(lock: Path, slugs: list[str]) -> None:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             try:
-                owner = json.loads(lock.read_text(encoding="utf-8"))
-                pid, host, theirs = int(owner["pid"]), str(owner["host"]), [str(p) for p in owner["policies"]]
+                pid, host, theirs = _read_lock(lock)
             except FileNotFoundError:  # released meanwhile
                 continue
             except (OSError, ValueError, KeyError, TypeError):
