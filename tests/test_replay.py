@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -197,10 +198,30 @@ def test_policies_and_steps_parse():
         (["--step", "0d"], "--step: a step must be at least 1 day, got '0d'"),
         (["--step", "-3d"], "--step: a step must be at least 1 day, got '-3d'"),
         (["--step", "7x"], "--step: expected a number of days such as 7d, got '7x'"),
-        (["--start", "2022-10-01", "--end", "2022-09-01"], "start 2022-10-01 is after end 2022-09-01"),
-        (["--start", "2022-13-01"], "start: expected a date YYYY-MM-DD, got '2022-13-01'"),
-        (["--end", "2030-01-01"], "end 2030-01-01 is after the data's last day 2023-02-2"),
+        (["--start", "2022-10-01", "--end", "2022-09-01"], "--start 2022-10-01 is after --end 2022-09-01"),
+        (["--start", "2022-13"], "--start: expected a date YYYY-MM-DD, got '2022-13'"),
+        (
+            ["--start", "2022-02-30"],
+            "--start: 2022-02-30 is no calendar date (day is out of range for month)",
+        ),
+        (["--end", "2030-01-01"], "--end 2030-01-01 is after the data's last day 2023-02-2"),
+        (["--end", "2020-01-01"], "--end 2020-01-01 is before the data's first day 2022-01-03"),
+        (
+            ["--end", "2022-06-01"],
+            "--end 2022-06-01 is before the default start 2022-08-01 (the data's first",
+        ),
         (["--policy", "sometimes"], "unknown replay policy 'sometimes'"),
+        (
+            ["--policy", "never-lookback", "--lookback-days", "0"],
+            "--lookback-days: a lookback window must be",
+        ),
+        (
+            ["--policy", "never", "--lookback-days", "30"],
+            "--lookback-days 30: only the -lookback policies use",
+        ),
+        (["--lookback-days", "abc"], "Invalid value for '--lookback-days'"),  # click's, in one line too
+        (["--no-such-option"], "No such option: --no-such-option"),
+        (["--data", "."], "is a folder, not a transactions file"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(cli_workdir, capsys, args, message):
@@ -234,9 +255,12 @@ def test_the_command_prints_the_table_and_writes_the_files(cli_workdir, capsys):
     assert 0.8 * doc["seconds"] <= sum(doc["phases"].values()) <= doc["seconds"] + 0.01
     assert cli.run([*args[:-1], str(out / "again")]) == 0
     printed = capsys.readouterr().out
-    assert "alarm precision" in printed and "4 steps from 2022-12-01 to 2023-02-23 every 28 days" in printed
+    assert "precision" in printed and "4 steps from 2022-12-01 to 2023-02-23 every 28 days" in printed
     assert doc["end"] == "2023-02-26"  # the file's last days fall after the last step date: said so
-    assert "the rows after the last step date 2023-02-23 (up to 2023-02-26) are not replayed" in printed
+    assert re.search(
+        r"the [\d,]+ rows after the last step date 2023-02-23 \(up to 2023-02-26\) are not", printed
+    )
+    assert json.loads((out / "again" / "summary.json").read_text())["rows_after_last_step"] > 0
     assert cli.run(args) == 2  # the same output folder again: refused, nothing overwritten
     assert "already hold(s) a replay; choose another output folder (--out)" in capsys.readouterr().err
     # another policy into the same folder would overwrite its timeline: refused too; a file is no folder
@@ -342,7 +366,7 @@ def test_a_retraining_the_history_does_not_allow_yet_is_recorded_not_raised(hist
     assert "retraining with a gate needs at least 2 × 90 + 30 = 210 days" in (step.gate_reason or "")
     (summary,) = result.summaries
     assert (summary.retrains, summary.retrain_errors) == (0, 1)
-    with pytest.raises(ConfigError, match="start 2022-05-02 is too early"):
+    with pytest.raises(ConfigError, match="--start 2022-05-02 is too early"):
         replay(load_transactions(history), out_dir=tmp_path / "early", start="2022-05-02", policies=["never"])
 
 
@@ -463,7 +487,7 @@ def test_a_replay_killed_with_sigkill_is_cleaned_up_by_the_next_one_sigterm_clea
             time.sleep(0.05)
         time.sleep(0.5)
         child.send_signal(sig)
-        assert child.wait(timeout=60) == code
+        assert child.wait(timeout=60) == code, child.stderr.read()  # type: ignore[union-attr]
         assert not (out / "timeline.json").exists()
         if sig == signal.SIGTERM:  # cleaned up on the way out: nothing of it is left
             assert not out.exists(), sorted(out.rglob("*"))
@@ -565,3 +589,46 @@ def test_a_lock_read_between_its_creation_and_its_writing_is_waited_for_not_call
     lock.write_text("")  # one that stays empty is unreadable after a second
     with pytest.raises(ConfigError, match=r"a replay lock that cannot be read"):
         _take_lock(lock, ["on-drift"])
+
+
+def test_the_terminal_table_keeps_every_value_whole_in_80_columns():
+    """Long policy names that differ only at their ends, and every number of the summary, survive an
+    80-column terminal (before: "on-drift-calibrate…" twice, and no promotions or worst MAE): a table
+    when it fits, else a block of lines per policy."""
+    from rich.console import Console
+
+    def summary(policy: str, k: int) -> dict[str, object]:
+        return {
+            "policy": policy,
+            "steps": 37,
+            "failed_steps": 0,
+            "matured_steps": 36,
+            "retrains": 10 + k,
+            "promotions": 9,
+            "retrain_errors": 0,
+            "alarms": 22,
+            "data_drift_alarms": 12,
+            "model_drift_alarms": 18 + k,
+            "mean_spearman": 0.4634,
+            "worst_spearman": 0.3571,
+            "mean_mae": 1558.4 if k == 1 else 558.4,
+            "worst_mae": 12823.0 if k == 1 else 823.0,
+            "confirmed_alarms": 17,
+            "judged_alarms": 22,
+        }
+
+    short = ["never", "every:4", "on-drift-calibrated", "on-drift-fdr"]
+    long = ["on-drift-calibrated", "on-drift-calibrated-lookback", "on-drift-fdr", "on-drift-fdr-lookback"]
+    for names, width, tabled in ((short, 120, True), (long, 80, False)):
+        console = Console(width=width, record=True)
+        cli._print_replay_table(console, [summary(name, k) for k, name in enumerate(names)])
+        text = console.export_text()
+        assert "…" not in text and max(len(line) for line in text.splitlines()) <= width, text
+        assert ("───" in text) is tabled, text
+        lines = text.splitlines()
+        found = [line.split()[0] for line in lines if line.split()[:1]]
+        assert [f for f in found if f in names] == names, text
+        first = next(i for i, line in enumerate(lines) if line.split()[:1] == [names[1]])
+        numbers = re.findall(r"\d[\d,./]*\d|\d", " ".join(lines[first : first + (1 if tabled else 4)]))
+        want = ["37", "36", "11", "9", "22", "12", "19", "0.463", "0.357", "17/22", "1,558", "12,823"]
+        assert [v for v in want if v not in numbers] == [], text

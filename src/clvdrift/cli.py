@@ -117,6 +117,17 @@ def _root(
     configure(settings.log_level, settings.log_file)
 
 
+_TERMINATED = threading.Event()  # a SIGTERM came (see _sigterm_exits)
+
+
+def _exit_if_terminated() -> None:
+    """Exit (143) when a SIGTERM came: its handler's exit can have been dropped, because Python prints
+    and drops an exception raised in a destructor (``__del__``, a weakref callback), and the handler
+    runs wherever the main thread is (a lost SIGTERM seen once in a test of replay)."""
+    if _TERMINATED.is_set():
+        raise SystemExit(143)
+
+
 @contextmanager
 def _sigterm_exits() -> Iterator[None]:
     """SIGTERM (how a scheduler stops a task) exits through every command's cleanup (``finally``,
@@ -124,8 +135,10 @@ def _sigterm_exits() -> Iterator[None]:
     import signal
 
     def exit_(signum: int, _frame: object) -> None:
+        _TERMINATED.set()
         raise SystemExit(128 + signum)
 
+    _TERMINATED.clear()
     if threading.current_thread() is not threading.main_thread():  # handlers live in the main thread
         yield
         return
@@ -142,11 +155,19 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         with _sigterm_exits():
             rv = app(args=args, prog_name="clvdrift", standalone_mode=False)
+            _exit_if_terminated()  # the command finished, but a SIGTERM came: say so to the scheduler
     except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):  # Ctrl-C: click turns it into Abort
         err.print("aborted")  # only inside a command; typer builds the command before, outside click
         return 130
-    except (click.ClickException, typer.TyperException) as exc:  # usage errors: bad option, bad value
-        exc.show()  # type: ignore[union-attr]
+    except (click.ClickException, typer.TyperException) as exc:  # a bad option or value (typer vendors
+        # its own click): one line, as every other bad input, not click's usage block
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `clvdrift` or `clvdrift models` alone: the help
+            exc.show()  # type: ignore[union-attr]
+            return int(getattr(exc, "exit_code", EXIT_BAD_INPUT))
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        err.print(f"[bold red]error:[/] {message}{where}", highlight=False, soft_wrap=True)
         return int(getattr(exc, "exit_code", EXIT_BAD_INPUT))
     except ClvdriftError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
@@ -741,35 +762,64 @@ def monitor(
         )
 
 
-def _replay_table(summaries: list[dict[str, Any]]) -> Table:
-    table = Table(title="replay: retraining policies over the history")
-    for name in (
-        "policy",
-        "steps",
-        "retrains",
-        "retrain errors",
-        "alarms (data / model drift)",
-        "matured steps",
-        "mean Spearman",
-        "worst Spearman",
-        "mean MAE",
-        "alarm precision",
-    ):
-        table.add_column(name, justify="left" if name == "policy" else "right")
+def _replay_rows(summaries: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """The README's replay table, a tuple of cells per policy (see :func:`_print_replay_table`)."""
+    rows: list[tuple[str, ...]] = []
     for s in summaries:
-        table.add_row(
-            s["policy"],
-            str(s["steps"]) + (f" ({s['failed_steps']} failed)" if s["failed_steps"] else ""),
-            str(s["retrains"]),
-            str(s["retrain_errors"]),
-            f"{s['alarms']} ({s['data_drift_alarms']} / {s['model_drift_alarms']})",
-            str(s["matured_steps"]),
-            _fmt(s["mean_spearman"]),
-            _fmt(s["worst_spearman"]),
-            _fmt(s["mean_mae"], 2),
-            _fmt(s["alarm_precision"], 2),
+        rows.append(
+            (
+                s["policy"],
+                f"{s['steps']} ({s['matured_steps']})"
+                + (f" {s['failed_steps']} failed" if s["failed_steps"] else ""),
+                f"{s['retrains']} ({s['promotions']})"
+                + (f" {s['retrain_errors']} errors" if s["retrain_errors"] else ""),
+                f"{s['alarms']}: {s['data_drift_alarms']} / {s['model_drift_alarms']}",
+                f"{_fmt(s['mean_spearman'])} / {_fmt(s['worst_spearman'])}",
+                f"{_fmt(s['mean_mae'], 0)} / {_fmt(s['worst_mae'], 0)}",
+                f"{s['confirmed_alarms']}/{s['judged_alarms']}" if s["judged_alarms"] else "—",
+            )
         )
-    return table
+    return rows
+
+
+REPLAY_COLUMNS = ("policy", "steps", "retrains", "alarms", "Spearman", "MAE", "precision")
+REPLAY_CAPTION = (
+    "steps (matured), retrains (promoted), alarms: all, data / model drift; Spearman and MAE realized on "
+    "the matured steps, mean / worst; precision: alarms confirmed by a quality drop / alarms judged"
+)
+
+
+def _print_replay_table(console: Console, summaries: list[dict[str, Any]]) -> None:
+    """Per policy, what it did and how good its champions turned out: a table when it fits the
+    terminal, else a few lines per policy. No value is ever shortened (policy names differ at their
+    ends)."""
+    from rich import box
+
+    rows = _replay_rows(summaries)
+    title = "replay: retraining policies over the history"
+    table = Table(title=title, caption=REPLAY_CAPTION, box=box.SIMPLE_HEAD)
+    for i, name in enumerate(REPLAY_COLUMNS):
+        table.add_column(name, justify="left" if i == 0 else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    if Console(width=10_000).measure(table).maximum <= console.width:  # its natural width fits
+        console.print(table)
+        return
+    console.print(title, highlight=False)
+    for s in summaries:
+        failed = f", {s['failed_steps']} failed" if s["failed_steps"] else ""
+        errors = f", {s['retrain_errors']} retrain errors" if s["retrain_errors"] else ""
+        precision = f"{s['confirmed_alarms']}/{s['judged_alarms']}" if s["judged_alarms"] else "—"
+        console.print(
+            f"  {s['policy']}\n"
+            f"    steps {s['steps']} ({s['matured_steps']} matured{failed}), retrains {s['retrains']} "
+            f"({s['promotions']} promoted{errors})\n"
+            f"    alarms {s['alarms']} ({s['data_drift_alarms']} data drift, {s['model_drift_alarms']} model "
+            f"drift), precision {precision}\n"
+            f"    Spearman mean {_fmt(s['mean_spearman'])} worst {_fmt(s['worst_spearman'])}, MAE mean "
+            f"{_fmt(s['mean_mae'], 0)} worst {_fmt(s['worst_mae'], 0)}",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -796,7 +846,7 @@ def replay(
     lookback_days: Annotated[
         int | None,
         typer.Option(
-            "--lookback-days", min=1, help="L of the -lookback policies' features [default: H, the horizon]"
+            "--lookback-days", help="L of the -lookback policies' features [default: H, the horizon]"
         ),
     ] = None,
     out_dir: Annotated[
@@ -822,7 +872,12 @@ def replay(
     step_days = parse_step(step) if step is not None else DEFAULT_STEP_DAYS
     policies = [parse_policy(p).name for p in (policy or DEFAULT_POLICIES)]
     target = out_dir or settings.reports_dir / "replay" / new_version()
-    with _progress_bar("replay") as progress:
+    with _progress_bar("replay") as bar:
+
+        def progress(done: int, total: int, what: str) -> None:
+            _exit_if_terminated()  # before each cycle: a dropped SIGTERM stops the replay here
+            bar(done, total, what)
+
         result = replay_file(
             data or settings.raw_data,
             date_format=date_format,
@@ -841,7 +896,7 @@ def replay(
     if as_json:
         _print_json({k: v for k, v in result.to_dict().items() if k != "steps"})
         return
-    out.print(_replay_table([s.to_dict() for s in result.summaries]))
+    _print_replay_table(out, [s.to_dict() for s in result.summaries])
     failed = [s for s in result.steps if s.status == "failed"]
     if failed:
         first = failed[0]
@@ -859,9 +914,10 @@ def replay(
             highlight=False,
             soft_wrap=True,
         )
-    if result.dates and result.dates[-1] != result.end:
+    if result.rows_after_last_step:
         out.print(
-            f"the rows after the last step date {result.dates[-1]} (up to {result.end}) are not replayed; "
+            f"the {result.rows_after_last_step:,} rows after the last step date {result.dates[-1]} (up to "
+            f"{result.end}) are not replayed; "
             "choose --start so that the steps end on the last day to include them",
             highlight=False,
             soft_wrap=True,

@@ -218,6 +218,10 @@ def test_unsupported_suffix_and_missing_file(tmp_path):
         load_transactions(tmp_path / "t.json")
     with pytest.raises(DataError, match="not found"):
         load_transactions(tmp_path / "nope.csv")
+    (tmp_path / "batch.csv").mkdir()  # a folder, whatever its name: said so, not "unsupported" or "not found"
+    for folder in (tmp_path, tmp_path / "batch.csv"):
+        with pytest.raises(DataError, match=f"{folder}: is a folder, not a transactions file"):
+            load_transactions(folder)
 
 
 def test_bundled_file_loads_every_row(bundled):

@@ -81,6 +81,8 @@ def load_transactions(
     the file to canonical names and wins over the built-in aliases.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a transactions file")
     kind = _file_kind(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")

@@ -32,10 +32,11 @@ Summary per policy: retrains (gated retrainings done; those the data did not all
 needs 2H + 30 days — are counted apart), alarms (steps whose check said retraining is required, whatever the
 policy did), matured steps, mean and worst realized Spearman and mean / worst MAE over matured steps,
 and the **alarm precision**: the share of alarms followed by a real quality drop. An alarm at step i is
-*confirmed* when, at step i or at the next matured step after it, the realized Spearman of the champion
-then in use is below that champion's own held-out Spearman by more than ``GateConfig.tolerance``. Alarms
-whose step and following steps have no matured window count in neither numerator nor denominator;
-precision is ``None`` without a judgeable alarm.
+*confirmed* when, at step i or at the next step after it with a realized Spearman (a matured window
+with a defined rank correlation), the realized Spearman of the champion then in use is below that
+champion's own held-out Spearman by more than ``GateConfig.tolerance`` (``gate_tolerance`` in
+``summary.json``). Alarms whose step and following steps have no realized Spearman count in neither
+numerator nor denominator; precision is ``None`` without a judgeable alarm.
 
 Written to ``out_dir``: ``timeline.json`` (``{"schema": "clvdrift.replay.timeline/1", "steps": […]}``,
 described by ``docs/replay_timeline.schema.json``) and ``summary.json``.
@@ -247,9 +248,11 @@ class ReplayResult:
     step_days: int
     dates: list[str]  # the step dates replayed
     skipped_dates: list[str]  # step dates without a transaction since the previous one: not replayed
+    rows_after_last_step: int  # raw rows dated after the last step date, up to end: not replayed
     policies: list[str]
     horizon_days: int
     lookback_days: int
+    gate_tolerance: float  # an alarm is confirmed by a realized Spearman this far below the champion's
     steps: list[ReplayStep]
     summaries: list[PolicySummary]
     timeline_path: str
@@ -264,10 +267,12 @@ class ReplayResult:
 
 def _day(value: str | date | pd.Timestamp, what: str) -> date:
     if isinstance(value, str):
+        if not re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value):
+            raise ConfigError(f"{what}: expected a date YYYY-MM-DD, got {value!r}")
         try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise ConfigError(f"{what}: expected a date YYYY-MM-DD, got {value!r}") from None
+            return date.fromisoformat(value.strip())
+        except ValueError as e:  # 2011-02-30
+            raise ConfigError(f"{what}: {value.strip()} is no calendar date ({e})") from None
     return value if type(value) is date else value.date()  # type: ignore[union-attr]
 
 
@@ -514,16 +519,18 @@ def _check_arguments(
 ) -> list[Policy]:
     """The policies, once the step, the policies and the dates given are known to be valid."""
     if step_days < 1:
-        raise ConfigError(f"step: a step must be at least 1 day, got {step_days}")
+        raise ConfigError(f"--step: a step must be at least 1 day, got {step_days}")
     parsed = [parse_policy(p) for p in policies]
     if not parsed:
         raise ConfigError("no replay policy given")
     names = [p.name for p in parsed]
     if len(set(names)) != len(names):
         raise ConfigError(f"replay policies given twice: {sorted({n for n in names if names.count(n) > 1})}")
-    first, last = (_day(d, what) if d is not None else None for d, what in ((start, "start"), (end, "end")))
+    first, last = (
+        _day(d, what) if d is not None else None for d, what in ((start, "--start"), (end, "--end"))
+    )
     if first is not None and last is not None and first > last:
-        raise ConfigError(f"start {first} is after end {last}")
+        raise ConfigError(f"--start {first} is after --end {last}")
     return parsed
 
 
@@ -764,8 +771,18 @@ def replay(
 
     t0 = time.perf_counter()
     timings = timings if timings is not None else Timings()
-    lookback_days = lookback_days or train_config.horizon_days
     parsed = _check_arguments(start, end, step_days, policies)
+    if lookback_days is not None:
+        if lookback_days < 1:
+            raise ConfigError(
+                f"--lookback-days: a lookback window must be at least 1 day, got {lookback_days}"
+            )
+        if not any(p.lookback for p in parsed):
+            raise ConfigError(
+                f"--lookback-days {lookback_days}: only the -lookback policies use it, and none is given "
+                "(e.g. --policy on-drift-lookback)"
+            )
+    lookback_days = lookback_days or train_config.horizon_days
     names = [p.name for p in parsed]
     if raw.empty:
         raise DataError(f"{source}: no transactions to replay")
@@ -777,23 +794,33 @@ def replay(
         raise DataError(
             f"no matured window: the data spans {span} days, a replay needs at least 2×H = {2 * horizon} days"
         )
+    end_day = _day(end, "--end") if end is not None else last
+    if end_day > last:  # later steps would repeat the last one and inflate every count
+        raise ConfigError(
+            f"--end {end_day} is after the data's last day {last}; leave --end out to stop there"
+        )
+    if end_day < first:
+        raise ConfigError(f"--end {end_day} is before the data's first day {first}")
     if start is not None:
-        start_day = _day(start, "start")
+        start_day = _day(start, "--start")
+        if start_day > end_day:
+            raise ConfigError(f"--start {start_day} is after --end {end_day}")
     else:  # the first day a gated retraining is possible, when the data reaches it
         start_day = first + timedelta(days=2 * horizon + MIN_FEATURE_DAYS)
         if start_day > last:
             start_day = first + timedelta(days=2 * horizon)
-    end_day = _day(end, "end") if end is not None else last
-    if start_day > end_day:
-        raise ConfigError(f"start {start_day} is after end {end_day}")
-    if end_day > last:  # later steps would repeat the last one and inflate every count
-        raise ConfigError(f"end {end_day} is after the data's last day {last}; leave --end out to stop there")
+        if start_day > end_day:
+            raise ConfigError(
+                f"--end {end_day} is before the default start {start_day} (the data's first day {first} + "
+                f"2H + {MIN_FEATURE_DAYS} days); give a later --end, or an earlier --start"
+            )
     if (start_day - first).days < horizon + MIN_FEATURE_DAYS:
         raise ConfigError(
-            f"start {start_day} is too early: the first champion needs H + {MIN_FEATURE_DAYS} = "
+            f"--start {start_day} is too early: the first champion needs H + {MIN_FEATURE_DAYS} = "
             f"{horizon + MIN_FEATURE_DAYS} days of data before it (the data starts {first})"
         )
     dates, skipped = _with_new_rows(raw, _dates(start_day, end_day, step_days))
+    left_out = len(_known_at(raw, end_day)) - len(_known_at(raw, dates[-1]))
     out_dir = Path(out_dir)
     claim = _claim(out_dir, parsed)
     total = len(dates) * len(parsed)
@@ -837,9 +864,11 @@ def replay(
                 step_days=step_days,
                 dates=[d.isoformat() for d in dates],
                 skipped_dates=[d.isoformat() for d in skipped],
+                rows_after_last_step=left_out,
                 policies=names,
                 horizon_days=horizon,
                 lookback_days=lookback_days,
+                gate_tolerance=gate_config.tolerance,
                 steps=steps,
                 summaries=summaries,
                 timeline_path=str(timeline_path),

@@ -355,7 +355,7 @@ def _legend(out: list[str], data: _Replay, top: float) -> None:
         )
         out.append(
             f'<text class="legend-policy" data-policy="{_esc(policy)}" x="{_c(x + 28)}" y="{_c(y)}" '
-            f'font-size="11">{_esc(policy, 26)}{note}</text>'
+            f'font-size="{11 if len(policy) <= 24 else 10}">{_esc(policy, 28)}{note}</text>'
         )
         y += 17
     y += 8
@@ -497,13 +497,20 @@ def _heatmap(out: list[str], data: _Replay, top: float) -> float:
     return max(bottom + 24, y)
 
 
+def _span(data: _Replay) -> str:
+    """First → last step date: what the chart shows (the asked-for end may lie after the last step)."""
+    if data.dates:
+        return f"{data.dates[0]} → {data.dates[-1]}"
+    return f"{data.summary.get('start', '?')} → {data.summary.get('end', '?')}"
+
+
 def replay_svg(timeline: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     """One standalone SVG document: realized quality per policy, MAE per policy, drift heat map."""
     data = _load(timeline, summary)
     body: list[str] = []
     title = (
         f"Replay of {_tail(summary.get('source', '?'), 70)}: "
-        f"{summary.get('start', '?')} → {summary.get('end', '?')}, "
+        f"{_span(data)}, "
         f"step {summary.get('step_days', '?')} d, H = {summary.get('horizon_days', '?')} d"
     )
     body.append(
@@ -590,11 +597,15 @@ def replay_html(timeline: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
         "<th>mean MAE</th><th>worst MAE</th><th>alarm precision</th></tr>"
     )
     facts = (
-        f"{_esc(summary.get('start', '?'))} → {_esc(summary.get('end', '?'))}, a step every "
+        f"{_esc(_span(data))}, a step every "
         f"{_esc(summary.get('step_days', '?'))} days ({len(data.dates)} step dates), horizon H = "
         f"{_esc(summary.get('horizon_days', '?'))} days, "
-        f"lookback {_esc(summary.get('lookback_days', '?'))} days, "
-        f"{len(data.policies)} policies."
+        + (
+            f"lookback L = {_esc(summary.get('lookback_days', '?'))} days (the -lookback policies), "
+            if any(p.endswith("-lookback") for p in data.policies)
+            else ""
+        )
+        + f"{len(data.policies)} policies."
     )
     heat = heatmap_policy(data.policies)
     legend = [
