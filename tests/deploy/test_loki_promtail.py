@@ -141,14 +141,13 @@ def clvdrift_log_lines() -> list[str]:
     import tempfile
 
     work = Path(tempfile.mkdtemp(prefix="clvdrift-logs-"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = socket.socket()  # bound, not listening: refused, and no other process can take the port
+    closed.bind(("127.0.0.1", 0))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLVDRIFT_")}
     env |= {
         "CLVDRIFT_LOG_LEVEL": "info",
         "CLVDRIFT_LOG_FILE": str(work / "logs" / "clvdrift.log"),
-        "CLVDRIFT_PUSHGATEWAY_URL": f"http://127.0.0.1:{closed}",
+        "CLVDRIFT_PUSHGATEWAY_URL": f"http://127.0.0.1:{closed.getsockname()[1]}",
         "CLVDRIFT_DATABASE_URL": f"sqlite:///{work / 'clvdrift.db'}",
     }
     clvdrift = Path(sys.executable).parent / "clvdrift"
@@ -156,6 +155,7 @@ def clvdrift_log_lines() -> list[str]:
         subprocess.run([str(clvdrift), "monitor"], cwd=work, env=env, check=True, capture_output=True)
         lines = (work / "logs" / "clvdrift.log").read_text().splitlines()
     finally:
+        closed.close()
         shutil.rmtree(work, ignore_errors=True)
     assert {json.loads(line)["level"] for line in lines} >= {"info", "warning"}, lines
     return lines

@@ -149,11 +149,10 @@ def test_textfile_is_written_whole(tmp_path: Path) -> None:
 
 def test_an_unreachable_pushgateway_is_an_outcome_not_an_exception(tmp_path: Path) -> None:
     engine = connect(f"sqlite:///{tmp_path / 's.db'}")
-    with socket.socket() as s:
+    with socket.socket() as s:  # bound, not listening: refused, and no other process can take the port
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens once the socket is closed
-    url = f"http://127.0.0.1:{port}"
-    outcome = publish(snapshot(engine, "v1"), pushgateway_url=url, textfile=tmp_path / "x")
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        outcome = publish(snapshot(engine, "v1"), pushgateway_url=url, textfile=tmp_path / "x")
     assert not outcome.ok and outcome.target == "pushgateway"
     assert outcome.error and "\n" not in outcome.error
     assert not (tmp_path / "x").exists()
