@@ -521,9 +521,16 @@ def test_step_dates_without_new_transactions_are_skipped_not_counted_again(tmp_p
     before it; replayed, each would check the same window again and count its alarms and retrains twice."""
     path = tmp_path / "history.csv"
     synthetic_history(path, days=400, seed=3)
+    # in the hole, rows that cleaning removes all (a guest without customer id, postage): they give no
+    # new data either (seen by an independent check: the same window checked and counted twice)
+    extra = pd.read_csv(path, dtype=str).iloc[[0, 1, 2]].copy()
+    extra["InvoiceDate"] = ["2022-11-20 10:00", "2022-12-01 10:00", "2022-12-15 10:00"]
+    extra["CustomerID"] = ["12345", None, None]
+    extra["StockCode"] = ["POST", "85123A", "85123A"]
+    extra.to_csv(path, mode="a", header=False, index=False)
     raw = load_transactions(path)
-    dates = raw["InvoiceDate"]
-    holed = raw.loc[(dates < "2022-11-01") | (dates >= "2023-01-10")].reset_index(drop=True)
+    dates, added = raw["InvoiceDate"], raw.index >= len(raw) - 3
+    holed = raw.loc[(dates < "2022-11-01") | (dates >= "2023-01-10") | added].reset_index(drop=True)
     result = replay(holed, out_dir=tmp_path / "out", start="2022-08-01", step_days=14, policies=["every:1"])
     grid = pd.date_range("2022-08-01", result.end, freq="14D").date
     in_hole = [

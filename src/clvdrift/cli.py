@@ -908,9 +908,9 @@ def replay(
         )
     if result.skipped_dates:
         out.print(
-            f"{len(result.skipped_dates)} step date(s) had no transaction since the previous one and were "
-            f"skipped (they would check the same window again): {', '.join(result.skipped_dates[:5])}"
-            + (", …" if len(result.skipped_dates) > 5 else ""),
+            f"{len(result.skipped_dates)} step date(s) had no new transaction since the previous one (or "
+            "only rows that cleaning removes) and were skipped (they would check the same window again): "
+            f"{', '.join(result.skipped_dates[:5])}" + (", …" if len(result.skipped_dates) > 5 else ""),
             highlight=False,
             soft_wrap=True,
         )

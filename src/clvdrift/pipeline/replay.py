@@ -26,7 +26,8 @@ Policies (:func:`parse_policy`):
 Per step and policy the timeline records the drift check (drifted columns, dataset drift, model drift
 and whether it was assessable), the retraining and its gate, the champion in use, and that champion's
 *realized* quality on the newest matured window — the detection's model-drift result: features at
-T − H, revenue in (T − H, T], T the last transaction day ≤ D, customers the champion did not train on.
+T − H, revenue in (T − H, T], T the last day of the cleaned rows dated ≤ D, customers the champion did not
+train on. A step date whose rows, cleaned, are the rows of the step before is skipped (``skipped_dates``).
 
 Summary per policy: retrains (gated retrainings done; those the data did not allow yet — the gate
 needs 2H + 30 days — are counted apart), alarms (steps whose check said retraining is required, whatever the
@@ -247,7 +248,7 @@ class ReplayResult:
     end: str
     step_days: int
     dates: list[str]  # the step dates replayed
-    skipped_dates: list[str]  # step dates without a transaction since the previous one: not replayed
+    skipped_dates: list[str]  # step dates without a usable transaction since the previous one: not replayed
     rows_after_last_step: int  # raw rows dated after the last step date, up to end: not replayed
     policies: list[str]
     horizon_days: int
@@ -697,18 +698,29 @@ def _run_steps(
     gate_config: GateConfig,
     timings: Timings,
     progress: StepProgress | None,
-) -> list[ReplayStep]:
-    """One cycle per step date and policy, on the raw rows known at that date, cleaned once per step."""
+) -> tuple[list[ReplayStep], list[date]]:
+    """One cycle per step date and policy, on the raw rows known at that date, cleaned once per step;
+    and the step dates skipped because cleaning left the same rows as at the step before (the new
+    rows were all removed: guests, postage, …), which would check the same window again."""
     total = len(dates) * len(contexts)
     steps: list[ReplayStep] = []
+    skipped: list[date] = []
+    previous: pd.DataFrame | None = None
     cycle_log = logging.getLogger("clvdrift.pipeline.cycle")
     level = cycle_log.level
     cycle_log.setLevel(logging.CRITICAL)  # a line per cycle is noise over hundreds: they are in the timeline
     try:
-        for i, day in enumerate(dates, start=1):
+        i = 0
+        for day in dates:
             with timings.step("clean"):
                 raw_d = _known_at(raw, day)
                 cleaned = clean_transactions(raw_d)
+                frame = cleaned[0]
+                if previous is not None and len(previous) == len(frame) and previous.equals(frame):
+                    skipped.append(day)
+                    continue
+                previous = frame
+            i += 1
             for policy, ctx, tc, dc in contexts:
                 if progress:
                     progress(len(steps), total, f"{day} {policy.name}")
@@ -730,7 +742,7 @@ def _run_steps(
             log.info("replay step %s (%d/%d) done", day, i, len(dates))
     finally:
         cycle_log.setLevel(level)
-    return steps
+    return steps, skipped
 
 
 def replay(
@@ -820,7 +832,6 @@ def replay(
             f"{horizon + MIN_FEATURE_DAYS} days of data before it (the data starts {first})"
         )
     dates, skipped = _with_new_rows(raw, _dates(start_day, end_day, step_days))
-    left_out = len(_known_at(raw, end_day)) - len(_known_at(raw, dates[-1]))
     out_dir = Path(out_dir)
     claim = _claim(out_dir, parsed)
     total = len(dates) * len(parsed)
@@ -850,7 +861,10 @@ def replay(
                     ctx, fitted_by_lookback[tc.lookback_days], cleaning.to_dict(), source, start_day
                 )
                 contexts.append((policy, ctx, tc, policy.drift_config(drift_config)))
-        steps = _run_steps(contexts, raw, dates, source, gate_config, timings, progress)
+        steps, same_rows = _run_steps(contexts, raw, dates, source, gate_config, timings, progress)
+        dates = [d for d in dates if d not in same_rows]
+        skipped = sorted(skipped + same_rows)
+        left_out = len(_known_at(raw, end_day)) - len(_known_at(raw, dates[-1]))
         if progress:
             progress(total, total, "summary")
         summaries = [summarize(p, [s for s in steps if s.policy == p], gate_config.tolerance) for p in names]
