@@ -288,23 +288,6 @@ def _dates(start: date, end: date, step_days: int) -> list[date]:
     return [start + timedelta(days=i * step_days) for i in range((end - start).days // step_days + 1)]
 
 
-def _with_new_rows(raw: pd.DataFrame, grid: list[date]) -> tuple[list[date], list[date]]:
-    """Split the step dates into those with transactions since the previous step date (the first one
-    always) and those without: a step without new rows would check the same window again and count
-    its alarms, retrains and quality twice."""
-    import numpy as np
-    import pandas as pd
-
-    stamps = np.sort(raw[schema.INVOICE_DATE].to_numpy())
-    ends = np.array([pd.Timestamp(d + timedelta(days=1)).to_datetime64() for d in grid])
-    known = np.searchsorted(stamps, ends.astype(stamps.dtype), side="left")  # as _known_at counts
-    kept: list[date] = []
-    skipped: list[date] = []
-    for i, day in enumerate(grid):
-        (kept if i == 0 or known[i] > known[i - 1] else skipped).append(day)
-    return kept, skipped
-
-
 def _first_champion(
     ctx: CycleContext, fitted: Any, cleaning: dict[str, Any], source: str, start: date
 ) -> str:
@@ -700,12 +683,14 @@ def _run_steps(
     progress: StepProgress | None,
 ) -> tuple[list[ReplayStep], list[date]]:
     """One cycle per step date and policy, on the raw rows known at that date, cleaned once per step;
-    and the step dates skipped because cleaning left the same rows as at the step before (the new
-    rows were all removed: guests, postage, …), which would check the same window again."""
+    and the step dates skipped: those without a raw row since the step before, or whose new rows
+    cleaning removes all (guests, postage, …). Such a step would check the same window again and count
+    its alarms, retrains and quality twice."""
     total = len(dates) * len(contexts)
     steps: list[ReplayStep] = []
     skipped: list[date] = []
-    previous: pd.DataFrame | None = None
+    previous: pd.DataFrame | None = None  # the cleaned rows of the last step replayed
+    known = -1  # how many raw rows it had
     cycle_log = logging.getLogger("clvdrift.pipeline.cycle")
     level = cycle_log.level
     cycle_log.setLevel(logging.CRITICAL)  # a line per cycle is noise over hundreds: they are in the timeline
@@ -714,6 +699,10 @@ def _run_steps(
         for day in dates:
             with timings.step("clean"):
                 raw_d = _known_at(raw, day)
+                if len(raw_d) == known:  # no new row: no need to clean them
+                    skipped.append(day)
+                    continue
+                known = len(raw_d)
                 cleaned = clean_transactions(raw_d)
                 frame = cleaned[0]
                 if previous is not None and len(previous) == len(frame) and previous.equals(frame):
@@ -831,7 +820,7 @@ def replay(
             f"--start {start_day} is too early: the first champion needs H + {MIN_FEATURE_DAYS} = "
             f"{horizon + MIN_FEATURE_DAYS} days of data before it (the data starts {first})"
         )
-    dates, skipped = _with_new_rows(raw, _dates(start_day, end_day, step_days))
+    dates = _dates(start_day, end_day, step_days)
     out_dir = Path(out_dir)
     claim = _claim(out_dir, parsed)
     total = len(dates) * len(parsed)
@@ -861,9 +850,8 @@ def replay(
                     ctx, fitted_by_lookback[tc.lookback_days], cleaning.to_dict(), source, start_day
                 )
                 contexts.append((policy, ctx, tc, policy.drift_config(drift_config)))
-        steps, same_rows = _run_steps(contexts, raw, dates, source, gate_config, timings, progress)
-        dates = [d for d in dates if d not in same_rows]
-        skipped = sorted(skipped + same_rows)
+        steps, skipped = _run_steps(contexts, raw, dates, source, gate_config, timings, progress)
+        dates = [d for d in dates if d not in skipped]
         left_out = len(_known_at(raw, end_day)) - len(_known_at(raw, dates[-1]))
         if progress:
             progress(total, total, "summary")
