@@ -33,6 +33,9 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
+ZERO_EXPONENT = -1074  # below the exponent of any nonzero float (the smallest subnormal has -1073)
+
+
 def pow2_exponent(magnitude: float) -> int:
     """``k`` with ``magnitude / 2**k`` in ``[0.5, 1)`` (0 for 0): the scale of the moment sums."""
     return math.frexp(magnitude)[1] if magnitude > 0 else 0
@@ -303,7 +306,8 @@ class CorrelationStats:
     """Mergeable sufficient statistics of the Pearson correlation matrix.
 
     Over the rows where every column in ``columns`` is finite: their number ``n``, the column means,
-    per column the exponent ``k_j`` of its largest magnitude, and the co-moment matrix
+    per column the exponent ``k_j`` of its largest magnitude (:data:`ZERO_EXPONENT` for a column of zeros),
+    and the co-moment matrix
     ``sum((x - mean)(x - mean)^T)`` in units of ``2**(k_i + k_j)``.
     """
 
@@ -335,9 +339,10 @@ class CorrelationStats:
         ok = None if all_finite else np.logical_and.reduce([np.isfinite(a) for a in arrays])
         if ok is not None and not ok.any():
             return cls.empty(columns)
-        exps = tuple(
-            pow2_exponent(float(np.max(np.abs(a if ok is None else a[ok]), initial=0.0))) for a in arrays
-        )
+        # an all-zero column gets the smallest exponent, so that merging (which keeps the larger one)
+        # gives the exponent of the union's largest magnitude, as profiling the union does
+        tops = [float(np.max(np.abs(a if ok is None else a[ok]), initial=0.0)) for a in arrays]
+        exps = tuple(pow2_exponent(top) if top > 0 else ZERO_EXPONENT for top in tops)
         n_rows = len(arrays[0])
         chunk = min(CORR_CHUNK_ROWS, n_rows)
         buf = np.empty((k, chunk))
@@ -348,8 +353,9 @@ class CorrelationStats:
         for start in range(0, n_rows, chunk):
             length = min(chunk, n_rows - start)
             block = buf[:, :length]
-            for i, a in enumerate(arrays):
-                np.ldexp(a[start : start + length], -exps[i], out=block[i])
+            with np.errstate(over="ignore"):  # only in rows left out below (a non-finite value in the row)
+                for i, a in enumerate(arrays):
+                    np.ldexp(a[start : start + length], -exps[i], out=block[i])
             if ok is not None:
                 block = block[:, ok[start : start + length]]
             if block.shape[1] == 0:
