@@ -62,6 +62,8 @@ class ModelVersionRow(Base):
     is_champion: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rolled_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When a rollback took this version off (cleared when it is promoted again)."""
 
 
 class HistoryBatchRow(Base):
@@ -81,6 +83,8 @@ class HistoryBatchRow(Base):
     first_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    part_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """sha256 of the part file (``NULL`` for parts written before it was recorded)."""
 
 
 class ProcessedFileRow(Base):
@@ -94,6 +98,8 @@ class ProcessedFileRow(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    checked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The run that finished a check of the history holding this file; ``NULL``: to be checked."""
 
 
 class RunRow(Base):
@@ -117,3 +123,10 @@ class RunRow(Base):
     challenger: Mapped[dict[str, Any] | None] = mapped_column(SafeJSON, nullable=True)
     durations: Mapped[dict[str, Any]] = mapped_column(SafeJSON, nullable=False, default=dict)
     details: Mapped[dict[str, Any]] = mapped_column(SafeJSON, nullable=False, default=dict)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, server_default="monitor")
+    """``monitor`` (a monitoring cycle), ``promote`` or ``rollback`` (a champion change by hand)."""
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid_started: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """The owner process's start time (``/proc/<pid>/stat``), so a recycled PID is not the owner."""
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
