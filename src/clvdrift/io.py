@@ -18,10 +18,12 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
     "STALE_TEMP_AGE_SECONDS",
+    "ProcessIdentity",
     "atomic_write",
     "atomic_write_text",
     "remove_stale_temp_files",
@@ -86,6 +88,41 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # alive, owned by another user
         return True
     return True
+
+
+def _process_started(pid: int) -> str | None:
+    """The start time of process ``pid`` in clock ticks since boot (``/proc/<pid>/stat`` field 22), or
+    ``None`` when it cannot be read (no such process, no ``/proc``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()  # the command name, in parentheses, may hold spaces
+    return fields[19] if len(fields) > 19 else None
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """A process as another process can recognise it later: host, PID and start time (so a PID the
+    kernel gave to a new process is not taken for the old one)."""
+
+    host: str
+    pid: int
+    started: str | None
+
+    @classmethod
+    def current(cls) -> ProcessIdentity:
+        pid = os.getpid()
+        return cls(socket.gethostname(), pid, _process_started(pid))
+
+    def alive(self) -> bool | None:
+        """``True``/``False`` for a process of this host; ``None`` when it runs elsewhere (cannot tell)."""
+        if self.host != socket.gethostname():
+            return None
+        if not _pid_alive(self.pid):
+            return False
+        started = _process_started(self.pid)
+        return self.started is None or started is None or started == self.started
 
 
 def _is_stale(path: Path, now: float) -> bool:

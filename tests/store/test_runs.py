@@ -118,8 +118,12 @@ _HISTORY = [
     ("skipped", None, None, "no_new_data", None),
     ("skipped", None, None, "no_new_data", None),
     ("failed", True, None, None, None),
+    ("partial", True, False, "retrain", "promoted"),
+    ("rejected", None, None, None, None),
     ("running", None, None, None, None),
 ]
+# champion changes by hand: runs of their own kind, not counted as monitoring runs
+_MANUAL = [("rollback", "rollback"), ("rollback", "rollback"), ("promote", "promote")]
 
 
 def _fill(runs: RunStore) -> None:
@@ -136,18 +140,23 @@ def _fill(runs: RunStore) -> None:
             decision=decision,
             challenger=challenger,
         )
+    for i, (kind, decision) in enumerate(_MANUAL):
+        runs.start(f"manual_{i}", "cli", {}, kind=kind)
+        runs.finish(f"manual_{i}", status="success", decision=decision)
 
 
 def _expected() -> dict[str, int]:
     statuses = [h[0] for h in _HISTORY]
     return {
         "runs": len(_HISTORY),
-        **{s: statuses.count(s) for s in ("running", "success", "failed", "skipped")},
+        **{s: statuses.count(s) for s in ("running", "success", "partial", "rejected", "failed", "skipped")},
         "data_drift": sum(h[1] is True for h in _HISTORY),
         "model_drift": sum(h[2] is True for h in _HISTORY),
         "retrains": sum(h[3] == "retrain" for h in _HISTORY),
         "promotions": sum(h[4] == "promoted" for h in _HISTORY),
         "rejections": sum(h[4] == "rejected" for h in _HISTORY),
+        "rollbacks": sum(k == "rollback" for k, _ in _MANUAL),
+        "manual_promotions": sum(k == "promote" for k, _ in _MANUAL),
     }
 
 
