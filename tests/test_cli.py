@@ -309,7 +309,7 @@ def test_a_second_training_is_refused_while_one_holds_the_lock(workdir, capsys):
 
     with training_lock(connect("sqlite:///clvdrift.db")):
         code, _, err = clv(capsys, "train")
-    assert code == 3 and "another training holds the lock" in one_line_error(err)
+    assert code == 5 and "another training holds the lock" in one_line_error(err)
     assert clv(capsys, "train")[0] == 0  # released with its holder
 
 

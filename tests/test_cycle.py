@@ -221,6 +221,6 @@ def test_files_taken_in_by_a_failed_run_are_checked_by_the_next_run(workdir, cap
     result = monitor(capsys)  # the file is in the ledger, yet it is checked, not skipped
     assert result["status"] == "success" and result["detect"] is not None
     (file,) = result["new_data"]["files"]
-    assert file["status"] == "recheck" and "which failed" in file["reason"]
+    assert file["status"] == "recheck" and "did not finish its check" in file["reason"]
     assert result["detect"]["decision"]["data_drift_detected"]
     assert monitor(capsys)["status"] == "skipped"  # once checked, it is not checked again

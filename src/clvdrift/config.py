@@ -20,6 +20,7 @@ __all__ = [
     "STATTESTS",
     "DriftConfig",
     "GateConfig",
+    "LoopConfig",
     "TrainConfig",
     "config_error",
     "validated",
@@ -122,6 +123,34 @@ class GateConfig(_Frozen):
     primary_metric: Literal["spearman", "gini_normalized", "mae"] = "spearman"
     tolerance: float = Field(
         default=0.02, ge=0, allow_inf_nan=False, description="absolute (Spearman, Gini) or relative (MAE)"
+    )
+
+
+class LoopConfig(_Frozen):
+    """How the monitoring cycle takes files in and waits for another cycle (docs/operations.md)."""
+
+    settle_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="a file is taken in only when its size and mtime stayed the same this long and no "
+        "process of this host has it open for writing",
+    )
+    max_snapshot_shrink: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="a snapshot with fewer rows than (1 - this) x the history's is quarantined "
+        "(1: any size is accepted)",
+    )
+    lock_wait_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="how long a cycle waits for another cycle of the same store before giving up (exit 5)",
     )
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from clvdrift.data import TransactionHistory, load_transactions, schema
 from clvdrift.data.history import ORPHAN_AGE_SECONDS
-from clvdrift.errors import ConfigError, DataError
+from clvdrift.errors import ConfigError, DataError, HistoryIntegrityError
 from clvdrift.io import _host_tag
 from clvdrift.store import connect
 from helpers import dead_pid  # type: ignore[import-not-found]
@@ -132,20 +132,32 @@ def test_duplicates_within_a_new_batch_are_kept_and_counted(history):
     same(history.read(), pd.concat([frame(0, 12), frame(20, 1), frame(20, 1)]))
 
 
-def test_a_batch_of_no_new_rows_is_recorded_with_rows_added_zero(history):
+def test_a_batch_of_no_new_rows_is_not_recorded(history):
     history.add(frame(0, 12), source="a", sha256="a", mode="append")
-    again = history.add(frame(3, 5), source="a-again", sha256="a2", mode="append")
-    assert (again.rows_in, again.rows_added) == (5, 0)
-    assert [b.rows_added for b in history.batches()] == [12, 0]
-    assert (history.root / again.part_file).is_file()
+    assert history.add(frame(3, 5), source="a-again", sha256="a2", mode="append") is None
+    assert [b.rows_added for b in history.batches()] == [12]
+    assert len(list(history.root.glob("part-*"))) == 1
     same(history.read(), frame(0, 12))
+
+
+def test_a_snapshot_of_the_same_rows_is_not_recorded_another_is(history):
+    """The same multiset of rows (a re-export with other line endings loads to equal rows) adds nothing;
+    the same rows with one duplicated line more, or in another order, are judged as multisets."""
+    snap = frame(0, 12)
+    history.add(snap, source="a", sha256="a", mode="snapshot")
+    shuffled = snap.iloc[::-1].reset_index(drop=True)
+    assert history.add(shuffled, source="a-crlf", sha256="a2", mode="snapshot") is None
+    doubled = pd.concat([snap, snap.iloc[[3]]], ignore_index=True)
+    added = history.add(doubled, source="a-dup", sha256="a3", mode="snapshot")
+    assert added is not None and added.rows_added == 13
+    assert len(history.batches()) == 2
 
 
 def test_rows_without_a_date_are_deduplicated_among_themselves(history):
     undated = frame(0, 6)
     undated.loc[[1, 4], schema.INVOICE_DATE] = pd.NaT
     history.add(undated, source="a", sha256="a", mode="append")
-    assert history.add(undated.iloc[[1, 4, 5]], source="b", sha256="b", mode="append").rows_added == 0
+    assert history.add(undated.iloc[[1, 4, 5]], source="b", sha256="b", mode="append") is None
     same(history.read(), undated)
     assert len(history.read(as_of=pd.Timestamp("2040-01-01"))) == 4  # undated rows have no day
 
@@ -266,7 +278,7 @@ def test_bad_input_raises_one_line_errors_naming_what_is_wrong(history):
     assert history.batches() == [] and not list(history.root.glob("part-*"))
     added = history.add(frame(0, 2), source="a", sha256="a", mode="append")
     (history.root / added.part_file).unlink()
-    with pytest.raises(DataError, match=rf"part file {added.part_file} of batch {added.batch_id} is missing"):
+    with pytest.raises(HistoryIntegrityError, match=rf"part {added.part_file} of batch {added.batch_id} .*missing"):
         history.read()
 
 
@@ -281,5 +293,5 @@ def test_hand_made_frames_in_other_dtypes_hash_like_loaded_ones(history):
     hand[schema.QUANTITY] = hand[schema.QUANTITY].astype(int)
     hand[schema.COUNTRY] = hand[schema.COUNTRY].astype("string").astype("category")  # string-dtype categories
     history.add(hand, source="hand", sha256="h", mode="append")
-    assert history.add(loaded, source="load", sha256="l", mode="append").rows_added == 0
+    assert history.add(loaded, source="load", sha256="l", mode="append") is None
     same(history.read(), loaded)

@@ -23,6 +23,15 @@ compared with the hashes of the parts overlapping its date range only (that colu
 Two distinct rows with the same 64-bit hash would make the second one look like a duplicate: about
 n²/2⁶⁵, 3·10⁻⁶ for a 10M-row history.
 
+Integrity: each batch row records the sha256 of its part (``part_sha256``); :meth:`read` checks it, and a
+missing, corrupted or unreadable part is a :class:`clvdrift.errors.HistoryIntegrityError` (exit 3)
+naming the part and its batch. :meth:`verify` checks every part, :meth:`drop` removes a batch (its part
+moves to ``<root>/dropped/``).
+
+A batch that adds nothing is not recorded (:meth:`add` returns ``None``): in ``append`` mode when every
+row is in the history already, in ``snapshot`` mode when its rows are exactly the history's rows (the
+same multiset, e.g. a re-export with other line endings).
+
 Adding is atomic and serialized: under an ``flock`` on ``<root>/.history.lock`` the part is written to a
 temporary name, fsynced and renamed to its final name (:func:`clvdrift.io.atomic_write`), then the batch
 row is inserted in one transaction. A crash before the commit leaves an orphan part that readers ignore
@@ -53,12 +62,20 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from clvdrift.data import schema
-from clvdrift.errors import ConfigError, DataError, RegistryError
-from clvdrift.io import _host_tag, _pid_alive, atomic_write, remove_stale_temp_files
+from clvdrift.errors import ConfigError, DataError, HistoryIntegrityError, RegistryError
+from clvdrift.io import _host_tag, _pid_alive, atomic_write, remove_stale_temp_files, sha256_file
 from clvdrift.store import session_scope
 from clvdrift.store.tables import HistoryBatchRow
 
-__all__ = ["HISTORY_SCHEMA", "ORPHAN_AGE_SECONDS", "BatchMode", "HistoryBatch", "TransactionHistory"]
+__all__ = [
+    "HISTORY_SCHEMA",
+    "ORPHAN_AGE_SECONDS",
+    "BatchMode",
+    "HistoryBatch",
+    "PartProblem",
+    "TransactionHistory",
+    "current_batches",
+]
 
 BatchMode = Literal["snapshot", "append"]
 
@@ -97,6 +114,20 @@ class HistoryBatch:
     first_date: pd.Timestamp | None
     last_date: pd.Timestamp | None
     created_at: datetime
+    part_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class PartProblem:
+    """What :meth:`TransactionHistory.verify` found wrong with one batch's part file."""
+
+    batch_id: str
+    part_file: str
+    source: str
+    problem: str
+
+    def message(self) -> str:
+        return f"part {self.part_file} of batch {self.batch_id} (from {self.source}): {self.problem}"
 
 
 class TransactionHistory:
@@ -106,8 +137,9 @@ class TransactionHistory:
         self.root = Path(root)
         self.engine = engine
 
-    def add(self, frame: pd.DataFrame, *, source: str, sha256: str, mode: BatchMode) -> HistoryBatch:
-        """Add a batch (see the module docstring for the modes); returns the batch as recorded.
+    def add(self, frame: pd.DataFrame, *, source: str, sha256: str, mode: BatchMode) -> HistoryBatch | None:
+        """Add a batch (see the module docstring for the modes); returns the batch as recorded, or
+        ``None`` when it adds nothing to the history (nothing is recorded then).
 
         ``frame`` is what :func:`clvdrift.data.load_transactions` returns; ``source`` names where it came
         from (a file path or ``"api"``) and ``sha256`` is the content hash of that input.
@@ -123,9 +155,13 @@ class TransactionHistory:
             keep = np.ones(len(frame), dtype=bool)
             if mode == "append":
                 keep = ~np.isin(hashes, self._existing_hashes(frame, first, last))
+                if not keep.any():
+                    return None
+            elif self._same_rows(hashes):
+                return None
             batch_id = _new_batch_id()
             part = self.root / f"part-{batch_id}.{os.getpid()}-{_host_tag()}.parquet"
-            _write_part(part, frame[keep], hashes[keep])
+            part_sha256 = _write_part(part, frame[keep], hashes[keep])
             row = HistoryBatchRow(
                 batch_id=batch_id,
                 source=source,
@@ -137,6 +173,7 @@ class TransactionHistory:
                 first_date=_to_utc(first),
                 last_date=_to_utc(last),
                 created_at=datetime.now(UTC),
+                part_sha256=part_sha256,
             )
             try:
                 with session_scope(self.engine) as session:
@@ -152,14 +189,42 @@ class TransactionHistory:
         ``as_of`` covers its whole day; a timezone-aware ``as_of`` is taken in UTC (the loader stores UTC).
         Rows without a date are left out when ``as_of`` is given.
         """
-        paths = [self._part_path(batch) for batch in _current(self.batches())]
+        batches = current_batches(self.batches())
+        paths = [self._checked_part(batch) for batch in batches]
         expr = None
         if as_of is not None:
             end = _naive_utc(pd.Timestamp(as_of)).normalize() + pd.Timedelta(days=1)
             expr = ds.field(schema.INVOICE_DATE) < pa.scalar(end.to_datetime64(), pa.timestamp("ns"))
-        dataset = ds.dataset(paths, schema=HISTORY_SCHEMA, format="parquet")
-        table = dataset.to_table(columns=list(schema.CANONICAL_COLUMNS), filter=expr)
+        try:
+            dataset = ds.dataset(paths, schema=HISTORY_SCHEMA, format="parquet")
+            table = dataset.to_table(columns=list(schema.CANONICAL_COLUMNS), filter=expr)
+        except (pa.ArrowException, OSError) as exc:  # a part written before checksums, damaged since
+            problems = [p for b in batches if (p := _part_problem(self.root, b)) is not None]
+            raise _integrity_error(self.root, problems or [f"cannot read the history ({exc})"]) from None
         return table.to_pandas(types_mapper=_pandas_type)
+
+    def verify(self) -> list[PartProblem]:
+        """Every recorded batch's part checked (present, matching its sha256, readable with its row
+        count); the problems found, empty when the history is sound."""
+        return [p for b in self.batches() if (p := _part_problem(self.root, b)) is not None]
+
+    def drop(self, batch_id: str) -> HistoryBatch:
+        """Remove the batch ``batch_id`` from the history: its row is deleted and its part (if any) moved
+        to ``<root>/dropped/``. Reads then see the history without it (dropping the newest snapshot
+        brings back the one before and the batches after that)."""
+        with self._lock():
+            with session_scope(self.engine) as session:
+                row = session.scalar(select(HistoryBatchRow).where(HistoryBatchRow.batch_id == batch_id))
+                if row is None:
+                    known = ", ".join(b.batch_id for b in self.batches()) or "none"
+                    raise ConfigError(f"history has no batch {batch_id!r} (batches: {known})")
+                batch = _batch(row)
+                session.delete(row)
+            part = self.root / batch.part_file
+            if part.exists():
+                (self.root / "dropped").mkdir(exist_ok=True)
+                os.replace(part, self.root / "dropped" / part.name)
+        return batch
 
     def batches(self) -> list[HistoryBatch]:
         """Every recorded batch, oldest first (the order in which they were added)."""
@@ -187,13 +252,25 @@ class TransactionHistory:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _part_path(self, batch: HistoryBatch) -> Path:
+    def _checked_part(self, batch: HistoryBatch) -> Path:
+        """The part file of ``batch``, present and matching its sha256 (:class:`HistoryIntegrityError`)."""
         path = self.root / batch.part_file
-        if not path.is_file():
-            raise DataError(
-                f"history {self.root}: part file {batch.part_file} of batch {batch.batch_id} is missing"
+        problem = _missing_or_changed(path, batch)
+        if problem is not None:
+            raise _integrity_error(
+                self.root, [PartProblem(batch.batch_id, batch.part_file, batch.source, problem)]
             )
         return path
+
+    def _same_rows(self, hashes: np.ndarray) -> bool:
+        """Whether the current history holds exactly these row hashes (as a multiset)."""
+        batches = current_batches(self.batches())
+        if not batches or sum(b.rows_added for b in batches) != len(hashes):
+            return False
+        paths = [self._checked_part(b) for b in batches]
+        dataset = ds.dataset(paths, schema=HISTORY_SCHEMA, format="parquet")
+        stored = dataset.to_table(columns=[ROW_HASH]).column(ROW_HASH).to_numpy()
+        return bool(np.array_equal(np.sort(stored), np.sort(hashes)))
 
     def _existing_hashes(
         self, frame: pd.DataFrame, first: pd.Timestamp | None, last: pd.Timestamp | None
@@ -201,8 +278,8 @@ class TransactionHistory:
         """Row hashes of the current history that could equal a row of ``frame`` (same dates, or undated)."""
         undated = bool(frame[schema.INVOICE_DATE].isna().any())
         overlapping = [
-            self._part_path(b)
-            for b in _current(self.batches())
+            self._checked_part(b)
+            for b in current_batches(self.batches())
             if undated or (first is not None and last is not None and _overlaps(b, first, last))
         ]
         if not overlapping:
@@ -260,7 +337,7 @@ def _overlaps(batch: HistoryBatch, first: pd.Timestamp, last: pd.Timestamp) -> b
     )
 
 
-def _current(batches: list[HistoryBatch]) -> list[HistoryBatch]:
+def current_batches(batches: list[HistoryBatch]) -> list[HistoryBatch]:
     """The batches that make up the history: the newest snapshot and every batch after it."""
     snapshots = [i for i, b in enumerate(batches) if b.mode == "snapshot"]
     return batches[snapshots[-1] :] if snapshots else batches
@@ -318,10 +395,65 @@ def _pandas_type(arrow_type: pa.DataType) -> object:
     return _STRING if arrow_type == pa.string() else None
 
 
-def _write_part(path: Path, frame: pd.DataFrame, hashes: np.ndarray) -> None:
+def _write_part(path: Path, frame: pd.DataFrame, hashes: np.ndarray) -> str:
+    """Write the part file atomically; its sha256."""
     table = pa.Table.from_pandas(frame.assign(**{ROW_HASH: hashes}), preserve_index=False)
     table = table.select(HISTORY_SCHEMA.names).cast(HISTORY_SCHEMA).replace_schema_metadata(None)
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    digest = []
+
+    def write(tmp: Path) -> None:
+        pq.write_table(table, tmp)
+        digest.append(sha256_file(tmp))
+
+    atomic_write(path, write)
+    return digest[0]
+
+
+def _missing_or_changed(path: Path, batch: HistoryBatch) -> str | None:
+    """Why the part of ``batch`` cannot be used as recorded (missing, other sha256), else ``None``."""
+    try:
+        if batch.part_sha256 is None:
+            return None if path.is_file() else "the file is missing"
+        actual = sha256_file(path)
+    except FileNotFoundError:
+        return "the file is missing"
+    except OSError as exc:
+        return f"the file cannot be read ({exc.strerror})"
+    if actual != batch.part_sha256:
+        return f"its sha256 is {actual[:12]}…, {batch.part_sha256[:12]}… was recorded (corrupted)"
+    return None
+
+
+def _part_problem(root: Path, batch: HistoryBatch) -> PartProblem | None:
+    """What is wrong with ``batch``'s part: missing, changed, unreadable or not its recorded row count."""
+    path = root / batch.part_file
+    problem = _missing_or_changed(path, batch)
+    if problem is None:
+        try:
+            rows = pq.read_metadata(path).num_rows
+            pq.read_table(path, columns=[ROW_HASH])
+        except (pa.ArrowException, OSError) as exc:
+            problem = (
+                f"unreadable as Parquet ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+            )
+        else:
+            if rows != batch.rows_added:
+                problem = f"{rows} rows, {batch.rows_added} were recorded"
+    return None if problem is None else PartProblem(batch.batch_id, batch.part_file, batch.source, problem)
+
+
+def _integrity_error(root: Path, problems: list[PartProblem] | list[str]) -> HistoryIntegrityError:
+    first = problems[0]
+    text = first.message() if isinstance(first, PartProblem) else first
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    repair = (
+        f"; run `clvdrift history drop {first.batch_id}` and put its source file back to re-import it"
+        if isinstance(first, PartProblem)
+        else ""
+    )
+    return HistoryIntegrityError(
+        f"transaction history {root}: {text}{more}{repair} (see `clvdrift history verify`)"
+    )
 
 
 def _date_range(frame: pd.DataFrame) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
@@ -361,4 +493,5 @@ def _batch(row: HistoryBatchRow) -> HistoryBatch:
         first_date=_from_store(row.first_date),
         last_date=_from_store(row.last_date),
         created_at=created,
+        part_sha256=row.part_sha256,
     )

@@ -8,11 +8,13 @@ a typed result out.
   batch against the champion, the decision, the JSON result and the Evidently reports.
 - :func:`check_scenarios`: :func:`detect_transactions` on each drift scenario (the demo).
 - :func:`retrain_and_gate` (``pipeline/retrain.py``): challenger on a time split, gated against the champion.
-- :func:`monitor_cycle` / :func:`check_new_data` (``pipeline/cycle.py``): one monitoring cycle.
+- :func:`monitor_cycle` (``pipeline/cycle.py``): one monitoring cycle; :func:`take_in_files`
+  (``pipeline/intake.py``): which files of a folder are ready, and what happened to each.
 """
 
+from clvdrift.pipeline.champion import ChampionChange, promote, rollback
 from clvdrift.pipeline.common import load_champion, new_version
-from clvdrift.pipeline.cycle import CycleResult, NewData, check_new_data, monitor_cycle
+from clvdrift.pipeline.cycle import CycleResult, monitor_cycle
 from clvdrift.pipeline.detect import (
     CURRENT_FILE,
     DRIFT_COLUMNS,
@@ -26,6 +28,7 @@ from clvdrift.pipeline.detect import (
     detect,
     detect_transactions,
 )
+from clvdrift.pipeline.intake import FileOutcome, NewData, take_in_files
 from clvdrift.pipeline.retrain import RetrainOutcome, retrain_and_gate
 from clvdrift.pipeline.simulate import SimulateResult, simulate, write_transactions_csv
 from clvdrift.pipeline.train import FittedModel, TrainResult, fit_version, register_version, train
@@ -35,16 +38,17 @@ __all__ = [
     "DRIFT_COLUMNS",
     "LATEST_REPORT",
     "Batch",
+    "ChampionChange",
     "CycleResult",
     "Decision",
     "DetectResult",
+    "FileOutcome",
     "FittedModel",
     "NewData",
     "RetrainOutcome",
     "ScoringScope",
     "SimulateResult",
     "TrainResult",
-    "check_new_data",
     "check_scenarios",
     "choose_cutoff",
     "detect",
@@ -53,9 +57,12 @@ __all__ = [
     "load_champion",
     "monitor_cycle",
     "new_version",
+    "promote",
     "register_version",
     "retrain_and_gate",
+    "rollback",
     "simulate",
+    "take_in_files",
     "train",
     "write_transactions_csv",
 ]

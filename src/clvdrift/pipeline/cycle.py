@@ -27,66 +27,35 @@ run finishes, :func:`publish_metrics` exports the store's numbers (Pushgateway o
 from __future__ import annotations
 
 import dataclasses
-import shutil
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from clvdrift.config import DriftConfig, GateConfig, TrainConfig
-from clvdrift.data import clean_transactions, load_transactions
-from clvdrift.errors import ClvdriftError, DataError, RegistryError
-from clvdrift.io import sha256_file
+from clvdrift.config import DriftConfig, GateConfig, LoopConfig, TrainConfig
+from clvdrift.data import clean_transactions
+from clvdrift.errors import ClvdriftError, RegistryError
 from clvdrift.jsonable import dataclass_dict
 from clvdrift.observability.logging import get_logger, log_context
 from clvdrift.observability.metrics import PERFORMANCE_METRICS, CheckSummary, PublishOutcome
 from clvdrift.pipeline.common import Progress, Timings, Workspace, load_champion, new_version
 from clvdrift.pipeline.detect import DetectResult, detect_transactions, training_customers
+from clvdrift.pipeline.intake import FileOutcome, NewData
 from clvdrift.pipeline.train import register_version
+from clvdrift.store.ledger import display_path
 
 if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy import Engine
 
     from clvdrift.data.history import TransactionHistory
+    from clvdrift.io import ProcessIdentity
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.pipeline.common import Cleaned
-    from clvdrift.store.ledger import Ledger
 
 log = get_logger(__name__)
 BatchMode = Literal["snapshot", "append"]
-TRANSACTION_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz", ".xlsx", ".xlsm", ".parquet", ".pq")
-
-
-@dataclass(frozen=True)
-class FileOutcome:
-    """What happened to one file of ``current_dir``."""
-
-    path: str
-    sha256: str
-    status: str  # "processed" | "quarantined" | "seen before" | "recheck" (after a failed run)
-    reason: str | None = None
-    rows_added: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclass_dict(self)
-
-
-@dataclass(frozen=True)
-class NewData:
-    """The files a cycle looked at."""
-
-    files: list[FileOutcome]
-
-    @property
-    def processed(self) -> list[FileOutcome]:
-        return [f for f in self.files if f.status == "processed"]
-
-    @property
-    def quarantined(self) -> list[FileOutcome]:
-        return [f for f in self.files if f.status == "quarantined"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclass_dict(self)
 
 
 @dataclass(frozen=True)
@@ -108,7 +77,7 @@ class CycleResult:
 
     run_id: str
     trigger: str
-    status: str  # "success" | "skipped"
+    status: str  # "success" | "partial" | "rejected" | "skipped"
     decision: str  # "no_new_data" | "no_retrain" | "retrain"
     new_data: NewData
     detect: DetectResult | None
@@ -118,50 +87,6 @@ class CycleResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclass_dict(self)
-
-
-def _is_transactions_file(path: Path) -> bool:
-    return (
-        path.is_file() and not path.name.startswith(".") and path.name.lower().endswith(TRANSACTION_SUFFIXES)
-    )
-
-
-def check_new_data(
-    current_dir: Path,
-    quarantine_dir: Path,
-    *,
-    ledger: Ledger,
-    history: TransactionHistory,
-    mode: BatchMode,
-    run_id: str,
-    date_format: str | None = None,
-    columns: dict[str, str] | None = None,
-) -> NewData:
-    """Add every file of ``current_dir`` the ledger has not seen to the history; quarantine bad ones.
-
-    A file is known by its content (sha256), so a re-run never processes a file twice and a file
-    rewritten with new content is new. A file that fails validation moves to ``quarantine_dir`` with
-    the reason in the ledger; the other files still go through.
-    """
-    outcomes = []
-    for path in sorted(p for p in Path(current_dir).glob("*") if _is_transactions_file(p)):
-        digest = sha256_file(path)
-        if ledger.get(digest) is not None:
-            outcomes.append(FileOutcome(str(path), digest, "seen before"))
-            continue
-        try:
-            frame = load_transactions(path, date_format=date_format, columns=columns)
-        except DataError as exc:
-            target = Path(quarantine_dir) / f"{digest[:12]}-{path.name}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(path), target)
-            ledger.record(digest, str(path), "quarantined", reason=str(exc), run_id=run_id)
-            outcomes.append(FileOutcome(str(path), digest, "quarantined", reason=str(exc)))
-            continue
-        batch = history.add(frame, source=str(path), sha256=digest, mode=mode)
-        ledger.record(digest, str(path), "processed", run_id=run_id)
-        outcomes.append(FileOutcome(str(path), digest, "processed", rows_added=batch.rows_added))
-    return NewData(outcomes)
 
 
 def retrain(
@@ -286,17 +211,52 @@ class DriftOutcome:
         return dataclass_dict(self)
 
 
-def start_run(ctx: CycleContext, run_id: str, trigger: str, mode: BatchMode) -> bool:
-    """Start the ``runs`` row ``run_id``; ``False`` when an earlier attempt (a retried task) started it."""
+def start_run(
+    ctx: CycleContext, run_id: str, trigger: str, mode: BatchMode, *, owner: ProcessIdentity | None = None
+) -> bool:
+    """Start the ``runs`` row ``run_id``; ``False`` when an earlier attempt (a retried task) started it.
+
+    ``owner``: the process that carries the whole run (the CLI's cycle), so a later cycle can tell it
+    died; ``None`` for a run carried by several processes in turn (Airflow's tasks).
+    """
     from clvdrift.store.runs import RunStore
 
     runs = RunStore(ctx.engine)
     try:
-        runs.start(run_id, trigger, {"current_dir": str(ctx.workspace.current_dir), "mode": mode})
+        runs.start(
+            run_id,
+            trigger,
+            {"current_dir": display_path(ctx.workspace.current_dir), "mode": mode},
+            owner=owner,
+        )
     except RegistryError:
         runs.get(run_id)  # an unknown id means the start failed for another reason: raises
+        runs.heartbeat(run_id)
         return False
     return True
+
+
+@contextmanager
+def cycle_lock(ctx: CycleContext, wait_seconds: float = 0.0) -> Iterator[None]:
+    """One cycle at a time per store: the store's ``cycle`` lock (released by the kernel or the database
+    when its holder dies); :class:`clvdrift.errors.LockBusyError` (exit 5) while another cycle holds it."""
+    from clvdrift.errors import LockBusyError
+    from clvdrift.store.locks import training_lock
+
+    try:
+        lock = training_lock(ctx.engine, name="monitoring-cycle", wait_seconds=wait_seconds)
+        lock.__enter__()
+    except LockBusyError as exc:
+        holder = str(exc).partition("holds the lock")[2].strip() or "holder unknown"
+        waited = f" after waiting {wait_seconds:g} s" if wait_seconds else ""
+        raise LockBusyError(
+            f"another monitoring cycle is running on this store ({holder}){waited}: nothing was taken in; "
+            "try again later or pass --wait SECONDS"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def finish_run(ctx: CycleContext, run_id: str, *, status: str, **fields: Any) -> bool:
@@ -350,71 +310,88 @@ def publish_metrics(ctx: CycleContext, run_id: str | None = None) -> PublishOutc
     return outcome
 
 
-def take_new_data(ctx: CycleContext, run_id: str, mode: BatchMode) -> tuple[NewData, list[FileOutcome]]:
-    """Heal a crash between register and publish, then :func:`check_new_data` on the workspace.
+def take_new_data(
+    ctx: CycleContext, run_id: str, mode: BatchMode, loop: LoopConfig = LoopConfig()
+) -> NewData:
+    """Reap dead runs, heal a crash between register and publish, then take the new files in.
 
-    Returns what was found and the files this run brought into the history: those it processed, and
-    those an earlier attempt of the same run processed (the ledger names the run), so a retry sees them.
+    The caller holds :func:`cycle_lock`. Besides the new files, the result lists as ``recheck`` every
+    file taken in earlier whose check no finished run completed (its run failed, was stopped or died, or
+    this is a retry of the same run); the run's ``details["taken"]`` records what it is to check.
     """
     from clvdrift.data.history import TransactionHistory
     from clvdrift.model.artifacts import ensure_champion_published
+    from clvdrift.pipeline.intake import take_in_files
     from clvdrift.store.ledger import Ledger
+    from clvdrift.store.runs import RunStore
 
     ws = ctx.workspace
+    runs = RunStore(ctx.engine)
+    reaped = [r.run_id for r in runs.reap(by=run_id)]
+    for r in reaped:
+        log.warning("run %s was left running by a process that is gone: recorded as failed", r)
     ensure_champion_published(ctx.registry, ws.models_dir, ws.reference_dir)
     ledger = Ledger(ctx.engine)
-    new = check_new_data(
+    history = TransactionHistory(ws.history_dir, ctx.engine)
+    files = take_in_files(
         ws.current_dir,
         ws.quarantine_dir,
         ledger=ledger,
-        history=TransactionHistory(ws.history_dir, ctx.engine),
+        history=history,
         mode=mode,
         run_id=run_id,
+        settle_seconds=loop.settle_seconds,
+        max_snapshot_shrink=loop.max_snapshot_shrink,
+        baseline_rows=_history_rows(ctx, history),
     )
-    ours = [
-        f
-        for f in new.files
-        if f.status == "processed"
-        or (f.status == "seen before" and (rec := ledger.get(f.sha256)) is not None and rec.run_id == run_id)
+    taken = {f.sha256 for f in files if f.status == "processed"}
+    live = {r.run_id for r in runs.running()} - {run_id}
+    rechecks = [
+        FileOutcome(
+            r.path,
+            r.sha256,
+            "recheck",
+            reason="taken in by an earlier attempt of this run"
+            if r.run_id == run_id
+            else f"taken in by run {r.run_id}, which did not finish its check",
+        )
+        for r in ledger.unchecked()
+        if r.sha256 not in taken and r.run_id not in live
     ]
-    if not ours:
-        rechecks = _taken_in_by_a_failed_run(ctx, ledger)
-        if rechecks:
-            done = {f.sha256 for f in rechecks}
-            return NewData([*(f for f in new.files if f.sha256 not in done), *rechecks]), rechecks
-    return new, ours
+    again = {f.sha256 for f in rechecks}
+    new = NewData([*(f for f in files if f.sha256 not in again), *rechecks], reaped=reaped)
+    runs.add_details(
+        run_id, taken=[f.sha256 for f in new.to_check], not_taken_in=[f.path for f in new.not_taken_in]
+    )
+    runs.heartbeat(run_id)
+    return new
 
 
-def _taken_in_by_a_failed_run(ctx: CycleContext, ledger: Ledger) -> list[FileOutcome]:
-    """The files the previous run added to the history when that run then failed (before its check).
+def _history_rows(ctx: CycleContext, history: TransactionHistory) -> int | None:
+    """The rows a new snapshot replaces: the history's, or the champion's training rows without one."""
+    from clvdrift.data.history import current_batches
 
-    They are in the ledger, so they are not new; without this the next run would end ``skipped`` and
-    the data would never be checked. The next run checks them again (status ``recheck``).
-    """
-    from clvdrift.store.runs import RunStore
-
-    last = RunStore(ctx.engine).latest_finished()
-    if last is None or last.status != "failed":
-        return []
-    return [
-        FileOutcome(r.path, r.sha256, "recheck", reason=f"taken in by run {last.run_id}, which failed")
-        for r in ledger.list("processed")
-        if r.run_id == last.run_id
-    ]
+    batches = current_batches(history.batches())
+    if batches:
+        return sum(b.rows_added for b in batches)
+    champion = ctx.registry.champion()
+    rows = (champion.data_fingerprint or {}).get("rows") if champion else None
+    return int(rows) if isinstance(rows, int) else None
 
 
 def finish_skipped(ctx: CycleContext, run_id: str, new: NewData, durations: dict[str, float]) -> str | None:
-    """Finish the run as ``skipped`` (no new data); the champion's version."""
+    """Finish a run with nothing to check: ``rejected`` when new files could not be used (quarantined,
+    unreadable), else ``skipped``; the champion's version."""
     champion = ctx.registry.champion()
     version = champion.version if champion else None
     finish_run(
         ctx,
         run_id,
-        status="skipped",
+        status="rejected" if new.not_taken_in else "skipped",
         decision="no_new_data",
         durations=durations,
         champion_version=version,
-        details={"files": new.to_dict()["files"]},
+        details={"files": new.to_dict()["files"], "reaped": new.reaped or []},
     )
     return version
 
@@ -450,6 +427,22 @@ def detect_history(
     )
 
 
+def record_found(ctx: CycleContext, run_id: str, outcome: DriftOutcome) -> None:
+    """Record the drift check's findings on the running run before retraining, so a run that fails
+    afterwards (lock busy, training error, a kill) still counts the drift it detected."""
+    from clvdrift.store.runs import RunStore
+
+    runs = RunStore(ctx.engine)
+    runs.record_found(
+        run_id,
+        champion_version=outcome.model_version,
+        data_drift=outcome.data_drift,
+        model_drift=outcome.model_drift,
+        decision=outcome.decision,
+    )
+    runs.add_details(run_id, report=outcome.report, reasons=outcome.reasons, check=outcome.check.to_dict())
+
+
 def finish_decided(
     ctx: CycleContext,
     run_id: str,
@@ -459,12 +452,20 @@ def finish_decided(
     challenger: ChallengerOutcome | None = None,
     durations: dict[str, float] | None = None,
 ) -> bool:
-    """Finish the run as ``success`` with the drift decision (and the challenger when retrained here)."""
-    files = {"files": new.to_dict()["files"]} if new is not None else {}
-    return finish_run(
+    """Finish the run with the drift decision (and the challenger when retrained here): ``partial`` when
+    new files were quarantined or unreadable, else ``success``. The files the run took in or rechecked
+    (its ``details["taken"]``) are then checked."""
+    from clvdrift.store.ledger import Ledger
+    from clvdrift.store.runs import RunStore
+
+    runs = RunStore(ctx.engine)
+    details = runs.get(run_id).details or {}
+    files = {"files": new.to_dict()["files"], "reaped": new.reaped or []} if new is not None else {}
+    partial = bool(details.get("not_taken_in"))
+    finished = finish_run(
         ctx,
         run_id,
-        status="success",
+        status="partial" if partial else "success",
         champion_version=outcome.model_version,
         data_drift=outcome.data_drift,
         model_drift=outcome.model_drift,
@@ -472,12 +473,25 @@ def finish_decided(
         challenger=challenger.to_dict() if challenger else None,
         durations=durations,
         details={
+            **details,
             **files,
             "report": outcome.report,
             "reasons": outcome.reasons,
             "check": outcome.check.to_dict(),
         },
     )
+    Ledger(ctx.engine).mark_checked(list(details.get("taken") or []), run_id)
+    return finished
+
+
+def _stopped(exc: BaseException) -> str:
+    """The error recorded for a run ended by a signal or Ctrl-C."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "stopped: interrupted (Ctrl-C)"
+    code = exc.code if isinstance(exc, SystemExit) else None
+    if isinstance(code, int) and code > 128:
+        return f"stopped: signal {signal.Signals(code - 128).name}"
+    return f"stopped: exit {code}"
 
 
 def monitor_cycle(
@@ -488,54 +502,67 @@ def monitor_cycle(
     train_config: TrainConfig = TrainConfig(),
     drift_config: DriftConfig = DriftConfig(),
     gate_config: GateConfig = GateConfig(),
+    loop_config: LoopConfig = LoopConfig(),
     render_html: bool = False,
     progress: Progress | None = None,
 ) -> CycleResult:
-    """One monitoring cycle (module docstring), recorded in the run history; a failure is recorded
-    with its error and raised. The steps are those the Airflow tasks (``pipeline/tasks.py``) call."""
+    """One monitoring cycle (module docstring), under the store's cycle lock, recorded in the run
+    history; a failure — an error, SIGTERM, Ctrl-C — is recorded with its reason and raised. The steps
+    are those the Airflow tasks (``pipeline/tasks.py``) call."""
+    from clvdrift.io import ProcessIdentity
+    from clvdrift.store.runs import RunStore
+
     ctx = CycleContext.open(workspace)
-    run_id = "cycle_" + new_version()
-    start_run(ctx, run_id, trigger, mode)
-    t = Timings()
-    try:
-        with t.step("check new data", progress):
-            new, ours = take_new_data(ctx, run_id, mode)
-        if not ours:
-            version = finish_skipped(ctx, run_id, new, t.seconds)
-            return CycleResult(run_id, trigger, "skipped", "no_new_data", new, None, None, version, t.seconds)
-        with t.step("detect", progress):
-            raw, source = read_history(ctx, run_id)
-            detected = detect_history(ctx, raw, source, drift_config, render_html=render_html)
-        outcome = DriftOutcome.of(detected)
-        challenger = None
-        if outcome.retraining_required:
-            with t.step("retrain", progress):
-                challenger = retrain(
-                    raw,
-                    ctx,
-                    run_id=run_id,
-                    train_config=train_config,
-                    gate_config=gate_config,
-                    source=source,
-                    progress=progress,
+    with cycle_lock(ctx, loop_config.lock_wait_seconds):
+        run_id = "cycle_" + new_version()
+        start_run(ctx, run_id, trigger, mode, owner=ProcessIdentity.current())
+        t = Timings()
+        try:
+            with t.step("check new data", progress):
+                new = take_new_data(ctx, run_id, mode, loop_config)
+            if not new.to_check:
+                version = finish_skipped(ctx, run_id, new, t.seconds)
+                status = "rejected" if new.not_taken_in else "skipped"
+                return CycleResult(
+                    run_id, trigger, status, "no_new_data", new, None, None, version, t.seconds
                 )
-        champion = ctx.registry.champion()
-        finish_decided(ctx, run_id, outcome, new=new, challenger=challenger, durations=t.seconds)
-        return CycleResult(
-            run_id,
-            trigger,
-            "success",
-            outcome.decision,
-            new,
-            detected,
-            challenger,
-            champion.version if champion else None,
-            t.seconds,
-        )
-    except ClvdriftError as exc:
-        finish_run(ctx, run_id, status="failed", error=str(exc), durations=t.seconds)
-        raise
-    except Exception as exc:
-        error = f"unexpected {type(exc).__name__}: {exc}"
-        finish_run(ctx, run_id, status="failed", error=error, durations=t.seconds)
-        raise
+            with t.step("detect", progress):
+                raw, source = read_history(ctx, run_id)
+                detected = detect_history(ctx, raw, source, drift_config, render_html=render_html)
+            outcome = DriftOutcome.of(detected)
+            record_found(ctx, run_id, outcome)
+            challenger = None
+            if outcome.retraining_required:
+                with t.step("retrain", progress):
+                    challenger = retrain(
+                        raw,
+                        ctx,
+                        run_id=run_id,
+                        train_config=train_config,
+                        gate_config=gate_config,
+                        source=source,
+                        progress=progress,
+                    )
+            champion = ctx.registry.champion()
+            finish_decided(ctx, run_id, outcome, new=new, challenger=challenger, durations=t.seconds)
+            return CycleResult(
+                run_id,
+                trigger,
+                RunStore(ctx.engine).get(run_id).status,
+                outcome.decision,
+                new,
+                detected,
+                challenger,
+                champion.version if champion else None,
+                t.seconds,
+            )
+        except ClvdriftError as exc:
+            finish_run(ctx, run_id, status="failed", error=str(exc), durations=t.seconds)
+            raise
+        except Exception as exc:
+            error = f"unexpected {type(exc).__name__}: {exc}"
+            finish_run(ctx, run_id, status="failed", error=error, durations=t.seconds)
+            raise
+        except BaseException as exc:  # SIGTERM (SystemExit from the CLI's handler), Ctrl-C
+            finish_run(ctx, run_id, status="failed", error=_stopped(exc), durations=t.seconds)
+            raise

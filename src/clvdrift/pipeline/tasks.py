@@ -7,8 +7,10 @@ touches no database, file or network. The DAGs are the adapters: they read
 Retry safety (Airflow retries a failed task with the same run id):
 
 - :func:`start_monitoring_run` reuses the ``runs`` row of a run id started by an earlier attempt.
-- :func:`check_new_data` counts the files the ledger attributes to this run as new, so a retry after
-  the files were processed still sees them (the ledger processes each content once).
+- :func:`check_new_data` takes files in under the store's cycle lock (a CLI cycle and an Airflow run
+  never take in at once; a busy lock fails the task, which Airflow retries). Files a run took in stay
+  unchecked in the ledger until a run finishes their check, so a retry after they were processed, or
+  the next run after a failed one, checks them again.
 - :func:`finish_monitoring_run` finishes only a ``running`` row: a retried finishing task does not
   record the run (and its drift event) twice.
 - :func:`train_clv_model` first looks for the version registered by the same Airflow run (the
@@ -25,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from clvdrift.config import DriftConfig, GateConfig, TrainConfig
+from clvdrift.config import DriftConfig, GateConfig, LoopConfig, TrainConfig
 from clvdrift.observability.logging import get_logger
 
 if TYPE_CHECKING:
@@ -48,6 +50,8 @@ class TaskSettings(Protocol):
     def drift(self) -> DriftConfig: ...
     @property
     def gate(self) -> GateConfig: ...
+    @property
+    def loop(self) -> LoopConfig: ...
     @property
     def log_level(self) -> str: ...
     @property
@@ -81,16 +85,17 @@ def check_new_data(settings: TaskSettings, run_id: str) -> dict[str, Any]:
     (the DAG then skips the rest).
     """
     from clvdrift.pipeline.common import Timings
-    from clvdrift.pipeline.cycle import finish_skipped, start_run, take_new_data
+    from clvdrift.pipeline.cycle import cycle_lock, finish_skipped, start_run, take_new_data
 
     ctx = _context(settings)
-    start_run(ctx, run_id, TRIGGER, settings.batch_mode)
     t = Timings()
-    with t.step("check new data", None):
-        new, ours = take_new_data(ctx, run_id, settings.batch_mode)
-    if not ours:
+    with cycle_lock(ctx, settings.loop.lock_wait_seconds):  # busy: the task fails and Airflow retries it
+        start_run(ctx, run_id, TRIGGER, settings.batch_mode)
+        with t.step("check new data", None):
+            new = take_new_data(ctx, run_id, settings.batch_mode, settings.loop)
+    if not new.to_check:
         finish_skipped(ctx, run_id, new, t.seconds)
-    return {"new_files": len(ours), "files": new.to_dict()["files"]}
+    return {"new_files": len(new.to_check), "files": new.to_dict()["files"]}
 
 
 def detect_drift(settings: TaskSettings, run_id: str) -> dict[str, Any]:

@@ -3,16 +3,22 @@
 Keyed by content, not by path: a file renamed or copied is not processed twice, a file rewritten with
 new content is new. Recording is idempotent under concurrency: ``INSERT … ON CONFLICT DO NOTHING`` on the
 key, then the stored row is returned, so the first writer wins and the others read what it wrote.
+
+A processed file is *checked* (``checked_by``: a run id) once a run finished a drift check of a history
+that holds it; until then every cycle checks it again (:meth:`Ledger.unchecked`), so a run that failed
+or was killed after taking a file in never loses it. Paths are stored as text that any database takes:
+a file name that is not UTF-8 keeps its bytes as ``\\xNN`` escapes (:func:`display_path`).
 """
 
 from __future__ import annotations
 
 import builtins
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clvdrift.errors import RegistryError
@@ -22,6 +28,12 @@ from clvdrift.store.tables import ProcessedFileRow
 
 FileStatus = Literal["processed", "quarantined"]
 FILE_STATUSES: tuple[str, ...] = ("processed", "quarantined")
+
+
+def display_path(path: object) -> str:
+    """``path`` as printable text: bytes of a non-UTF-8 name (surrogate escapes in Python) become
+    ``\\xNN``, so it can be stored, logged and printed; the file itself is opened by its real name."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 def as_utc(value: datetime) -> datetime:
@@ -39,10 +51,13 @@ class FileRecord:
     reason: str | None
     run_id: str | None
     processed_at: datetime
+    checked_by: str | None = None
 
     @classmethod
     def _from_row(cls, row: ProcessedFileRow) -> FileRecord:
-        return cls(row.sha256, row.path, row.status, row.reason, row.run_id, as_utc(row.processed_at))
+        return cls(
+            row.sha256, row.path, row.status, row.reason, row.run_id, as_utc(row.processed_at), row.checked_by
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclass_dict(self)
@@ -67,19 +82,24 @@ class Ledger:
         status: FileStatus,
         reason: str | None = None,
         run_id: str | None = None,
+        checked_by: str | None = None,
     ) -> FileRecord:
-        """Record the content ``sha256``; an entry recorded already is kept and returned (first wins)."""
+        """Record the content ``sha256``; an entry recorded already is kept and returned (first wins).
+
+        ``path`` is stored as :func:`display_path` shows it; ``checked_by`` marks a processed file that
+        needs no check (it added no row)."""
         if status not in FILE_STATUSES:
             raise RegistryError(
                 f"ledger status {status!r} for {path} is not one of {', '.join(FILE_STATUSES)}"
             )
         values = dict(
             sha256=sha256,
-            path=path,
+            path=display_path(path),
             status=status,
             reason=reason,
             run_id=run_id,
             processed_at=datetime.now(UTC),
+            checked_by=checked_by,
         )
         with session_scope(self.engine) as session:
             session.execute(self._insert().values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
@@ -95,6 +115,34 @@ class Ledger:
             query = query.where(ProcessedFileRow.status == status)
         with session_scope(self.engine) as session:
             return [FileRecord._from_row(row) for row in session.scalars(query)]
+
+    def unchecked(self) -> builtins.list[FileRecord]:
+        """Processed files no finished run has checked yet, oldest first."""
+        query = (
+            select(ProcessedFileRow)
+            .where(ProcessedFileRow.status == "processed", ProcessedFileRow.checked_by.is_(None))
+            .order_by(ProcessedFileRow.processed_at, ProcessedFileRow.sha256)
+        )
+        with session_scope(self.engine) as session:
+            return [FileRecord._from_row(row) for row in session.scalars(query)]
+
+    def mark_checked(self, sha256s: builtins.list[str], run_id: str) -> int:
+        """Record that the run ``run_id`` checked these files (those checked already keep their run)."""
+        if not sha256s:
+            return 0
+        with session_scope(self.engine) as session:
+            result = session.execute(
+                update(ProcessedFileRow)
+                .where(ProcessedFileRow.sha256.in_(sha256s), ProcessedFileRow.checked_by.is_(None))
+                .values(checked_by=run_id)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def forget(self, sha256: str) -> bool:
+        """Remove the entry of ``sha256`` (its file is then new again); ``False`` when there was none."""
+        with session_scope(self.engine) as session:
+            result = session.execute(delete(ProcessedFileRow).where(ProcessedFileRow.sha256 == sha256))
+            return bool(getattr(result, "rowcount", 0))
 
     def _insert(self) -> Any:
         """The dialect's ``INSERT`` construct (the one with ``on_conflict_do_nothing``)."""

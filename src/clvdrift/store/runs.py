@@ -6,7 +6,8 @@ Totals are counted by SQL from the table at each call, never kept in the process
 (CLI, Airflow worker, API) reports the same numbers.
 
 Kinds (:data:`KINDS`): ``monitor`` rows are monitoring cycles, the only ones the loop's run totals
-count; ``promote`` and ``rollback`` rows record a champion change made by hand.
+count; ``promote`` and ``rollback`` rows record a champion change made by hand, ``repair`` rows a
+repair of the transaction history (``clvdrift history drop``).
 
 Final statuses (:data:`FINAL_STATUSES`): ``success`` (new data checked), ``partial`` (new data checked,
 and some new files quarantined), ``rejected`` (every new file quarantined: nothing to check),
@@ -39,11 +40,11 @@ from clvdrift.store.ledger import as_utc
 from clvdrift.store.tables import RunRow
 
 TRIGGERS: tuple[str, ...] = ("cli", "airflow", "schedule", "api", "replay")
-KINDS: tuple[str, ...] = ("monitor", "promote", "rollback")
+KINDS: tuple[str, ...] = ("monitor", "promote", "rollback", "repair")
 MONITOR = "monitor"
 RUNNING = "running"
 FINAL_STATUSES: tuple[str, ...] = ("success", "partial", "rejected", "skipped", "failed")
-DECISIONS: tuple[str, ...] = ("retrain", "no_retrain", "no_new_data", "rollback", "promote")
+DECISIONS: tuple[str, ...] = ("retrain", "no_retrain", "no_new_data", "rollback", "promote", "drop_batch")
 LEASE_SECONDS = 3600.0
 """A running row whose owner cannot be asked (another host, or no PID) is dead after this long without
 a heartbeat."""
@@ -316,7 +317,9 @@ class RunStore:
                 continue
             with session_scope(self.engine) as session:
                 row = session.scalar(
-                    select(RunRow).where(RunRow.run_id == run.run_id, RunRow.status == RUNNING).with_for_update()
+                    select(RunRow)
+                    .where(RunRow.run_id == run.run_id, RunRow.status == RUNNING)
+                    .with_for_update()
                 )
                 if row is None:  # finished meanwhile
                     continue
