@@ -2,9 +2,18 @@
 
 The registry row is the source of truth for "which version is champion": a partial unique index
 (``store/tables.py``) lets the database hold one champion at most, and every change of champion —
-demote the old one, crown the new one — is one transaction. Concurrent changes that collide on the
-index (or on a deadlock or a busy SQLite file) are retried a few times; the files ``*_latest`` and
-``reference_data.csv`` follow the registry (:func:`clvdrift.model.artifacts.publish_champion`).
+demote the old one, crown the new one — is one transaction. Registry writes take turns: each
+transaction first takes the store's champion lock (a transaction-scoped advisory lock on PostgreSQL,
+the database write lock on SQLite), so what it reads (the champion, the promotion history) is still
+true when it commits. Concurrent changes that collide anyway (a deadlock or a busy SQLite file) are
+retried a few times; the files ``*_latest`` and ``reference_data.csv`` follow the registry
+(:func:`clvdrift.model.artifacts.publish_champion`).
+
+Promotion history: ``promoted_at`` is when a version last became champion (``NULL``: never);
+``rolled_back_at`` is when a rollback took it off (cleared when it becomes champion again). A
+rollback (:meth:`ModelRegistry.rollback`) walks that history back: the most recently promoted
+version that is neither the champion nor rolled back, so A → B → C then three rollbacks give B, A,
+then "nothing to roll back to", never a toggle between the last two.
 Metrics and the other JSON fields are stored with non-finite floats as ``null``
 (the column type ``SafeJSON`` in ``store/tables.py``, via :func:`clvdrift.jsonable.plain`).
 """
@@ -18,12 +27,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from clvdrift.errors import RegistryError
 from clvdrift.store.db import is_transient, session_scope
+from clvdrift.store.locks import lock_key
 from clvdrift.store.tables import CHAMPION_INDEX, ModelVersionRow
 
 T = TypeVar("T")
@@ -32,6 +42,8 @@ ATTEMPTS = 8
 """How many times a champion change that collides with a concurrent one is tried."""
 BACKOFF_SECONDS = 0.02
 """Base of the jittered exponential pause between attempts."""
+CHAMPION_LOCK = lock_key("champion")
+"""The PostgreSQL advisory lock key every registry write holds for its transaction."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,9 @@ class ModelVersion:
     promoted_at: datetime | None
     run_id: str | None = None
     """The monitoring or Airflow run that registered this version; ``None`` for a plain training."""
+    rolled_back_at: datetime | None = None
+    """When a rollback took this version off as champion; ``None`` when it never was, or became
+    champion again since."""
 
     @classmethod
     def _from_row(cls, row: ModelVersionRow) -> ModelVersion:
@@ -57,7 +72,23 @@ class ModelVersion:
         out = asdict(self)
         out["created_at"] = self.created_at.isoformat()
         out["promoted_at"] = self.promoted_at.isoformat() if self.promoted_at else None
+        out["rolled_back_at"] = self.rolled_back_at.isoformat() if self.rolled_back_at else None
         return out
+
+
+@dataclass(frozen=True)
+class ChampionSwap:
+    """One change of champion as its transaction made it (or, from :meth:`ModelRegistry.plan_rollback`,
+    would make it now)."""
+
+    previous: ModelVersion | None
+    """The champion before the change (``None``: there was none)."""
+    champion: ModelVersion
+    """The champion after it."""
+
+    @property
+    def changed(self) -> bool:
+        return self.previous is None or self.previous.version != self.champion.version
 
 
 def _champion_conflict(exc: IntegrityError) -> bool:
@@ -134,23 +165,64 @@ class ModelRegistry:
             session.refresh(row)  # what the store holds (non-finite metrics are null there)
             return ModelVersion._from_row(row)
 
-        return self._write(work, "register", version)
+        return self._write(work, f"register model version {version}")
 
     def promote(self, version: str) -> ModelVersion:
         """Make ``version`` the champion (and no other); a no-op when it already is."""
+        return self.swap_champion(version).champion
 
-        def work(session: Session) -> ModelVersion:
+    def swap_champion(self, version: str) -> ChampionSwap:
+        """Make ``version`` the champion, in one transaction; the champion it replaced with it.
+
+        A no-op (``changed`` false) when it is the champion already. Becoming champion clears the
+        version's ``rolled_back_at``: a version promoted again after a rollback is in the history again.
+        """
+
+        def work(session: Session) -> ChampionSwap:
             row = session.scalar(select(ModelVersionRow).where(ModelVersionRow.version == version))
             if row is None:
                 raise RegistryError(f"unknown model version {version!r}")
+            previous = session.scalar(select(ModelVersionRow).where(ModelVersionRow.is_champion))
+            before = ModelVersion._from_row(previous) if previous is not None else None
             if not row.is_champion:
-                self._demote_others(session, version)
-                row.is_champion = True
-                row.promoted_at = datetime.now(UTC)
-                session.flush()
-            return ModelVersion._from_row(row)
+                self._crown(session, row)
+            return ChampionSwap(before, ModelVersion._from_row(row))
 
-        return self._write(work, "promote", version)
+        return self._write(work, f"promote model version {version}")
+
+    def plan_rollback(self, to: str | None = None) -> ChampionSwap:
+        """What :meth:`rollback` with the same ``to`` would do now, without doing it; the same
+        :class:`RegistryError` when there is nothing to roll back to."""
+        with session_scope(self.engine) as session:
+            champion, target = _rollback_rows(session, to)
+            return ChampionSwap(ModelVersion._from_row(champion), ModelVersion._from_row(target))
+
+    def rollback(self, to: str | None = None, *, expected_champion: str | None = None) -> ChampionSwap:
+        """Take the champion off (``rolled_back_at`` set) and restore an earlier one, in one transaction.
+
+        ``to=None``: the version that was champion before, walking back the promotion history (module
+        docstring) and skipping versions rolled back already. ``to``: that version, which must have
+        been champion before (``promoted_at`` set) and not be the champion now. ``expected_champion``:
+        the champion the caller planned from (:meth:`plan_rollback`); when another change took it off
+        meanwhile (two rollbacks at once) nothing changes and a :class:`RegistryError` says so, so two
+        rollbacks never both roll back from the same champion.
+        """
+
+        def work(session: Session) -> ChampionSwap:
+            champion, target = _rollback_rows(session, to)
+            if expected_champion is not None and champion.version != expected_champion:
+                raise RegistryError(
+                    f"model version {expected_champion} is no longer the champion ({champion.version} is: "
+                    "another champion change committed meanwhile); nothing was rolled back — check "
+                    "`clvdrift models list` and run the rollback again if it is still wanted"
+                )
+            before = ModelVersion._from_row(champion)
+            champion.rolled_back_at = datetime.now(UTC)
+            self._crown(session, target)
+            session.refresh(champion)
+            return ChampionSwap(before, ModelVersion._from_row(target))
+
+        return self._write(work, f"roll back to model version {to}" if to else "roll back the champion")
 
     def get(self, version: str) -> ModelVersion:
         with session_scope(self.engine) as session:
@@ -160,16 +232,12 @@ class ModelRegistry:
             return ModelVersion._from_row(row)
 
     def previous_champion(self) -> ModelVersion | None:
-        """The version that was champion before the current one (the most recently promoted version that
-        is not the champion now): what a rollback restores."""
-        with session_scope(self.engine) as session:
-            row = session.scalar(
-                select(ModelVersionRow)
-                .where(~ModelVersionRow.is_champion, ModelVersionRow.promoted_at.is_not(None))
-                .order_by(ModelVersionRow.promoted_at.desc(), ModelVersionRow.id.desc())
-                .limit(1)
-            )
-            return ModelVersion._from_row(row) if row else None
+        """The version a rollback would restore now (:meth:`plan_rollback`), or ``None`` when there is
+        nothing to roll back to."""
+        try:
+            return self.plan_rollback().champion
+        except RegistryError:
+            return None
 
     def of_run(self, run_id: str) -> ModelVersion | None:
         """The version the run ``run_id`` registered, if any."""
@@ -188,6 +256,16 @@ class ModelRegistry:
             rows = session.scalars(select(ModelVersionRow).order_by(ModelVersionRow.id.desc())).all()
             return [ModelVersion._from_row(r) for r in rows]
 
+    def _crown(self, session: Session, row: ModelVersionRow) -> None:
+        """Make ``row`` the champion: the others demoted first, promoted now, no longer rolled back."""
+        self._demote_others(session, row.version)
+        session.flush()  # the old champion off before the new one is on (the one-champion index)
+        row.is_champion = True
+        row.promoted_at = datetime.now(UTC)
+        row.rolled_back_at = None
+        session.flush()
+        session.refresh(row)
+
     @staticmethod
     def _demote_others(session: Session, version: str) -> None:
         session.execute(
@@ -196,16 +274,17 @@ class ModelRegistry:
             .values(is_champion=False)
         )
 
-    def _write(self, work: Callable[[Session], T], action: str, version: str) -> T:
-        """Run ``work`` in one transaction, retried when a concurrent champion change collides with it."""
-        what = f"{action} model version {version}"
+    def _write(self, work: Callable[[Session], T], what: str) -> T:
+        """Run ``work`` in one transaction under the champion lock, retried when a concurrent champion
+        change collides with it anyway; ``what`` names the change in errors."""
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                    _lock_champion(session)
                     return work(session)
             except IntegrityError as exc:
                 if _version_conflict(exc):
-                    raise RegistryError(f"model version {version} is already registered") from exc
+                    raise RegistryError(f"cannot {what}: it is already registered") from exc
                 if not _champion_conflict(exc):
                     raise RegistryError(f"cannot {what}: {str(exc.orig).strip().splitlines()[0]}") from exc
                 error: SQLAlchemyError = exc
@@ -218,3 +297,59 @@ class ModelRegistry:
             f"cannot {what}: concurrent champion changes kept colliding after {ATTEMPTS} attempts "
             f"({str(error).strip().splitlines()[0]}); try again"
         )
+
+
+def _lock_champion(session: Session) -> None:
+    """Take the store's champion lock for this transaction, before it reads anything: registry writes
+    take turns, so a champion read here is the champion when the transaction commits.
+
+    PostgreSQL: a transaction-scoped advisory lock (released at commit or rollback). SQLite: a write
+    that changes nothing takes the database's write lock at once (Python's sqlite3 starts the
+    transaction only at the first write, so reads before it would see a state another writer can change).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAMPION_LOCK})
+    else:
+        session.execute(text("UPDATE model_versions SET id = id WHERE 1 = 0"))
+
+
+def _rollback_rows(session: Session, to: str | None) -> tuple[ModelVersionRow, ModelVersionRow]:
+    """The champion and the version a rollback restores (see :meth:`ModelRegistry.rollback`)."""
+    champion = session.scalar(select(ModelVersionRow).where(ModelVersionRow.is_champion))
+    if champion is None:
+        raise RegistryError("no champion model registered: nothing to roll back")
+    if to is not None:
+        target = session.scalar(select(ModelVersionRow).where(ModelVersionRow.version == to))
+        if target is None:
+            raise RegistryError(f"unknown model version {to!r}")
+        if target.is_champion:
+            raise RegistryError(f"model version {to} is the champion already: nothing to roll back")
+        if target.promoted_at is None:
+            raise RegistryError(
+                f"cannot roll back to model version {to}: it was never champion "
+                f"(to make it champion: clvdrift models promote {to})"
+            )
+        return champion, target
+    target = session.scalar(
+        select(ModelVersionRow)
+        .where(
+            ~ModelVersionRow.is_champion,
+            ModelVersionRow.promoted_at.is_not(None),
+            ModelVersionRow.rolled_back_at.is_(None),
+        )
+        .order_by(ModelVersionRow.promoted_at.desc(), ModelVersionRow.id.desc())
+        .limit(1)
+    )
+    if target is None:
+        skipped = session.scalar(
+            select(func.count())
+            .select_from(ModelVersionRow)
+            .where(~ModelVersionRow.is_champion, ModelVersionRow.rolled_back_at.is_not(None))
+        )
+        if not skipped:
+            raise RegistryError(f"nothing to roll back to: no version was champion before {champion.version}")
+        raise RegistryError(
+            f"nothing to roll back to: the {skipped} version(s) champion before {champion.version} were "
+            "rolled back already (`clvdrift models rollback --to VERSION` brings one back)"
+        )
+    return champion, target
