@@ -53,6 +53,12 @@ ALERTS = {
         "warning",
         "1h",
     ),
+    # issue 15: a bad feed (quarantined or unreadable new files) alerts
+    "CLVFilesQuarantined": (
+        'max without (instance) (clv_monitoring_last_run_files{status=~"quarantined|unreadable"}) > 0',
+        "warning",
+        "0m",
+    ),
 }
 # absent() returns only the job label, so this alert's summary cannot name a model_version.
 WITHOUT_MODEL_VERSION = {"CLVMonitoringMetricsAbsent"}
@@ -73,13 +79,13 @@ def test_promtool_checks_the_config_and_its_rule_file(promtool):
     proc = promtool("check", "config", CONFIG)
     assert proc.returncode == 0, proc.stdout
     assert "SUCCESS: 1 rule files found" in proc.stdout
-    assert "SUCCESS: 9 rules found" in proc.stdout
+    assert "SUCCESS: 10 rules found" in proc.stdout
 
 
 def test_promtool_checks_the_rules(promtool):
     proc = promtool("check", "rules", RULES)
     assert proc.returncode == 0, proc.stdout
-    assert "SUCCESS: 9 rules found" in proc.stdout
+    assert "SUCCESS: 10 rules found" in proc.stdout
 
 
 def test_promtool_rule_unit_tests_pass(promtool):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clvdrift.errors import RegistryError
@@ -115,6 +115,12 @@ class Ledger:
             query = query.where(ProcessedFileRow.status == status)
         with session_scope(self.engine) as session:
             return [FileRecord._from_row(row) for row in session.scalars(query)]
+
+    def count(self, status: FileStatus) -> int:
+        """How many entries have ``status``."""
+        query = select(func.count()).select_from(ProcessedFileRow).where(ProcessedFileRow.status == status)
+        with session_scope(self.engine) as session:
+            return int(session.scalar(query) or 0)
 
     def unchecked(self) -> builtins.list[FileRecord]:
         """Processed files no finished run has checked yet, oldest first."""
