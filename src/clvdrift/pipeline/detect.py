@@ -1,7 +1,8 @@
 """The drift check of a batch against the champion: data drift of its features and prediction (the
 champion's reference profile), model drift on labels the champion never trained on, the decision.
 
-Writes ``reports_dir/<run_id>/drift_report.json`` (+ Evidently HTML) and ``latest_drift_report.json``.
+Writes ``reports_dir/<run_id>/drift_report.json`` (+ HTML: the data-drift decision with Evidently's
+distributions, Evidently's regression report) and ``latest_drift_report.json``.
 """
 
 from __future__ import annotations
@@ -245,15 +246,13 @@ def detect_transactions(
 
         with t.step("reports", progress):
             reference = pd.read_csv(paths["reference"], index_col=schema.CUSTOMER)
-            reports = render_reports(
+            reports = render_reports(  # data_drift.html renders this decision, nothing else
                 reference,
                 current,
                 out_dir,
-                numerical_columns=list(NUMERIC_FEATURES),
-                categorical_columns=[COUNTRY],
+                data_drift=data_drift,
                 target="target" if labelled else None,
                 prediction="prediction",
-                drift_share=config.drift_share,
             )
     result = DetectResult(
         run_id=run_id,
