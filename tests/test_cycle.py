@@ -99,7 +99,12 @@ def test_models_rollback_restores_the_previous_champion_and_is_recorded(workdir,
     assert meta["version"] == first
     assert cli.run(["runs", "list", "--json"]) == 0
     run = json.loads(capsys.readouterr().out)["runs"][0]
-    assert run["details"] == {"action": "rollback", "from": second, "to": first}
+    assert {k: run["details"][k] for k in ("action", "from", "to")} == {
+        "action": "rollback",
+        "from": second,
+        "to": first,
+    }
+    assert run["kind"] == "rollback" and run["details"]["metrics"]["ok"]
     assert run["champion_version"] == first
 
 

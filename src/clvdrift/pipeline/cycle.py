@@ -358,8 +358,8 @@ def take_new_data(
         for r in ledger.unchecked()
         if r.sha256 not in taken and r.run_id not in live
     ]
-    again = {f.sha256 for f in rechecks}
-    new = NewData([*(f for f in files if f.sha256 not in again), *rechecks], reaped=reaped)
+    again = {(f.sha256, f.path) for f in rechecks}  # a file rechecked is listed once, as such
+    new = NewData([*(f for f in files if (f.sha256, f.path) not in again), *rechecks], reaped=reaped)
     runs.add_details(
         run_id, taken=[f.sha256 for f in new.to_check], not_taken_in=[f.path for f in new.not_taken_in]
     )

@@ -68,6 +68,11 @@ class FileOutcome:
     reason: str | None = None
     rows_added: int | None = None
 
+    def __post_init__(self) -> None:  # any text from a file name (error messages quote it) is printable
+        object.__setattr__(self, "path", display_path(self.path))
+        if self.reason is not None:
+            object.__setattr__(self, "reason", display_path(self.reason))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclass_dict(self)
 
@@ -345,6 +350,7 @@ def _quarantine(
     path: Path, shown: str, digest: str, reason: str, quarantine_dir: Path, ledger: Ledger, run_id: str
 ) -> FileOutcome:
     """Record the file as quarantined, then move it (a kill in between leaves it recorded, not lost)."""
+    reason = display_path(reason)
     ledger.record(digest, shown, "quarantined", reason=reason, run_id=run_id)
     return FileOutcome(
         shown, digest, "quarantined", reason + _move_to_quarantine(path, quarantine_dir, digest)

@@ -96,7 +96,7 @@ class Ledger:
             sha256=sha256,
             path=display_path(path),
             status=status,
-            reason=reason,
+            reason=None if reason is None else display_path(reason),
             run_id=run_id,
             processed_at=datetime.now(UTC),
             checked_by=checked_by,

@@ -62,7 +62,7 @@ TOTAL_KEYS: tuple[str, ...] = (
 )
 """The keys of :meth:`RunStore.totals`, always all present (0 when nothing was counted). ``runs``, the
 statuses, drift and retrains count monitoring runs only; ``promotions``/``rejections`` are the gate's
-verdicts; ``rollbacks``/``manual_promotions`` the champion changes made by hand."""
+verdicts; ``rollbacks``/``manual_promotions`` the champion changes made by hand (that succeeded)."""
 
 
 @dataclass(frozen=True)
@@ -361,8 +361,9 @@ class RunStore:
             totals["data_drift"] = self._count(session, monitor & RunRow.data_drift.is_(True))
             totals["model_drift"] = self._count(session, monitor & RunRow.model_drift.is_(True))
             totals["retrains"] = self._count(session, monitor & (RunRow.decision == "retrain"))
-            totals["rollbacks"] = self._count(session, RunRow.kind == "rollback")
-            totals["manual_promotions"] = self._count(session, RunRow.kind == "promote")
+            done = RunRow.status == "success"
+            totals["rollbacks"] = self._count(session, (RunRow.kind == "rollback") & done)
+            totals["manual_promotions"] = self._count(session, (RunRow.kind == "promote") & done)
             query = select(RunRow.challenger).where(RunRow.challenger.is_not(None), monitor)
             challengers: builtins.list[Any] = builtins.list(session.scalars(query))
             outcomes: Counter[Any] = Counter(c.get("outcome") for c in challengers if isinstance(c, dict))
