@@ -14,11 +14,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from clvdrift.config import DriftConfig, GateConfig, TrainConfig, config_error
+from clvdrift.config import DriftConfig, GateConfig, LoopConfig, TrainConfig, config_error
 from clvdrift.errors import ConfigError
+from clvdrift.urls import mask_url
 
 if TYPE_CHECKING:
     from clvdrift.pipeline.common import Workspace
@@ -65,6 +66,12 @@ class Settings(BaseSettings):
     train: TrainConfig = Field(default_factory=TrainConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
+
+    @field_validator("pushgateway_url")
+    @classmethod
+    def _pushgateway_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_pushgateway_url(value)
 
     def workspace(self) -> Workspace:
         """The store and working folders as the pipeline takes them (imported here, not at the top:
@@ -72,6 +79,32 @@ class Settings(BaseSettings):
         from clvdrift.pipeline.common import Workspace
 
         return Workspace(**{f.name: getattr(self, f.name) for f in fields(Workspace)})
+
+
+def check_pushgateway_url(value: str) -> str:
+    """``value`` when the Pushgateway client can push to it: ``http(s)://host[:port][/prefix]`` or
+    ``host[:port]`` (the client adds ``http://``); ValueError otherwise. The message does not repeat
+    the value (pydantic's error shows it, and :func:`get_settings` hides its password)."""
+    from urllib.parse import urlsplit
+
+    expected = "expected e.g. http://pushgateway:9091"
+    if "://" in value:
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"not an http or https URL; {expected}")
+        parts = urlsplit(value)
+    elif "//" in value or ":/" in value:  # a scheme mistyped: http//host, http:/host
+        raise ValueError(f"a mistyped scheme; {expected}")
+    else:
+        parts = urlsplit(f"http://{value}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"the port is not a number in 1-65535; {expected}") from None
+    if not parts.hostname:
+        raise ValueError(f"no host; {expected}")
+    if port == 0:
+        raise ValueError(f"port 0; {expected}")
+    return value
 
 
 def known_variables() -> set[str]:
@@ -105,8 +138,8 @@ def get_settings() -> Settings:
     _check_names(os.environ)
     try:
         return Settings()
-    except ValidationError as exc:
-        raise config_error(exc, "CLVDRIFT_* setting") from None
+    except ValidationError as exc:  # pydantic echoes the value given: a URL's password is hidden
+        raise ConfigError(mask_url(str(config_error(exc, "CLVDRIFT_* setting")))) from None
     except SettingsError as exc:  # e.g. a value that is not JSON where JSON is expected
         cause = exc.__cause__ or exc
-        raise ConfigError(f"invalid CLVDRIFT_* setting: {exc} ({cause})") from None
+        raise ConfigError(mask_url(f"invalid CLVDRIFT_* setting: {exc} ({cause})")) from None

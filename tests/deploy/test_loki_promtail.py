@@ -251,6 +251,33 @@ def test_loki_config_has_the_seed_values() -> None:
     assert schema["index"]["period"] == "24h"
 
 
+def test_loki_without_auth_listens_on_loopback_only() -> None:
+    """auth_enabled: false (the seed's) lets anyone who reaches the port push and read every log line:
+    the file binds HTTP and gRPC to 127.0.0.1, and says how to widen it and how to expose it safely."""
+    loki = load_yaml(LOKI_YML)
+    assert loki["auth_enabled"] is False
+    assert loki["server"]["http_listen_address"] == "127.0.0.1"
+    assert loki["server"]["grpc_listen_address"] == "127.0.0.1"
+    assert loki["common"]["instance_addr"] == "127.0.0.1"
+    comments = LOKI_YML.read_text(encoding="utf-8")
+    assert "-server.http-listen-address=0.0.0.0" in comments and "Exposing Loki" in comments
+
+
+def test_promtail_and_grafana_reach_loki_as_the_doc_says() -> None:
+    """They reach Loki by its service name, not over loopback: the doc's "Exposing Loki" section widens
+    the bind address by a flag inside the private network only, and names the ways to put auth in front."""
+    doc = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    start = doc.index("\n## Exposing Loki\n")
+    end = doc.find("\n## ", start + 1)
+    section = doc[start : end if end > 0 else len(doc)]
+    assert "http://loki:3100" in {
+        c["url"].removesuffix("/loki/api/v1/push") for c in load_yaml(PROMTAIL_YML)["clients"]
+    }
+    assert "loki -config.file=/etc/loki/loki-config.yml -server.http-listen-address=0.0.0.0" in section
+    for words in ("basic auth", "X-Scope-OrgID", "auth_enabled: true", "no `ports:` entry"):
+        assert words in section, words
+
+
 # --- Promtail ---------------------------------------------------------------------------------------------
 
 

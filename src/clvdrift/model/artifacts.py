@@ -13,16 +13,21 @@ and for the champion only (:func:`publish_champion`, called once the registry sa
 The registry row is the source of truth for which version is champion; the ``*_latest`` files and
 ``reference_data.csv`` follow it and are rewritten from it (e.g. on ``models promote``), never by a
 challenger. ``metadata_V.json`` records the sha256 of the other files; :func:`load_model` checks them
-(and, when given, the checksums the registry recorded) *before* unpickling anything.
+(and, when given, the checksums the registry recorded) *before* unpickling anything, on the very bytes
+it then unpickles (each file is read once: a file swapped after the check is never loaded). A write
+that fails (disk full, …) raises :class:`ArtifactError` naming the file, and :func:`write_artifacts`
+then leaves no file of the version behind.
 :func:`collect_garbage` removes the versioned files of versions the registry does not know.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
+import io
 import json
 import re
-import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -53,6 +58,7 @@ __all__ = [
     "publish_champion",
     "publish_registry_champion",
     "read_metadata",
+    "read_verified",
     "sha256_file",
     "verify_artifacts",
     "write_artifacts",
@@ -76,8 +82,14 @@ _VERSIONED = re.compile(
 )
 
 
-def _write_copy(src: Path, dst: Path) -> None:
-    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+def _write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def _write_error(path: Path, exc: OSError, consequence: str) -> ArtifactError:
+    """An :class:`ArtifactError` naming the file a write failed on (exit code 3, not a bug)."""
+    what = "disk full (no space left on device)" if exc.errno == errno.ENOSPC else "cannot write"
+    return ArtifactError(f"{what} while writing {path}: {exc.strerror or exc}; {consequence}")
 
 
 def write_artifacts(
@@ -99,21 +111,38 @@ def write_artifacts(
     models_dir = Path(models_dir)
     patterns = {**ARTIFACT_FILES, **{name: pattern for name, (pattern, _) in (extras or {}).items()}}
     paths = {name: models_dir / pattern.format(v=version) for name, pattern in patterns.items()}
-    for name, (_, writer) in (extras or {}).items():
-        atomic_write(paths[name], writer)
-    atomic_write(paths["model"], lambda tmp: joblib.dump(model.estimator, tmp))
-    atomic_write(paths["scaler"], lambda tmp: joblib.dump(model.scaler, tmp))
-    features_doc = {
-        "numeric_features": list(NUMERIC_FEATURES),
-        "countries": model.encoder.levels_,
-        "min_country_customers": model.encoder.min_customers,
-        "feature_columns": model.feature_columns,
-    }
-    atomic_write_text(paths["features"], json.dumps(features_doc, indent=2))
-    artifacts = {name: {"path": p.name, "sha256": sha256_file(p)} for name, p in paths.items()}
-    meta = {**metadata, "version": version, "artifacts": artifacts}
     meta_path = models_dir / METADATA_FILE.format(v=version)
-    atomic_write_text(meta_path, json.dumps(meta, indent=2, default=str))
+    written: list[Path] = []
+
+    def write(path: Path, writer: Callable[[Path], object]) -> None:
+        try:
+            atomic_write(path, writer)
+        except OSError as exc:  # disk full, read-only, …: named, and nothing of the version is kept
+            raise _write_error(
+                path, exc, f"model version {version} not written, none of its files kept"
+            ) from exc
+        written.append(path)
+
+    try:
+        for name, (_, writer) in (extras or {}).items():
+            write(paths[name], writer)
+        write(paths["model"], lambda tmp: joblib.dump(model.estimator, tmp))
+        write(paths["scaler"], lambda tmp: joblib.dump(model.scaler, tmp))
+        features_doc = {
+            "numeric_features": list(NUMERIC_FEATURES),
+            "countries": model.encoder.levels_,
+            "min_country_customers": model.encoder.min_customers,
+            "feature_columns": model.feature_columns,
+        }
+        text = json.dumps(features_doc, indent=2)
+        write(paths["features"], lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        artifacts = {name: {"path": p.name, "sha256": sha256_file(p)} for name, p in paths.items()}
+        meta = json.dumps({**metadata, "version": version, "artifacts": artifacts}, indent=2, default=str)
+        write(meta_path, lambda tmp: tmp.write_text(meta, encoding="utf-8"))
+    except BaseException:
+        for path in written:  # an unregistered version's files: nobody else uses them
+            path.unlink(missing_ok=True)
+        raise
     return artifacts
 
 
@@ -187,17 +216,37 @@ def _publish(
 ) -> dict[str, str]:
     if "reference" not in artifacts:
         raise ArtifactError(f"{models_dir}: model version {version} records no reference data to publish")
-    sources = verify_artifacts(models_dir, artifacts)
+    # each file is read once and its bytes are checked and copied: a file swapped after the check
+    # cannot be published
+    contents = {name: read_verified(models_dir, info) for name, info in artifacts.items()}
     meta_path = models_dir / METADATA_FILE.format(v=version)
-    recorded = read_metadata(models_dir, version).get("artifacts", {})
+    try:
+        meta_bytes = meta_path.read_bytes()
+        recorded = dict(json.loads(meta_bytes)).get("artifacts", {})
+    except FileNotFoundError:
+        raise ArtifactError(
+            f"{meta_path}: no such model metadata (train a model first: clvdrift train)"
+        ) from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise ArtifactError(f"{meta_path}: unreadable metadata: {exc}") from exc
     if any(recorded.get(name, {}).get("sha256") != info.get("sha256") for name, info in artifacts.items()):
         raise ArtifactIntegrityError(f"{meta_path}: checksums differ from the registry's record")
-    targets = {name: models_dir / _latest_name(path.name, version) for name, path in sources.items()}
+    targets = {
+        name: models_dir / _latest_name(Path(info["path"]).name, version) for name, info in artifacts.items()
+    }
     targets["reference_data"] = reference_dir / REFERENCE_DATA_FILE
-    sources["reference_data"] = sources["reference"]
-    targets["metadata"], sources["metadata"] = models_dir / METADATA_FILE.format(v=LATEST), meta_path
+    contents["reference_data"] = contents["reference"]
+    targets["metadata"], contents["metadata"] = models_dir / METADATA_FILE.format(v=LATEST), meta_bytes
     for name, target in targets.items():  # metadata was added last
-        _write_copy(sources[name], target)
+        try:
+            _write_bytes(target, contents[name])
+        except OSError as exc:
+            raise _write_error(
+                target,
+                exc,
+                f"the champion {version}'s files are not all published (the next `clvdrift monitor` or "
+                f"`clvdrift models promote {version}` publishes them)",
+            ) from exc
     return {name: str(path) for name, path in targets.items()}
 
 
@@ -212,21 +261,41 @@ def read_metadata(models_dir: Path, version: str = LATEST) -> dict[str, Any]:
 
 
 def verify_artifacts(models_dir: Path, expected: Mapping[str, Any]) -> dict[str, Path]:
-    """Check the sha256 of every artifact in ``expected`` (``{name: {"path": …, "sha256": …}}``)."""
+    """Check the sha256 of every artifact in ``expected`` (``{name: {"path": …, "sha256": …}}``).
+
+    Returns the paths: a caller that then opens a path reads the file a second time, and could read
+    another file than the one checked. To load an artifact, use :func:`read_verified` and load its bytes.
+    """
     paths: dict[str, Path] = {}
     for name, info in expected.items():
         path = Path(models_dir) / info["path"]
         if not path.is_file():
             raise ArtifactError(f"{path}: artifact missing")
-        want = info.get("sha256")
-        got = sha256_file(path)
-        if want != got:
-            raise ArtifactIntegrityError(
-                f"{path}: sha256 {got[:12]}… does not match the recorded {str(want)[:12]}…; "
-                "refusing to load a modified artifact"
-            )
+        _check_sha256(path, info.get("sha256"), sha256_file(path))
         paths[name] = path
     return paths
+
+
+def read_verified(models_dir: Path, info: Mapping[str, Any]) -> bytes:
+    """The bytes of the artifact ``info`` (``{"path": …, "sha256": …}``), read once and checked against
+    its sha256: load from these bytes (e.g. ``io.BytesIO``), never by opening the path again."""
+    path = Path(models_dir) / info["path"]
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: artifact missing") from None
+    except OSError as exc:
+        raise ArtifactError(f"{path}: unreadable artifact: {exc.strerror or exc}") from exc
+    _check_sha256(path, info.get("sha256"), hashlib.sha256(data).hexdigest())
+    return data
+
+
+def _check_sha256(path: Path, want: object, got: str) -> None:
+    if want != got:
+        raise ArtifactIntegrityError(
+            f"{path}: sha256 {got[:12]}… does not match the recorded {str(want)[:12]}…; "
+            "refusing to load a modified artifact"
+        )
 
 
 # models loaded in this process, by the sha256 of their files (least recently used dropped first)
@@ -258,18 +327,22 @@ def load_model(
     absent = sorted(set(ARTIFACT_FILES) - set(trusted))
     if absent:
         raise ArtifactError(f"{models_dir}: no checksum recorded for {absent}")
-    paths = verify_artifacts(models_dir, {name: trusted[name] for name in ARTIFACT_FILES})
-    # the files were just verified against these checksums: a model loaded from the same bytes is reused
+    # each file is read once; its bytes are checked, then loaded (never the path again: a file swapped
+    # after the check is not loaded)
+    data = {name: read_verified(models_dir, trusted[name]) for name in ARTIFACT_FILES}
+    # the bytes were just verified against these checksums: a model loaded from the same bytes is reused
     key = tuple(str(trusted[name]["sha256"]) for name in ARTIFACT_FILES)
     with _LOADED_LOCK:
         if key in _LOADED:
             _LOADED.move_to_end(key)
             return _LOADED[key]
-    features_doc = json.loads(paths["features"].read_text(encoding="utf-8"))
+    features_doc = json.loads(data["features"].decode("utf-8"))
     encoder = CountryEncoder(min_customers=features_doc["min_country_customers"])
     encoder.levels_ = list(features_doc["countries"])
     model = ClvModel(
-        estimator=joblib.load(paths["model"]), scaler=joblib.load(paths["scaler"]), encoder=encoder
+        estimator=joblib.load(io.BytesIO(data["model"])),
+        scaler=joblib.load(io.BytesIO(data["scaler"])),
+        encoder=encoder,
     )
     with _LOADED_LOCK:
         _LOADED[key] = model

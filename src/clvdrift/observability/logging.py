@@ -2,9 +2,10 @@
 
 Every record carries ``timestamp`` (RFC 3339 UTC, milliseconds, ``Z``), ``level`` (lower case),
 ``logger``, ``message``, and the context of :func:`log_context` (``run_id``, ``model_version``,
-``request_id``) plus the record's ``extra`` fields. The CLI, the pipeline, the Airflow tasks and the
-service all log through the ``clvdrift`` logger; :func:`configure` (called by adapters only) sets
-where it goes. Promtail parses the JSON lines (deploy/promtail/promtail-config.yml).
+``request_id``) plus the record's ``extra`` fields; passwords in URLs are hidden in the message, the
+string extras and the error (:func:`clvdrift.urls.mask_url`). The CLI, the pipeline, the Airflow tasks
+and the service all log through the ``clvdrift`` logger; :func:`configure` (called by adapters only)
+sets where it goes. Promtail parses the JSON lines (deploy/promtail/promtail-config.yml).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from clvdrift.jsonable import plain
+from clvdrift.urls import mask_url
 
 ROOT_LOGGER = "clvdrift"
 CONTEXT_KEYS: tuple[str, ...] = ("run_id", "model_version", "request_id")
@@ -55,14 +57,14 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
         "timestamp": stamp.replace("+00:00", "Z"),
         "level": record.levelname.lower(),
         "logger": record.name,
-        "message": record.getMessage(),
+        "message": mask_url(record.getMessage()),
         **dict(_context.get()),
     }
     for key, value in record.__dict__.items():
         if key not in _STANDARD and not key.startswith("_"):
-            out[key] = value
+            out[key] = mask_url(value) if isinstance(value, str) else value
     if record.exc_info and record.exc_info[0] is not None:
-        out["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
+        out["error"] = mask_url(f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
     return out
 
 

@@ -18,12 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from clvdrift.errors import RegistryError
+from clvdrift.errors import ConfigError, RegistryError
 from clvdrift.store.migrations import BASELINE, HEAD, LOCATION
+from clvdrift.urls import mask_url
 
 MIGRATION_LOCK_KEY = int.from_bytes(b"clvdrift", "big")
 """The ``pg_advisory_lock`` key every clvdrift process takes while migrating a PostgreSQL database."""
@@ -40,21 +41,60 @@ def connect(url: str, **engine_kwargs: object) -> Engine:
     """Create an engine for ``url`` and bring its schema to the newest migration.
 
     Safe when several processes call it at once on a fresh store, and on a store created before the
-    migrations existed (stamped at the baseline, then upgraded). Raises :class:`RegistryError` naming
-    the URL (password hidden) when the store is unreachable or its schema is newer than this code.
+    migrations existed (stamped at the baseline, then upgraded). Every error names the URL with its
+    password hidden (:func:`clvdrift.urls.mask_url`, also when the URL does not parse):
+    :class:`ConfigError` when the URL itself is wrong (does not parse, a port outside 1-65535, an unknown
+    dialect, a database driver that is not installed), :class:`RegistryError` when the store is
+    unreachable, its folder cannot be created, or its schema is newer than this code.
     """
+    parsed = _parse(url)
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot open store {_safe(url)}: cannot create {folder}: {exc.strerror}"
+            ) from exc
     try:
-        engine = create_engine(url, **engine_kwargs)  # type: ignore[arg-type]
+        engine = create_engine(parsed, **engine_kwargs)  # type: ignore[arg-type]
+    except NoSuchModuleError as exc:
+        raise ConfigError(
+            f"invalid store URL {_safe(url)}: SQLAlchemy has no dialect {parsed.drivername!r} "
+            f"(e.g. sqlite:///clvdrift.db, postgresql+psycopg://user@host:5432/db)"
+        ) from exc
+    except ImportError as exc:  # the dialect exists, its DBAPI module is not installed
+        raise ConfigError(
+            f"invalid store URL {_safe(url)}: its database driver {exc.name or parsed.get_driver_name()!r} "
+            f"is not installed (install it, or use postgresql+psycopg or sqlite)"
+        ) from exc
+    except (SQLAlchemyError, ValueError, TypeError) as exc:  # e.g. a query argument of the wrong type
+        raise ConfigError(f"invalid store URL {_safe(url)}: {_safe(_first_line(exc))}") from exc
+    try:
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         if _revision(engine) != HEAD:
             with _migration_lock(engine) as conn:
                 _upgrade(conn)
     except SQLAlchemyError as exc:
-        raise RegistryError(f"cannot open store {_safe(url)}: {_first_line(exc)}") from exc
+        raise RegistryError(f"cannot open store {_safe(url)}: {_safe(_first_line(exc))}") from exc
     return engine
+
+
+def _parse(url: str) -> URL:
+    """``url`` parsed, with a port a socket can use; :class:`ConfigError` (password hidden) otherwise."""
+    expected = (
+        "expected dialect+driver://user:password@host:port/database, "
+        "e.g. postgresql+psycopg://user@host:5432/db"
+    )
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        why = "the port is not a number" if isinstance(exc, ValueError) else "it cannot be parsed"
+        raise ConfigError(f"invalid store URL {_safe(url)}: {why}; {expected}") from exc
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigError(f"invalid store URL {_safe(url)}: port {parsed.port} is not in 1-65535")
+    return parsed
 
 
 def is_transient(exc: SQLAlchemyError) -> bool:
@@ -75,7 +115,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
-            raise RegistryError(f"store error: {_first_line(exc)}") from exc
+            raise RegistryError(f"store error: {_safe(_first_line(exc))}") from exc
         except BaseException:
             session.rollback()
             raise
@@ -165,8 +205,6 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _safe(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparseable URL is reported as given
-        return url
+def _safe(text: str) -> str:
+    """``text`` (a URL, parseable or not, or a message) with every password hidden."""
+    return mask_url(text)
