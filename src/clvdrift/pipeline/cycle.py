@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from clvdrift.config import DriftConfig, GateConfig, LoopConfig, TrainConfig
 from clvdrift.data import clean_transactions
 from clvdrift.errors import ClvdriftError, RegistryError
+from clvdrift.faults import fault_point
 from clvdrift.jsonable import dataclass_dict
 from clvdrift.observability.logging import get_logger, log_context
 from clvdrift.observability.metrics import PERFORMANCE_METRICS, CheckSummary, PublishOutcome
@@ -125,6 +126,7 @@ def retrain(
         gate = outcome.decision.to_dict()
         fitted = outcome.final if outcome.final is not None else outcome.challenger
         fitted = dataclasses.replace(fitted, training={**fitted.training, "gate": gate})
+        fault_point("cycle.retraining")
         version, _, _, _ = register_version(
             fitted,
             registry=registry,
@@ -135,6 +137,7 @@ def retrain(
             champion=outcome.promoted,
             run_id=run_id,
         )
+        fault_point("cycle.registered")
     return ChallengerOutcome(
         version=version,
         outcome="promoted" if outcome.promoted else "rejected",
@@ -518,8 +521,10 @@ def monitor_cycle(
         start_run(ctx, run_id, trigger, mode, owner=ProcessIdentity.current())
         t = Timings()
         try:
+            fault_point("cycle.started")
             with t.step("check new data", progress):
                 new = take_new_data(ctx, run_id, mode, loop_config)
+            fault_point("cycle.taken_in")
             if not new.to_check:
                 version = finish_skipped(ctx, run_id, new, t.seconds)
                 status = "rejected" if new.not_taken_in else "skipped"
@@ -531,6 +536,7 @@ def monitor_cycle(
                 detected = detect_history(ctx, raw, source, drift_config, render_html=render_html)
             outcome = DriftOutcome.of(detected)
             record_found(ctx, run_id, outcome)
+            fault_point("cycle.detected")
             challenger = None
             if outcome.retraining_required:
                 with t.step("retrain", progress):
@@ -545,6 +551,7 @@ def monitor_cycle(
                     )
             champion = ctx.registry.champion()
             finish_decided(ctx, run_id, outcome, new=new, challenger=challenger, durations=t.seconds)
+            fault_point("cycle.finished")
             return CycleResult(
                 run_id,
                 trigger,

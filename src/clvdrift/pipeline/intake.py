@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from clvdrift.data import clean_transactions, load_transactions
 from clvdrift.data.schema import SUPPORTED_SUFFIXES
 from clvdrift.errors import DataError
+from clvdrift.faults import fault_point
 from clvdrift.io import sha256_file
 from clvdrift.jsonable import dataclass_dict
 from clvdrift.store.ledger import display_path
@@ -328,6 +329,7 @@ def _take_in(
     if changed:
         return FileOutcome(shown, None, "waiting", "changed while it was read (being written)")
     batch = history.add(frame, source=shown, sha256=digest, mode=mode)
+    fault_point("intake.history_added")
     if batch is None:
         ledger.record(digest, shown, "processed", reason="no new row", run_id=run_id, checked_by=run_id)
         return FileOutcome(shown, digest, "unchanged", "adds no row to the history", rows_added=0)
@@ -352,6 +354,7 @@ def _quarantine(
     """Record the file as quarantined, then move it (a kill in between leaves it recorded, not lost)."""
     reason = display_path(reason)
     ledger.record(digest, shown, "quarantined", reason=reason, run_id=run_id)
+    fault_point("intake.quarantine_recorded")
     return FileOutcome(
         shown, digest, "quarantined", reason + _move_to_quarantine(path, quarantine_dir, digest)
     )
