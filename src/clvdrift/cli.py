@@ -7,6 +7,7 @@ Heavy libraries (pandas, scikit-learn, Evidently) are imported inside the comman
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import sys
@@ -21,6 +22,7 @@ from typing import Annotated, Any
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from clvdrift.config import SCENARIO_SEED, DriftConfig, TrainConfig, validated
@@ -28,12 +30,14 @@ from clvdrift.errors import (
     EXIT_BAD_INPUT,
     EXIT_DRIFT,
     EXIT_INTERNAL,
+    EXIT_QUARANTINE,
+    EXIT_STORE,
     ClvdriftError,
     ConfigError,
-    RegistryError,
     exit_code,
 )
 from clvdrift.settings import Settings, get_settings
+from clvdrift.urls import mask_url
 
 app = typer.Typer(
     add_completion=False,
@@ -48,6 +52,10 @@ runs_app = typer.Typer(
     no_args_is_help=True, rich_markup_mode=None, help="Run history of the monitoring cycle."
 )
 app.add_typer(runs_app, name="runs")
+history_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="The transaction history: check and repair its parts."
+)
+app.add_typer(history_app, name="history")
 # Not a terminal (CI, Airflow logs, pipes): wide enough that tables are not squeezed.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -149,6 +157,25 @@ def _sigterm_exits() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+_DISK_ERRORS = {
+    errno.ENOSPC: ("disk full (no space left on device)", "free some space"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or raise the quota"),
+    errno.EROFS: ("read-only file system", "make it writable or point the setting at a writable folder"),
+    errno.EIO: ("I/O error of the disk", "check the disk"),
+}
+"""OSErrors that :func:`run` reports as a store/disk problem (exit 3), not as a bug."""
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling (a library may wrap an OSError)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` and return its exit code (see :mod:`clvdrift.errors`)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -167,21 +194,38 @@ def run(argv: Sequence[str] | None = None) -> int:
         ctx = getattr(exc, "ctx", None)
         where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        err.print(f"[bold red]error:[/] {message}{where}", highlight=False, soft_wrap=True)
+        shown = escape(mask_url(f"{message}{where}"))  # every message: passwords hidden, no markup
+        err.print(f"[bold red]error:[/] {shown}", highlight=False, soft_wrap=True, emoji=False)
         return int(getattr(exc, "exit_code", EXIT_BAD_INPUT))
     except ClvdriftError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
+        shown = escape(mask_url(str(exc)))
+        err.print(f"[bold red]error:[/] {shown}", highlight=False, soft_wrap=True, markup=True, emoji=False)
         return exit_code(exc)
     except Exception as exc:
+        # the environment, not a bug: disk full, quota, read-only file system, I/O error (exit 3)
+        for disk in _causes(exc):
+            if not isinstance(disk, OSError) or disk.errno is None or disk.errno not in _DISK_ERRORS:
+                continue
+            if "--debug" in args:
+                traceback.print_exc()
+            verb = "on" if disk.errno == errno.EIO else "while writing"
+            where = f" {verb} {disk.filename}" if disk.filename else " (rerun with --debug to see where)"
+            what, fix = _DISK_ERRORS[disk.errno]
+            shown = mask_url(f"{what}{where}: {fix}, then run the command again")
+            err.print(f"error: {shown}", highlight=False, soft_wrap=True, markup=False, emoji=False)
+            return EXIT_STORE
         if "--debug" in args:
             traceback.print_exc()
         first = str(exc).splitlines()[0] if str(exc) else ""
         err.print(
-            f"error: unexpected {type(exc).__name__}: {first} (a bug in clvdrift; rerun with --debug "
-            "for the traceback)",
+            mask_url(
+                f"error: unexpected {type(exc).__name__}: {first} (a bug in clvdrift; rerun with --debug "
+                "for the traceback)"
+            ),
             highlight=False,
             soft_wrap=True,
             markup=False,
+            emoji=False,
         )
         return EXIT_INTERNAL
     if rv == 130:  # typer turns Ctrl-C into exit code 130 by itself
@@ -709,15 +753,30 @@ def monitor(
     html: Annotated[
         bool, typer.Option("--html/--no-html", help="Render the Evidently HTML reports.")
     ] = False,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=86_400,
+            help="Seconds to wait while another cycle of the same store runs, then exit 5 "
+            "[default: CLVDRIFT_LOOP__LOCK_WAIT_SECONDS or 0]",
+        ),
+    ] = None,
+    fail_on_quarantine: Annotated[
+        bool,
+        typer.Option("--fail-on-quarantine", help="Exit 6 when a new file was quarantined or unreadable."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """One monitoring cycle: new files → transaction history → drift check → decision → (retrain → gate
-    → promote). Recorded in the run history (clvdrift runs list)."""
+    → promote). Recorded in the run history (clvdrift runs list). One cycle at a time per store: a
+    second one exits 5 ("another monitoring cycle is running") unless --wait."""
     from clvdrift.pipeline.cycle import monitor_cycle
     from clvdrift.store import connect
     from clvdrift.store.runs import RunStore
 
     settings = get_settings()
+    loop = settings.loop if wait is None else settings.loop.model_copy(update={"lock_wait_seconds": wait})
     with _progress("monitoring cycle") as progress:
         result = monitor_cycle(
             settings.workspace(),
@@ -726,22 +785,22 @@ def monitor(
             train_config=settings.train,
             drift_config=settings.drift,
             gate_config=settings.gate,
+            loop_config=loop,
             render_html=html,
             progress=progress,
         )
     metrics = RunStore(connect(settings.database_url)).get(result.run_id).details.get("metrics")
+    quarantine_exit = fail_on_quarantine and bool(result.new_data.not_taken_in)
     if as_json:
         _print_json({**result.to_dict(), "metrics": metrics})
+        if quarantine_exit:
+            raise typer.Exit(EXIT_QUARANTINE)
         return
+    for reaped in result.new_data.reaped or []:
+        out.print(f"run {reaped} was left running by a process that is gone: recorded as failed")
     for f in result.new_data.files:
-        extra = (
-            f" ({f.rows_added:,} rows added)"
-            if f.rows_added is not None
-            else f": {f.reason}"
-            if f.reason
-            else ""
-        )
-        out.print(f"{f.status}: {f.path}{extra}", highlight=False, soft_wrap=True)
+        extra = f" ({f.rows_added:,} rows added)" if f.rows_added else f": {f.reason}" if f.reason else ""
+        out.print(f"{f.status}: {f.path}{extra}", highlight=False, soft_wrap=True, markup=False)
     if result.detect is not None:
         _drift_tables(result.detect.to_dict())
     if result.challenger is not None:
@@ -760,6 +819,8 @@ def monitor(
             highlight=False,
             soft_wrap=True,
         )
+    if quarantine_exit:
+        raise typer.Exit(EXIT_QUARANTINE)
 
 
 def _replay_rows(summaries: list[dict[str, Any]]) -> list[tuple[str, ...]]:
@@ -969,9 +1030,67 @@ def validate_metrics(
         raise typer.Exit(EXIT_DRIFT)
 
 
+@history_app.command("verify")
+def history_verify(as_json: JsonOpt = False) -> None:
+    """Check every part of the transaction history (present, its sha256, readable, its row count);
+    exit 3 when one is not."""
+    from clvdrift.pipeline.history_ops import verify_history
+
+    report = verify_history(get_settings().workspace())
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        table = Table(title="transaction history")
+        for name in ("batch", "mode", "rows", "created (UTC)", "current", "source", "problem"):
+            table.add_column(name)
+        for b in report.batches:
+            table.add_row(
+                b["batch_id"],
+                b["mode"],
+                f"{b['rows_added']:,}",
+                b["created_at"],
+                _yes_no(b["current"]),
+                b["source"],
+                b["problem"] or "ok",
+            )
+        out.print(table)
+        out.print(
+            "history ok"
+            if report.ok
+            else f"{len(report.problems)} part(s) damaged; repair with `clvdrift history drop BATCH`, "
+            "then put the batch's source file back into the current folder to take it in again",
+            highlight=False,
+        )
+    if not report.ok:
+        raise typer.Exit(EXIT_STORE)
+
+
+@history_app.command("drop")
+def history_drop(
+    batch: Annotated[str, typer.Argument(help="The batch id (see `clvdrift history verify`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a batch from the history (its part moves to <history>/dropped/) and forget its source file,
+    so that file is taken in again when put back; recorded in the run history (kind repair)."""
+    from clvdrift.pipeline.history_ops import drop_batch
+
+    result = drop_batch(get_settings().workspace(), batch)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    b = result.batch
+    out.print(
+        f"dropped batch {b['batch_id']} ({b['rows_added']:,} rows from {b['source']}); run {result.run_id}"
+        + ("; its source file is new again" if result.ledger_forgotten else ""),
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
+
+
 @runs_app.command("list")
 def runs_list(
-    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many runs, newest first.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """The monitoring cycles recorded in the store, newest first, and totals counted from them."""
@@ -1064,45 +1183,54 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as J
 
 
 @models_app.command("promote")
-def models_promote(version: Annotated[str, typer.Argument(help="The version to make champion.")]) -> None:
-    """Make VERSION the champion: the registry first, then its *_latest files and reference_data.csv."""
-    from clvdrift.model.artifacts import publish_registry_champion
+def models_promote(
+    version: Annotated[str, typer.Argument(help="The version to make champion.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote a version the champion/challenger gate rejected.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make VERSION the champion: the registry first, then its *_latest files and reference_data.csv;
+    recorded in the run history (kind promote) and published as metrics."""
+    from clvdrift.pipeline.champion import promote
 
-    ws = get_settings().workspace()
-    registry = _registry(ws.database_url)
-    registered = registry.promote(version)
-    publish_registry_champion(registry, ws.models_dir, ws.reference_dir)
-    out.print(f"version {registered.version} is the champion")
+    change = promote(get_settings().workspace(), version, force=force)
+    if as_json:
+        _print_json(change)
+    elif not change.changed:
+        out.print(f"version {change.to_version} is the champion already; nothing changed", highlight=False)
+    else:
+        forced = f" (forced over the gate: {change.gate_reason})" if change.forced else ""
+        out.print(
+            f"version {change.to_version} is the champion (was {change.from_version or 'none'}){forced}",
+            highlight=False,
+        )
 
 
 @models_app.command("rollback")
-def models_rollback() -> None:
-    """Make the previous champion the champion again (its files published); recorded in the run history."""
-    from clvdrift.model.artifacts import publish_registry_champion
-    from clvdrift.model.registry import ModelRegistry
-    from clvdrift.pipeline import new_version
-    from clvdrift.store import connect
-    from clvdrift.store.runs import RunStore
+def models_rollback(
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="The version to restore: any version that was champion before "
+            "[default: the champion before the current one, skipping versions rolled back already]",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take the champion off and restore the previous one (walking back the promotion history), its files
+    published; recorded in the run history (kind rollback) and published as metrics."""
+    from clvdrift.pipeline.champion import rollback
 
-    ws = get_settings().workspace()
-    engine = connect(ws.database_url)
-    registry = ModelRegistry(engine)
-    current, previous = registry.champion(), registry.previous_champion()
-    if current is None or previous is None:
-        raise RegistryError("no previous champion to roll back to")
-    runs = RunStore(engine)
-    run_id = "rollback_" + new_version()
-    runs.start(run_id, "cli", {"action": "rollback", "from": current.version, "to": previous.version})
-    registry.promote(previous.version)
-    publish_registry_champion(registry, ws.models_dir, ws.reference_dir)
-    runs.finish(
-        run_id,
-        status="success",
-        decision="rollback",
-        champion_version=previous.version,
-        details={"action": "rollback", "from": current.version, "to": previous.version},
+    change = rollback(get_settings().workspace(), to=to)
+    if as_json:
+        _print_json(change)
+        return
+    out.print(
+        f"rolled back: version {change.to_version} is the champion again (was {change.from_version})",
+        highlight=False,
     )
-    out.print(f"rolled back: version {previous.version} is the champion again (was {current.version})")
 
 
 @models_app.command("gc")

@@ -11,11 +11,15 @@ Adapters (CLI, Airflow tasks, the service) translate these to exit codes and HTT
      │    └── ArtifactIntegrityError  an artifact does not match its recorded sha256
      │         └── ProfileIntegrityError  a saved reference profile fails its checksum
      └── RegistryError          model registry: unknown version, no champion, store failure
+          ├── LockBusyError      another process holds a lock of the store (exit 5)
+          └── HistoryIntegrityError  a part of the transaction history is missing or corrupted
 
 Exit codes of the command line (:data:`EXIT_CODES`): 0 success; 1 ``--fail-on-drift`` and retraining
 is required (not an error); 2 bad data, settings or arguments; 3 artifacts or store; 4 an unexpected
-error (a bug: the one-line message says so, ``--debug`` shows the traceback). A CI job can therefore
-tell drift (1) from a crash (4).
+error (a bug: the one-line message says so, ``--debug`` shows the traceback); 5 another process holds
+a lock of the store (another monitoring cycle or training is running); 6 ``monitor
+--fail-on-quarantine`` and a new file was quarantined or unreadable. A CI job can therefore tell drift
+(1) from a crash (4) from "busy, try later" (5).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ EXIT_DRIFT = 1
 EXIT_BAD_INPUT = 2
 EXIT_STORE = 3
 EXIT_INTERNAL = 4
+EXIT_BUSY = 5
+EXIT_QUARANTINE = 6
 
 
 class ClvdriftError(Exception):
@@ -82,6 +88,8 @@ EXIT_CODES: dict[str, int] = {
     "bad data, settings or arguments": EXIT_BAD_INPUT,
     "artifacts or store": EXIT_STORE,
     "unexpected error": EXIT_INTERNAL,
+    "another process holds the lock (e.g. another monitoring cycle is running): try again": EXIT_BUSY,
+    "files quarantined or unreadable (monitor --fail-on-quarantine)": EXIT_QUARANTINE,
 }
 
 
@@ -91,4 +99,12 @@ def exit_code(exc: BaseException) -> int:
 
 
 class LockBusyError(RegistryError):
-    """A lock of the store (the training lock) is held by another process: try again when it is done."""
+    """A lock of the store (the training or the cycle lock) is held by another process: try again when
+    it is done (exit code 5, so a scheduler can tell "busy" from a broken store)."""
+
+    exit_code = EXIT_BUSY
+
+
+class HistoryIntegrityError(RegistryError):
+    """A part file of the transaction history is missing, unreadable or differs from its checksum; the
+    message names the part and its batch and says how to repair (``clvdrift history``)."""

@@ -278,7 +278,9 @@ def test_bad_input_raises_one_line_errors_naming_what_is_wrong(history):
     assert history.batches() == [] and not list(history.root.glob("part-*"))
     added = history.add(frame(0, 2), source="a", sha256="a", mode="append")
     (history.root / added.part_file).unlink()
-    with pytest.raises(HistoryIntegrityError, match=rf"part {added.part_file} of batch {added.batch_id} .*missing"):
+    with pytest.raises(
+        HistoryIntegrityError, match=rf"part {added.part_file} of batch {added.batch_id} .*missing"
+    ):
         history.read()
 
 

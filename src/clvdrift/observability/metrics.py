@@ -27,7 +27,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from clvdrift.jsonable import dataclass_dict
-from clvdrift.store.runs import RunRecord, RunStore
+from clvdrift.store.runs import FINAL_STATUSES, RunRecord, RunStore
+from clvdrift.urls import mask_url
 
 JOB = "clv_drift_monitoring"
 """The Pushgateway job (grouping key) of every push."""
@@ -52,7 +53,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "clv_monitoring_runs_total": ("counter", ("status",), "Monitoring runs by final status, all time"),
     "clv_monitoring_last_run_timestamp_seconds": ("gauge", (), "Unix time the latest run finished"),
     "clv_monitoring_last_run_duration_seconds": ("gauge", (), "Duration of the latest run"),
-    "clv_monitoring_last_run_success": ("gauge", (), "1: latest run succeeded or skipped; 0: failed"),
+    "clv_monitoring_last_run_success": ("gauge", (), "1: latest run did not fail; 0: failed"),
     "clv_monitoring_last_success_timestamp_seconds": (
         "gauge",
         (),
@@ -63,13 +64,30 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "clv_challengers_rejected_total": ("counter", (), "Challengers rejected by the gate, all time"),
     "clv_champion_info": ("gauge", (), "Always 1: the current champion is model_version"),
     "clv_rows_processed": ("gauge", (), "Transaction rows checked by the latest check"),
+    "clv_quarantined_files_total": ("counter", (), "Input files quarantined (failed validation), all time"),
+    "clv_monitoring_last_run_files": (
+        "gauge",
+        ("status",),
+        "Files of current_dir by outcome in the latest run (processed, quarantined, unreadable, waiting, …)",
+    ),
     "clv_customers_processed": ("gauge", (), "Customers checked by the latest check"),
 }
 """Every exported metric: name → (type, labels besides ``model_version``, help). The deploy contract."""
 
 PERFORMANCE_METRICS: tuple[str, ...] = ("r2", "mae", "rmse", "spearman")
 DRIFT_TYPES: tuple[str, ...] = ("data", "model")
-RUN_STATUSES: tuple[str, ...] = ("success", "failed", "skipped")
+RUN_STATUSES: tuple[str, ...] = FINAL_STATUSES
+FILE_STATUSES: tuple[str, ...] = (
+    "processed",
+    "unchanged",
+    "recheck",
+    "seen before",
+    "quarantined",
+    "unreadable",
+    "waiting",
+    "ignored",
+)
+"""The outcomes of a file in a run (``clvdrift.pipeline.intake``), each exported, 0 when absent."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +124,7 @@ class MetricsSnapshot:
     last_run: RunRecord | None
     last_success_at: datetime | None
     check: CheckSummary | None
+    quarantined_files: int = 0
 
     def samples(self) -> list[tuple[str, dict[str, str], float]]:
         """Every series of this snapshot: (metric name, labels including ``model_version``, value)."""
@@ -127,8 +146,13 @@ class MetricsSnapshot:
         checked = check.model_version if check else current
         for drift_type in DRIFT_TYPES:
             add("clv_drift_detected_total", t[f"{drift_type}_drift"], checked, drift_type=drift_type)
+        add("clv_quarantined_files_total", self.quarantined_files, current)
         run = self.last_run
         if run is not None and run.finished_at is not None:
+            files = run.details.get("files") if isinstance(run.details, dict) else None
+            statuses = [f.get("status") for f in files or [] if isinstance(f, dict)]
+            for status in FILE_STATUSES:
+                add("clv_monitoring_last_run_files", statuses.count(status), current, status=status)
             add("clv_monitoring_last_run_timestamp_seconds", run.finished_at.timestamp(), current)
             duration = (run.finished_at - run.started_at).total_seconds()
             add("clv_monitoring_last_run_duration_seconds", duration, current)
@@ -181,9 +205,12 @@ class _Collector(Collector):
 
 def snapshot(engine: Engine, champion_version: str | None) -> MetricsSnapshot:
     """The metrics as the store holds them now (``champion_version``: the registry's champion)."""
+    from clvdrift.store.ledger import Ledger
+
     runs = RunStore(engine)
     last_check = runs.latest_with_check()
     return MetricsSnapshot(
+        quarantined_files=Ledger(engine).count("quarantined"),
         champion_version=champion_version,
         totals=runs.totals(),
         last_run=runs.latest_finished(),
@@ -197,7 +224,7 @@ class PublishOutcome:
     """Where a snapshot went, or why it did not."""
 
     target: str  # "pushgateway" | "textfile"
-    destination: str
+    destination: str  # the URL with its password hidden (clvdrift.urls.mask_url), or the file
     ok: bool
     series: int
     error: str | None = None
@@ -217,9 +244,9 @@ def publish(snapshot: MetricsSnapshot, *, pushgateway_url: str | None, textfile:
         try:
             push_to_gateway(pushgateway_url, job=JOB, registry=registry, timeout=PUSH_TIMEOUT_SECONDS)
         except Exception as exc:  # any transport error is an outcome, not a crash
-            reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-            return PublishOutcome("pushgateway", pushgateway_url, False, series, reason)
-        return PublishOutcome("pushgateway", pushgateway_url, True, series)
+            reason = mask_url(f"{type(exc).__name__}: {exc}".strip().splitlines()[0])
+            return PublishOutcome("pushgateway", mask_url(pushgateway_url), False, series, reason)
+        return PublishOutcome("pushgateway", mask_url(pushgateway_url), True, series)
     try:
         textfile.parent.mkdir(parents=True, exist_ok=True)
         write_to_textfile(str(textfile), registry)  # temp file + rename: never half-written
