@@ -7,7 +7,6 @@ Heavy libraries (pandas, scikit-learn, Evidently) are imported inside the comman
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import sys
@@ -35,6 +34,7 @@ from clvdrift.errors import (
     ClvdriftError,
     ConfigError,
     exit_code,
+    storage_error,
 )
 from clvdrift.settings import Settings, get_settings
 from clvdrift.urls import mask_url
@@ -157,25 +157,6 @@ def _sigterm_exits() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-_DISK_ERRORS = {
-    errno.ENOSPC: ("disk full (no space left on device)", "free some space"),
-    errno.EDQUOT: ("disk quota exceeded", "free some space or raise the quota"),
-    errno.EROFS: ("read-only file system", "make it writable or point the setting at a writable folder"),
-    errno.EIO: ("I/O error of the disk", "check the disk"),
-}
-"""OSErrors that :func:`run` reports as a store/disk problem (exit 3), not as a bug."""
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and the exceptions it was raised from or while handling (a library may wrap an OSError)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` and return its exit code (see :mod:`clvdrift.errors`)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -202,18 +183,14 @@ def run(argv: Sequence[str] | None = None) -> int:
         err.print(f"[bold red]error:[/] {shown}", highlight=False, soft_wrap=True, markup=True, emoji=False)
         return exit_code(exc)
     except Exception as exc:
-        # the environment, not a bug: disk full, quota, read-only file system, I/O error (exit 3)
-        for disk in _causes(exc):
-            if not isinstance(disk, OSError) or disk.errno is None or disk.errno not in _DISK_ERRORS:
-                continue
+        disk = storage_error(exc)  # the environment, not a bug: disk full, quota, read-only, I/O (exit 3)
+        if disk is not None:
             if "--debug" in args:
                 traceback.print_exc()
-            verb = "on" if disk.errno == errno.EIO else "while writing"
-            where = f" {verb} {disk.filename}" if disk.filename else " (rerun with --debug to see where)"
-            what, fix = _DISK_ERRORS[disk.errno]
-            shown = mask_url(f"{what}{where}: {fix}, then run the command again")
-            err.print(f"error: {shown}", highlight=False, soft_wrap=True, markup=False, emoji=False)
-            return EXIT_STORE
+            err.print(
+                f"error: {mask_url(str(disk))}", highlight=False, soft_wrap=True, markup=False, emoji=False
+            )
+            return disk.exit_code
         if "--debug" in args:
             traceback.print_exc()
         first = str(exc).splitlines()[0] if str(exc) else ""

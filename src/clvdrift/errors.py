@@ -7,6 +7,7 @@ Adapters (CLI, Airflow tasks, the service) translate these to exit codes and HTT
      │    ├── AmbiguousDateError  day/month order cannot be told from the file itself
      │    └── DriftInputError     data or options given to the drift check cannot be used
      ├── ConfigError            bad settings or arguments
+     ├── StorageError           the disk: full, over quota, read-only, I/O error (exit 3)
      ├── ArtifactError          model artifacts missing or unreadable
      │    └── ArtifactIntegrityError  an artifact does not match its recorded sha256
      │         └── ProfileIntegrityError  a saved reference profile fails its checksum
@@ -23,6 +24,9 @@ a lock of the store (another monitoring cycle or training is running); 6 ``monit
 """
 
 from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
@@ -108,3 +112,39 @@ class LockBusyError(RegistryError):
 class HistoryIntegrityError(RegistryError):
     """A part file of the transaction history is missing, unreadable or differs from its checksum; the
     message names the part and its batch and says how to repair (``clvdrift history``)."""
+
+
+class StorageError(ClvdriftError):
+    """The disk cannot take what clvdrift writes: full, over quota, read-only, an I/O error. Not a bug:
+    the environment (exit 3). :func:`storage_error` recognises one behind any exception."""
+
+    exit_code = EXIT_STORE
+
+
+_DISK_ERRORS = {
+    errno.ENOSPC: ("disk full (no space left on device)", "free some space"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or raise the quota"),
+    errno.EROFS: ("read-only file system", "make it writable or point the setting at a writable folder"),
+    errno.EIO: ("I/O error of the disk", "check the disk"),
+}
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling (a library may wrap an OSError)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def storage_error(exc: BaseException) -> StorageError | None:
+    """A one-line :class:`StorageError` when ``exc`` is (or was caused by) a disk error, else ``None``."""
+    for disk in _causes(exc):
+        if isinstance(disk, OSError) and disk.errno in _DISK_ERRORS:
+            verb = "on" if disk.errno == errno.EIO else "while writing"
+            where = f" {verb} {disk.filename}" if disk.filename else ""
+            what, fix = _DISK_ERRORS[disk.errno]
+            return StorageError(f"{what}{where}: {fix}, then run the command again")
+    return None

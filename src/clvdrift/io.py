@@ -71,6 +71,10 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:  # a writer's error names no file: name the target
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from clvdrift.config import DriftConfig, GateConfig, LoopConfig, TrainConfig
 from clvdrift.data import clean_transactions
-from clvdrift.errors import ClvdriftError, RegistryError
+from clvdrift.errors import ClvdriftError, RegistryError, storage_error
 from clvdrift.faults import fault_point
 from clvdrift.jsonable import dataclass_dict
 from clvdrift.observability.logging import get_logger, log_context
@@ -567,7 +567,8 @@ def monitor_cycle(
             finish_run(ctx, run_id, status="failed", error=str(exc), durations=t.seconds)
             raise
         except Exception as exc:
-            error = f"unexpected {type(exc).__name__}: {exc}"
+            disk = storage_error(exc)
+            error = str(disk) if disk is not None else f"unexpected {type(exc).__name__}: {exc}"
             finish_run(ctx, run_id, status="failed", error=error, durations=t.seconds)
             raise
         except BaseException as exc:  # SIGTERM (SystemExit from the CLI's handler), Ctrl-C
