@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clvdrift.config import SCENARIO_SEED, DriftConfig, GateConfig, TrainConfig
+from clvdrift.config import SCENARIO_SEED, DriftConfig, GateConfig, LoopConfig, TrainConfig
 from clvdrift.jsonable import dataclass_dict
 from clvdrift.pipeline.common import Progress, Workspace
 from clvdrift.pipeline.cycle import CycleResult, monitor_cycle
@@ -62,6 +62,8 @@ def demo_loop(
             train_config=train_config,
             drift_config=drift_config,
             gate_config=gate_config,
+            # the demo wrote the file itself, atomically (simulate renames it into place): no settling
+            loop_config=LoopConfig(settle_seconds=0),
             progress=progress,
         )
         steps.append(LoopStep(scenario, cycle))

@@ -203,20 +203,19 @@ def ready_files(paths: list[Path], settle_seconds: float) -> tuple[list[Path], l
         try:
             before[p] = _signature(p)
         except OSError:
-            continue  # gone: the caller's next look says so
+            continue  # removed meanwhile: nothing left to report
     now = time.time_ns()
-    youngest = max((now - sig[2] for sig in before.values()), default=None)
-    ages = [(now - sig[2]) / 1e9 for sig in before.values()]
-    pause = max((settle_seconds - age for age in ages), default=0.0)
-    if youngest is not None and pause > 0:
+    pause = max((settle_seconds - (now - sig[2]) / 1e9 for sig in before.values()), default=0.0)
+    if pause > 0:
         time.sleep(min(pause, settle_seconds))
+    still = open_for_writing(list(before))
     ready = []
     for p, sig in before.items():
         try:
             same = _signature(p) == sig
         except OSError:
             same = False
-        if same and p not in open_for_writing([p]):
+        if same and p not in still:
             ready.append(p)
         else:
             waiting.append(FileOutcome(display_path(p), None, "waiting", "still changing (being written)"))
@@ -314,20 +313,23 @@ def _take_in(
     if any(b.sha256 == digest for b in history.batches()):  # added by a run killed before its ledger entry
         ledger.record(digest, shown, "processed", run_id=run_id)
         return FileOutcome(shown, digest, "processed", "in the history already (its run was stopped)")
+    problem: DataError | None = None
     try:
         frame = load_transactions(path, date_format=date_format, columns=columns)
         if mode == "snapshot":
             _check_snapshot(frame, path, max_snapshot_shrink, baseline_rows)
     except DataError as exc:
-        return _quarantine(path, shown, digest, str(exc), quarantine_dir, ledger, run_id)
+        problem = exc
     except OSError as exc:
         return FileOutcome(shown, digest, "unreadable", f"cannot be read ({exc.strerror or exc})")
-    try:
+    try:  # what was read is what was hashed, and the writer is done: else judge it next cycle
         changed = _signature(path) != signature
     except OSError:
         changed = True
     if changed:
         return FileOutcome(shown, None, "waiting", "changed while it was read (being written)")
+    if problem is not None:
+        return _quarantine(path, shown, digest, str(problem), quarantine_dir, ledger, run_id)
     batch = history.add(frame, source=shown, sha256=digest, mode=mode)
     fault_point("intake.history_added")
     if batch is None:
