@@ -1082,9 +1082,10 @@ def runs_list(
     if not runs:
         out.print("no monitoring run recorded yet; run `clvdrift monitor`")
         return
-    table = Table(title="monitoring runs")
+    table = Table(title="runs (monitoring cycles, champion changes, history repairs)")
     for name in (
         "run",
+        "kind",
         "trigger",
         "started (UTC)",
         "status",
@@ -1099,6 +1100,7 @@ def runs_list(
         challenger = r.challenger or {}
         table.add_row(
             r.run_id,
+            r.kind,
             r.trigger,
             r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             r.status,

@@ -9,8 +9,16 @@ distributions of exactly those columns (reference vs current), with no drift tes
 drift preset would test other columns (e.g. the target) with its own tests and thresholds, ignore
 calibration, FDR and the key-column rule, and so could contradict the decision.
 
-Evidently is an optional extra (``pip install -e '.[reports]'``); without it the decision is still
-rendered, without the plots and without ``regression.html``.
+``regression.html`` shows the model-drift decision, from its :class:`ModelDriftResult` and the scope the
+JSON states as ``model_drift_scope``: which customers were scored (and how many were excluded, by which
+rule), the decision's metrics — the champion's held-out reference vs the scored customers — with the
+relative changes, thresholds and verdict, or, when model drift was not assessed (no matured labels,
+too few customers), why not and no number. Below it, Evidently's regression preset is drawn on exactly
+the rows the decision scored (current) and the champion's held-out rows (reference), after checking
+that those rows reproduce the decision's metrics: it can show no other customers than the decision's.
+
+Evidently is an optional extra (``pip install -e '.[reports]'``); without it both decisions are still
+rendered, without Evidently's plots.
 """
 
 from __future__ import annotations
@@ -19,12 +27,13 @@ import html
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from clvdrift.drift.model_drift import ModelDriftResult
 from clvdrift.drift.result import ColumnDriftResult, DataDriftResult
 from clvdrift.io import atomic_write_text
 
@@ -32,6 +41,7 @@ INSTALL_HINT = "HTML reports need Evidently: pip install -e '.[reports]'"
 DATA_DRIFT_HTML = "data_drift.html"
 REGRESSION_HTML = "regression.html"
 DECISION_ID = "clvdrift-decision"  # the decision's <section>; its table is DECISION_ID + "-columns"
+MODEL_DRIFT_ID = "clvdrift-model-drift"  # regression.html's decision; + "-summary", "-scope", "-metrics"
 
 
 def evidently_available() -> bool:
@@ -183,10 +193,10 @@ def decision_html(result: DataDriftResult) -> str:
     )
 
 
-def _page(body: str) -> str:
+def _page(body: str, title: str = "Data drift") -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="UTF-8">\n'
-        "<title>Data drift</title>\n</head>\n<body>\n" + body + "\n</body>\n</html>\n"
+        f"<title>{_esc(title)}</title>\n</head>\n<body>\n" + body + "\n</body>\n</html>\n"
     )
 
 
@@ -198,13 +208,137 @@ PLOTS_HEADING = (
 )
 
 
-def _with_decision(evidently_page: str, decision: str) -> str | None:
+def _with_decision(evidently_page: str, decision: str, heading: str = PLOTS_HEADING) -> str | None:
     """Evidently's page with ``decision`` first in its body (None if its layout is not recognised)."""
     at = evidently_page.find("<body>")
     if at < 0:
         return None
     at += len("<body>")
-    return evidently_page[:at] + "\n" + decision + "\n" + PLOTS_HEADING + "\n" + evidently_page[at:]
+    return evidently_page[:at] + "\n" + decision + "\n" + heading + "\n" + evidently_page[at:]
+
+
+# ====================================================================== the model-drift decision, as HTML
+# (key, name) of the decision's metrics, in this order; a metric of the decision not listed comes last
+_METRICS = [
+    ("r2", "R²"),
+    ("mae", "MAE"),
+    ("rmse", "RMSE"),
+    ("spearman", "Spearman"),
+    ("gini_normalized", "normalized Gini"),
+    ("top10_capture", "top-10% capture"),
+    ("total_ratio", "total ratio (predicted / actual)"),
+]
+
+
+def _metric(value: float | None) -> str:
+    """A metric of the decision, to its 6 significant digits (as the JSON stores it)."""
+    if value is None or not math.isfinite(value):
+        return "undefined" if value is not None else "—"
+    return f"{value:.6g}"
+
+
+def _change(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+.1%}" if math.isfinite(value) else ("undefined" if math.isnan(value) else str(value))
+
+
+def _metrics_table(md: ModelDriftResult) -> str:
+    current = md.current or {}
+    names = dict(_METRICS)
+    keys = [k for k, _ in _METRICS if k in md.reference or k in current]
+    keys += [k for k in [*md.reference, *current] if k not in names and k not in keys]
+    rules = {
+        "r2": ("relative drop", md.r2_drop, md.r2_drop_threshold),
+        "mae": ("relative increase", md.mae_increase, md.mae_increase_threshold),
+    }
+    rows = []
+    for key in keys:
+        ref, cur = md.reference.get(key), current.get(key)
+        if key in rules:
+            what, change, threshold = rules[key]
+            rule = f"{what} {_change(change)} (drift above {threshold:.0%})"
+        else:
+            rule = "shown, not a drift rule"
+        rows.append(
+            f'<tr data-metric="{_esc(key)}" data-reference="{_esc(repr(ref))}"'
+            f' data-current="{_esc(repr(cur))}">'
+            f"<td>{_esc(names.get(key, key))}</td><td>{_metric(ref)}</td><td>{_metric(cur)}</td>"
+            f"<td>{_esc(rule)}</td></tr>"
+        )
+    return (
+        f'<table id="{MODEL_DRIFT_ID}-metrics"><thead><tr><th>metric</th>'
+        "<th>reference (the champion's held-out evaluation)</th><th>current (the scored customers)</th>"
+        f"<th>rule</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def model_drift_html(
+    result: ModelDriftResult, scope: Mapping[str, Any], *, reference_rows: int | None = None
+) -> str:
+    """The ``<section>`` that shows the model-drift decision ``result`` and the ``scope`` it was scored
+    on (``model_drift_scope`` of the JSON: ``customers_scored``, ``customers_excluded``, ``rule``);
+    ``reference_rows`` is how many held-out rows Evidently's reference side has, if any."""
+    scored, excluded = int(scope["customers_scored"]), int(scope["customers_excluded"])
+    assessed = result.labels_available
+    attrs = (
+        f' data-assessed="{str(assessed).lower()}" data-detected="{str(result.detected).lower()}"'
+        f' data-customers-scored="{scored}" data-customers-excluded="{excluded}"'
+        f' data-reference-rows="{"" if reference_rows is None else reference_rows}"'
+    )
+    if assessed:
+        verdict = f"Model drift: {'yes' if result.detected else 'no'} — scored on {scored:,} customers"
+        reasons = "".join(f"<li>{_esc(r)}</li>" for r in result.reasons) or "<li>none: no rule fired</li>"
+        scope_text = (
+            f"Scored: {scored:,} customers of the batch; excluded: {excluded:,}. Rule: {_esc(scope['rule'])}."
+        )
+        body = f"{_metrics_table(result)}<p>Why:</p><ul>{reasons}</ul>" + (
+            f'<p class="note">Note: {_esc(result.note)}.</p>' if result.note else ""
+        )
+    else:
+        verdict = "Model drift: not assessed"
+        scope_text = (
+            f"No customer was scored and no metric was computed. Under the scoring rule {scored:,} "
+            f"customers of the batch were eligible and {excluded:,} excluded: {_esc(scope['rule'])}."
+        )
+        body = f'<p id="{MODEL_DRIFT_ID}-why">Why not: {_esc(result.note or "no labels to score")}.</p>'
+    return (
+        f'<section id="{MODEL_DRIFT_ID}">{_STYLE.replace("#" + DECISION_ID, "#" + MODEL_DRIFT_ID)}'
+        "<h1>Model drift: the decision</h1>"
+        '<p class="note">This is the model-drift decision clvdrift took, the same as drift_report.json '
+        "(<code>model_drift</code>, <code>model_drift_scope</code>), the terminal and the metrics say.</p>"
+        f'<p id="{MODEL_DRIFT_ID}-summary" class="verdict{" drift" if result.detected else ""}"{attrs}>'
+        f"{_esc(verdict)}</p>"
+        f'<p id="{MODEL_DRIFT_ID}-scope">{scope_text}</p>'
+        f"{body}</section>"
+    )
+
+
+def _regression_heading(current_rows: int, reference_rows: int | None, reference_note: str | None) -> str:
+    reference = (
+        f"the champion's {reference_rows:,} held-out customers (reference)"
+        if reference_rows is not None
+        else f"no reference ({_esc(reference_note or 'no held-out rows were given')})"
+    )
+    return (
+        '<section id="clvdrift-regression" style="font-family: system-ui, sans-serif; margin: 24px 24px 0;">'
+        "<h2>Regression (Evidently)</h2>"
+        f'<p style="color: #555;">Evidently\'s regression preset on exactly the {current_rows:,} customers '
+        f"the decision above scored (current) and {reference}; descriptive only: the verdict is the "
+        "decision's.</p></section>"
+    )
+
+
+def _same_metrics(got: Mapping[str, float], want: Mapping[str, float]) -> bool:
+    """Whether ``got`` reproduces every metric of ``want`` (the decision's, 6 significant digits)."""
+    for key, value in want.items():
+        mine = got.get(key, math.nan)
+        if math.isnan(value) or math.isnan(mine):
+            if not (math.isnan(value) and math.isnan(mine)):
+                return False
+        elif not math.isclose(mine, value, rel_tol=1e-5, abs_tol=1e-9):
+            return False
+    return True
 
 
 # ====================================================================== Evidently
@@ -228,19 +362,82 @@ def _evidently_plots(reference: pd.DataFrame, current: pd.DataFrame, result: Dat
     return report.run(cur, ref).get_html_str(as_iframe=False)
 
 
-def _regression(
-    reference: pd.DataFrame, current: pd.DataFrame, target: str, prediction: str, path: Path
-) -> None:
+def _regression(reference: pd.DataFrame | None, current: pd.DataFrame, target: str, prediction: str) -> str:
+    """Evidently's page of its regression preset (and the row counts) on ``current`` vs ``reference``."""
     from evidently import DataDefinition, Dataset, Regression, Report
+    from evidently.metrics import RowCount
     from evidently.presets import RegressionPreset
 
     columns = [target, prediction]
     definition = DataDefinition(
         numerical_columns=columns, regression=[Regression(target=target, prediction=prediction)]
     )
-    ref = Dataset.from_pandas(reference[columns].reset_index(drop=True), data_definition=definition)
+    ref = (
+        None
+        if reference is None
+        else Dataset.from_pandas(reference[columns].reset_index(drop=True), data_definition=definition)
+    )
     cur = Dataset.from_pandas(current[columns].reset_index(drop=True), data_definition=definition)
-    Report([RegressionPreset()]).run(cur, ref).save_html(str(path))  # save_html writes nothing given a Path
+    report = Report([RowCount(), RegressionPreset()], include_tests=False)
+    return report.run(cur, ref).get_html_str(as_iframe=False)
+
+
+def _regression_page(
+    model_drift: ModelDriftResult,
+    scope: Mapping[str, Any],
+    reference: pd.DataFrame | None,
+    current: pd.DataFrame | None,
+    target: str | None,
+    prediction: str | None,
+    *,
+    has_evidently: bool,
+    notes: list[str],
+) -> str:
+    """``regression.html``: the model-drift decision, then Evidently's regression preset on exactly the
+    rows it scored. Raises ValueError when ``current`` is not those rows."""
+    from clvdrift.model.evaluate import regression_metrics
+
+    if not model_drift.labels_available:
+        return _page(model_drift_html(model_drift, scope), "Model drift")
+    if current is None or not target or not prediction:
+        raise ValueError(
+            "model drift was assessed: regression.html needs the scored rows, target and prediction"
+        )
+    if len(current) != int(scope["customers_scored"]) or not _same_metrics(
+        regression_metrics(current[target].to_numpy(), current[prediction].to_numpy()),
+        model_drift.current or {},
+    ):
+        raise ValueError(
+            f"the {len(current):,} rows given for regression.html are not the "
+            f"{int(scope['customers_scored']):,} customers the model-drift decision scored"
+        )
+    reference_note = None
+    if reference is not None and not _same_metrics(
+        regression_metrics(reference[target].to_numpy(), reference[prediction].to_numpy()),
+        model_drift.reference,
+    ):
+        reference, reference_note = (
+            None,
+            "the held-out rows given do not reproduce the decision's reference metrics, so Evidently "
+            "draws no reference",
+        )
+    reference_rows = None if reference is None else len(reference)
+    decision = model_drift_html(model_drift, scope, reference_rows=reference_rows)
+    page = None
+    if has_evidently:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                page = _with_decision(
+                    _regression(reference, current, target, prediction),
+                    decision,
+                    _regression_heading(len(current), reference_rows, reference_note),
+                )
+            if page is None:
+                notes.append("Evidently's page layout was not recognised: no regression plots")
+        except Exception as exc:  # the plots are an aid; the decision must still be written
+            notes.append(f"Evidently could not draw the regression report ({type(exc).__name__}: {exc})")
+    return page if page is not None else _page(decision, "Model drift")
 
 
 def render_reports(
@@ -249,24 +446,37 @@ def render_reports(
     out_dir: Path,
     *,
     data_drift: DataDriftResult | None = None,
+    model_drift: ModelDriftResult | None = None,
+    model_drift_scope: Mapping[str, Any] | None = None,
+    regression_reference: pd.DataFrame | None = None,
+    regression_current: pd.DataFrame | None = None,
     target: str | None = None,
     prediction: str | None = None,
     numerical_columns: Sequence[str] | None = None,
     categorical_columns: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Write ``data_drift.html`` (the decision ``data_drift``, then Evidently's distributions of its
-    columns) and, when ``target`` and ``prediction`` are given and Evidently is installed,
-    ``regression.html`` into ``out_dir``. Returns ``{"data_drift_html", "regression_html", "note"}``
-    (paths as strings, or None).
+    columns, ``reference`` vs ``current``) and ``regression.html`` (the decision ``model_drift`` on
+    ``model_drift_scope``, then Evidently's regression preset) into ``out_dir``. Returns
+    ``{"data_drift_html", "regression_html", "note"}`` (paths as strings, or None).
 
     The data-drift page covers exactly ``data_drift``'s columns, kinds, tests and verdicts; without
     ``data_drift`` no data-drift page is written (Evidently's own drift verdicts are never shown).
     ``numerical_columns`` and ``categorical_columns`` are accepted for older callers and not used.
+
+    The regression page is written when ``model_drift`` is given, with ``model_drift_scope`` (the JSON's
+    ``customers_scored``, ``customers_excluded``, ``rule``). When model drift was assessed,
+    ``regression_current`` must be exactly the rows it scored (``target`` and ``prediction`` columns):
+    their count must be ``customers_scored`` and their metrics the decision's, else ValueError.
+    ``regression_reference`` (the champion's held-out rows) is Evidently's reference when its metrics
+    are the decision's reference metrics. ``reference`` and ``current`` are never used for it.
     """
     del numerical_columns, categorical_columns  # the decision's own columns and kinds are rendered
     has_evidently = evidently_available()
-    if data_drift is None and not has_evidently:
+    if data_drift is None and model_drift is None and not has_evidently:
         return {"data_drift_html": None, "regression_html": None, "note": INSTALL_HINT}
+    if model_drift is not None and model_drift_scope is None:
+        raise ValueError("regression.html needs the scope the model-drift decision was scored on")
     notes: list[str] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     data_path: Path | None = None
@@ -274,7 +484,7 @@ def render_reports(
     if data_drift is None:
         notes.append("no data-drift report: no drift decision was given to render")
     if not has_evidently:
-        notes.append(INSTALL_HINT + " (the data-drift page shows the decision without distribution plots)")
+        notes.append(INSTALL_HINT + " (the pages show the decisions without Evidently's plots)")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     if data_drift is not None:
         decision = decision_html(data_drift)
@@ -290,13 +500,21 @@ def render_reports(
                 notes.append(f"Evidently could not draw the distributions ({type(exc).__name__}: {exc})")
         data_path = out_dir / DATA_DRIFT_HTML
         atomic_write_text(data_path, page if page is not None else _page(decision))
-    if has_evidently and target and prediction:
+    if model_drift is not None and model_drift_scope is not None:
+        text = _regression_page(
+            model_drift,
+            model_drift_scope,
+            regression_reference,
+            regression_current,
+            target,
+            prediction,
+            has_evidently=has_evidently,
+            notes=notes,
+        )
         regression_path = out_dir / REGRESSION_HTML
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _regression(reference, current, target, prediction, regression_path)
-    elif has_evidently:
-        notes.append("no regression report: current labels are not available")
+        atomic_write_text(regression_path, text)
+    else:
+        notes.append("no regression report: no model-drift decision was given to render")
     return {
         "data_drift_html": str(data_path) if data_path else None,
         "regression_html": str(regression_path) if regression_path else None,

@@ -2,11 +2,19 @@
 champion's reference profile), model drift on labels the champion never trained on, the decision.
 
 Writes ``reports_dir/<run_id>/drift_report.json`` (+ HTML: the data-drift decision with Evidently's
-distributions, Evidently's regression report) and ``latest_drift_report.json``.
+distributions, the model-drift decision with Evidently's regression report on exactly the customers it
+scored) and ``latest_drift_report.json``.
+
+The champion's reference profile and reference data are each read once, checked against the sha256 the
+registry recorded, and loaded from those very bytes (never reopened by path: a file swapped after the
+check is not loaded).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +33,7 @@ from clvdrift.pipeline.common import Progress, Timings, load_champion, new_versi
 if TYPE_CHECKING:
     import pandas as pd
 
-    from clvdrift.drift import DataDriftResult, ModelDriftResult
+    from clvdrift.drift import DataDriftResult, ModelDriftResult, ReferenceProfile
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.pipeline.common import Cleaned
 
@@ -131,17 +139,51 @@ def _windows_overlap(cutoff_a: str, cutoff_b: str, horizon_days: int) -> bool:
     return gap < horizon_days
 
 
-def training_customers(reference_csv: Path) -> pd.Index:
+def training_customers(reference_csv: Path | bytes) -> pd.Index:
     """The customer ids (as text) a version was fitted on: the ``split == "train"`` rows of its
-    ``reference_<version>.csv``."""
+    ``reference_<version>.csv`` (a path, or the file's bytes as :func:`read_verified` returned them)."""
     import pandas as pd
 
-    ref = pd.read_csv(reference_csv, usecols=[schema.CUSTOMER, "split"], dtype={schema.CUSTOMER: str})
+    source = io.BytesIO(reference_csv) if isinstance(reference_csv, bytes) else reference_csv
+    ref = pd.read_csv(source, usecols=[schema.CUSTOMER, "split"], dtype={schema.CUSTOMER: str})
     return pd.Index(ref.loc[ref["split"] == "train", schema.CUSTOMER])
 
 
+def _reference_frame(reference_csv: bytes) -> pd.DataFrame:
+    """The reference data (``reference_<version>.csv``'s bytes) indexed by customer id (as text)."""
+    import pandas as pd
+
+    return pd.read_csv(
+        io.BytesIO(reference_csv),
+        index_col=schema.CUSTOMER,
+        dtype={schema.CUSTOMER: str},
+        float_precision="round_trip",
+    )
+
+
+def _profile(data: bytes, path: Path) -> ReferenceProfile:
+    """:meth:`ReferenceProfile.load` on the bytes of ``path`` already read (and checked): the same
+    envelope and checksum checks and errors, without opening the file again."""
+    from clvdrift.drift import DriftInputError, ProfileIntegrityError, ReferenceProfile
+    from clvdrift.drift.profile import _canonical_json  # the form ReferenceProfile.save hashes
+
+    try:
+        envelope = json.loads(data.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise DriftInputError(f"cannot read reference profile {str(path)!r}: {exc}") from None
+    if not isinstance(envelope, dict) or "sha256" not in envelope or "profile" not in envelope:
+        raise DriftInputError(f"{str(path)!r} is not a clvdrift reference profile file")
+    actual = hashlib.sha256(_canonical_json(envelope["profile"]).encode("utf-8")).hexdigest()
+    if actual != envelope["sha256"]:
+        raise ProfileIntegrityError(
+            f"reference profile {str(path)!r} fails its checksum: recorded sha256 "
+            f"{envelope['sha256']}, content hashes to {actual}; refusing to use it"
+        )
+    return ReferenceProfile.from_dict(envelope["profile"], where=f"reference profile {str(path)!r}")
+
+
 def _scoring_scope(
-    reference_csv: Path, training: dict[str, Any], cut: str, customers: pd.Index
+    reference_csv: bytes, training: dict[str, Any], cut: str, customers: pd.Index
 ) -> tuple[pd.Index, ScoringScope]:
     """The batch customers model drift may be scored on: never the champion's training customers
     while the batch's label window overlaps the one the champion was trained on."""
@@ -179,9 +221,9 @@ def detect_transactions(
 
     ``cleaned`` is ``clean_transactions(raw)`` when the caller has it already (a replay cleans each
     step's rows once for all its policies)."""
-    from clvdrift.drift import ReferenceProfile, detect_data_drift, detect_model_drift
+    from clvdrift.drift import detect_data_drift, detect_model_drift
     from clvdrift.features import build_training_set
-    from clvdrift.model.artifacts import verify_artifacts
+    from clvdrift.model.artifacts import read_verified
 
     unknown = sorted(set(config.key_columns) - set(DRIFT_COLUMNS))
     if unknown:
@@ -189,10 +231,12 @@ def detect_transactions(
     t = Timings()
     with t.step("load champion", progress):
         champion, model = load_champion(registry, models_dir)
-        paths = verify_artifacts(
-            Path(models_dir), {k: champion.artifacts[k] for k in ("profile", "reference")}
+        # each file is read once and its checked bytes are what is loaded (never the path again)
+        profile_info, reference_info = champion.artifacts["profile"], champion.artifacts["reference"]
+        profile = _profile(
+            read_verified(Path(models_dir), profile_info), Path(models_dir) / profile_info["path"]
         )
-        profile = ReferenceProfile.load(paths["profile"])
+        reference_csv = read_verified(Path(models_dir), reference_info)
     training = champion.training
     with t.step("features", progress):
         clean, cleaning = cleaned if cleaned is not None else clean_transactions(raw)
@@ -211,7 +255,7 @@ def detect_transactions(
     with t.step("data drift", progress):
         data_drift = detect_data_drift(profile, current, config, columns=DRIFT_COLUMNS)
     with t.step("model drift", progress):
-        scored, scope = _scoring_scope(paths["reference"], training, cut, current.index)
+        scored, scope = _scoring_scope(reference_csv, training, cut, current.index)
         if labelled and len(scored):
             model_drift = detect_model_drift(
                 champion.metrics["model"],
@@ -240,18 +284,22 @@ def detect_transactions(
     out_dir = Path(reports_dir) / run_id
     reports: dict[str, Any] = {"data_drift_html": None, "regression_html": None, "note": "HTML not requested"}
     if render_html:
-        import pandas as pd
-
         from clvdrift.drift.report import render_reports
 
         with t.step("reports", progress):
-            reference = pd.read_csv(paths["reference"], index_col=schema.CUSTOMER)
-            reports = render_reports(  # data_drift.html renders this decision, nothing else
+            reference = _reference_frame(reference_csv)
+            held_out = reference.loc[reference["split"] == "test"] if "split" in reference else None
+            reports = render_reports(  # each page renders its decision, nothing else
                 reference,
                 current,
                 out_dir,
                 data_drift=data_drift,
-                target="target" if labelled else None,
+                model_drift=model_drift,
+                model_drift_scope=scope.to_dict(),
+                # exactly the rows model drift scored, and the held-out rows its reference metrics are of
+                regression_current=current.loc[scored] if model_drift.labels_available else None,
+                regression_reference=held_out if held_out is not None and len(held_out) else None,
+                target="target",
                 prediction="prediction",
             )
     result = DetectResult(
