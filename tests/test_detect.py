@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
+import io
 import json
 import os
+import shutil
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from clvdrift import pipeline
@@ -138,3 +143,76 @@ def test_tampered_profile_is_refused(trained, raw, tmp_path):
             source="test",
             render_html=False,
         )
+
+
+@pytest.mark.parametrize("name", ["profile", "reference"])
+def test_a_reference_file_swapped_after_it_was_read_is_not_loaded(trained, raw, tmp_path, monkeypatch, name):
+    """The reference profile and data are each read once: their sha256 is checked on the very bytes that
+    are loaded. A valid-looking file swapped in after that read (another process, a shared volume) is
+    neither loaded nor, on the next check, accepted."""
+    from clvdrift.drift import build_profile
+    from clvdrift.pipeline.detect import PROFILE_CATEGORICAL, PROFILE_NUMERIC
+
+    root, registry, trained_result = trained
+    models = tmp_path / "models"
+    shutil.copytree(root / "models", models)
+    batch = simulate_scenario(raw, "none", seed=42)
+
+    def run():
+        return pipeline.detect_transactions(
+            batch,
+            registry=registry,
+            models_dir=models,
+            reports_dir=tmp_path / "r",
+            source="t",
+            render_html=False,
+        )
+
+    before = run()
+    target = (models / trained_result.artifacts[name]["path"]).resolve()
+    reference = pd.read_csv(models / trained_result.artifacts["reference"]["path"], index_col="CustomerID")
+    if name == "profile":  # a valid profile of other data: every check of the profile itself passes
+        evil = reference.assign(Monetary=reference["Monetary"] * 10, prediction=reference["prediction"] * 10)
+        build_profile(evil, numerical_columns=PROFILE_NUMERIC, categorical_columns=PROFILE_CATEGORICAL).save(
+            tmp_path / "evil.json"
+        )
+        swap = (tmp_path / "evil.json").read_bytes()
+    else:  # no training customers: model drift would be scored on them
+        swap = reference.assign(split="test").to_csv(index_label="CustomerID").encode()
+
+    opens: dict[Path, int] = {}
+    swapped: list[bool] = []
+    real_open = builtins.open
+
+    class Swapping(io.BufferedReader):
+        def close(self) -> None:
+            super().close()
+            if not swapped:
+                swapped.append(True)
+                with real_open(target, "wb") as fh:
+                    fh.write(swap)
+
+    def counting_open(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        if isinstance(file, (str, os.PathLike)) and "r" in mode:
+            path = Path(file).resolve()
+            if models in path.parents or models.resolve() in path.parents:
+                opens[path] = opens.get(path, 0) + 1
+                if path == target and not swapped and isinstance(handle, io.BufferedReader):
+                    return Swapping(handle.detach())
+        return handle
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(io, "open", counting_open)
+    after = run()
+    monkeypatch.undo()
+
+    assert swapped, f"{name} was never read"
+    assert target.read_bytes() == swap
+    # what was loaded is what was checked: the check's bytes, not the swapped file
+    assert after.data_drift.to_dict() == before.data_drift.to_dict()
+    assert after.model_drift_scope == before.model_drift_scope
+    assert after.model_drift.to_dict() == before.model_drift.to_dict()
+    assert opens[target] == 1, opens
+    with pytest.raises(ArtifactIntegrityError, match="does not match"):
+        run()
