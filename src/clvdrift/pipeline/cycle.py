@@ -105,6 +105,7 @@ def retrain(
     champion, and register it: as champion (files published) when it wins, with the reason when not.
     The version records ``run_id``, the run that retrained (see :meth:`ModelRegistry.of_run`);
     ``cleaned`` is ``clean_transactions(raw)`` when the caller has it already."""
+    from clvdrift.model.artifacts import read_verified
     from clvdrift.pipeline.retrain import retrain_and_gate
     from clvdrift.store.locks import training_lock
 
@@ -112,7 +113,7 @@ def retrain(
     with training_lock(ctx.engine):
         champion, model = load_champion(registry, workspace.models_dir)
         clean, cleaning = cleaned if cleaned is not None else clean_transactions(raw)
-        trained_on = training_customers(workspace.models_dir / champion.artifacts["reference"]["path"])
+        trained_on = training_customers(read_verified(workspace.models_dir, champion.artifacts["reference"]))
         outcome = retrain_and_gate(
             clean,
             champion_model=model,

@@ -139,12 +139,12 @@ def _windows_overlap(cutoff_a: str, cutoff_b: str, horizon_days: int) -> bool:
     return gap < horizon_days
 
 
-def training_customers(reference_csv: Path | bytes) -> pd.Index:
+def training_customers(reference_csv: bytes) -> pd.Index:
     """The customer ids (as text) a version was fitted on: the ``split == "train"`` rows of its
-    ``reference_<version>.csv`` (a path, or the file's bytes as :func:`read_verified` returned them)."""
+    ``reference_<version>.csv``, from the bytes :func:`read_verified` returned (checked, read once)."""
     import pandas as pd
 
-    source = io.BytesIO(reference_csv) if isinstance(reference_csv, bytes) else reference_csv
+    source = io.BytesIO(reference_csv)
     ref = pd.read_csv(source, usecols=[schema.CUSTOMER, "split"], dtype={schema.CUSTOMER: str})
     return pd.Index(ref.loc[ref["split"] == "train", schema.CUSTOMER])
 
