@@ -63,7 +63,7 @@ def test_a_file_is_processed_once_and_drift_triggers_a_gated_retraining(workdir,
     assert [r["decision"] for r in doc["runs"]] == ["retrain", "no_new_data", "no_retrain"]
     assert doc["runs"][0]["challenger"]["version"] == challenger["version"]
     assert cli.run(["runs", "list"]) == 0
-    assert "monitoring runs" in capsys.readouterr().out
+    assert "runs (monitoring cycles" in capsys.readouterr().out
 
 
 def test_a_bad_file_is_quarantined_while_a_good_one_goes_through(workdir, capsys):
