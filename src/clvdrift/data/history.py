@@ -203,6 +203,12 @@ class TransactionHistory:
             raise _integrity_error(self.root, problems or [f"cannot read the history ({exc})"]) from None
         return table.to_pandas(types_mapper=_pandas_type)
 
+    def check(self) -> None:
+        """Raise :class:`HistoryIntegrityError` when a part the history is read from is missing or
+        differs from its sha256 (what :meth:`read` checks, without reading the rows)."""
+        for batch in current_batches(self.batches()):
+            self._checked_part(batch)
+
     def verify(self) -> list[PartProblem]:
         """Every recorded batch's part checked (present, matching its sha256, readable with its row
         count); the problems found, empty when the history is sound."""

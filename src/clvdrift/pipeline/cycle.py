@@ -317,7 +317,8 @@ def publish_metrics(ctx: CycleContext, run_id: str | None = None) -> PublishOutc
 def take_new_data(
     ctx: CycleContext, run_id: str, mode: BatchMode, loop: LoopConfig = LoopConfig()
 ) -> NewData:
-    """Reap dead runs, heal a crash between register and publish, then take the new files in.
+    """Reap dead runs, heal a crash between register and publish, check the history's parts, then take
+    the new files in.
 
     The caller holds :func:`cycle_lock`. Besides the new files, the result lists as ``recheck`` every
     file taken in earlier whose check no finished run completed (its run failed, was stopped or died, or
@@ -337,6 +338,7 @@ def take_new_data(
     ensure_champion_published(ctx.registry, ws.models_dir, ws.reference_dir)
     ledger = Ledger(ctx.engine)
     history = TransactionHistory(ws.history_dir, ctx.engine)
+    history.check()  # a damaged history stops every cycle (exit 3), not only those with new files
     files = take_in_files(
         ws.current_dir,
         ws.quarantine_dir,
