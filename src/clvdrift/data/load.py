@@ -125,7 +125,7 @@ def load_transactions(
 
 
 def _file_kind(path: Path) -> str:
-    name = path.name.lower()
+    name = _lower_name(path)
     if name.endswith((".csv", ".csv.gz", ".txt", ".txt.gz", ".gz")):
         return "csv"
     if name.endswith((".xlsx", ".xlsm")):
@@ -208,7 +208,11 @@ def _read_csv(path: Path, encoding: str | None, mapping: Mapping[str, str]) -> _
     for enc in [encoding] if encoding else ["utf8", "latin1"]:
         try:
             read = pacsv.ReadOptions(encoding=enc, block_size=1 << 24, column_names=header, skip_rows=1)
-            table = pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+            with open(path, "rb") as fh:  # opened here: Arrow cannot open a name that is not UTF-8
+                source = pa.CompressedInputStream(fh, "gzip") if _gzipped(path) else fh
+                table = pacsv.read_csv(
+                    source, read_options=read, parse_options=parse, convert_options=convert
+                )
         except pa.ArrowInvalid as exc:
             if encoding is None and enc == "utf8" and "UTF8" in str(exc):
                 continue  # not UTF-8: read again as ISO-8859-1
@@ -220,7 +224,7 @@ def _read_csv(path: Path, encoding: str | None, mapping: Mapping[str, str]) -> _
 
 def _csv_header(path: Path, encoding: str | None) -> tuple[list[str], str]:
     """The header's column names and the delimiter that splits it into the most columns."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    opener = gzip.open if _gzipped(path) else open
     with opener(path, "rb") as fh:
         head = fh.read(1 << 16)
     if (encoding or "").lower().replace("-", "").startswith("utf16"):
@@ -241,17 +245,28 @@ def _csv_header(path: Path, encoding: str | None) -> tuple[list[str], str]:
 
 def _utf16(path: Path) -> bool:
     """Whether the file starts with a UTF-16 byte-order mark (Excel's "Unicode text" export)."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    opener = gzip.open if _gzipped(path) else open
     with opener(path, "rb") as fh:
         return fh.read(2) in (b"\xff\xfe", b"\xfe\xff")
+
+
+def _gzipped(path: Path) -> bool:
+    return _lower_name(path).endswith(".gz")
+
+
+def _lower_name(path: Path) -> str:
+    """The file name as suffixes are matched: without case and surrounding spaces (``"x.CSV "``)."""
+    return path.name.strip().lower()
 
 
 def _read_parquet(path: Path, mapping: Mapping[str, str]) -> _Source:
     import pyarrow.parquet as pq
 
-    names = pq.read_schema(path).names
-    plan = _column_plan(names, path, mapping)
-    table = pq.read_table(path, columns=list(plan))
+    with open(path, "rb") as fh:  # opened here: Arrow cannot open a name that is not UTF-8
+        names = pq.read_schema(fh).names
+        plan = _column_plan(names, path, mapping)
+        fh.seek(0)
+        table = pq.read_table(fh, columns=list(plan))
     return _Source(table.rename_columns([plan[n] for n in table.column_names]), {"unit": "row", "first": 1})
 
 

@@ -31,9 +31,14 @@ FILE_STATUSES: tuple[str, ...] = ("processed", "quarantined")
 
 
 def display_path(path: object) -> str:
-    """``path`` as printable text: bytes of a non-UTF-8 name (surrogate escapes in Python) become
-    ``\\xNN``, so it can be stored, logged and printed; the file itself is opened by its real name."""
-    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+    """``path`` (or a text quoting one) as printable text on one line: bytes of a non-UTF-8 name
+    (surrogate escapes in Python) become ``\\xNN`` and control characters (tab, newline, escape, …)
+    their escapes (``\\t``, ``\\n``, ``\\x1b``), so it can be stored, logged and printed; the file
+    itself is opened by its real name."""
+    text = os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def as_utc(value: datetime) -> datetime:
