@@ -404,10 +404,11 @@ def finish_skipped(ctx: CycleContext, run_id: str, new: NewData, durations: dict
 
 def read_history(ctx: CycleContext, run_id: str) -> tuple[pd.DataFrame, str]:
     """The transaction history's rows and how a report names them."""
-    from clvdrift.data.history import TransactionHistory
+    from clvdrift.data.history import TransactionHistory, current_batches
 
     history = TransactionHistory(ctx.workspace.history_dir, ctx.engine)
-    return history.read(), f"transaction history ({len(history.batches())} batches), {run_id}"
+    batches = len(current_batches(history.batches()))
+    return history.read(), f"transaction history ({batches} batch{'es' if batches != 1 else ''}), {run_id}"
 
 
 def detect_history(
