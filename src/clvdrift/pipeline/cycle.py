@@ -244,23 +244,17 @@ def start_run(
 def cycle_lock(ctx: CycleContext, wait_seconds: float = 0.0) -> Iterator[None]:
     """One cycle at a time per store: the store's ``cycle`` lock (released by the kernel or the database
     when its holder dies); :class:`clvdrift.errors.LockBusyError` (exit 5) while another cycle holds it."""
-    from clvdrift.errors import LockBusyError
     from clvdrift.store.locks import training_lock
 
-    try:
-        lock = training_lock(ctx.engine, name="monitoring-cycle", wait_seconds=wait_seconds)
-        lock.__enter__()
-    except LockBusyError as exc:
-        holder = str(exc).partition("holds the lock")[2].strip() or "holder unknown"
-        waited = f" after waiting {wait_seconds:g} s" if wait_seconds else ""
-        raise LockBusyError(
-            f"another monitoring cycle is running on this store ({holder}){waited}: nothing was taken in; "
-            "try again later or pass --wait SECONDS"
-        ) from None
-    try:
+    waited = f"; waited {wait_seconds:g} s" if wait_seconds else "; try again later or pass --wait SECONDS"
+    with training_lock(
+        ctx.engine,
+        name="monitoring-cycle",
+        wait_seconds=wait_seconds,
+        busy="another monitoring cycle is running on this store",
+        hint="nothing was taken in" + waited,
+    ):
         yield
-    finally:
-        lock.__exit__(None, None, None)
 
 
 def finish_run(ctx: CycleContext, run_id: str, *, status: str, **fields: Any) -> bool:

@@ -44,21 +44,30 @@ _PG_HOLDER = text(
 
 
 @contextmanager
-def training_lock(engine: Engine, *, name: str = "training", wait_seconds: float = 0.0) -> Iterator[None]:
+def training_lock(
+    engine: Engine,
+    *,
+    name: str = "training",
+    wait_seconds: float = 0.0,
+    busy: str | None = None,
+    hint: str = "",
+) -> Iterator[None]:
     """Hold the store's lock ``name`` for the block; :class:`LockBusyError` when another holder has it.
 
-    ``wait_seconds`` is how long to keep trying before giving up (0: one attempt).
+    ``wait_seconds`` is how long to keep trying before giving up (0: one attempt). The error says
+    ``busy`` (default "another <name> holds the lock"), since when and who holds it, then ``hint``.
     """
+    busy = (busy or f"another {name} holds the lock") + "{holder}" + (f": {hint}" if hint else "")
     if not _NAME.fullmatch(name):
         raise RegistryError(f"lock name {name!r} must be 1-64 letters, digits, '_' or '-'")
     dialect = engine.dialect.name
     database = engine.url.database
     if dialect == "postgresql":
-        lock = _postgresql_lock(engine, name, wait_seconds)
+        lock = _postgresql_lock(engine, name, wait_seconds, busy)
     elif dialect == "sqlite" and database not in (None, "", ":memory:"):
-        lock = _file_lock(f"{os.path.abspath(str(database))}.{name}.lock", name, wait_seconds)
+        lock = _file_lock(f"{os.path.abspath(str(database))}.{name}.lock", name, wait_seconds, busy)
     elif dialect == "sqlite":
-        lock = _memory_lock(name, wait_seconds)
+        lock = _memory_lock(name, wait_seconds, busy)
     else:
         raise RegistryError(f"the training lock supports SQLite and PostgreSQL stores, not {dialect}")
     with lock:
@@ -78,15 +87,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _busy(name: str, holder: dict[str, Any] | None) -> LockBusyError:
+def _busy(busy: str, holder: dict[str, Any] | None) -> LockBusyError:
+    """The error of a busy lock: ``busy`` with ``{holder}`` replaced by who holds it."""
     if not holder:
-        return LockBusyError(
-            f"another {name} holds the lock (holder unknown, it may just have ended): try again"
-        )
-    return LockBusyError(
-        f"another {name} holds the lock since {holder.get('since', '?')}, "
-        f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}"
-    )
+        return LockBusyError(busy.format(holder=" (holder unknown, it may just have ended; try again)"))
+    who = f" since {holder.get('since', '?')}, pid {holder.get('pid', '?')} on host {holder.get('host', '?')}"
+    return LockBusyError(busy.format(holder=who))
 
 
 def _poll(attempt: Callable[[], bool], wait_seconds: float) -> bool:
@@ -100,7 +106,7 @@ def _poll(attempt: Callable[[], bool], wait_seconds: float) -> bool:
 
 
 @contextmanager
-def _postgresql_lock(engine: Engine, name: str, wait_seconds: float) -> Iterator[None]:
+def _postgresql_lock(engine: Engine, name: str, wait_seconds: float, busy: str) -> Iterator[None]:
     key = lock_key(name)
     me = _holder()
     try:
@@ -119,7 +125,7 @@ def _postgresql_lock(engine: Engine, name: str, wait_seconds: float) -> Iterator
         except SQLAlchemyError as exc:
             raise RegistryError(f"cannot take the {name} lock: {_first_line(exc)}") from exc
         if not acquired:
-            raise _busy(name, holder)
+            raise _busy(busy, holder)
         try:
             yield
         finally:
@@ -155,14 +161,14 @@ def _pg_holder(conn: Connection, key: int) -> dict[str, Any] | None:
 
 
 @contextmanager
-def _file_lock(path: str, name: str, wait_seconds: float) -> Iterator[None]:
+def _file_lock(path: str, name: str, wait_seconds: float, busy: str) -> Iterator[None]:
     try:
         handle = open(path, "a+")  # noqa: SIM115 - held open for the whole block
     except OSError as exc:
         raise RegistryError(f"cannot open the {name} lock file {path}: {exc.strerror}") from exc
     with handle:
         if not _poll(lambda: _try_flock(handle), wait_seconds):
-            raise _busy(name, _read_holder(handle))
+            raise _busy(busy, _read_holder(handle))
         try:
             handle.seek(0)
             handle.truncate()
@@ -193,12 +199,12 @@ def _read_holder(handle: IO[str]) -> dict[str, Any] | None:
 
 
 @contextmanager
-def _memory_lock(name: str, wait_seconds: float) -> Iterator[None]:
+def _memory_lock(name: str, wait_seconds: float, busy: str) -> Iterator[None]:
     with _memory_guard:
         lock, holder = _memory_locks.setdefault(name, (threading.Lock(), {}))
     acquired = lock.acquire(timeout=wait_seconds) if wait_seconds > 0 else lock.acquire(blocking=False)
     if not acquired:
-        raise _busy(name, dict(holder))
+        raise _busy(busy, dict(holder))
     try:
         holder.update(_holder())
         yield
