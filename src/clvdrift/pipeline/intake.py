@@ -89,14 +89,6 @@ class NewData:
         return [f for f in self.files if f.status in statuses]
 
     @property
-    def processed(self) -> list[FileOutcome]:
-        return self.with_status("processed")
-
-    @property
-    def quarantined(self) -> list[FileOutcome]:
-        return self.with_status("quarantined")
-
-    @property
     def to_check(self) -> list[FileOutcome]:
         """The files whose rows this run must check: those it took in, and those it rechecks."""
         return self.with_status("processed", "recheck")
