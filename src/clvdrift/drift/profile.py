@@ -320,8 +320,18 @@ class ReferenceProfile:
         """
         path = Path(path)
         try:
-            envelope = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DriftInputError(f"cannot read reference profile {str(path)!r}: {exc}") from None
+        return cls.from_bytes(data, path)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: str | os.PathLike[str]) -> ReferenceProfile:
+        """:meth:`load` on the bytes of the file ``path`` already read (the same checks and errors),
+        so what a caller checked is what it loads."""
+        try:
+            envelope = json.loads(data.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise DriftInputError(f"cannot read reference profile {str(path)!r}: {exc}") from None
         if not isinstance(envelope, dict) or "sha256" not in envelope or "profile" not in envelope:
             raise DriftInputError(f"{str(path)!r} is not a clvdrift reference profile file")

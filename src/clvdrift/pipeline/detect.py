@@ -12,9 +12,7 @@ check is not loaded).
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +31,7 @@ from clvdrift.pipeline.common import Progress, Timings, load_champion, new_versi
 if TYPE_CHECKING:
     import pandas as pd
 
-    from clvdrift.drift import DataDriftResult, ModelDriftResult, ReferenceProfile
+    from clvdrift.drift import DataDriftResult, ModelDriftResult
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.pipeline.common import Cleaned
 
@@ -161,27 +159,6 @@ def _reference_frame(reference_csv: bytes) -> pd.DataFrame:
     )
 
 
-def _profile(data: bytes, path: Path) -> ReferenceProfile:
-    """:meth:`ReferenceProfile.load` on the bytes of ``path`` already read (and checked): the same
-    envelope and checksum checks and errors, without opening the file again."""
-    from clvdrift.drift import DriftInputError, ProfileIntegrityError, ReferenceProfile
-    from clvdrift.drift.profile import _canonical_json  # the form ReferenceProfile.save hashes
-
-    try:
-        envelope = json.loads(data.decode("utf-8"))
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise DriftInputError(f"cannot read reference profile {str(path)!r}: {exc}") from None
-    if not isinstance(envelope, dict) or "sha256" not in envelope or "profile" not in envelope:
-        raise DriftInputError(f"{str(path)!r} is not a clvdrift reference profile file")
-    actual = hashlib.sha256(_canonical_json(envelope["profile"]).encode("utf-8")).hexdigest()
-    if actual != envelope["sha256"]:
-        raise ProfileIntegrityError(
-            f"reference profile {str(path)!r} fails its checksum: recorded sha256 "
-            f"{envelope['sha256']}, content hashes to {actual}; refusing to use it"
-        )
-    return ReferenceProfile.from_dict(envelope["profile"], where=f"reference profile {str(path)!r}")
-
-
 def _scoring_scope(
     reference_csv: bytes, training: dict[str, Any], cut: str, customers: pd.Index
 ) -> tuple[pd.Index, ScoringScope]:
@@ -221,7 +198,7 @@ def detect_transactions(
 
     ``cleaned`` is ``clean_transactions(raw)`` when the caller has it already (a replay cleans each
     step's rows once for all its policies)."""
-    from clvdrift.drift import detect_data_drift, detect_model_drift
+    from clvdrift.drift import ReferenceProfile, detect_data_drift, detect_model_drift
     from clvdrift.features import build_training_set
     from clvdrift.model.artifacts import read_verified
 
@@ -233,7 +210,7 @@ def detect_transactions(
         champion, model = load_champion(registry, models_dir)
         # each file is read once and its checked bytes are what is loaded (never the path again)
         profile_info, reference_info = champion.artifacts["profile"], champion.artifacts["reference"]
-        profile = _profile(
+        profile = ReferenceProfile.from_bytes(
             read_verified(Path(models_dir), profile_info), Path(models_dir) / profile_info["path"]
         )
         reference_csv = read_verified(Path(models_dir), reference_info)
