@@ -125,25 +125,31 @@ def _root(
     configure(settings.log_level, settings.log_file)
 
 
-_TERMINATED = threading.Event()  # a SIGTERM came (see _sigterm_exits)
+_TERMINATED: list[int] = []  # the SIGTERM that came (see _sigterm_exits); a plain list: no lock
 
 
 def _exit_if_terminated() -> None:
     """Exit (143) when a SIGTERM came: its handler's exit can have been dropped, because Python prints
     and drops an exception raised in a destructor (``__del__``, a weakref callback), and the handler
     runs wherever the main thread is (a lost SIGTERM seen once in a test of replay)."""
-    if _TERMINATED.is_set():
+    if _TERMINATED:
         raise SystemExit(143)
 
 
 @contextmanager
 def _sigterm_exits() -> Iterator[None]:
     """SIGTERM (how a scheduler stops a task) exits through every command's cleanup (``finally``,
-    ``except BaseException``), as Ctrl-C does, with exit code 143."""
+    ``except BaseException``), as Ctrl-C does, with exit code 143.
+
+    Only the first SIGTERM raises: later ones (a burst, or a scheduler repeating itself) must not
+    interrupt the cleanup the first one started (recording the run as stopped). The handler takes no
+    lock: a signal landing inside it while it held one deadlocked the process (``threading.Event``)."""
     import signal
 
     def exit_(signum: int, _frame: object) -> None:
-        _TERMINATED.set()
+        if _TERMINATED:
+            return
+        _TERMINATED.append(signum)
         raise SystemExit(128 + signum)
 
     _TERMINATED.clear()

@@ -85,24 +85,37 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs: it exists and is not a zombie (dead, not yet reaped by
+    its parent: in a container whose PID 1 reaps nothing, a killed process stays one)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # alive, owned by another user
-        return True
-    return True
+    except PermissionError:  # exists, owned by another user
+        pass
+    return _process_state(pid) not in ("Z", "X")
+
+
+def _process_state(pid: int) -> str | None:
+    """The state letter of ``/proc/<pid>/stat`` (R, S, D, T, Z, X, …), ``None`` when it cannot be read."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or ``None``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2 :].split()  # the command name, in parentheses, may hold spaces
 
 
 def _process_started(pid: int) -> str | None:
     """The start time of process ``pid`` in clock ticks since boot (``/proc/<pid>/stat`` field 22), or
     ``None`` when it cannot be read (no such process, no ``/proc``)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2 :].split()  # the command name, in parentheses, may hold spaces
-    return fields[19] if len(fields) > 19 else None
+    fields = _stat_fields(pid)
+    return fields[19] if fields and len(fields) > 19 else None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ run finishes, :func:`publish_metrics` exports the store's numbers (Pushgateway o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import signal
 from collections.abc import Iterator
@@ -333,6 +334,9 @@ def take_new_data(
     ledger = Ledger(ctx.engine)
     history = TransactionHistory(ws.history_dir, ctx.engine)
     history.check()  # a damaged history stops every cycle (exit 3), not only those with new files
+    if runs.latest_finished() is None:  # the first cycle makes its drop folder; later, a missing one is said
+        with contextlib.suppress(OSError):  # cannot: the take-in says what is wrong with it
+            ws.current_dir.mkdir(parents=True, exist_ok=True)
     files = take_in_files(
         ws.current_dir,
         ws.quarantine_dir,

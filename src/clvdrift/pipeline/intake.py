@@ -237,8 +237,8 @@ def take_in_files(
     """
     try:
         entries = sorted(Path(current_dir).iterdir())
-    except FileNotFoundError:
-        return []
+    except FileNotFoundError:  # a typo, a vanished mount: said, never a quiet "no new data"
+        return [FileOutcome(display_path(current_dir), None, "unreadable", "the folder does not exist")]
     except OSError as exc:
         return [
             FileOutcome(
