@@ -319,7 +319,7 @@ def take_new_data(
     file taken in earlier whose check no finished run completed (its run failed, was stopped or died, or
     this is a retry of the same run); the run's ``details["taken"]`` records what it is to check.
     """
-    from clvdrift.data.history import TransactionHistory
+    from clvdrift.data.history import TransactionHistory, current_batches
     from clvdrift.model.artifacts import ensure_champion_published
     from clvdrift.pipeline.intake import take_in_files
     from clvdrift.store.ledger import Ledger
@@ -348,6 +348,11 @@ def take_new_data(
         max_snapshot_shrink=loop.max_snapshot_shrink,
         baseline_rows=_history_rows(ctx, history),
     )
+    recorded = {r.sha256 for r in ledger.list()}
+    for batch in current_batches(history.batches()):
+        if batch.sha256 not in recorded:  # its run was stopped before the ledger entry, and its file is gone
+            why = "in the history without a ledger entry (its run was stopped before recording it)"
+            ledger.record(batch.sha256, batch.source, "processed", reason=why, run_id=run_id)
     taken = {f.sha256 for f in files if f.status == "processed"}
     live = {r.run_id for r in runs.running()} - {run_id}
     rechecks = [
@@ -355,7 +360,7 @@ def take_new_data(
             r.path,
             r.sha256,
             "recheck",
-            reason="taken in by an earlier attempt of this run"
+            reason=(r.reason or "taken in by an earlier attempt of this run")
             if r.run_id == run_id
             else f"taken in by run {r.run_id}, which did not finish its check",
         )
