@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -72,9 +73,17 @@ def test_a_bad_file_is_quarantined_while_a_good_one_goes_through(workdir, capsys
     synthetic_history(current / "good.csv", seed=4)
     (current / "bad.csv").write_text("InvoiceNo,StockCode\n1,2\n")
     capsys.readouterr()
+    fresh = monitor(capsys)  # invalid and just written: a writer may be pausing, so it waits
+    status = {os.path.basename(f["path"]): f["status"] for f in fresh["new_data"]["files"]}
+    assert status == {"bad.csv": "waiting", "good.csv": "processed"}
+    assert "it is invalid, and it changed" in next(
+        f["reason"] for f in fresh["new_data"]["files"] if f["status"] == "waiting"
+    )
+    then = time.time() - 60  # unchanged for longer than CLVDRIFT_LOOP__SUSPECT_SETTLE_SECONDS (20 s)
+    os.utime(current / "bad.csv", (then, then))
     result = monitor(capsys)
     status = {os.path.basename(f["path"]): f["status"] for f in result["new_data"]["files"]}
-    assert status == {"bad.csv": "quarantined", "good.csv": "processed"}
+    assert status == {"bad.csv": "quarantined", "good.csv": "seen before"}
     assert not (current / "bad.csv").exists()
     assert [p.name.endswith("-bad.csv") for p in (workdir / "data" / "quarantine").iterdir()] == [True]
     bad = next(f for f in result["new_data"]["files"] if f["status"] == "quarantined")
@@ -229,3 +238,28 @@ def test_files_taken_in_by_a_failed_run_are_checked_by_the_next_run(workdir, cap
     assert file["status"] == "recheck" and "did not finish its check" in file["reason"]
     assert result["detect"]["decision"]["data_drift_detected"]
     assert monitor(capsys)["status"] == "skipped"  # once checked, it is not checked again
+
+
+def test_a_text_file_cut_mid_line_waits_until_it_stays_unchanged(workdir, capsys):
+    """A writer that closes the file between chunks and pauses longer than the settle time leaves a
+    valid-looking prefix whose last line is cut (e.g. Country "United Ki"): it is not taken in while
+    it changed recently; once unchanged for CLVDRIFT_LOOP__SUSPECT_SETTLE_SECONDS it is (found by an
+    independent check: the prefix was taken in and a corrupt row stayed in the history)."""
+    current = workdir / "data" / "current"
+    current.mkdir(parents=True)
+    whole = workdir / "whole.csv"
+    synthetic_history(whole, seed=4)
+    data = whole.read_bytes()
+    cut = data.rfind(b"\n", 0, len(data) // 2) - 2  # inside the last column: the prefix parses
+    (current / "feed.csv").write_bytes(data[:cut])  # as a paused writer leaves it
+    capsys.readouterr()
+    first = monitor(capsys)
+    (feed,) = first["new_data"]["files"]
+    assert feed["status"] == "waiting" and "last line has no line break" in feed["reason"]
+    assert first["status"] == "skipped"
+    (current / "feed.csv").write_bytes(data)  # the writer finished
+    then = time.time() - 60
+    os.utime(current / "feed.csv", (then, then))
+    done = monitor(capsys)
+    assert [f["status"] for f in done["new_data"]["files"]] == ["processed"]
+    assert done["new_data"]["files"][0]["rows_added"] == len(data.splitlines()) - 1

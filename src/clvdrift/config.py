@@ -137,6 +137,14 @@ class LoopConfig(_Frozen):
         description="a file is taken in only when its size and mtime stayed the same this long and no "
         "process of this host has it open for writing",
     )
+    suspect_settle_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="a file that looks cut off (fails validation, or a text file whose last line has no "
+        "line break) is quarantined or taken in only once unchanged this long: a writer may have paused",
+    )
     max_snapshot_shrink: float = Field(
         default=0.5,
         ge=0,

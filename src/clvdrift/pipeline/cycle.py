@@ -345,6 +345,7 @@ def take_new_data(
         mode=mode,
         run_id=run_id,
         settle_seconds=loop.settle_seconds,
+        suspect_settle_seconds=loop.suspect_settle_seconds,
         max_snapshot_shrink=loop.max_snapshot_shrink,
         baseline_rows=_history_rows(ctx, history),
     )

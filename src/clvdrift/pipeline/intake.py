@@ -223,6 +223,7 @@ def take_in_files(
     mode: BatchMode,
     run_id: str,
     settle_seconds: float,
+    suspect_settle_seconds: float,
     max_snapshot_shrink: float,
     baseline_rows: int | None,
     date_format: str | None = None,
@@ -263,6 +264,7 @@ def take_in_files(
             history=history,
             mode=mode,
             run_id=run_id,
+            suspect_settle_seconds=suspect_settle_seconds,
             max_snapshot_shrink=max_snapshot_shrink,
             baseline_rows=baseline_rows,
             date_format=date_format,
@@ -283,6 +285,7 @@ def _take_in(
     history: TransactionHistory,
     mode: BatchMode,
     run_id: str,
+    suspect_settle_seconds: float,
     max_snapshot_shrink: float,
     baseline_rows: int | None,
     date_format: str | None,
@@ -320,6 +323,23 @@ def _take_in(
         changed = True
     if changed:
         return FileOutcome(shown, None, "waiting", "changed while it was read (being written)")
+    age = time.time() - signature[2] / 1e9
+    cut_off = (
+        "it is invalid"
+        if problem is not None
+        else "its last line has no line break"
+        if _open_line(path)
+        else ""
+    )
+    if cut_off and age < suspect_settle_seconds:  # a writer that closes between chunks may just be pausing
+        return FileOutcome(
+            shown,
+            None,
+            "waiting",
+            f"{cut_off}, and it changed {max(age, 0):.0f} s ago: judged once unchanged for "
+            f"{suspect_settle_seconds:g} s (CLVDRIFT_LOOP__SUSPECT_SETTLE_SECONDS)"
+            + (f"; now: {problem}" if problem is not None else ""),
+        )
     if problem is not None:
         return _quarantine(path, shown, digest, str(problem), quarantine_dir, ledger, run_id)
     batch = history.add(frame, source=shown, sha256=digest, mode=mode)
@@ -329,6 +349,18 @@ def _take_in(
         return FileOutcome(shown, digest, "unchanged", "adds no row to the history", rows_added=0)
     ledger.record(digest, shown, "processed", run_id=run_id)
     return FileOutcome(shown, digest, "processed", rows_added=batch.rows_added)
+
+
+def _open_line(path: Path) -> bool:
+    """Whether ``path`` is plain text (CSV/TXT, not compressed) whose last byte is not a line break."""
+    if not path.name.strip().lower().endswith((".csv", ".txt")):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) not in (b"\n", b"\r")
+    except OSError:  # empty (no last byte) or unreadable: the loader has judged it
+        return False
 
 
 def _check_snapshot(frame: Any, path: Path, max_shrink: float, baseline_rows: int | None) -> None:
