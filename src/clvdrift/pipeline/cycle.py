@@ -242,18 +242,24 @@ def start_run(
 
 
 @contextmanager
-def cycle_lock(ctx: CycleContext, wait_seconds: float = 0.0) -> Iterator[None]:
+def cycle_lock(ctx: CycleContext, wait_seconds: float = 0.0, *, doing: str = "taken in") -> Iterator[None]:
     """One cycle at a time per store: the store's ``cycle`` lock (released by the kernel or the database
-    when its holder dies); :class:`clvdrift.errors.LockBusyError` (exit 5) while another cycle holds it."""
+    when its holder dies); :class:`clvdrift.errors.LockBusyError` (exit 5) while another cycle holds it,
+    saying nothing was ``doing`` (a repair holds it too)."""
     from clvdrift.store.locks import training_lock
 
-    waited = f"; waited {wait_seconds:g} s" if wait_seconds else "; try again later or pass --wait SECONDS"
+    if wait_seconds:
+        hint = f"nothing was {doing}; waited {wait_seconds:g} s"
+    elif doing == "taken in":
+        hint = "nothing was taken in; try again later or pass --wait SECONDS"
+    else:
+        hint = f"nothing was {doing}; try again when it has finished"
     with training_lock(
         ctx.engine,
         name="monitoring-cycle",
         wait_seconds=wait_seconds,
         busy="another monitoring cycle is running on this store",
-        hint="nothing was taken in" + waited,
+        hint=hint,
     ):
         yield
 

@@ -77,7 +77,7 @@ def drop_batch(workspace: Workspace, batch_id: str, *, trigger: str = "cli") -> 
     ctx = CycleContext.open(workspace)
     runs = RunStore(ctx.engine)
     history = TransactionHistory(workspace.history_dir, ctx.engine)
-    with cycle_lock(ctx):
+    with cycle_lock(ctx, doing="dropped"):
         run_id = "repair_" + new_version()
         runs.start(run_id, trigger, {"action": "drop_batch", "batch_id": batch_id}, kind="repair")
         try:

@@ -340,8 +340,9 @@ def _take_in(
             f"{suspect_settle_seconds:g} s (CLVDRIFT_LOOP__SUSPECT_SETTLE_SECONDS)"
             + (f"; now: {problem}" if problem is not None else ""),
         )
-    if problem is not None:
-        return _quarantine(path, shown, digest, str(problem), quarantine_dir, ledger, run_id)
+    if problem is not None:  # the loader names the file first: the outcome names it already
+        reason = display_path(str(problem)).removeprefix(f"{shown}: ")
+        return _quarantine(path, shown, digest, reason, quarantine_dir, ledger, run_id)
     batch = history.add(frame, source=shown, sha256=digest, mode=mode)
     fault_point("intake.history_added")
     if batch is None:
