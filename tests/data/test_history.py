@@ -132,6 +132,18 @@ def test_duplicates_within_a_new_batch_are_kept_and_counted(history):
     same(history.read(), pd.concat([frame(0, 12), frame(20, 1), frame(20, 1)]))
 
 
+def test_a_genuine_repeat_of_an_overlapping_row_is_kept_as_a_multiset(history):
+    """Export 1 holds row X once, the overlapping export 2 holds it twice (a customer bought the same
+    thing twice in the same minute): the history holds it twice, as export 2 says, not once (a row
+    already in the history was dropped however often a batch repeated it; independent check)."""
+    history.add(frame(0, 10), source="a", sha256="a", mode="append")
+    batch = pd.concat([frame(5, 8), frame(7, 1)], ignore_index=True)  # rows 5-12, row 7 twice
+    added = history.add(batch, source="b", sha256="b", mode="append")
+    assert added is not None and added.rows_added == 4  # 10, 11, 12 and the second 7
+    same(history.read(), pd.concat([frame(0, 13), frame(7, 1)]))
+    assert history.add(batch, source="b-again", sha256="b2", mode="append") is None  # nothing beyond now
+
+
 def test_a_batch_of_no_new_rows_is_not_recorded(history):
     history.add(frame(0, 12), source="a", sha256="a", mode="append")
     assert history.add(frame(3, 5), source="a-again", sha256="a2", mode="append") is None

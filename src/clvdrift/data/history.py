@@ -13,9 +13,10 @@ Batch modes:
   snapshot batch plus every ``append`` batch recorded after it.
 - ``append``: the batch holds new transactions. A row that is an exact duplicate (all canonical columns
   equal, missing values equal to each other) of a row already in the history is not added again, so two
-  exports overlapping by a few days give the same history as one export. Duplicates WITHIN the new batch
-  are kept as the source has them (the cleaning's ``exact_duplicate`` rule deals with those). A row
-  already in the history once is dropped from the batch however often the batch repeats it.
+  exports overlapping by a few days give the same history as one export. Rows are counted as a multiset:
+  a row the batch holds k times and the history n times is added max(0, k − n) times, so duplicates
+  within a batch are kept as the source has them (the cleaning's ``exact_duplicate`` rule deals with
+  those) and a genuine repeat of an overlapping row in a later export is not lost.
 
 Deduplication never reads the history through SQL: each part stores a 64-bit hash per row
 (``pandas.util.hash_pandas_object`` on the canonical columns, column ``_row_hash``), and a new batch is
@@ -154,7 +155,7 @@ class TransactionHistory:
             self._remove_orphans()
             keep = np.ones(len(frame), dtype=bool)
             if mode == "append":
-                keep = ~np.isin(hashes, self._existing_hashes(frame, first, last))
+                keep = _beyond(hashes, self._existing_hashes(frame, first, last))
                 if not keep.any():
                     return None
             elif self._same_rows(hashes):
@@ -332,6 +333,23 @@ def _orphan_is_dead(path: Path, now: float) -> bool:
     writer = path.name.removesuffix(".parquet").rsplit(".", 1)[-1]
     pid, _, host = writer.partition("-")
     return host == _host_tag() and pid.isdigit() and not _pid_alive(int(pid))
+
+
+def _beyond(hashes: np.ndarray, existing: np.ndarray) -> np.ndarray:
+    """Which rows of a batch are new as a multiset: the occurrences of each hash past the number of
+    times ``existing`` (the history's overlapping hashes) holds it."""
+    if len(existing) == 0 or len(hashes) == 0:
+        return np.ones(len(hashes), dtype=bool)
+    values, counts = np.unique(existing, return_counts=True)
+    at = np.minimum(np.searchsorted(values, hashes), len(values) - 1)
+    have = np.where(values[at] == hashes, counts[at], 0)
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    first = np.r_[True, ordered[1:] != ordered[:-1]]
+    group_start = np.maximum.accumulate(np.where(first, np.arange(len(ordered)), 0))
+    rank = np.empty(len(hashes), dtype=np.int64)
+    rank[order] = np.arange(len(ordered)) - group_start  # 0 for a hash's first occurrence in the batch
+    return rank >= have
 
 
 def _overlaps(batch: HistoryBatch, first: pd.Timestamp, last: pd.Timestamp) -> bool:
