@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from clvdrift.io import ProcessIdentity
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.pipeline.common import Cleaned
+    from clvdrift.store.locks import HeldLock
 
 log = get_logger(__name__)
 BatchMode = Literal["snapshot", "append"]
@@ -242,7 +243,9 @@ def start_run(
 
 
 @contextmanager
-def cycle_lock(ctx: CycleContext, wait_seconds: float = 0.0, *, doing: str = "taken in") -> Iterator[None]:
+def cycle_lock(
+    ctx: CycleContext, wait_seconds: float = 0.0, *, doing: str = "taken in"
+) -> Iterator[HeldLock]:
     """One cycle at a time per store: the store's ``cycle`` lock (released by the kernel or the database
     when its holder dies); :class:`clvdrift.errors.LockBusyError` (exit 5) while another cycle holds it,
     saying nothing was ``doing`` (a repair holds it too)."""
@@ -260,8 +263,8 @@ def cycle_lock(ctx: CycleContext, wait_seconds: float = 0.0, *, doing: str = "ta
         wait_seconds=wait_seconds,
         busy="another monitoring cycle is running on this store",
         hint=hint,
-    ):
-        yield
+    ) as held:
+        yield held
 
 
 def finish_run(ctx: CycleContext, run_id: str, *, status: str, **fields: Any) -> bool:
@@ -530,7 +533,7 @@ def monitor_cycle(
     from clvdrift.store.runs import RunStore
 
     ctx = CycleContext.open(workspace)
-    with cycle_lock(ctx, loop_config.lock_wait_seconds):
+    with cycle_lock(ctx, loop_config.lock_wait_seconds) as lock:
         run_id = "cycle_" + new_version()
         start_run(ctx, run_id, trigger, mode, owner=ProcessIdentity.current())
         t = Timings()
@@ -553,6 +556,7 @@ def monitor_cycle(
             fault_point("cycle.detected")
             challenger = None
             if outcome.retraining_required:
+                lock.ensure_held()  # a lost lock may let another cycle retrain on the same data
                 with t.step("retrain", progress):
                     challenger = retrain(
                         raw,
@@ -564,6 +568,7 @@ def monitor_cycle(
                         progress=progress,
                     )
             champion = ctx.registry.champion()
+            lock.ensure_held()
             finish_decided(ctx, run_id, outcome, new=new, challenger=challenger, durations=t.seconds)
             fault_point("cycle.finished")
             return CycleResult(

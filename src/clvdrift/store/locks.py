@@ -35,6 +35,13 @@ _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _memory_locks: dict[str, tuple[threading.Lock, dict[str, Any]]] = {}
 _memory_guard = threading.Lock()
 
+_PG_HELD = text(
+    "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+    "AND pid = pg_backend_pid() AND classid::bigint = :hi AND objid::bigint = :lo"
+)
+_PG_NO_IDLE_TIMEOUT = text(  # PostgreSQL 14+ has the setting; older servers have nothing to turn off
+    "SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'idle_session_timeout'"
+)
 _PG_HOLDER = text(
     "SELECT a.application_name, a.state_change, a.pid FROM pg_locks l JOIN pg_stat_activity a "
     "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
@@ -51,7 +58,7 @@ def training_lock(
     wait_seconds: float = 0.0,
     busy: str | None = None,
     hint: str = "",
-) -> Iterator[None]:
+) -> Iterator[HeldLock]:
     """Hold the store's lock ``name`` for the block; :class:`LockBusyError` when another holder has it.
 
     ``wait_seconds`` is how long to keep trying before giving up (0: one attempt). The error says
@@ -70,8 +77,29 @@ def training_lock(
         lock = _memory_lock(name, wait_seconds, busy)
     else:
         raise RegistryError(f"the training lock supports SQLite and PostgreSQL stores, not {dialect}")
-    with lock:
-        yield
+    with lock as held:
+        yield held
+
+
+class HeldLock:
+    """What :func:`training_lock` yields: :meth:`ensure_held` before a step that must not run twice.
+
+    A file lock (SQLite) is held until its holder dies. A PostgreSQL advisory lock lives as long as its
+    database session, which a server restart, a failover or an administrator can end while the holder
+    runs on: then another process can take the lock, and the holder must stop before changing more.
+    """
+
+    def __init__(self, name: str, check: Callable[[], bool] | None = None) -> None:
+        self.name = name
+        self._check = check
+
+    def ensure_held(self) -> None:
+        """Raise :class:`RegistryError` when the lock was lost (its database session ended)."""
+        if self._check is not None and not self._check():
+            raise RegistryError(
+                f"lost the {self.name} lock: its database session ended (server restart, failover, "
+                "idle timeout, a terminated backend); stopping before changing anything else"
+            )
 
 
 def lock_key(name: str) -> int:
@@ -106,7 +134,7 @@ def _poll(attempt: Callable[[], bool], wait_seconds: float) -> bool:
 
 
 @contextmanager
-def _postgresql_lock(engine: Engine, name: str, wait_seconds: float, busy: str) -> Iterator[None]:
+def _postgresql_lock(engine: Engine, name: str, wait_seconds: float, busy: str) -> Iterator[HeldLock]:
     key = lock_key(name)
     me = _holder()
     try:
@@ -121,18 +149,29 @@ def _postgresql_lock(engine: Engine, name: str, wait_seconds: float, busy: str) 
             )
             acquired = _poll(lambda: _pg_try(conn, key), wait_seconds)
             holder = None if acquired else _pg_holder(conn, key)
+            conn.execute(_PG_NO_IDLE_TIMEOUT)  # the session idles while the block works: keep it
             conn.commit()  # no transaction stays open while the block runs; the advisory lock does
         except SQLAlchemyError as exc:
             raise RegistryError(f"cannot take the {name} lock: {_first_line(exc)}") from exc
         if not acquired:
             raise _busy(busy, holder)
         try:
-            yield
+            yield HeldLock(name, lambda: _pg_held(conn, key))
         finally:
             _pg_unlock(conn, key)
     finally:
         conn.invalidate()  # closed, not pooled: nothing of this session (name, lock) outlives the block
         conn.close()
+
+
+def _pg_held(conn: Connection, key: int) -> bool:
+    """Whether this session still holds the advisory lock ``key`` (``False`` when the session is gone)."""
+    try:
+        held = conn.execute(_PG_HELD, {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF}).scalar()
+        conn.commit()
+    except SQLAlchemyError:
+        return False
+    return bool(held)
 
 
 def _pg_try(conn: Connection, key: int) -> bool:
@@ -161,7 +200,7 @@ def _pg_holder(conn: Connection, key: int) -> dict[str, Any] | None:
 
 
 @contextmanager
-def _file_lock(path: str, name: str, wait_seconds: float, busy: str) -> Iterator[None]:
+def _file_lock(path: str, name: str, wait_seconds: float, busy: str) -> Iterator[HeldLock]:
     try:
         handle = open(path, "a+")  # noqa: SIM115 - held open for the whole block
     except OSError as exc:
@@ -174,7 +213,7 @@ def _file_lock(path: str, name: str, wait_seconds: float, busy: str) -> Iterator
             handle.truncate()
             handle.write(json.dumps(_holder()))
             handle.flush()
-            yield
+            yield HeldLock(name)  # held until this process dies
         finally:
             handle.truncate(0)
             fcntl.flock(handle, fcntl.LOCK_UN)
@@ -199,7 +238,7 @@ def _read_holder(handle: IO[str]) -> dict[str, Any] | None:
 
 
 @contextmanager
-def _memory_lock(name: str, wait_seconds: float, busy: str) -> Iterator[None]:
+def _memory_lock(name: str, wait_seconds: float, busy: str) -> Iterator[HeldLock]:
     with _memory_guard:
         lock, holder = _memory_locks.setdefault(name, (threading.Lock(), {}))
     acquired = lock.acquire(timeout=wait_seconds) if wait_seconds > 0 else lock.acquire(blocking=False)
@@ -207,7 +246,7 @@ def _memory_lock(name: str, wait_seconds: float, busy: str) -> Iterator[None]:
         raise _busy(busy, dict(holder))
     try:
         holder.update(_holder())
-        yield
+        yield HeldLock(name)
     finally:
         holder.clear()
         lock.release()
