@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.pipeline.common import Cleaned
     from clvdrift.store.locks import HeldLock
+    from clvdrift.store.runs import RunStore
 
 log = get_logger(__name__)
 BatchMode = Literal["snapshot", "append"]
@@ -379,11 +380,23 @@ def take_new_data(
     ]
     again = {(f.sha256, f.path) for f in rechecks}  # a file rechecked is listed once, as such
     new = NewData([*(f for f in files if (f.sha256, f.path) not in again), *rechecks], reaped=reaped)
-    runs.add_details(
-        run_id, taken=[f.sha256 for f in new.to_check], not_taken_in=[f.path for f in new.not_taken_in]
-    )
+    _record_taken(runs, run_id, new)
     runs.heartbeat(run_id)
     return new
+
+
+def _record_taken(runs: RunStore, run_id: str, new: NewData) -> None:
+    """Record in the run what it took in: what to check, what it could not use, each file's outcome.
+    A retried attempt (Airflow) adds to what an earlier attempt recorded, never erases it."""
+    before = runs.get(run_id).details or {}
+    now = {f.path for f in new.files}
+    runs.add_details(
+        run_id,
+        taken=sorted({*before.get("taken", []), *(f.sha256 for f in new.to_check)}),
+        not_taken_in=sorted({*before.get("not_taken_in", []), *(f.path for f in new.not_taken_in)}),
+        files=[*(f for f in before.get("files", []) if f.get("path") not in now), *new.to_dict()["files"]],
+        reaped=[*before.get("reaped", []), *(new.reaped or [])],
+    )
 
 
 def _history_rows(ctx: CycleContext, history: TransactionHistory) -> int | None:
@@ -398,19 +411,21 @@ def _history_rows(ctx: CycleContext, history: TransactionHistory) -> int | None:
     return int(rows) if isinstance(rows, int) else None
 
 
-def finish_skipped(ctx: CycleContext, run_id: str, new: NewData, durations: dict[str, float]) -> str | None:
+def finish_skipped(ctx: CycleContext, run_id: str, durations: dict[str, float]) -> str | None:
     """Finish a run with nothing to check: ``rejected`` when new files could not be used (quarantined,
-    unreadable), else ``skipped``; the champion's version."""
+    unreadable: its ``details["not_taken_in"]``), else ``skipped``; the champion's version."""
+    from clvdrift.store.runs import RunStore
+
     champion = ctx.registry.champion()
     version = champion.version if champion else None
+    details = RunStore(ctx.engine).get(run_id).details or {}
     finish_run(
         ctx,
         run_id,
-        status="rejected" if new.not_taken_in else "skipped",
+        status="rejected" if details.get("not_taken_in") else "skipped",
         decision="no_new_data",
         durations=durations,
         champion_version=version,
-        details={"files": new.to_dict()["files"], "reaped": new.reaped or []},
     )
     return version
 
@@ -468,7 +483,6 @@ def finish_decided(
     run_id: str,
     outcome: DriftOutcome,
     *,
-    new: NewData | None = None,
     challenger: ChallengerOutcome | None = None,
     durations: dict[str, float] | None = None,
 ) -> bool:
@@ -480,7 +494,6 @@ def finish_decided(
 
     runs = RunStore(ctx.engine)
     details = runs.get(run_id).details or {}
-    files = {"files": new.to_dict()["files"], "reaped": new.reaped or []} if new is not None else {}
     partial = bool(details.get("not_taken_in"))
     finished = finish_run(
         ctx,
@@ -494,13 +507,13 @@ def finish_decided(
         durations=durations,
         details={
             **details,
-            **files,
             "report": outcome.report,
             "reasons": outcome.reasons,
             "check": outcome.check.to_dict(),
         },
     )
-    Ledger(ctx.engine).mark_checked(list(details.get("taken") or []), run_id)
+    if finished:  # a retried finish of a run that finished already changes nothing
+        Ledger(ctx.engine).mark_checked(list(details.get("taken") or []), run_id)
     return finished
 
 
@@ -543,7 +556,7 @@ def monitor_cycle(
                 new = take_new_data(ctx, run_id, mode, loop_config)
             fault_point("cycle.taken_in")
             if not new.to_check:
-                version = finish_skipped(ctx, run_id, new, t.seconds)
+                version = finish_skipped(ctx, run_id, t.seconds)
                 status = "rejected" if new.not_taken_in else "skipped"
                 return CycleResult(
                     run_id, trigger, status, "no_new_data", new, None, None, version, t.seconds
@@ -569,7 +582,7 @@ def monitor_cycle(
                     )
             champion = ctx.registry.champion()
             lock.ensure_held()
-            finish_decided(ctx, run_id, outcome, new=new, challenger=challenger, durations=t.seconds)
+            finish_decided(ctx, run_id, outcome, challenger=challenger, durations=t.seconds)
             fault_point("cycle.finished")
             return CycleResult(
                 run_id,

@@ -305,9 +305,11 @@ def _take_in(
             moved = _move_to_quarantine(path, quarantine_dir, digest)  # a kill came between record and move
             return FileOutcome(shown, digest, "seen before", f"quarantined earlier: {known.reason}{moved}")
         return FileOutcome(shown, digest, "seen before")
-    if any(b.sha256 == digest for b in history.batches()):  # added by a run killed before its ledger entry
+    added = next((b for b in history.batches() if b.sha256 == digest), None)
+    if added is not None:  # added by a run killed before its ledger entry
         ledger.record(digest, shown, "processed", run_id=run_id)
-        return FileOutcome(shown, digest, "processed", "in the history already (its run was stopped)")
+        why = "in the history already (its run was stopped)"
+        return FileOutcome(shown, digest, "processed", why, rows_added=added.rows_added)
     problem: DataError | None = None
     try:
         frame = load_transactions(path, date_format=date_format, columns=columns)
@@ -323,7 +325,7 @@ def _take_in(
         changed = True
     if changed:
         return FileOutcome(shown, None, "waiting", "changed while it was read (being written)")
-    age = time.time() - signature[2] / 1e9
+    age = time.time() - signature[2] / 1e9  # negative: an mtime in the future, judged now (no waiting)
     cut_off = (
         "it is invalid"
         if problem is not None
@@ -331,17 +333,18 @@ def _take_in(
         if _open_line(path)
         else ""
     )
-    if cut_off and age < suspect_settle_seconds:  # a writer that closes between chunks may just be pausing
+    if cut_off and 0 <= age < suspect_settle_seconds:  # a writer closing between chunks may just pause
         return FileOutcome(
             shown,
             None,
             "waiting",
-            f"{cut_off}, and it changed {max(age, 0):.0f} s ago: judged once unchanged for "
+            f"{cut_off}, and it changed {age:.0f} s ago: judged once unchanged for "
             f"{suspect_settle_seconds:g} s (CLVDRIFT_LOOP__SUSPECT_SETTLE_SECONDS)"
             + (f"; now: {problem}" if problem is not None else ""),
         )
     if problem is not None:  # the loader names the file first: the outcome names it already
-        reason = display_path(str(problem)).removeprefix(f"{shown}: ")
+        reason = display_path(str(problem))
+        reason = reason[len(shown) :].removeprefix(":").strip() if reason.startswith(shown) else reason
         return _quarantine(path, shown, digest, reason, quarantine_dir, ledger, run_id)
     batch = history.add(frame, source=shown, sha256=digest, mode=mode)
     fault_point("intake.history_added")

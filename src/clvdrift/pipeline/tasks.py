@@ -86,15 +86,20 @@ def check_new_data(settings: TaskSettings, run_id: str) -> dict[str, Any]:
     """
     from clvdrift.pipeline.common import Timings
     from clvdrift.pipeline.cycle import cycle_lock, finish_skipped, start_run, take_new_data
+    from clvdrift.store.runs import RUNNING, RunStore
 
     ctx = _context(settings)
     t = Timings()
     with cycle_lock(ctx, settings.loop.lock_wait_seconds):  # busy: the task fails and Airflow retries it
-        start_run(ctx, run_id, TRIGGER, settings.batch_mode)
+        if not start_run(ctx, run_id, TRIGGER, settings.batch_mode):
+            finished = RunStore(ctx.engine).get(run_id)
+            if finished.status != RUNNING:  # a task re-run after its run ended: take nothing in
+                log.warning("run %s finished already (%s): nothing taken in", run_id, finished.status)
+                return {"new_files": 0, "files": [], "finished": finished.status}
         with t.step("check new data", None):
             new = take_new_data(ctx, run_id, settings.batch_mode, settings.loop)
     if not new.to_check:
-        finish_skipped(ctx, run_id, new, t.seconds)
+        finish_skipped(ctx, run_id, t.seconds)
     return {"new_files": len(new.to_check), "files": new.to_dict()["files"]}
 
 
