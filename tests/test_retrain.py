@@ -8,24 +8,20 @@ values, with the link between them destroyed.
 from __future__ import annotations
 
 import json
+import pickle
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from clvdrift.config import GateConfig, TrainConfig
+from clvdrift.config import RfParams, TrainConfig
 from clvdrift.data import clean_transactions, load_transactions, schema
-from clvdrift.errors import ConfigError, DataError
-from clvdrift.features import build_training_set
-from clvdrift.model.estimator import fit_model
-from clvdrift.pipeline.retrain import (
-    MIN_FEATURE_DAYS,
-    compare_on_window,
-    fit_challenger,
-    gate_window,
-    refit,
-    retrain_and_gate,
-)
+from clvdrift.errors import DataError
+from clvdrift.features import TransactionLines, build_training_set
+from clvdrift.model.base import TrainingRecord
+from clvdrift.model.rf import RfModel
+from clvdrift.pipeline.retrain import MIN_FEATURE_DAYS, gate_window, retrain_and_gate
+from clvdrift.pipeline.train import ChampionToBeat, fit_on_cutoff, fit_version
 from conftest import BUNDLED
 from helpers import synthetic_history
 
@@ -48,24 +44,33 @@ def shuffled_model(clean: pd.DataFrame, cutoff: pd.Timestamp, config: TrainConfi
     """A model fitted on the holdout targets at ``cutoff`` permuted across customers."""
     ts = build_training_set(clean, horizon_days=config.horizon_days, cutoff=cutoff)
     shuffled = pd.Series(np.random.default_rng(seed).permutation(ts.target.to_numpy()), index=ts.target.index)
-    return fit_model(ts.features, shuffled)
+    return RfModel(RfParams(n_estimators=30)).fit(ts.features, shuffled)
+
+
+def champion(model, training: dict | TrainingRecord | None = None, customers=None, version: str = "c"):
+    record = training if isinstance(training, TrainingRecord) else TrainingRecord.from_dict(training or {})
+    return ChampionToBeat(
+        version, model, record, None if customers is None else frozenset(map(str, customers))
+    )
 
 
 def test_shuffled_challenger_is_rejected_against_a_real_champion(bundled_clean):
     config = TrainConfig()
     window = gate_window(bundled_clean, config.horizon_days)
-    champion = fit_challenger(bundled_clean, window.challenger_cutoff, config=config)
-    challenger = shuffled_model(bundled_clean, window.challenger_cutoff, config)
-    evaluation = build_training_set(bundled_clean, cutoff=window.evaluation_cutoff)
-    described = {**window.describe(), "clean": True}
-    champion_eval, challenger_eval, decision = compare_on_window(
-        evaluation, evaluation.features.index, champion, challenger, GateConfig(), window=described
-    )
-    assert not decision.promote, decision.reason
-    assert champion_eval["model"]["spearman"] > challenger_eval["model"]["spearman"] + 0.2
-    # the gate reports both error and ranking next to the primary metric
-    assert decision.challenger["mae"] == challenger_eval["model"]["mae"]
-    assert decision.champion["gini_normalized"] == champion_eval["model"]["gini_normalized"]
+    real, _ = fit_on_cutoff(TransactionLines.from_frame(bundled_clean), window.challenger_cutoff, config)
+    bad = shuffled_model(bundled_clean, window.challenger_cutoff, config)
+    old = {
+        "target": "holdout",
+        "cutoff": str(window.challenger_cutoff.date() - pd.Timedelta(days=91)),
+        "horizon_days": 90,
+    }
+    # the shuffled model as champion loses to a real challenger …
+    outcome = retrain_and_gate(bundled_clean, champion=champion(bad, old), train_config=config)
+    assert outcome.promoted, outcome.decision.reason
+    assert outcome.decision.challenger["spearman"] > outcome.decision.champion["spearman"] + 0.2
+    # … and the gate reports error and ranking next to the primary metric
+    assert outcome.decision.challenger["mae"] == outcome.challenger.evaluation["champion"]["model"]["mae"]
+    assert set(outcome.decision.champion) == {"spearman", "gini_normalized", "mae"}
 
 
 @pytest.mark.parametrize("data", ["bundled_clean", "synthetic_clean"])
@@ -75,42 +80,28 @@ def test_real_challenger_is_promoted_over_a_shuffled_champion_and_refitted(data,
     window = gate_window(clean, config.horizon_days)
     # a bad champion trained long before the window: its labels do not overlap (T − H, T]
     old_cutoff = window.challenger_cutoff - pd.Timedelta(days=config.horizon_days // 2)
-    champion = shuffled_model(clean, old_cutoff, config)
-    champion_training = {"target": "holdout", "cutoff": str(old_cutoff.date()), "horizon_days": 45}
-    outcome = retrain_and_gate(
-        clean,
-        champion_model=champion,
-        champion_version="bad",
-        champion_training=champion_training,
-        train_config=config,
-        gate_config=GateConfig(),
-    )
+    bad = shuffled_model(clean, old_cutoff, config)
+    training = {"target": "holdout", "cutoff": str(old_cutoff.date()), "horizon_days": 45}
+    outcome = retrain_and_gate(clean, champion=champion(bad, training, version="bad"), train_config=config)
     assert outcome.promoted, outcome.decision.reason
     assert outcome.decision.window["clean"] and outcome.decision.window["customers_excluded"] == 0
     final = outcome.final
     assert final is not None
-    assert final.training["cutoff"] == window.evaluation_cutoff.date().isoformat()
-    assert final.training["target_days_covered"] == config.horizon_days
-    assert (
-        final.evaluation["split"] == "test"
-        and final.evaluation["customers"] == final.training["test_customers"]
-    )
+    assert final.training.cutoff == window.evaluation_cutoff.date().isoformat()
+    assert final.training.family == "gbm" and final.training.stacked_cutoffs > 1
+    assert final.training.target_days_covered == config.horizon_days
+    assert final.evaluation["split"] == "time"
+    assert final.evaluation["random_split"]["customers"] == final.training.test_customers
     reference = final.reference()
-    assert (reference["split"] == "test").sum() == final.training["test_customers"]
+    assert (reference["split"] == "test").sum() == final.training.test_customers
     assert reference["prediction"].notna().all()
     json.dumps(outcome.to_dict(), allow_nan=False)
 
 
 def assert_same_fit(a, b) -> None:
-    """Two fitted models are the same: encoder levels, scaler and every tree, exactly. (Predictions may
-    differ in the last bit: the forest sums its trees in thread order.)"""
-    assert a.encoder.levels_ == b.encoder.levels_
-    np.testing.assert_array_equal(a.scaler.mean_, b.scaler.mean_)
-    np.testing.assert_array_equal(a.scaler.scale_, b.scaler.scale_)
-    assert len(a.estimator.estimators_) == len(b.estimator.estimators_)
-    for x, y in zip(a.estimator.estimators_, b.estimator.estimators_, strict=True):
-        for part in ("feature", "threshold", "value", "children_left"):
-            np.testing.assert_array_equal(getattr(x.tree_, part), getattr(y.tree_, part))
+    """Two fitted models are the same: their documents and every pickled object, byte for byte."""
+    assert a.document() == b.document()
+    assert pickle.dumps(a.state()) == pickle.dumps(b.state())
 
 
 def rewrite_after(clean: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
@@ -132,54 +123,37 @@ def test_challenger_never_sees_revenue_after_t_minus_h(data, request):
     clean = request.getfixturevalue(data)
     config = TrainConfig() if data == "bundled_clean" else TrainConfig(horizon_days=SYNTHETIC_H)
     window = gate_window(clean, config.horizon_days)
-    champion = shuffled_model(clean, window.challenger_cutoff, config)
+    bad = champion(shuffled_model(clean, window.challenger_cutoff, config))
     runs = [
-        retrain_and_gate(frame, champion_model=champion, champion_version="c", train_config=config)
+        retrain_and_gate(frame, champion=bad, train_config=config)
         for frame in (clean, rewrite_after(clean, window.evaluation_cutoff))
     ]
-    assert runs[0].challenger.training["cutoff"] == window.challenger_cutoff.date().isoformat()
+    assert runs[0].challenger.training.cutoff == window.challenger_cutoff.date().isoformat()
     # the evaluation window did change (so the rewrite reached the data) but the challenger did not
     assert runs[0].decision.challenger != runs[1].decision.challenger
     assert_same_fit(runs[0].challenger.model, runs[1].challenger.model)
-
-
-def test_challenger_fitted_on_data_truncated_after_t_minus_h_is_the_same(synthetic_clean):
-    config = TrainConfig(horizon_days=SYNTHETIC_H)
-    window = gate_window(synthetic_clean, config.horizon_days)
-    champion = shuffled_model(synthetic_clean, window.challenger_cutoff, config)
-    outcome = retrain_and_gate(
-        synthetic_clean, champion_model=champion, champion_version="c", train_config=config
-    )
-    dates = synthetic_clean[schema.INVOICE_DATE]
-    truncated = synthetic_clean.loc[dates < window.evaluation_cutoff + pd.Timedelta(days=1)]
-    # (the synthetic shop trades every day, so the truncated data still ends on T − H)
-    assert truncated[schema.INVOICE_DATE].max().normalize() == window.evaluation_cutoff
-    again = fit_challenger(truncated, window.challenger_cutoff, config=config)
-    assert_same_fit(again, outcome.challenger.model)
-    np.testing.assert_allclose(
-        again.predict(outcome.challenger.training_set.features), outcome.challenger.predictions, rtol=1e-12
-    )
 
 
 def test_champion_training_customers_are_kept_out_of_an_overlapping_window(synthetic_clean):
     config = TrainConfig(horizon_days=SYNTHETIC_H)
     window = gate_window(synthetic_clean, config.horizon_days)
     # the champion was trained like `train` on this very data: its labels ARE the evaluation window
-    champion = refit(synthetic_clean, window.evaluation_cutoff, config=config)
-    trained_on = champion.split.index[champion.split == "train"]
-    common = {"champion_model": champion.model, "champion_version": "v1", "train_config": config}
+    fitted = fit_version(synthetic_clean, config=config, cutoff=window.evaluation_cutoff)
+    trained_on = fitted.split.index[fitted.split == "train"]
     kept_out = retrain_and_gate(
-        synthetic_clean, **common, champion_training=champion.training, champion_train_customers=trained_on
+        synthetic_clean, champion=champion(fitted.model, fitted.training, trained_on), train_config=config
     )
     window_info = kept_out.decision.window
     assert window_info["clean"] and window_info["customers_excluded"] == len(trained_on)
-    assert window_info["customers"] == champion.training["test_customers"]
-    # scored on its own test split, the champion's window metrics are its registered test metrics
-    assert kept_out.champion_evaluation["model"] == champion.evaluation["model"]
+    assert window_info["customers"] == fitted.training.test_customers
+    # scored on its held-out customers, the champion's window metrics are its secondary test metrics
+    assert kept_out.champion_evaluation["model"] == fitted.evaluation["random_split"]["model"]
 
-    unknown = retrain_and_gate(synthetic_clean, **common, champion_training=champion.training)
+    unknown = retrain_and_gate(
+        synthetic_clean, champion=champion(fitted.model, fitted.training), train_config=config
+    )
     assert not unknown.decision.window["clean"]
-    assert unknown.decision.window["customers"] == len(champion.training_set.features)
+    assert unknown.decision.window["customers"] == len(fitted.training_set.features)
     assert "NOT clean" in unknown.decision.reason
     # a champion that saw the labels looks better on them than on its held-out customers
     assert (
@@ -192,20 +166,20 @@ def test_champion_without_labels_in_the_window_is_scored_on_everyone_and_a_bad_c
 ):
     config = TrainConfig(horizon_days=SYNTHETIC_H)
     window = gate_window(synthetic_clean, config.horizon_days)
-    champion = shuffled_model(synthetic_clean, window.challenger_cutoff, config)
-    common = {"champion_model": champion, "champion_version": "v0", "train_config": config}
+    bad = shuffled_model(synthetic_clean, window.challenger_cutoff, config)
     evaluation_cutoff = str(window.evaluation_cutoff.date())
     # a formula-target champion never saw revenue after its cutoff: nobody is excluded, even given ids
     formula = retrain_and_gate(
         synthetic_clean,
-        **common,
-        champion_training={"target": "formula", "cutoff": evaluation_cutoff},
-        champion_train_customers=["90001", "90002"],
+        champion=champion(bad, {"target": "formula", "cutoff": evaluation_cutoff}, ["90001", "90002"]),
+        train_config=config,
     )
     assert formula.decision.window["clean"] and formula.decision.window["customers_excluded"] == 0
     with pytest.raises(ConfigError, match="cutoff '2023-02-30' is not a valid date"):
         retrain_and_gate(
-            synthetic_clean, **common, champion_training={"target": "holdout", "cutoff": "2023-02-30"}
+            synthetic_clean,
+            champion=champion(bad, {"target": "holdout", "cutoff": "2023-02-30"}),
+            train_config=config,
         )
 
 
@@ -216,10 +190,11 @@ def test_a_window_without_held_out_customers_is_refused(synthetic_clean):
     with pytest.raises(DataError, match=r"only 0 customer\(s\) at the evaluation cutoff"):
         retrain_and_gate(
             synthetic_clean,
-            champion_model=shuffled_model(synthetic_clean, window.evaluation_cutoff, config),
-            champion_version="v1",
-            champion_training={"target": "holdout", "cutoff": str(window.evaluation_cutoff.date())},
-            champion_train_customers=list(everyone.features.index),
+            champion=champion(
+                shuffled_model(synthetic_clean, window.evaluation_cutoff, config),
+                {"target": "holdout", "cutoff": str(window.evaluation_cutoff.date())},
+                everyone.features.index,
+            ),
             train_config=config,
         )
 
@@ -236,7 +211,6 @@ def test_history_shorter_than_two_horizons_and_some_days_is_refused(synthetic_cl
     with pytest.raises(DataError, match="needs at least 2 × 30"):
         retrain_and_gate(
             synthetic_clean.loc[synthetic_clean[schema.INVOICE_DATE] < first + pd.Timedelta(days=80)],
-            champion_model=shuffled_model(synthetic_clean, first + pd.Timedelta(days=200), TrainConfig()),
-            champion_version="v1",
+            champion=champion(shuffled_model(synthetic_clean, first + pd.Timedelta(days=200), TrainConfig())),
             train_config=TrainConfig(horizon_days=30),
         )

@@ -73,6 +73,11 @@ class Target(str, Enum):
     formula = "formula"
 
 
+class Family(str, Enum):
+    gbm = "gbm"
+    rf = "rf"
+
+
 class Scenario(str, Enum):
     none = "none"
     data_drift = "data-drift"
@@ -302,6 +307,39 @@ def _evaluation_table(evaluation: dict[str, Any], title: str) -> Table:
     return table
 
 
+def _train_table(ev: dict[str, Any], family: str) -> Table:
+    """The evaluation through time: the model next to persistence, the seed's rf and the champion."""
+    if ev.get("split") != "time":
+        return _evaluation_table(ev, f"{ev['split']}: {ev['customers']:,} test customers")
+    w = ev["window"]
+    title = (
+        f"through time: fitted with labels up to {w['labels_end']}, scored on the {w['customers']:,} "
+        f"customers at {w['scored_at']} (revenue until {w['scored_until']})"
+    )
+    table = Table(title=title)
+    columns: list[tuple[str, dict[str, Any]]] = [(family, ev["model"])]
+    if "calibrated" in ev:
+        columns.append((f"{family} × season", ev["calibrated"]))
+    columns.append(("persistence", ev["baseline"]))
+    if "rf" in ev:
+        columns.append(("seed rf", ev["rf"]))
+    champion = ev.get("champion") or {}
+    if champion.get("champion"):
+        note = "" if champion["clean"] else ", NOT clean"
+        columns.append(
+            (
+                f"champion {champion['version']} ({champion['customers']:,} customers{note})",
+                champion["champion"],
+            )
+        )
+    table.add_column("metric")
+    for name, _ in columns:
+        table.add_column(name, justify="right")
+    for key in ("spearman", "gini_normalized", "top10_capture", "mae", "rmse", "r2", "total_ratio"):
+        table.add_row(key, *(_fmt(values.get(key)) for _, values in columns))
+    return table
+
+
 def _train(
     settings: Settings,
     data: Path | None,
@@ -348,13 +386,31 @@ def _print_train(result: dict[str, Any]) -> None:
         f"({removed}); {result['cleaning']['customers_out']:,} customers"
     )
     tr = result["training"]
-    out.print(
-        f"target {tr['target']}, cutoff {tr['cutoff']}, horizon {tr['horizon_days']} days: "
-        f"{tr['customers']:,} customers ({tr['train_customers']:,} train / {tr['test_customers']:,} test)"
+    stacked = (
+        f", {tr['stacked_cutoffs']} stacked cutoffs from {tr['first_cutoff']}"
+        if tr["stacked_cutoffs"] > 1
+        else ""
     )
-    out.print(_evaluation_table(ev, f"held-out evaluation on {ev['customers']:,} test customers"))
+    out.print(
+        f"model {tr['family']}, target {tr['target']}, cutoff {tr['cutoff']}, "
+        f"horizon {tr['horizon_days']} days: "
+        f"{tr['customers']:,} customers ({tr['train_customers']:,} fitted / "
+        f"{tr['test_customers']:,} held out){stacked}"
+    )
+    out.print(_train_table(ev, tr["family"]))
+    season = ev.get("season") or {}
+    if season:
+        how = f"× {season['factor']:.3f} ({season['reason']})" if season.get("factor") else season["reason"]
+        out.print(f"total: {season['status']}: {how}", highlight=False)
     verdict = "beats" if ev["beats_baseline"] else "does NOT beat"
     out.print(f"model {verdict} the persistence baseline on Spearman and normalized Gini")
+    secondary = ev.get("random_split")
+    if secondary:
+        out.print(
+            f"secondary (held-out customers, same window as training): Spearman "
+            f"{_fmt(secondary['model']['spearman'])}, MAE {_fmt(secondary['model']['mae'], 1)}",
+            highlight=False,
+        )
     role = "champion" if result["champion"] else "challenger (champion unchanged)"
     out.print(
         f"registered version [bold]{result['version']}[/] as {role}; timings {json.dumps(result['timings'])}",
@@ -398,11 +454,20 @@ def train(
             "--promote/--no-promote", help="Make this version the champion [default: only when there is none]"
         ),
     ] = None,
+    model: Annotated[
+        Family | None,
+        typer.Option(
+            "--model",
+            help="gbm: boosted trees, Poisson loss, stacked cutoffs; rf: the seed's random forest "
+            + _default(TrainConfig, "model"),
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train, evaluate and register a CLV model on a transactions file."""
     settings = get_settings()
     overrides = {
+        "model": model.value if model else None,
         "target": target.value if target else None,
         "horizon_days": horizon_days,
         "lookback_days": lookback_days,
@@ -613,6 +678,77 @@ def detect(
         _drift_tables(result)
     if fail_on_drift and result["decision"]["retraining_required"]:
         raise typer.Exit(EXIT_DRIFT)
+
+
+@app.command()
+def predict(
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Write the predictions here (.csv or .parquet)")
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Transactions file (CSV, CSV.GZ, XLSX, Parquet) [default: the transaction history when it "
+            "holds a batch, else CLVDRIFT_RAW_DATA or the bundled file]",
+        ),
+    ] = None,
+    cutoff: Annotated[
+        str | None,
+        typer.Option(help="Predict from the transactions up to this day, YYYY-MM-DD [default: the last day]"),
+    ] = None,
+    date_format: DateFormatOpt = None,
+    column: ColumnOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict every customer's revenue over the next H days with the champion; write them with --out."""
+    from clvdrift import pipeline
+
+    settings = get_settings()
+    with _progress("predicting") as progress:
+        raw, source = _predict_input(settings, data, date_format, _columns(column))
+        result = pipeline.predict(
+            raw,
+            registry=_registry(settings.database_url),
+            models_dir=settings.models_dir,
+            source=source,
+            cutoff=cutoff,
+            out=out_path,
+            progress=progress,
+        ).to_dict()
+    if as_json:
+        _print_json(result)
+        return
+    out.print(
+        f"champion {result['model_version']} ({result['family']}): {result['customers']:,} customers, "
+        f"features {result['features_from']} … {result['features_to']} (cutoff {result['cutoff']}), "
+        f"source {result['source']}",
+        highlight=False,
+    )
+    out.print(
+        f"predicted revenue over the next {result['horizon_days']} days: {result['predicted_total']:,.2f} in "
+        f"total ({result['total_status']}: {result['season']['reason']})",
+        highlight=False,
+    )
+    out.print(f"written to {result['output']}" if result["output"] else "not written (pass --out PATH)")
+
+
+def _predict_input(
+    settings: Settings, data: Path | None, date_format: str | None, columns: dict[str, str]
+) -> tuple[Any, str]:
+    """The raw transactions ``predict`` reads, and how its summary names them."""
+    from clvdrift.data import load_transactions
+
+    if data is None:
+        from clvdrift.data.history import TransactionHistory, current_batches
+        from clvdrift.store import connect
+
+        history = TransactionHistory(settings.workspace().history_dir, connect(settings.database_url))
+        batches = len(current_batches(history.batches()))
+        if batches:
+            return history.read(), f"transaction history ({batches} batch{'es' if batches != 1 else ''})"
+    path = data or settings.raw_data
+    return load_transactions(path, date_format=date_format, columns=columns), str(path)
 
 
 def _scenario_table(results: dict[str, dict[str, Any]]) -> Table:

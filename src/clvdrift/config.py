@@ -16,11 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from clvdrift.errors import ConfigError
 
 __all__ = [
+    "MODEL_FAMILIES",
     "SCENARIO_SEED",
     "STATTESTS",
     "DriftConfig",
     "GateConfig",
+    "GbmParams",
     "LoopConfig",
+    "RfParams",
     "TrainConfig",
     "config_error",
     "validated",
@@ -95,9 +98,49 @@ class DriftConfig(_Frozen):
         return v
 
 
-class TrainConfig(_Frozen):
-    """How a training set is built, split and checked before a model is fitted."""
+class RfParams(_Frozen):
+    """The seed's model (``--model rf``): StandardScaler + RandomForestRegressor on one cutoff."""
 
+    n_estimators: int = Field(default=100, ge=1, le=5000)
+    max_depth: int | None = Field(default=10, ge=1)
+    min_samples_split: int = Field(default=10, ge=2)
+    min_samples_leaf: int = Field(default=5, ge=1)
+    random_state: int = 42
+
+
+class GbmParams(_Frozen):
+    """The default model (``--model gbm``): gradient-boosted trees with a Poisson loss, trained on
+    stacked past cutoffs (docs/model.md). Two boosted models are averaged: one on the whole-history
+    features of the seed, one on every feature (windows, tenure, trend, season)."""
+
+    learning_rate: float = Field(default=0.05, gt=0, le=1, allow_inf_nan=False)
+    max_iter: int = Field(default=200, ge=1, le=5000)
+    max_leaf_nodes: int = Field(default=15, ge=2, le=4096)
+    min_samples_leaf: int = Field(default=100, ge=1)
+    l2_regularization: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    random_state: int = 42
+    step_days: int = Field(default=7, ge=1, le=366, description="days between stacked training cutoffs")
+    min_history_days: int = Field(
+        default=90, ge=0, description="a stacked cutoff needs this many days of history before it"
+    )
+    max_cutoffs: int = Field(default=104, ge=1, le=10_000, description="at most this many stacked cutoffs")
+    seasonal_min_span_days: int = Field(
+        default=365,
+        ge=1,
+        description="the season features (calendar position, last year's revenue) are used when the "
+        "stacked cutoffs span at least this many days",
+    )
+
+
+MODEL_FAMILIES: tuple[str, ...] = ("gbm", "rf")
+
+
+class TrainConfig(_Frozen):
+    """How a training set is built, split and checked before a model is fitted, and which model."""
+
+    model: Literal["gbm", "rf"] = Field(default="gbm", description="the model family (--model)")
+    gbm: GbmParams = GbmParams()
+    rf: RfParams = RfParams()
     target: Literal["holdout", "formula"] = "holdout"
     horizon_days: int = Field(default=90, ge=1, le=3660, description="H: the holdout window in days")
     lookback_days: int | None = Field(

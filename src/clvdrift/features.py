@@ -15,6 +15,19 @@ NumProducts         distinct stock codes
 Country             the country of the customer's latest line (one-hot encoded for the model)
 ==================  ===================================================================
 
+:func:`history_features` adds, for the ``gbm`` family (same exclusive ``snapshot``):
+
+====================  =================================================================
+Revenue{30,90,180,365}d  spend in the last 30/90/180/365 days
+Orders{30,90,180,365}d   distinct invoices in those windows
+TenureDays            days from the customer's first purchase to the snapshot
+DaysBetweenOrders     (TenureDays − Recency) / (NumOrders − 1); missing with one order
+Trend90d              Revenue90d − (Revenue180d − Revenue90d): the last 90 days against the 90 before
+SeasonSin, SeasonCos  the snapshot's position in the year (the target window's calendar position)
+LastYearRevenue       spend in the H days that started one year before the snapshot; missing when
+                      the history does not reach back a year
+====================  =================================================================
+
 Money is summed in integer thousandths and time in integer seconds, divided once at the end, so
 another engine (DuckDB, Dask) can reproduce the numbers exactly.
 
@@ -51,6 +64,16 @@ NUMERIC_FEATURES = (
 )
 COUNTRY = "Country"
 COUNTRY_OTHER = "Country_Other"
+WINDOW_DAYS = (30, 90, 180, 365)
+HISTORY_FEATURES = (
+    *(f"Revenue{d}d" for d in WINDOW_DAYS),
+    *(f"Orders{d}d" for d in WINDOW_DAYS),
+    "TenureDays",
+    "DaysBetweenOrders",
+    "Trend90d",
+)
+LAST_YEAR = "LastYearRevenue"
+SEASON_FEATURES = ("SeasonSin", "SeasonCos", LAST_YEAR)
 TARGETS = ("holdout", "formula")
 _DAY = 86_400
 _MILLI = 1000
@@ -141,56 +164,223 @@ def _sum_by(cust: np.ndarray, values: np.ndarray, n: int, ids: pd.Index, what: s
     return out
 
 
-def _distinct_per_customer(cust: np.ndarray, other: np.ndarray, n_cust: int) -> np.ndarray:
+def _previous_of_pair(customer: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """For each line (in time order), the index of the same customer's previous line with the same
+    ``other`` value, or -1."""
     width = np.int64(max(int(other.max()) + 1, 1)) if len(other) else np.int64(1)
-    pairs = np.unique(cust.astype(np.int64) * width + other.astype(np.int64))
-    return np.bincount((pairs // width).astype(np.int64), minlength=n_cust)
+    key = customer * width + other
+    order = np.argsort(key, kind="stable")  # stable: time order within a pair
+    previous = np.full(len(key), -1, dtype=np.int64)
+    same = key[order][1:] == key[order][:-1]
+    previous[order[1:][same]] = order[:-1][same]
+    return previous
+
+
+def _seconds(day: pd.Timestamp) -> int:
+    return int(np.datetime64(pd.Timestamp(day).to_datetime64(), "s").astype(np.int64))
+
+
+@dataclass(frozen=True)
+class TransactionLines:
+    """Clean transactions as arrays sorted by time (ties keep file order), read once, so the features
+    at many snapshots (a stacked training set) each cost one slice instead of a scan of the frame.
+
+    Money is in integer thousandths, time in integer seconds; ``customer`` are codes into the
+    transactions' CustomerID categories.
+    """
+
+    seconds: np.ndarray
+    customer: np.ndarray
+    quantity: np.ndarray
+    price: np.ndarray
+    spend: np.ndarray
+    invoice: np.ndarray
+    stock: np.ndarray
+    country: np.ndarray
+    categories: pd.Index
+    source: str
+    invoice_prev: np.ndarray
+    stock_prev: np.ndarray
+
+    @classmethod
+    def from_frame(cls, transactions: pd.DataFrame) -> TransactionLines:
+        codes = transactions[schema.CUSTOMER].cat.codes.to_numpy()
+        if (codes < 0).any():
+            raise DataError("features need clean transactions: some rows have no CustomerID")
+        qty, price = _amounts(transactions)
+        seconds = transactions[schema.INVOICE_DATE].to_numpy(dtype="datetime64[s]").astype(np.int64)
+        order = np.argsort(seconds, kind="stable")
+        customer = codes[order].astype(np.int64)
+        invoice = transactions[schema.INVOICE].cat.codes.to_numpy()[order].astype(np.int64)
+        stock = transactions[schema.STOCK_CODE].cat.codes.to_numpy()[order].astype(np.int64)
+        return cls(
+            seconds=seconds[order],
+            customer=customer,
+            quantity=qty[order],
+            price=price[order],
+            spend=qty[order] * price[order],
+            invoice=invoice,
+            stock=stock,
+            country=transactions[schema.COUNTRY].to_numpy()[order],
+            categories=transactions[schema.CUSTOMER].cat.categories,
+            source=str(transactions.attrs.get("source", "transactions")),
+            invoice_prev=_previous_of_pair(customer, invoice),
+            stock_prev=_previous_of_pair(customer, stock),
+        )
+
+    @property
+    def empty(self) -> bool:
+        return len(self.seconds) == 0
+
+    def first_day(self) -> pd.Timestamp:
+        return pd.Timestamp(int(self.seconds[0]), unit="s").normalize()
+
+    def last_day(self) -> pd.Timestamp:
+        return pd.Timestamp(int(self.seconds[-1]), unit="s").normalize()
+
+    def span(self, start: pd.Timestamp | None, end: pd.Timestamp) -> slice:
+        """The lines in ``[start, end)`` (``start=None``: from the first)."""
+        lo = 0 if start is None else int(np.searchsorted(self.seconds, _seconds(start), side="left"))
+        return slice(lo, int(np.searchsorted(self.seconds, _seconds(end), side="left")))
+
+    def customers_of(self, lines: slice) -> tuple[np.ndarray, pd.Index]:
+        """Per line of ``lines``, its customer's position in the returned ids (sorted codes)."""
+        codes = self.customer[lines]
+        present = np.flatnonzero(np.bincount(codes, minlength=len(self.categories)))
+        position = np.full(len(self.categories), -1, dtype=np.int64)
+        position[present] = np.arange(len(present))
+        return position[codes], self.categories[present].astype(str)
+
+    def distinct(self, lines: slice, of: str, cust: np.ndarray, n: int) -> np.ndarray:
+        """Distinct invoices (``of="invoice"``) or stock codes (``"stock"``) per customer among ``lines``:
+        a line counts when the customer's previous line with the same value is before the window."""
+        previous = (self.invoice_prev if of == "invoice" else self.stock_prev)[lines]
+        first_in_window = previous < (lines.start or 0)
+        return np.bincount(cust[first_in_window], minlength=n)
+
+    def sums(
+        self, lines: slice, values: np.ndarray, n: int, cust: np.ndarray, ids: pd.Index, what: str
+    ) -> np.ndarray:
+        return _sum_by(cust, values[lines], n, ids, what)
+
+    def revenue(self, start: pd.Timestamp | None, end: pd.Timestamp, ids: pd.Index) -> np.ndarray:
+        """Revenue (thousandths, int64) in ``[start, end)`` of each customer in ``ids`` (0 when absent)."""
+        window = self.span(start, end)
+        cust, present = self.customers_of(window)
+        spend = _sum_by(
+            cust, self.spend[window], len(present), present, "Quantity × UnitPrice in thousandths"
+        )
+        out = pd.Series(spend, index=present).reindex(ids, fill_value=0)
+        return out.to_numpy(dtype=np.int64)
+
+
+def _as_lines(transactions: pd.DataFrame | TransactionLines) -> TransactionLines:
+    if isinstance(transactions, TransactionLines):
+        return transactions
+    return TransactionLines.from_frame(transactions)
 
 
 def customer_features(
-    transactions: pd.DataFrame, snapshot: pd.Timestamp, *, lookback_days: int | None = None
+    transactions: pd.DataFrame | TransactionLines,
+    snapshot: pd.Timestamp,
+    *,
+    lookback_days: int | None = None,
 ) -> pd.DataFrame:
     """Features per customer (index ``CustomerID``) from clean transactions before ``snapshot``.
 
     Columns: :data:`NUMERIC_FEATURES` then ``Country``; rows sorted by customer id.
     """
+    lines = _as_lines(transactions)
     snapshot = pd.Timestamp(snapshot)
     if lookback_days is not None and lookback_days < 1:
         raise ConfigError(f"lookback_days must be ≥ 1, got {lookback_days}")
     start = _shift(snapshot, -lookback_days, "lookback_days") if lookback_days else None
-    tx = _window(transactions, start, snapshot)
-    cust, ids = _customers(tx, transactions)
+    window = lines.span(start, snapshot)
+    cust, ids = lines.customers_of(window)
     n = len(ids)
-    qty, price = _amounts(tx)
-    seconds = tx[schema.INVOICE_DATE].to_numpy(dtype="datetime64[s]").astype(np.int64)
-
-    lines = np.bincount(cust, minlength=n)
-    total_qty = _sum_by(cust, qty, n, ids, "Quantity")
-    spend = _sum_by(cust, qty * price, n, ids, "Quantity × UnitPrice in thousandths")
-    price_sum = _sum_by(cust, price, n, ids, "UnitPrice in thousandths")
-    snap_s = int(np.datetime64(snapshot.to_datetime64(), "s").astype(np.int64))
-
-    # last line per customer: order rows by (customer, time, position) and take each group's last
-    order = np.lexsort((np.arange(len(cust)), seconds, cust))
+    seconds = lines.seconds[window]
+    line_count = np.bincount(cust, minlength=n)
+    total_qty = _sum_by(cust, lines.quantity[window], n, ids, "Quantity")
+    spend = _sum_by(cust, lines.spend[window], n, ids, "Quantity × UnitPrice in thousandths")
+    price_sum = _sum_by(cust, lines.price[window], n, ids, "UnitPrice in thousandths")
+    snap_s = _seconds(snapshot)
+    # last line per customer: lines are in time order (ties in file order), so a stable sort by
+    # customer keeps that order within each customer and each group's last row is its latest line
+    order = np.argsort(cust, kind="stable")
     last_rows = order[np.flatnonzero(np.r_[cust[order][1:] != cust[order][:-1], n > 0])]
     last = seconds[last_rows]
-    country = tx[schema.COUNTRY].to_numpy()[last_rows]
+    country = lines.country[window][last_rows]
 
     features = pd.DataFrame(
         {
             "Recency": (snap_s - last) // _DAY,
-            "Frequency": lines,
+            "Frequency": line_count,
             "Monetary": spend / _MILLI,
-            "AvgQuantity": np.divide(total_qty, lines, where=lines > 0, out=np.zeros(n)),
+            "AvgQuantity": np.divide(total_qty, line_count, where=line_count > 0, out=np.zeros(n)),
             "TotalQuantity": total_qty,
-            "AvgUnitPrice": np.divide(price_sum / _MILLI, lines, where=lines > 0, out=np.zeros(n)),
-            "NumOrders": _distinct_per_customer(cust, tx[schema.INVOICE].cat.codes.to_numpy(), n),
-            "NumProducts": _distinct_per_customer(cust, tx[schema.STOCK_CODE].cat.codes.to_numpy(), n),
+            "AvgUnitPrice": np.divide(price_sum / _MILLI, line_count, where=line_count > 0, out=np.zeros(n)),
+            "NumOrders": lines.distinct(window, "invoice", cust, n),
+            "NumProducts": lines.distinct(window, "stock", cust, n),
             COUNTRY: pd.Series(country, dtype=object).astype(str).to_numpy(),
         },
         index=pd.Index(ids, name=schema.CUSTOMER),
     )
     return features.sort_index()
+
+
+def history_features(
+    transactions: pd.DataFrame | TransactionLines,
+    snapshot: pd.Timestamp,
+    *,
+    horizon_days: int,
+    history_start: pd.Timestamp | None = None,
+    lookback_days: int | None = None,
+) -> pd.DataFrame:
+    """:func:`customer_features` (with ``lookback_days``) plus the windowed and seasonal features of
+    :data:`HISTORY_FEATURES` and :data:`SEASON_FEATURES` (module docstring), from lines strictly before
+    ``snapshot``.
+
+    ``history_start`` is the first day of the whole history (default: the first line's day): a
+    customer's last-year revenue is 0 when the history reaches back a year before ``snapshot`` and
+    they bought nothing then, and missing (NaN) when the history does not reach that far.
+    """
+    lines = _as_lines(transactions)
+    snapshot = pd.Timestamp(snapshot)
+    base = customer_features(lines, snapshot, lookback_days=lookback_days)
+    ids = base.index
+    out = {c: base[c] for c in base.columns}
+    for days in WINDOW_DAYS:
+        start = _shift(snapshot, -days, "window")
+        out[f"Revenue{days}d"] = lines.revenue(start, snapshot, ids) / _MILLI
+        window = lines.span(start, snapshot)
+        cust, present = lines.customers_of(window)
+        orders = lines.distinct(window, "invoice", cust, len(present))
+        out[f"Orders{days}d"] = pd.Series(orders, index=present).reindex(ids, fill_value=0).to_numpy()
+    whole = lines.span(None, snapshot)
+    cust, present = lines.customers_of(whole)
+    first_s = np.full(len(present), np.iinfo(np.int64).max)
+    np.minimum.at(first_s, cust, lines.seconds[whole])
+    first = pd.Series(first_s, index=present).reindex(ids).to_numpy()
+    tenure = (_seconds(snapshot) - first) / _DAY
+    out["TenureDays"] = tenure
+    orders_all = base["NumOrders"].to_numpy()
+    out["DaysBetweenOrders"] = np.where(
+        orders_all > 1, (tenure - base["Recency"].to_numpy()) / np.maximum(orders_all - 1, 1), np.nan
+    )
+    out["Trend90d"] = out["Revenue90d"] - (out["Revenue180d"] - out["Revenue90d"])
+    day = (snapshot.dayofyear - 1) / 365.25
+    out["SeasonSin"] = np.full(len(ids), np.sin(2 * np.pi * day))
+    out["SeasonCos"] = np.full(len(ids), np.cos(2 * np.pi * day))
+    start = (
+        history_start if history_start is not None else (lines.first_day() if not lines.empty else snapshot)
+    )
+    year_ago = _shift(snapshot, -365, "last year")
+    if year_ago >= pd.Timestamp(start).normalize():
+        end = min(_shift(year_ago, horizon_days, "horizon_days"), snapshot)
+        out[LAST_YEAR] = lines.revenue(year_ago, end, ids) / _MILLI
+    else:
+        out[LAST_YEAR] = np.full(len(ids), np.nan)
+    return pd.DataFrame(out, index=ids)
 
 
 def revenue(transactions: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
@@ -240,7 +430,7 @@ class TrainingSet:
 
 
 def build_training_set(
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | TransactionLines,
     *,
     target: str = TrainConfig().target,
     horizon_days: int = TrainConfig().horizon_days,
@@ -265,8 +455,8 @@ def build_training_set(
         raise ConfigError(f"horizon_days must be ≥ 1, got {horizon_days}")
     if transactions.empty:
         raise DataError("no transactions left to build features from")
-    last_day = transactions[schema.INVOICE_DATE].max().normalize()
-    first_day = transactions[schema.INVOICE_DATE].min().normalize()
+    lines = _as_lines(transactions)
+    last_day, first_day = lines.last_day(), lines.first_day()
     if cutoff is None:
         cut = _shift(last_day, -horizon_days, "horizon_days") if target == "holdout" else last_day
         if cut < first_day:
@@ -293,7 +483,9 @@ def build_training_set(
                 f"transaction day {last_day.date()}: the target would cover {covered} of {horizon_days} "
                 "days; pass an earlier --cutoff or a shorter --horizon-days"
             )
-    features = customer_features(transactions, snapshot, lookback_days=lookback_days)
+    features = history_features(
+        lines, snapshot, horizon_days=horizon_days, history_start=first_day, lookback_days=lookback_days
+    )
     if features.empty:
         if lookback_days:
             first = (snapshot - pd.Timedelta(days=lookback_days)).date()
@@ -303,12 +495,15 @@ def build_training_set(
             )
         raise DataError(f"no customer has a transaction before the cutoff {cut.date()}")
     if target == "holdout":
-        y = revenue(transactions, snapshot, target_end + pd.Timedelta(days=1)).reindex(
-            features.index, fill_value=0.0
+        y = pd.Series(
+            lines.revenue(snapshot, target_end + pd.Timedelta(days=1), features.index) / _MILLI,
+            index=features.index,
         )
     else:
         y = formula_clv(features)
-    baseline = revenue(transactions, baseline_start, snapshot).reindex(features.index, fill_value=0.0)
+    baseline = pd.Series(
+        lines.revenue(baseline_start, snapshot, features.index) / _MILLI, index=features.index
+    )
     return TrainingSet(
         features=features,
         target=y.rename("target").astype(np.float64),
@@ -319,6 +514,77 @@ def build_training_set(
         lookback_days=lookback_days,
         cutoff=cut,
         target_days_covered=covered,
+    )
+
+
+@dataclass(frozen=True)
+class StackedSet:
+    """Training rows from several cutoffs, stacked: one row per (cutoff, customer with a line before it).
+
+    ``features`` has :func:`history_features`' columns plus ``CUTOFF_COLUMN`` (the row's cutoff day);
+    ``target`` is the revenue of the H days after the row's cutoff. Every row reads only lines before
+    its cutoff + 1 + H days: the set built at ``cutoffs[0]`` reads nothing after ``cutoffs[0]`` + H.
+    """
+
+    features: pd.DataFrame
+    target: pd.Series
+    cutoffs: tuple[pd.Timestamp, ...]
+    horizon_days: int
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "stacked_cutoffs": len(self.cutoffs),
+            "first_cutoff": self.cutoffs[-1].date().isoformat(),
+            "last_cutoff": self.cutoffs[0].date().isoformat(),
+            "rows": len(self.features),
+        }
+
+
+CUTOFF_COLUMN = "CutoffDate"
+
+
+def stacked_cutoffs(
+    cutoff: pd.Timestamp, first_day: pd.Timestamp, *, step_days: int, min_history_days: int, max_cutoffs: int
+) -> tuple[pd.Timestamp, ...]:
+    """``cutoff``, ``cutoff − step``, … back while a cutoff has ``min_history_days`` of history before it
+    (``cutoff`` itself always), at most ``max_cutoffs``; newest first."""
+    out = [pd.Timestamp(cutoff)]
+    while len(out) < max_cutoffs:
+        earlier = out[-1] - pd.Timedelta(days=step_days)
+        if (earlier - first_day).days < min_history_days:
+            break
+        out.append(earlier)
+    return tuple(out)
+
+
+def stacked_training_set(
+    transactions: pd.DataFrame | TransactionLines,
+    cutoffs: Iterable[pd.Timestamp],
+    *,
+    horizon_days: int,
+    lookback_days: int | None = None,
+) -> StackedSet:
+    """The rows of every cutoff in ``cutoffs`` (see :class:`StackedSet`); the history's first day is the
+    first line's, so a row's ``LastYearRevenue`` is missing exactly when its cutoff is < 1 year in."""
+    lines = _as_lines(transactions)
+    if lines.empty:
+        raise DataError("no transactions left to build features from")
+    first = lines.first_day()
+    frames, targets = [], []
+    days = tuple(pd.Timestamp(c) for c in cutoffs)
+    for cut in days:
+        snapshot = cut + pd.Timedelta(days=1)
+        f = history_features(
+            lines, snapshot, horizon_days=horizon_days, history_start=first, lookback_days=lookback_days
+        )
+        end = _shift(snapshot, horizon_days, "horizon_days")
+        targets.append(pd.Series(lines.revenue(snapshot, end, f.index) / _MILLI, index=f.index))
+        frames.append(f.assign(**{CUTOFF_COLUMN: cut}))
+    return StackedSet(
+        features=pd.concat(frames),
+        target=pd.concat(targets).rename("target").astype(np.float64),
+        cutoffs=days,
+        horizon_days=horizon_days,
     )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clvdrift.config import RfParams
 from clvdrift.errors import ArtifactError, ArtifactIntegrityError
 from clvdrift.features import NUMERIC_FEATURES
 from clvdrift.io import atomic_write, atomic_write_text, remove_stale_temp_files, sha256_file
@@ -26,8 +27,8 @@ from clvdrift.model.artifacts import (
     read_metadata,
     write_artifacts,
 )
-from clvdrift.model.estimator import fit_model
 from clvdrift.model.registry import ModelRegistry
+from clvdrift.model.rf import RfModel
 from clvdrift.store import connect
 from helpers import dead_pid  # type: ignore[import-not-found]
 
@@ -40,8 +41,8 @@ def model():
     n = 37  # an odd, small cardinality; values on scales unlike the bundled file
     features = pd.DataFrame({name: rng.integers(1, 10_000, n).astype(float) for name in NUMERIC_FEATURES})
     features["Country"] = rng.choice(["Iceland", "Chile", "Japan"], n)
-    return fit_model(
-        features, pd.Series(rng.gamma(2.0, 3e5, n)), params={"n_estimators": 3}, min_country_customers=5
+    return RfModel(RfParams(n_estimators=3), min_country_customers=5).fit(
+        features, pd.Series(rng.gamma(2.0, 3e5, n))
     )
 
 

@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clvdrift.config import RfParams
 from clvdrift.errors import ArtifactIntegrityError
 from clvdrift.features import NUMERIC_FEATURES
 from clvdrift.model import artifacts
 from clvdrift.model.artifacts import load_model, publish_champion, write_artifacts
-from clvdrift.model.estimator import fit_model
+from clvdrift.model.rf import RfModel
 
 VERSION = "20260101_000000_000001"
 
@@ -32,8 +33,8 @@ def model():
     n = 29
     features = pd.DataFrame({name: rng.integers(1, 5_000, n).astype(float) for name in NUMERIC_FEATURES})
     features["Country"] = rng.choice(["Peru", "Laos"], n)
-    return fit_model(
-        features, pd.Series(rng.gamma(2.0, 1e3, n)), params={"n_estimators": 3}, min_country_customers=3
+    return RfModel(RfParams(n_estimators=3), min_country_customers=3).fit(
+        features, pd.Series(rng.gamma(2.0, 1e3, n))
     )
 
 

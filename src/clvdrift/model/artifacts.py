@@ -37,9 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clvdrift.errors import ArtifactError, ArtifactIntegrityError, RegistryError
-from clvdrift.features import NUMERIC_FEATURES, CountryEncoder
 from clvdrift.io import atomic_write, atomic_write_text, remove_stale_temp_files, sha256_file
-from clvdrift.model.estimator import ClvModel
+from clvdrift.model.base import ClvModel, check_family, family_class
 
 if TYPE_CHECKING:
     from clvdrift.model.registry import ModelRegistry
@@ -69,6 +68,8 @@ ARTIFACT_FILES = {
     "scaler": "scaler_{v}.joblib",
     "features": "features_{v}.json",
 }
+"""The model's files by name: a family writes ``features`` and the pickled objects it names in
+:attr:`ClvModel.files` (``rf``: model and scaler, the seed's files; ``gbm``: model)."""
 METADATA_FILE = "metadata_{v}.json"
 LATEST = "latest"
 REFERENCE_DATA_FILE = "reference_data.csv"
@@ -109,7 +110,8 @@ def write_artifacts(
     import joblib
 
     models_dir = Path(models_dir)
-    patterns = {**ARTIFACT_FILES, **{name: pattern for name, (pattern, _) in (extras or {}).items()}}
+    own = {name: ARTIFACT_FILES[name] for name in (*model.files, "features")}
+    patterns = {**own, **{name: pattern for name, (pattern, _) in (extras or {}).items()}}
     paths = {name: models_dir / pattern.format(v=version) for name, pattern in patterns.items()}
     meta_path = models_dir / METADATA_FILE.format(v=version)
     written: list[Path] = []
@@ -126,15 +128,14 @@ def write_artifacts(
     try:
         for name, (_, writer) in (extras or {}).items():
             write(paths[name], writer)
-        write(paths["model"], lambda tmp: joblib.dump(model.estimator, tmp))
-        write(paths["scaler"], lambda tmp: joblib.dump(model.scaler, tmp))
-        features_doc = {
-            "numeric_features": list(NUMERIC_FEATURES),
-            "countries": model.encoder.levels_,
-            "min_country_customers": model.encoder.min_customers,
-            "feature_columns": model.feature_columns,
-        }
-        text = json.dumps(features_doc, indent=2)
+        state = model.state()
+        for name in model.files:
+
+            def dump(tmp: Path, obj: object = state[name]) -> None:
+                joblib.dump(obj, tmp)
+
+            write(paths[name], dump)
+        text = json.dumps(model.document(), indent=2)
         write(paths["features"], lambda tmp: tmp.write_text(text, encoding="utf-8"))
         artifacts = {name: {"path": p.name, "sha256": sha256_file(p)} for name, p in paths.items()}
         meta = json.dumps({**metadata, "version": version, "artifacts": artifacts}, indent=2, default=str)
@@ -324,26 +325,33 @@ def load_model(
             f"{models_dir / METADATA_FILE.format(v=version)}: checksums differ from the registry's record"
         )
     trusted = expected or recorded
-    absent = sorted(set(ARTIFACT_FILES) - set(trusted))
+    absent = sorted({"features", "model"} - set(trusted))
     if absent:
         raise ArtifactError(f"{models_dir}: no checksum recorded for {absent}")
     # each file is read once; its bytes are checked, then loaded (never the path again: a file swapped
     # after the check is not loaded)
-    data = {name: read_verified(models_dir, trusted[name]) for name in ARTIFACT_FILES}
+    where = str(models_dir / trusted["features"]["path"])
+    features_bytes = read_verified(models_dir, trusted["features"])
+    try:
+        document = dict(json.loads(features_bytes.decode("utf-8")))
+    except (ValueError, TypeError) as exc:
+        raise ArtifactError(f"{where}: unreadable model document: {exc}") from exc
+    cls = family_class(check_family(document, where))
+    absent = sorted(set(cls.files) - set(trusted))
+    if absent:
+        raise ArtifactError(f"{models_dir}: no checksum recorded for {absent}")
+    data = {name: read_verified(models_dir, trusted[name]) for name in cls.files}
     # the bytes were just verified against these checksums: a model loaded from the same bytes is reused
-    key = tuple(str(trusted[name]["sha256"]) for name in ARTIFACT_FILES)
+    key = tuple(str(trusted[name]["sha256"]) for name in ("features", *cls.files))
     with _LOADED_LOCK:
         if key in _LOADED:
             _LOADED.move_to_end(key)
             return _LOADED[key]
-    features_doc = json.loads(data["features"].decode("utf-8"))
-    encoder = CountryEncoder(min_customers=features_doc["min_country_customers"])
-    encoder.levels_ = list(features_doc["countries"])
-    model = ClvModel(
-        estimator=joblib.load(io.BytesIO(data["model"])),
-        scaler=joblib.load(io.BytesIO(data["scaler"])),
-        encoder=encoder,
-    )
+    objects = {name: joblib.load(io.BytesIO(blob)) for name, blob in data.items()}
+    try:
+        model = cls.from_state(objects, document)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{where}: the model document does not describe its files: {exc}") from exc
     with _LOADED_LOCK:
         _LOADED[key] = model
         while len(_LOADED) > LOADED_MODELS_KEPT:

@@ -29,6 +29,7 @@ from clvdrift.pipeline.detect import (
     detect_transactions,
 )
 from clvdrift.pipeline.intake import FileOutcome, NewData, take_in_files
+from clvdrift.pipeline.predict import PredictResult, predict
 from clvdrift.pipeline.retrain import RetrainOutcome, retrain_and_gate
 from clvdrift.pipeline.simulate import SimulateResult, simulate, write_transactions_csv
 from clvdrift.pipeline.train import FittedModel, TrainResult, fit_version, register_version, train
@@ -45,6 +46,7 @@ __all__ = [
     "FileOutcome",
     "FittedModel",
     "NewData",
+    "PredictResult",
     "RetrainOutcome",
     "ScoringScope",
     "SimulateResult",
@@ -57,6 +59,7 @@ __all__ = [
     "load_champion",
     "monitor_cycle",
     "new_version",
+    "predict",
     "promote",
     "register_version",
     "retrain_and_gate",

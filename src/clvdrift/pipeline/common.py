@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from clvdrift.data import CleaningReport
-    from clvdrift.model.estimator import ClvModel
+    from clvdrift.model.base import ClvModel
     from clvdrift.model.registry import ModelRegistry, ModelVersion
 
 Progress = Callable[[str], None]

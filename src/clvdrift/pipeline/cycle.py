@@ -109,7 +109,9 @@ def retrain(
     The version records ``run_id``, the run that retrained (see :meth:`ModelRegistry.of_run`);
     ``cleaned`` is ``clean_transactions(raw)`` when the caller has it already."""
     from clvdrift.model.artifacts import read_verified
+    from clvdrift.model.base import TrainingRecord
     from clvdrift.pipeline.retrain import retrain_and_gate
+    from clvdrift.pipeline.train import ChampionToBeat
     from clvdrift.store.locks import training_lock
 
     registry, workspace = ctx.registry, ctx.workspace
@@ -119,17 +121,16 @@ def retrain(
         trained_on = training_customers(read_verified(workspace.models_dir, champion.artifacts["reference"]))
         outcome = retrain_and_gate(
             clean,
-            champion_model=model,
-            champion_version=champion.version,
-            champion_training=champion.training,
-            champion_train_customers=set(trained_on),
+            champion=ChampionToBeat(
+                champion.version, model, TrainingRecord.from_dict(champion.training), frozenset(trained_on)
+            ),
             train_config=train_config,
             gate_config=gate_config,
             progress=progress,
         )
         gate = outcome.decision.to_dict()
         fitted = outcome.final if outcome.final is not None else outcome.challenger
-        fitted = dataclasses.replace(fitted, training={**fitted.training, "gate": gate})
+        fitted = dataclasses.replace(fitted, training=dataclasses.replace(fitted.training, gate=gate))
         fault_point("cycle.retraining")
         version, _, _, _ = register_version(
             fitted,

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from clvdrift.drift import DataDriftResult, ModelDriftResult
+    from clvdrift.model.base import TrainingRecord
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.pipeline.common import Cleaned
 
@@ -107,7 +108,7 @@ class DetectResult:
         return dataclass_dict(self)
 
 
-def choose_cutoff(clean: pd.DataFrame, training: dict[str, Any], cutoff: str | None) -> tuple[str, bool]:
+def choose_cutoff(clean: pd.DataFrame, training: TrainingRecord, cutoff: str | None) -> tuple[str, bool]:
     """The cutoff at which a batch's features are computed, and whether its labels are available.
 
     Explicit ``cutoff`` wins. Otherwise, like training: the batch's last day minus H, when the batch
@@ -118,23 +119,15 @@ def choose_cutoff(clean: pd.DataFrame, training: dict[str, Any], cutoff: str | N
 
     from clvdrift.features import parse_cutoff
 
-    horizon = pd.Timedelta(days=int(training["horizon_days"]))
+    horizon = pd.Timedelta(days=training.horizon_days)
     first = clean[schema.INVOICE_DATE].min().normalize()
     last = clean[schema.INVOICE_DATE].max().normalize()
     if cutoff is not None:
         cut = parse_cutoff(cutoff)
     else:
         cut = last - horizon if last - horizon >= first else last
-    labelled = training["target"] == "formula" or cut <= last - horizon
+    labelled = training.target == "formula" or cut <= last - horizon
     return cut.date().isoformat(), bool(labelled)
-
-
-def _windows_overlap(cutoff_a: str, cutoff_b: str, horizon_days: int) -> bool:
-    """Whether the H-day label windows after two cutoffs share a day."""
-    from datetime import date
-
-    gap = abs((date.fromisoformat(cutoff_a) - date.fromisoformat(cutoff_b)).days)
-    return gap < horizon_days
 
 
 def training_customers(reference_csv: bytes) -> pd.Index:
@@ -160,21 +153,22 @@ def _reference_frame(reference_csv: bytes) -> pd.DataFrame:
 
 
 def _scoring_scope(
-    reference_csv: bytes, training: dict[str, Any], cut: str, customers: pd.Index
+    reference_csv: bytes, training: TrainingRecord, cut: str, customers: pd.Index
 ) -> tuple[pd.Index, ScoringScope]:
     """The batch customers model drift may be scored on: never the champion's training customers
     while the batch's label window overlaps the one the champion was trained on."""
-    horizon = int(training["horizon_days"])
-    if training["target"] == "holdout" and not _windows_overlap(cut, str(training["cutoff"]), horizon):
+    horizon = training.horizon_days
+    if not training.labels_overlap(cut, horizon):
         rule = (
-            f"label window after {cut} does not overlap the champion's (after {training['cutoff']}): "
+            f"label window after {cut} does not overlap the champion's (after {training.label_start}): "
             "every customer scored"
         )
         return customers, ScoringScope(len(customers), 0, rule)
     trained_on = training_customers(reference_csv)
     keep = customers[~customers.astype(str).isin(trained_on)]
     rule = (
-        f"the batch's labels overlap the champion's training window (cutoff {training['cutoff']}, "
+        f"the batch's labels overlap the champion's training labels ({training.label_start} … cutoff "
+        f"{training.cutoff}, "
         f"H = {horizon}): its {len(trained_on):,} training customers are excluded; only held-out and "
         "new customers are scored"
     )
@@ -201,6 +195,7 @@ def detect_transactions(
     from clvdrift.drift import ReferenceProfile, detect_data_drift, detect_model_drift
     from clvdrift.features import build_training_set
     from clvdrift.model.artifacts import read_verified
+    from clvdrift.model.base import TrainingRecord
 
     unknown = sorted(set(config.key_columns) - set(DRIFT_COLUMNS))
     if unknown:
@@ -214,16 +209,16 @@ def detect_transactions(
             read_verified(Path(models_dir), profile_info), Path(models_dir) / profile_info["path"]
         )
         reference_csv = read_verified(Path(models_dir), reference_info)
-    training = champion.training
+    training = TrainingRecord.from_dict(champion.training)
     with t.step("features", progress):
         clean, cleaning = cleaned if cleaned is not None else clean_transactions(raw)
         cut, labelled = choose_cutoff(clean, training, cutoff)
         ts = build_training_set(
             clean,
-            target=training["target"],
-            horizon_days=int(training["horizon_days"]),
+            target=training.target,
+            horizon_days=training.horizon_days,
             cutoff=cut,
-            lookback_days=training.get("lookback_days"),
+            lookback_days=training.lookback_days,
             require_labels=False,
         )
         current = ts.features.assign(prediction=model.predict(ts.features))
@@ -242,7 +237,7 @@ def detect_transactions(
             )
         else:
             why = (
-                f"the batch ends {ts.cutoff.date()}: the {training['horizon_days']}-day holdout revenue "
+                f"the batch ends {ts.cutoff.date()}: the {training.horizon_days}-day holdout revenue "
                 "after it is not observed yet"
                 if not labelled
                 else "no customer left to score: " + scope.rule

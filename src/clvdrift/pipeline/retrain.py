@@ -25,7 +25,6 @@ with the gate's reason when rejected, the refitted model when promoted).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,22 +35,18 @@ from clvdrift.data import schema
 from clvdrift.errors import DataError
 from clvdrift.jsonable import plain
 from clvdrift.pipeline.common import Progress, Timings
-from clvdrift.pipeline.train import FittedModel, fit_version
+from clvdrift.pipeline.train import FittedModel
 
 if TYPE_CHECKING:
-    from clvdrift.features import TrainingSet
-    from clvdrift.model.estimator import ClvModel
     from clvdrift.model.gate import GateDecision
+    from clvdrift.pipeline.train import ChampionToBeat
 
 __all__ = [
     "MIN_FEATURE_DAYS",
     "FittedModel",
     "GateWindow",
     "RetrainOutcome",
-    "compare_on_window",
-    "fit_challenger",
     "gate_window",
-    "refit",
     "retrain_and_gate",
 ]
 
@@ -102,138 +97,6 @@ def gate_window(clean: pd.DataFrame, horizon_days: int) -> GateWindow:
     return GateWindow(first_day=first, last_day=last, horizon_days=horizon_days)
 
 
-def _training_set(clean: pd.DataFrame, cutoff: pd.Timestamp, config: TrainConfig) -> TrainingSet:
-    from clvdrift.features import build_training_set, check_trainable
-
-    ts = build_training_set(
-        clean,
-        target="holdout",
-        horizon_days=config.horizon_days,
-        cutoff=cutoff,
-        lookback_days=config.lookback_days,
-    )
-    check_trainable(
-        ts, min_customers=config.min_customers, min_positive_target_share=config.min_positive_target_share
-    )
-    return ts
-
-
-def _fit(ts: TrainingSet, ids: pd.Index, config: TrainConfig, params: Mapping[str, Any] | None) -> ClvModel:
-    from clvdrift.model.estimator import DEFAULT_PARAMS, fit_model
-
-    return fit_model(
-        ts.features.loc[ids],
-        ts.target.loc[ids],
-        params={**DEFAULT_PARAMS, **(params or {})},
-        min_country_customers=config.min_country_customers,
-    )
-
-
-def _evaluate(ts: TrainingSet, predictions: pd.Series, customers: pd.Index) -> dict[str, Any]:
-    from clvdrift.model.evaluate import compare_to_baseline
-
-    return compare_to_baseline(
-        ts.target.loc[customers].to_numpy(),
-        predictions.loc[customers].to_numpy(),
-        ts.baseline.loc[customers].to_numpy(),
-    )
-
-
-def fit_challenger(
-    clean: pd.DataFrame,
-    cutoff: pd.Timestamp,
-    *,
-    config: TrainConfig = TrainConfig(),
-    params: Mapping[str, Any] | None = None,
-) -> ClvModel:
-    """A model fitted on every customer of the holdout training set at ``cutoff`` (its test is the time
-    split, not a random one); reads no transaction after ``cutoff`` + H."""
-    ts = _training_set(clean, cutoff, config)
-    return _fit(ts, ts.features.index, config, params)
-
-
-def refit(
-    clean: pd.DataFrame,
-    cutoff: pd.Timestamp,
-    *,
-    config: TrainConfig = TrainConfig(),
-    params: Mapping[str, Any] | None = None,
-) -> FittedModel:
-    """The final model at ``cutoff`` on the holdout target, fitted exactly as ``train`` fits
-    (:func:`clvdrift.pipeline.train.fit_version`)."""
-    return fit_version(
-        clean, config=config.model_copy(update={"target": "holdout"}), cutoff=cutoff, params=params
-    )
-
-
-def _label_windows_overlap(champion_training: Mapping[str, Any], window: GateWindow) -> bool:
-    """Whether the champion's holdout labels (after its cutoff) share a day with (T − H, T]; an unknown
-    cutoff counts as overlapping; an unreadable one is a :class:`ConfigError`. A formula target has no
-    labels after the cutoff."""
-    if champion_training.get("target") == "formula":
-        return False
-    if champion_training.get("cutoff") is None:
-        return True
-    from clvdrift.features import parse_cutoff
-
-    start = parse_cutoff(str(champion_training["cutoff"]))
-    end = start + pd.Timedelta(days=int(champion_training.get("horizon_days", window.horizon_days)))
-    return start < window.last_day and end > window.evaluation_cutoff
-
-
-def _evaluation_scope(
-    ts: TrainingSet,
-    window: GateWindow,
-    champion_training: Mapping[str, Any],
-    champion_train_customers: Collection[str] | None,
-) -> tuple[pd.Index, dict[str, Any]]:
-    """The customers both models are scored on, and how they were chosen (module docstring, step 2)."""
-    customers = ts.features.index
-    if not _label_windows_overlap(champion_training, window):
-        rule = "the champion's label window does not overlap the evaluation window: every customer scored"
-        return customers, {"clean": True, "customers_excluded": 0, "rule": rule}
-    if champion_train_customers is None:
-        rule = (
-            "the champion's label window overlaps the evaluation window and its training customers are "
-            "unknown: every customer scored, comparison NOT clean (biased toward the champion)"
-        )
-        return customers, {"clean": False, "customers_excluded": 0, "rule": rule}
-    keep = customers[~customers.isin(pd.Index([str(c) for c in champion_train_customers]))]
-    rule = (
-        "the champion's label window overlaps the evaluation window: its training customers are "
-        "excluded; only held-out and new customers are scored"
-    )
-    return keep, {"clean": True, "customers_excluded": len(customers) - len(keep), "rule": rule}
-
-
-def compare_on_window(
-    evaluation_set: TrainingSet,
-    customers: pd.Index,
-    champion_model: ClvModel,
-    challenger_model: ClvModel,
-    gate_config: GateConfig = GateConfig(),
-    *,
-    window: Mapping[str, Any],
-) -> tuple[dict[str, Any], dict[str, Any], GateDecision]:
-    """Both models scored on ``customers`` of the evaluation set (each against the persistence baseline)
-    and the gate's decision; ``window`` (its ``clean`` flag and ``rule``) is recorded in the decision, and
-    a comparison that is not clean says so in the reason."""
-    from clvdrift.model.gate import decide
-
-    features = evaluation_set.features
-    champion_eval, challenger_eval = (
-        {
-            **_evaluate(evaluation_set, pd.Series(model.predict(features), index=features.index), customers),
-            "split": "time",
-        }
-        for model in (champion_model, challenger_model)
-    )
-    decision = decide(champion_eval["model"], challenger_eval["model"], gate_config, window=window)
-    if not window.get("clean", True):
-        decision = dataclasses.replace(decision, reason=f"{decision.reason} ({window['rule']})")
-    return champion_eval, challenger_eval, decision
-
-
 @dataclass(frozen=True)
 class RetrainOutcome:
     """The gate's decision and what the caller registers.
@@ -270,59 +133,50 @@ class RetrainOutcome:
 def retrain_and_gate(
     clean: pd.DataFrame,
     *,
-    champion_model: ClvModel,
-    champion_version: str,
-    champion_training: Mapping[str, Any] | None = None,
-    champion_train_customers: Collection[str] | None = None,
+    champion: ChampionToBeat,
     train_config: TrainConfig = TrainConfig(),
     gate_config: GateConfig = GateConfig(),
-    params: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> RetrainOutcome:
     """Fit a challenger on the time split of ``clean`` (cleaned transactions), gate it against the
     champion on the newest matured window, refit it there when promoted (module docstring).
 
-    ``champion_training`` is the registry's ``training`` record of the champion (its ``cutoff``,
-    ``horizon_days``, ``target``); ``champion_train_customers`` the ids it was fitted on (the ``train``
-    rows of its reference data). Raises :class:`DataError` when the data does not span
-    2H + :data:`MIN_FEATURE_DAYS` days or a training set cannot be trusted.
+    Raises :class:`DataError` when the data does not span 2H + :data:`MIN_FEATURE_DAYS` days or a
+    training set cannot be trusted.
     """
+    from clvdrift.features import TransactionLines
+    from clvdrift.model.gate import decide
+    from clvdrift.pipeline.train import _training_set, evaluate_through_time, fitted_at, refit
+
+    config = train_config.model_copy(update={"target": "holdout"})
     t = Timings()
     with t.step("features", progress):
-        window = gate_window(clean, train_config.horizon_days)
-        challenger_set = _training_set(clean, window.challenger_cutoff, train_config)
-        evaluation_set = _training_set(clean, window.evaluation_cutoff, train_config)
-        customers, scope = _evaluation_scope(
-            evaluation_set, window, champion_training or {}, champion_train_customers
-        )
-        if len(customers) < train_config.min_customers:
+        window = gate_window(clean, config.horizon_days)
+        lines = TransactionLines.from_frame(clean)
+        evaluation_set = _training_set(lines, config, window.evaluation_cutoff)
+    with t.step("fit challenger and gate", progress):
+        model, stacked, evaluation = evaluate_through_time(lines, evaluation_set, config, champion=champion)
+        compared = evaluation["champion"]
+        if compared["customers"] < config.min_customers:
             raise DataError(
-                f"only {len(customers)} customer(s) at the evaluation cutoff "
+                f"only {compared['customers']} customer(s) at the evaluation cutoff "
                 f"{window.evaluation_cutoff.date()} were not in the champion's training split; the gate "
-                f"needs at least {train_config.min_customers}"
+                f"needs at least {config.min_customers}"
             )
-    with t.step("fit challenger", progress):
-        challenger_model = _fit(challenger_set, challenger_set.features.index, train_config, params)
-    with t.step("gate", progress):
-        described = {**window.describe(), "customers": len(customers), **scope}
-        champion_eval, challenger_eval, decision = compare_on_window(
-            evaluation_set, customers, champion_model, challenger_model, gate_config, window=described
-        )
-    challenger = FittedModel(
-        challenger_model,
-        challenger_set,
-        {
-            **challenger_set.describe(),
-            "train_customers": len(challenger_set.features),
-            "test_customers": 0,
-            "evaluated_on": described,
-        },
-        pd.Series("train", index=challenger_set.features.index),
-        pd.Series(challenger_model.predict(challenger_set.features), index=challenger_set.features.index),
-        challenger_eval,
-    )
+        described = {
+            **window.describe(),
+            "customers": compared["customers"],
+            "clean": compared["clean"],
+            "customers_excluded": len(evaluation_set.features) - compared["customers"],
+            "rule": compared["rule"],
+        }
+        decision = decide(compared["champion"], compared["model"], gate_config, window=described)
+        if not compared["clean"]:
+            decision = dataclasses.replace(decision, reason=f"{decision.reason} ({compared['rule']})")
+    champion_eval = {"model": compared["champion"], "split": "time", "customers": compared["customers"]}
+    challenger = fitted_at(lines, model, stacked, config, evaluation, evaluated_on=described)
     final = None
     if decision.promote:
         with t.step("refit", progress):
-            final = refit(clean, window.evaluation_cutoff, config=train_config, params=params)
-    return RetrainOutcome(decision, champion_version, champion_eval, challenger, final, t.seconds)
+            final = refit(lines, evaluation_set, config, evaluation)
+    return RetrainOutcome(decision, champion.version, champion_eval, challenger, final, t.seconds)

@@ -7,6 +7,7 @@ a bad file never becomes a registered model and nothing stored is half-written.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,14 +19,14 @@ import pandas as pd
 
 from clvdrift.config import TrainConfig
 from clvdrift.data import clean_transactions, load_transactions, schema
-from clvdrift.errors import DataError
+from clvdrift.errors import ConfigError, DataError
 from clvdrift.io import remove_stale_temp_files
 from clvdrift.jsonable import dataclass_dict, plain
 from clvdrift.pipeline.common import Progress, Timings, data_fingerprint, new_version
 
 if TYPE_CHECKING:
-    from clvdrift.features import TrainingSet
-    from clvdrift.model.estimator import ClvModel
+    from clvdrift.features import StackedSet, TrainingSet, TransactionLines
+    from clvdrift.model.base import ClvModel, TrainingRecord
     from clvdrift.model.registry import ModelRegistry
 
 # metrics of the model on the test split that must be defined for a version to be registered
@@ -64,14 +65,14 @@ def _check_metrics(evaluation: Mapping[str, Any], test_customers: int) -> None:
 class FittedModel:
     """A fitted model and what registering it needs.
 
-    ``predictions`` covers every customer of ``training_set``; ``split`` says which were fitted on
-    (``train``) and which evaluated (``test``). ``evaluation`` is ``compare_to_baseline``'s result on
-    the customers it says (the test split, or a gate's evaluation window).
+    ``predictions`` covers every customer of ``training_set`` (the newest training cutoff's); ``split``
+    says which were fitted on (``train``) and which held out (``test``). ``evaluation`` is where the model
+    was judged: through time (:func:`evaluate_through_time`), or a random split for the formula target.
     """
 
     model: ClvModel
     training_set: TrainingSet
-    training: dict[str, Any]
+    training: TrainingRecord
     split: pd.Series
     predictions: pd.Series
     evaluation: dict[str, Any]
@@ -82,29 +83,180 @@ class FittedModel:
         return ts.features.assign(target=ts.target, prediction=self.predictions, split=self.split)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"training": plain(self.training), "evaluation": plain(self.evaluation)}
+        return {"training": self.training.to_dict(), "evaluation": plain(self.evaluation)}
 
 
-def fit_version(
-    clean: pd.DataFrame,
+@dataclass(frozen=True)
+class ChampionToBeat:
+    """The champion a new model is compared with: its model, training record and training customers
+    (``None`` when unknown: the comparison is then marked not clean)."""
+
+    version: str
+    model: ClvModel
+    training: TrainingRecord
+    train_customers: frozenset[str] | None
+
+
+def champion_to_beat(registry: ModelRegistry, models_dir: Path) -> ChampionToBeat | None:
+    """The registry's champion as a :class:`ChampionToBeat`, or ``None`` when there is none. A champion
+    whose files cannot be loaded is not compared with (the registry keeps it; ``clvdrift models``
+    shows it), so a damaged champion never blocks training its replacement."""
+    from clvdrift.errors import ArtifactError
+    from clvdrift.model.artifacts import load_model, read_verified
+    from clvdrift.model.base import TrainingRecord
+    from clvdrift.pipeline.detect import training_customers
+
+    record = registry.champion()
+    if record is None:
+        return None
+    try:
+        model = load_model(Path(models_dir), record.version, expected=record.artifacts)
+        reference = record.artifacts.get("reference")
+        customers = (
+            frozenset(training_customers(read_verified(Path(models_dir), reference))) if reference else None
+        )
+    except ArtifactError:
+        return None
+    return ChampionToBeat(record.version, model, TrainingRecord.from_dict(record.training), customers)
+
+
+def fit_on_cutoff(
+    lines: TransactionLines,
+    cutoff: pd.Timestamp,
+    config: TrainConfig,
+    family: str | None = None,
     *,
-    config: TrainConfig = TrainConfig(),
-    cutoff: str | pd.Timestamp | None = None,
-    params: Mapping[str, Any] | None = None,
-) -> FittedModel:
-    """Features at ``cutoff`` (default: the last day minus H), the training-set checks, a random
-    train/test split, the fit, and the evaluation against the persistence baseline on the test split.
+    exclude: pd.Index | None = None,
+) -> tuple[ClvModel, StackedSet]:
+    """A model of ``family`` (default ``config.model``) fitted on the family's training cutoffs up to
+    ``cutoff``, leaving out every row of the customers in ``exclude``: it reads no line after
+    ``cutoff`` + H."""
+    from clvdrift.features import stacked_training_set
+    from clvdrift.model.base import new_model
 
-    Raises :class:`DataError` when the training set or the model's metrics cannot be trusted.
+    model = new_model(config, family)
+    cutoffs = model.training_cutoffs(cutoff, lines.first_day())
+    stacked = stacked_training_set(
+        lines, cutoffs, horizon_days=config.horizon_days, lookback_days=config.lookback_days
+    )
+    if exclude is not None and len(exclude):
+        keep = ~stacked.features.index.isin(exclude)
+        stacked = dataclasses.replace(stacked, features=stacked.features[keep], target=stacked.target[keep])
+    return model.fit(stacked.features, stacked.target), stacked
+
+
+def _scores(ts: TrainingSet, customers: pd.Index, predictions: pd.Series) -> dict[str, float]:
+    from clvdrift.model.evaluate import regression_metrics
+
+    return regression_metrics(ts.target.loc[customers].to_numpy(), predictions.loc[customers].to_numpy())
+
+
+def evaluate_through_time(
+    lines: TransactionLines,
+    evaluation_set: TrainingSet,
+    config: TrainConfig,
+    *,
+    champion: ChampionToBeat | None = None,
+    fit_cutoff: pd.Timestamp | None = None,
+) -> tuple[ClvModel, StackedSet, dict[str, Any]]:
+    """Judge the family on the newest matured window it did not train on (the gate's protocol).
+
+    With C the cutoff of ``evaluation_set`` (its target: revenue of (C, C + H]), the model is fitted at
+    C − H — its labels end at C — and scored on every customer at C, next to persistence (revenue of the
+    last H days), the seed's ``rf`` fitted the same way, and — when given — the champion, on the customers
+    the champion did not train on when its labels overlap (C, C + H] (marked not clean when those are
+    unknown). ``fit_cutoff`` (≤ C − H) fits the model earlier than C − H. With a year + H of history
+    before C, a seasonal factor (:mod:`clvdrift.model.season`)
+    gives calibrated figures too; otherwise the total is reported as uncalibrated.
+    Returns the fitted model, its training rows and the evaluation (``model`` and ``baseline`` are the
+    model's and persistence's metrics on all customers; ``rf``, ``calibrated``, ``champion`` beside).
     """
-    from sklearn.model_selection import train_test_split
-
-    from clvdrift.features import build_training_set, check_trainable
-    from clvdrift.model.estimator import DEFAULT_PARAMS, fit_model
     from clvdrift.model.evaluate import compare_to_baseline
+    from clvdrift.model.season import seasonal_factor
+
+    ts, horizon = evaluation_set, config.horizon_days
+    earlier = ts.cutoff - pd.Timedelta(days=horizon)
+    if fit_cutoff is not None:
+        if fit_cutoff > earlier:
+            raise ConfigError(
+                f"a model fitted at {fit_cutoff.date()} has labels after the evaluation cutoff "
+                f"{ts.cutoff.date()}; fit at {earlier.date()} or earlier"
+            )
+        earlier = fit_cutoff
+    if earlier < lines.first_day():
+        raise DataError(
+            f"cutoff {ts.cutoff.date()}: evaluation through time needs a model fitted at "
+            f"{earlier.date()} (cutoff − {horizon} days), before the first transaction day "
+            f"{lines.first_day().date()}; pass a later --cutoff or a shorter --horizon-days"
+        )
+    model, stacked = fit_on_cutoff(lines, earlier, config)
+    customers = ts.features.index
+    predictions = pd.Series(model.predict(ts.features), index=customers)
+    evaluation: dict[str, Any] = {
+        **compare_to_baseline(ts.target.to_numpy(), predictions.to_numpy(), ts.baseline.to_numpy()),
+        "split": "time",
+        "family": model.family,
+        "window": {
+            "trained_at": earlier.date().isoformat(),
+            "labels_end": ts.cutoff.date().isoformat(),
+            "scored_at": ts.cutoff.date().isoformat(),
+            "scored_until": (ts.cutoff + pd.Timedelta(days=horizon)).date().isoformat(),
+            "customers": len(customers),
+        },
+    }
+    if model.family != "rf":
+        rf, _ = fit_on_cutoff(lines, earlier, config, family="rf")
+        evaluation["rf"] = _scores(ts, customers, pd.Series(rf.predict(ts.features), index=customers))
+    season = seasonal_factor(model, lines, ts.cutoff, horizon)
+    evaluation["season"] = season.to_dict()
+    if season.factor is not None:
+        evaluation["calibrated"] = _scores(ts, customers, predictions * season.factor)
+    if champion is not None:
+        scope, rule, clean = _champion_scope(customers, ts.cutoff, horizon, champion)
+        champion_predictions = pd.Series(champion.model.predict(ts.features), index=customers)
+        evaluation["champion"] = {
+            "version": champion.version,
+            "customers": len(scope),
+            "clean": clean,
+            "rule": rule,
+            "model": _scores(ts, scope, predictions) if len(scope) else {},
+            "champion": _scores(ts, scope, champion_predictions) if len(scope) else {},
+        }
+    return model, stacked, evaluation
+
+
+def _champion_scope(
+    customers: pd.Index, cutoff: pd.Timestamp, horizon: int, champion: ChampionToBeat
+) -> tuple[pd.Index, str, bool]:
+    """The customers a champion may be scored on at ``cutoff``, the rule, and whether it is clean."""
+    day = cutoff.date().isoformat()
+    if not champion.training.labels_overlap(day, horizon):
+        return (
+            customers,
+            "the champion's label window does not overlap the evaluation window: every customer scored",
+            True,
+        )
+    if champion.train_customers is None:
+        rule = (
+            "the champion's label window overlaps the evaluation window and its training customers are "
+            "unknown: every customer scored, comparison NOT clean (biased toward the champion)"
+        )
+        return customers, rule, False
+    keep = customers[~customers.isin(pd.Index(sorted(champion.train_customers)))]
+    rule = (
+        "the champion's label window overlaps the evaluation window: its training customers are "
+        "excluded; only held-out and new customers are scored"
+    )
+    return keep, rule, True
+
+
+def _training_set(
+    lines: TransactionLines, config: TrainConfig, cutoff: str | pd.Timestamp | None
+) -> TrainingSet:
+    from clvdrift.features import build_training_set, check_trainable
 
     ts = build_training_set(
-        clean,
+        lines,
         target=config.target,
         horizon_days=config.horizon_days,
         cutoff=cutoff,
@@ -113,30 +265,141 @@ def fit_version(
     check_trainable(
         ts, min_customers=config.min_customers, min_positive_target_share=config.min_positive_target_share
     )
+    return ts
+
+
+def _record(
+    ts: TrainingSet, model: ClvModel, stacked: StackedSet | None, evaluation: str, **more: Any
+) -> TrainingRecord:
+    from clvdrift.model.base import TrainingRecord
+
+    described = ts.describe()
+    return TrainingRecord(
+        target=ts.target_kind,
+        cutoff=ts.cutoff.date().isoformat(),
+        horizon_days=ts.horizon_days,
+        lookback_days=ts.lookback_days,
+        family=model.family,
+        first_cutoff=stacked.cutoffs[-1].date().isoformat() if stacked else ts.cutoff.date().isoformat(),
+        stacked_cutoffs=len(stacked.cutoffs) if stacked else 1,
+        rows=len(stacked.features) if stacked else None,
+        snapshot=str(described["snapshot"]),
+        customers=len(ts.features),
+        target_days_covered=ts.target_days_covered,
+        zero_target_share=described["zero_target_share"],  # type: ignore[arg-type]
+        evaluation=evaluation,
+        **more,
+    )
+
+
+def fit_version(
+    clean: pd.DataFrame | TransactionLines,
+    *,
+    config: TrainConfig = TrainConfig(),
+    cutoff: str | pd.Timestamp | None = None,
+    champion: ChampionToBeat | None = None,
+) -> FittedModel:
+    """Features at ``cutoff`` (default: the last day minus H), the training-set checks, the evaluation
+    through time (:func:`evaluate_through_time`), then the model refitted at ``cutoff`` on every
+    customer: that refit is what is registered.
+
+    The formula target has no time to judge through: it keeps the random customer split (test share
+    ``config.test_size``), labelled ``random split``. Raises :class:`DataError` when the training set or
+    the model's metrics cannot be trusted.
+    """
+    from clvdrift.features import TransactionLines
+
+    lines = clean if isinstance(clean, TransactionLines) else TransactionLines.from_frame(clean)
+    ts = _training_set(lines, config, cutoff)
+    if ts.target_kind == "formula":
+        return _fit_random_split(ts, config)
+    _model, _stacked, evaluation = evaluate_through_time(lines, ts, config, champion=champion)
+    _check_metrics(evaluation, len(ts.features))
+    return refit(lines, ts, config, evaluation)
+
+
+def refit(
+    lines: TransactionLines, ts: TrainingSet, config: TrainConfig, evaluation: dict[str, Any]
+) -> FittedModel:
+    """The model refitted at ``ts.cutoff`` on the family's training cutoffs (the version that is
+    registered), carrying the ``evaluation`` through time that judged the family.
+
+    A random ``config.test_size`` share of the customers is left out of every training row: later
+    drift checks and gates whose labels overlap this model's can score them cleanly. Their figures on
+    (C, C + H] are added as ``random_split`` (secondary: the same window the model trained on)."""
+    from sklearn.model_selection import train_test_split
+
+    from clvdrift.model.evaluate import compare_to_baseline
+
     train_ids, test_ids = train_test_split(
         ts.features.index, test_size=config.test_size, random_state=config.random_state
     )
-    model = fit_model(
-        ts.features.loc[train_ids],
-        ts.target.loc[train_ids],
-        params={**DEFAULT_PARAMS, **(params or {})},
-        min_country_customers=config.min_country_customers,
+    model, stacked = fit_on_cutoff(lines, ts.cutoff, config, exclude=pd.Index(test_ids))
+    predictions = pd.Series(model.predict(ts.features), index=ts.features.index)
+    secondary = compare_to_baseline(
+        ts.target.loc[test_ids].to_numpy(),
+        predictions.loc[test_ids].to_numpy(),
+        ts.baseline.loc[test_ids].to_numpy(),
     )
+    evaluation = {
+        **evaluation,
+        "random_split": {**secondary, "note": "secondary: held-out customers, same window as training"},
+    }
+    split = pd.Series("train", index=ts.features.index).where(~ts.features.index.isin(test_ids), "test")
+    training = _record(
+        ts, model, stacked, "time", train_customers=len(train_ids), test_customers=len(test_ids)
+    )
+    return FittedModel(model, ts, training, split, predictions, evaluation)
+
+
+def fitted_at(
+    lines: TransactionLines,
+    model: ClvModel,
+    stacked: StackedSet,
+    config: TrainConfig,
+    evaluation: dict[str, Any],
+    **more: Any,
+) -> FittedModel:
+    """A :class:`FittedModel` for a model already fitted on ``stacked`` (its newest cutoff's customers
+    as the reference data), e.g. a challenger the gate rejected."""
+    from clvdrift.features import build_training_set
+
+    ts = build_training_set(
+        lines,
+        target="holdout",
+        horizon_days=config.horizon_days,
+        cutoff=stacked.cutoffs[0],
+        lookback_days=config.lookback_days,
+    )
+    predictions = pd.Series(model.predict(ts.features), index=ts.features.index)
+    training = _record(ts, model, stacked, "time", train_customers=len(ts.features), test_customers=0, **more)
+    return FittedModel(
+        model, ts, training, pd.Series("train", index=ts.features.index), predictions, evaluation
+    )
+
+
+def _fit_random_split(ts: TrainingSet, config: TrainConfig) -> FittedModel:
+    from sklearn.model_selection import train_test_split
+
+    from clvdrift.model.base import new_model
+    from clvdrift.model.evaluate import compare_to_baseline
+
+    train_ids, test_ids = train_test_split(
+        ts.features.index, test_size=config.test_size, random_state=config.random_state
+    )
+    model = new_model(config).fit(ts.features.loc[train_ids], ts.target.loc[train_ids])
     predictions = pd.Series(model.predict(ts.features), index=ts.features.index)
     evaluation = compare_to_baseline(
         ts.target.loc[test_ids].to_numpy(),
         predictions.loc[test_ids].to_numpy(),
         ts.baseline.loc[test_ids].to_numpy(),
     )
-    evaluation["split"] = "test"
+    evaluation["split"] = "random split (secondary: the customers of the test share were not fitted on)"
+    evaluation["family"] = model.family
     _check_metrics(evaluation, len(test_ids))
-    training = {
-        **ts.describe(),
-        "train_customers": len(train_ids),
-        "test_customers": len(test_ids),
-        "test_size": config.test_size,
-        "random_state": config.random_state,
-    }
+    training = _record(
+        ts, model, None, "random split", train_customers=len(train_ids), test_customers=len(test_ids)
+    )
     split = pd.Series("train", index=ts.features.index).where(~ts.features.index.isin(test_ids), "test")
     return FittedModel(model, ts, training, split, predictions, evaluation)
 
@@ -149,7 +412,6 @@ def register_version(
     reference_dir: Path,
     cleaning: Mapping[str, Any],
     fingerprint: Mapping[str, Any],
-    params: Mapping[str, Any] | None = None,
     champion: bool | None = None,
     run_id: str | None = None,
 ) -> tuple[str, bool, dict[str, Any], str | None]:
@@ -162,11 +424,11 @@ def register_version(
     """
     from clvdrift.drift import build_profile
     from clvdrift.model.artifacts import publish_registry_champion, write_artifacts
-    from clvdrift.model.estimator import DEFAULT_PARAMS
     from clvdrift.pipeline.detect import PROFILE_CATEGORICAL, PROFILE_NUMERIC
 
     target = fitted.training_set.target_kind
-    model_params = {**DEFAULT_PARAMS, **(params or {})}
+    model_params = {"family": fitted.model.family, **fitted.model.params}
+    training = fitted.training.to_dict()
     version = new_version()
     reference = fitted.reference()
     profile = build_profile(
@@ -175,8 +437,9 @@ def register_version(
     metadata = {
         "created_at": datetime.now(UTC).isoformat(),
         "target": target,
+        "family": fitted.model.family,
         "params": model_params,
-        "training": fitted.training,
+        "training": training,
         "evaluation": fitted.evaluation,
         "cleaning": dict(cleaning),
         "data_fingerprint": dict(fingerprint),
@@ -201,7 +464,7 @@ def register_version(
         target=target,
         metrics=fitted.evaluation,
         params=model_params,
-        training=fitted.training,
+        training=training,
         data_fingerprint=dict(fingerprint),
         artifacts=artifacts,
         champion=champion,
@@ -226,7 +489,6 @@ def train(
     cutoff: str | None = None,
     date_format: str | None = None,
     columns: Mapping[str, str] | None = None,
-    params: Mapping[str, Any] | None = None,
     champion: bool | None = None,
     lock_wait_seconds: float = 0.0,
     run_id: str | None = None,
@@ -252,7 +514,6 @@ def train(
             cutoff=cutoff,
             date_format=date_format,
             columns=columns,
-            params=params,
             champion=champion,
             run_id=run_id,
             progress=progress,
@@ -269,7 +530,6 @@ def _train_locked(
     cutoff: str | None,
     date_format: str | None,
     columns: Mapping[str, str] | None,
-    params: Mapping[str, Any] | None,
     champion: bool | None,
     run_id: str | None,
     progress: Progress | None,
@@ -282,7 +542,9 @@ def _train_locked(
     with t.step("clean", progress):
         clean, cleaning = clean_transactions(raw)
     with t.step("fit", progress):
-        fitted = fit_version(clean, config=config, cutoff=cutoff, params=params)
+        fitted = fit_version(
+            clean, config=config, cutoff=cutoff, champion=champion_to_beat(registry, Path(models_dir))
+        )
     with t.step("register", progress):
         version, is_champion, artifacts, reference_path = register_version(
             fitted,
@@ -291,7 +553,6 @@ def _train_locked(
             reference_dir=reference_dir,
             cleaning=cleaning.to_dict(),
             fingerprint=data_fingerprint(data_path, raw),
-            params=params,
             champion=champion,
             run_id=run_id,
         )
@@ -300,7 +561,7 @@ def _train_locked(
         champion=is_champion,
         evaluation=fitted.evaluation,
         cleaning=cleaning.to_dict(),
-        training=fitted.training,
+        training=fitted.training.to_dict(),
         artifacts=artifacts,
         reference_path=reference_path,
         timings=t.seconds,

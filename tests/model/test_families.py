@@ -1,0 +1,141 @@
+"""The model-family seam: both families fit, predict without changing themselves, round-trip through
+the checksummed artifacts and load by checksum; an rf artifact written by an earlier version still loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import pickle
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from clvdrift.config import GbmParams, RfParams, TrainConfig
+from clvdrift.errors import ArtifactIntegrityError, ConfigError, DataError
+from clvdrift.features import CUTOFF_COLUMN, HISTORY_FEATURES, NUMERIC_FEATURES, SEASON_FEATURES
+from clvdrift.model.artifacts import load_model, write_artifacts
+from clvdrift.model.base import new_model
+from clvdrift.model.gbm import GbmModel
+from clvdrift.model.rf import RfModel
+
+
+def _data(n: int, seed: int, *, span_days: int = 60) -> tuple[pd.DataFrame, pd.Series]:
+    """Feature rows on scales unlike the bundled file, stacked over cutoffs ``span_days`` apart."""
+    rng = np.random.default_rng(seed)
+    columns = [*NUMERIC_FEATURES, *HISTORY_FEATURES, *SEASON_FEATURES]
+    features = pd.DataFrame({name: rng.lognormal(3.0, 2.0, n) for name in columns})
+    features.loc[rng.random(n) < 0.2, "DaysBetweenOrders"] = np.nan  # missing values are native
+    features["Country"] = rng.choice(["Peru", "Kenya", "Laos", "Malta"], n)
+    features[CUTOFF_COLUMN] = pd.Timestamp("2030-01-01") + pd.to_timedelta(
+        rng.integers(0, span_days + 1, n), unit="D"
+    )
+    features.loc[features.index[0], CUTOFF_COLUMN] = pd.Timestamp("2030-01-01")
+    features.loc[features.index[1], CUTOFF_COLUMN] = pd.Timestamp("2030-01-01") + pd.Timedelta(days=span_days)
+    target = pd.Series(rng.poisson(3, n) * rng.gamma(1.5, 70.0, n) + features["Monetary"] / 100)
+    return features, target
+
+
+def _fit(family: str, n: int = 3_000, seed: int = 11, **kw):
+    features, target = _data(n, seed, **kw)
+    if family == "rf":
+        return RfModel(RfParams(n_estimators=40), min_country_customers=5).fit(features, target), features
+    return GbmModel(GbmParams(max_iter=40), min_country_customers=5).fit(features, target), features
+
+
+@pytest.mark.parametrize("family", ["rf", "gbm"])
+def test_predictions_are_bit_identical_and_predict_changes_nothing(family):
+    model, features = _fit(family)
+    before = pickle.dumps(model.state())
+    first = model.predict(features)
+    for _ in range(10):
+        assert np.array_equal(model.predict(features), first)
+    assert pickle.dumps(model.state()) == before  # predict changed no parameter of the estimator
+
+
+def test_a_forest_pickled_with_parallel_prediction_is_loaded_on_one_core():
+    model, features = _fit("rf")
+    model.estimator_.set_params(n_jobs=-1)  # as forests fitted before the one-core rule were stored
+    loaded = RfModel.from_state(model.state(), model.document())
+    assert loaded.estimator_.n_jobs == 1
+    first = loaded.predict(features)
+    for _ in range(10):
+        assert np.array_equal(loaded.predict(features), first)
+
+
+def test_gbm_uses_the_season_features_only_when_its_cutoffs_span_a_year():
+    short, _ = _fit("gbm", span_days=200)
+    long, features = _fit("gbm", span_days=400)
+    assert not short.seasonal_ and not set(SEASON_FEATURES) & set(short.input_features)
+    assert long.seasonal_ and set(SEASON_FEATURES) <= set(long.input_features)
+    with pytest.raises(DataError, match="missing column"):
+        long.predict(features.drop(columns=["LastYearRevenue"]))
+
+
+def test_gbm_refuses_a_negative_target():
+    features, target = _data(200, 3)
+    with pytest.raises(DataError, match="target ≥ 0"):
+        GbmModel().fit(features, target - 1e6)
+
+
+def test_new_model_follows_the_config_and_rejects_unknown_families():
+    assert new_model(TrainConfig()).family == "gbm"
+    assert new_model(TrainConfig(model="rf")).family == "rf"
+    assert new_model(TrainConfig(rf=RfParams(n_estimators=7)), "rf").params["n_estimators"] == 7
+    with pytest.raises(ConfigError, match="unknown model family"):
+        new_model(TrainConfig(), "xgb")
+
+
+def _write(model, models_dir: Path, version: str) -> dict:
+    return write_artifacts(model, {"target": "holdout"}, models_dir, version)
+
+
+@pytest.mark.parametrize("family", ["rf", "gbm"])
+def test_both_families_round_trip_through_the_artifacts_and_load_by_checksum(family, tmp_path):
+    model, features = _fit(family, n=800)
+    artifacts = _write(model, tmp_path, "20300101_000000_000001")
+    files = {name: info["path"] for name, info in artifacts.items()}
+    assert set(files) == {"features", *model.files}
+    loaded = load_model(tmp_path, "20300101_000000_000001", expected=artifacts)
+    assert type(loaded) is type(model) and loaded.input_features == model.input_features
+    assert np.array_equal(loaded.predict(features), model.predict(features))
+    # a modified model file is refused, whatever the family
+    model_file = tmp_path / files["model"]
+    model_file.write_bytes(model_file.read_bytes() + b"\0")
+    with pytest.raises(ArtifactIntegrityError, match="sha256"):
+        load_model(tmp_path, "20300101_000000_000001", expected=artifacts)
+
+
+def test_an_rf_artifact_of_an_earlier_version_still_loads(tmp_path):
+    """The layout the previous release wrote: the bare forest, the scaler, a features document without
+    a family, and metadata recording the three checksums."""
+    model, features = _fit("rf", n=600)
+    version = "20250101_000000_000001"
+    old_doc = {
+        "numeric_features": list(NUMERIC_FEATURES),
+        "countries": model.encoder.levels_,
+        "min_country_customers": model.encoder.min_customers,
+        "feature_columns": model.feature_columns,
+    }
+    model.estimator_.set_params(n_jobs=-1)  # the earlier version pickled n_jobs=-1 forests too
+    blobs = {}
+    for name, obj in (("model", model.estimator_), ("scaler", model.scaler_)):
+        buffer = io.BytesIO()
+        joblib.dump(obj, buffer)
+        blobs[name] = buffer.getvalue()
+    blobs["features"] = json.dumps(old_doc).encode()
+    names = {"model": "clv_model_{v}.joblib", "scaler": "scaler_{v}.joblib", "features": "features_{v}.json"}
+    artifacts = {}
+    for name, blob in blobs.items():
+        path = tmp_path / names[name].format(v=version)
+        path.write_bytes(blob)
+        artifacts[name] = {"path": path.name, "sha256": hashlib.sha256(blob).hexdigest()}
+    meta = {"version": version, "artifacts": artifacts}
+    (tmp_path / f"metadata_{version}.json").write_text(json.dumps(meta))
+    loaded = load_model(tmp_path, version, expected=artifacts)
+    assert isinstance(loaded, RfModel) and loaded.estimator_.n_jobs == 1
+    assert np.allclose(loaded.predict(features), model.predict(features), rtol=0, atol=1e-9)
