@@ -43,14 +43,19 @@ def write_version(models_dir: Path, version: str) -> dict:
 
 
 def register(
-    ws: Workspace, version: str, *, champion: bool | None, gate: dict | None = None
+    ws: Workspace,
+    version: str,
+    *,
+    champion: bool | None,
+    gate: dict | None = None,
+    quality: dict | None = None,
 ) -> ModelRegistry:
     registry = ModelRegistry(connect(ws.database_url))
     training = {"customers": 12, **({"gate": gate} if gate else {})}
     registry.register(
         version,
         target="holdout",
-        metrics={"model": {"spearman": 0.5}},
+        metrics={"model": quality or {"spearman": 0.5}},
         params={},
         training=training,
         data_fingerprint={"rows": 9},
@@ -190,6 +195,35 @@ def test_every_change_republishes_the_metrics_naming_the_new_champion(ws):
     assert champion_info(ws) == ['clv_champion_info{model_version="b"} 1.0']
     text = ws.metrics_textfile.read_text()
     assert 'clv_monitoring_runs_total{model_version="b",status="success"} 0.0' in text  # not monitoring runs
+
+
+def reference_quality(ws: Workspace) -> list[str]:
+    """The clv_model_reference_performance lines of the metrics textfile."""
+    lines = ws.metrics_textfile.read_text().splitlines()
+    return sorted(line for line in lines if line.startswith("clv_model_reference_performance{"))
+
+
+def test_every_change_republishes_the_new_champions_reference_quality(ws):
+    """CLVModelPerformanceLow compares the champion with its own reference: after a rollback or a
+    promotion the exported reference is the new champion's registered metrics["model"]."""
+    from clvdrift.model.artifacts import publish_registry_champion
+
+    register(ws, "a", champion=True, quality={"r2": -0.2, "mae": 600.0, "rmse": 2000.0, "spearman": 0.53})
+    registry = register(ws, "b", champion=True, quality={"r2": 0.3, "spearman": 0.61, "mae": None})
+    publish_registry_champion(registry, ws.models_dir, ws.reference_dir)
+    rollback(ws)
+    assert reference_quality(ws) == [
+        'clv_model_reference_performance{metric="mae",model_version="a"} 600.0',
+        'clv_model_reference_performance{metric="r2",model_version="a"} -0.2',
+        'clv_model_reference_performance{metric="rmse",model_version="a"} 2000.0',
+        'clv_model_reference_performance{metric="spearman",model_version="a"} 0.53',
+    ]
+    promote(ws, "b")
+    # b's null MAE and missing RMSE are left out, not exported as NaN nor as a's
+    assert reference_quality(ws) == [
+        'clv_model_reference_performance{metric="r2",model_version="b"} 0.3',
+        'clv_model_reference_performance{metric="spearman",model_version="b"} 0.61',
+    ]
 
 
 def test_totals_count_rollbacks_and_manual_promotions_not_monitoring_runs(ws):

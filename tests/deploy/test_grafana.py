@@ -294,6 +294,7 @@ def test_the_seed_panels_and_ours_are_present() -> None:
     for title in (
         *SEED_PANELS,
         "Drift Score per Feature",
+        "Model Spearman vs Reference",
         "Champion Version",
         "Last Run Status",
         "Last Run Age",
@@ -303,6 +304,22 @@ def test_the_seed_panels_and_ours_are_present() -> None:
     assert dashboard["uid"] == "clv-drift"
     assert dashboard["title"] == "CLV Drift Monitoring"
     assert len({p["id"] for p in dashboard["panels"]}) == len(titles)
+
+
+def test_quality_panels_show_the_realized_value_against_the_champions_reference() -> None:
+    """CLVModelPerformanceLow compares a model with its own reference (issue 16): the R² and Spearman
+    panels show both lines, the reference dashed, and no absolute threshold such as the former 0.5."""
+    panels = {p["title"]: p for p in load_dashboard()["panels"]}
+    for title, metric in (("Model R² Score Over Time", "r2"), ("Model Spearman vs Reference", "spearman")):
+        panel = panels[title]
+        realized, reference = panel["targets"]
+        assert metric_names(realized["expr"]) == {"clv_model_performance"}, title
+        assert metric_names(reference["expr"]) == {"clv_model_reference_performance"}, title
+        assert f'metric="{metric}"' in realized["expr"] and f'metric="{metric}"' in reference["expr"], title
+        assert "thresholds" not in panel["fieldConfig"]["defaults"], title
+        (dashed,) = panel["fieldConfig"]["overrides"]
+        assert dashed["matcher"] == {"id": "byFrameRefID", "options": reference["refId"]}, title
+        assert {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}} in dashed["properties"]
 
 
 def test_model_version_variable() -> None:

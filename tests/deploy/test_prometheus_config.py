@@ -24,6 +24,12 @@ RECORDING = {
         'sum without (model_version, instance) (increase(clv_drift_detected_total{drift_type="model"}[1d]))'
     ),
     "clv_model_r2_score": 'max without (instance) (clv_model_performance{metric="r2"})',
+    # issue 16: the champion's relative quality drop against its own registered reference
+    "clv_model_quality_drop": (
+        '( max without (instance) (clv_model_reference_performance{metric=~"r2|spearman"})'
+        ' - max without (instance) (clv_model_performance{metric=~"r2|spearman"}) )'
+        ' / abs(max without (instance) (clv_model_reference_performance{metric=~"r2|spearman"}))'
+    ),
 }
 ALERTS = {
     "CLVDataDriftDetected": (
@@ -36,7 +42,8 @@ ALERTS = {
         "critical",
         "0m",
     ),
-    "CLVModelPerformanceLow": ("clv_model_r2_score < 0.5", "warning", "0m"),
+    # issue 16: relative to the champion's own reference, not an absolute R² (see the recording rule)
+    "CLVModelPerformanceLow": ("clv_model_quality_drop > 0.1", "warning", "0m"),
     "CLVMonitoringStale": (
         "time() - max without (instance) (clv_monitoring_last_success_timestamp_seconds) > 2 * 86400",
         "warning",
@@ -71,6 +78,11 @@ def load(path: Path) -> dict:
         return yaml.safe_load(f)
 
 
+def one_line(expr: str) -> str:
+    """A PromQL expression with its whitespace collapsed (a rule may be written over several lines)."""
+    return " ".join(expr.split())
+
+
 def groups() -> dict[str, list[dict]]:
     return {g["name"]: g["rules"] for g in load(RULES)["groups"]}
 
@@ -79,13 +91,13 @@ def test_promtool_checks_the_config_and_its_rule_file(promtool):
     proc = promtool("check", "config", CONFIG)
     assert proc.returncode == 0, proc.stdout
     assert "SUCCESS: 1 rule files found" in proc.stdout
-    assert "SUCCESS: 10 rules found" in proc.stdout
+    assert "SUCCESS: 11 rules found" in proc.stdout
 
 
 def test_promtool_checks_the_rules(promtool):
     proc = promtool("check", "rules", RULES)
     assert proc.returncode == 0, proc.stdout
-    assert "SUCCESS: 10 rules found" in proc.stdout
+    assert "SUCCESS: 11 rules found" in proc.stdout
 
 
 def test_promtool_rule_unit_tests_pass(promtool):
@@ -122,13 +134,13 @@ def test_scrape_jobs_intervals_and_alertmanager():
 def test_rules_are_exactly_the_contract():
     by_group = groups()
     assert set(by_group) == {"clv_drift_recording", "clv_drift_alerts"}
-    recording = {r["record"]: r["expr"] for r in by_group["clv_drift_recording"]}
+    recording = {r["record"]: one_line(r["expr"]) for r in by_group["clv_drift_recording"]}
     assert recording == RECORDING
     alerts = {r["alert"]: r for r in by_group["clv_drift_alerts"]}
     assert set(alerts) == set(ALERTS)
     for name, rule in alerts.items():
         expr, severity, hold = ALERTS[name]
-        assert rule["expr"] == expr, name
+        assert one_line(rule["expr"]) == expr, name
         assert rule.get("for", "0m") == hold, name
         assert rule["labels"] == {"severity": severity, "service": "clvdrift"}, name
         annotations = rule["annotations"]
@@ -171,7 +183,9 @@ def copy_rules(tmp_path: Path, mutate: tuple[str, str] | None = None) -> Path:
 
 
 def test_a_syntax_error_in_an_expression_fails_promtool(promtool, tmp_path):
-    copy = copy_rules(tmp_path, ("expr: clv_model_r2_score < 0.5", "expr: clv_model_r2_score < < 0.5"))
+    copy = copy_rules(
+        tmp_path, ("expr: clv_model_quality_drop > 0.1", "expr: clv_model_quality_drop > > 0.1")
+    )
     rules = promtool("check", "rules", copy / "rules.yml")
     assert rules.returncode != 0
     assert "parse error" in rules.stdout
@@ -192,7 +206,18 @@ def test_broken_yaml_fails_promtool(promtool, tmp_path):
 @pytest.mark.parametrize(
     "mutation",
     [
-        ("clv_model_r2_score < 0.5", "clv_model_r2_score < 0.51"),
+        ("clv_model_quality_drop > 0.1", "clv_model_quality_drop > 0.2"),
+        ("clv_model_quality_drop > 0.1", "clv_model_quality_drop >= 0.1"),
+        ("/ abs(max without (instance)", "/ (max without (instance)"),
+        (
+            '- max without (instance) (clv_model_performance{metric=~"r2|spearman"})',
+            '- max without (instance) (clv_model_performance{metric=~"r2"})',
+        ),
+        (
+            '- max without (instance) (clv_model_performance{metric=~"r2|spearman"})',
+            "- on (metric, job) group_left max without (instance, model_version) "
+            '(clv_model_performance{metric=~"r2|spearman"})',
+        ),
         ("> 2 * 86400", "> 3 * 86400"),
         ('clv_drift_status{drift_type="data"}) == 1', 'clv_drift_status{drift_type="data"}) >= 0'),
         ("(clv_monitoring_last_run_success) == 0", "(clv_monitoring_last_run_success) < 1 > 1"),
@@ -209,7 +234,11 @@ def test_broken_yaml_fails_promtool(promtool, tmp_path):
         ),
     ],
     ids=[
-        "r2-threshold",
+        "quality-drop-threshold",
+        "quality-drop-strictly-above",
+        "quality-drop-abs-reference",
+        "quality-drop-spearman",
+        "quality-drop-any-model-version",
         "stale-threshold",
         "data-drift-condition",
         "failing-condition",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from clvdrift.model.registry import ModelRegistry
 from clvdrift.observability.metrics import (
     METRICS,
     CheckSummary,
@@ -52,6 +53,10 @@ def _run(runs: RunStore, run_id: str, *, data: bool, model: bool = False, status
         challenger={"outcome": "rejected"} if data else None,
         details={"check": _check("v1", data, model)},
     )
+
+
+REFERENCE = {"r2": 0.3, "mae": 610.5, "rmse": 2400.0, "spearman": 0.53, "gini_normalized": 0.6}
+"""A champion's registered ``metrics["model"]`` (held-out quality at training)."""
 
 
 def _series(snap: MetricsSnapshot) -> dict[tuple[str, frozenset], float]:
@@ -99,6 +104,7 @@ def test_counters_come_from_the_store_and_add_up_across_processes(store_url: str
 def test_every_series_carries_model_version_and_every_metric_is_declared(store_url: str) -> None:
     engine = connect(store_url)
     _run(RunStore(engine), "r1", data=True)
+    _register(engine, "v2", {"model": REFERENCE})
     families = list(text_string_to_metric_families(snapshot(engine, "v2").render()))
     names = {f.name + ("_total" if f.type == "counter" else "") for f in families if f.samples}
     assert names == set(METRICS), set(METRICS) ^ names
@@ -110,6 +116,84 @@ def test_every_series_carries_model_version_and_every_metric_is_declared(store_u
     # drift series carry the version that was checked; the run series the current champion
     assert _value(series, "clv_drift_status", drift_type="data", model_version="v1") == 1
     assert _value(series, "clv_champion_info", model_version="v2") == 1
+
+
+def _register(engine, version: str, metrics: dict, *, champion: bool = True) -> None:
+    """A registry row of ``version`` with ``metrics`` (no files: metrics never reads them)."""
+    ModelRegistry(engine).register(
+        version,
+        target="holdout",
+        metrics=metrics,
+        params={},
+        training={},
+        data_fingerprint={},
+        artifacts={},
+        champion=champion,
+    )
+
+
+def _reference(series: dict) -> dict[tuple[str, str], float]:
+    """(model_version, metric) → value of every clv_model_reference_performance series."""
+    return {
+        (dict(labels)["model_version"], dict(labels)["metric"]): value
+        for (name, labels), value in series.items()
+        if name == "clv_model_reference_performance"
+    }
+
+
+def test_the_reference_quality_is_the_champions_registered_metrics(store_url: str) -> None:
+    engine = connect(store_url)
+    _register(engine, "v1", {"model": REFERENCE, "baseline": {"r2": 0.9, "spearman": 0.9}})
+    _run(RunStore(engine), "r1", data=False)  # checked v1: realized r2 0.42, spearman undefined
+    series = _series(snapshot(engine, "v1"))
+    # the four quality metrics of clv_model_performance, from metrics["model"] (not the baseline's)
+    assert _reference(series) == {
+        ("v1", "r2"): 0.3,
+        ("v1", "mae"): 610.5,
+        ("v1", "rmse"): 2400.0,
+        ("v1", "spearman"): 0.53,
+    }
+    # next to the realized quality of the same model version: what CLVModelPerformanceLow compares
+    assert _value(series, "clv_model_performance", metric="r2", model_version="v1") == 0.42
+
+
+def test_the_reference_follows_the_champion_not_the_checked_model(store_url: str) -> None:
+    """After a promotion (or rollback) the reference is the new champion's; the realized quality stays
+    the checked model's until the next check, so the two do not pair up across versions."""
+    engine = connect(store_url)
+    _register(engine, "v1", {"model": REFERENCE})
+    _run(RunStore(engine), "r1", data=True)  # checked v1
+    _register(engine, "v2", {"model": {"r2": -0.2, "spearman": 0.61}})  # promoted
+    series = _series(snapshot(engine, "v2"))
+    assert _reference(series) == {("v2", "r2"): -0.2, ("v2", "spearman"): 0.61}
+    assert _value(series, "clv_model_performance", metric="r2", model_version="v1") == 0.42
+    # rolled back to v1: its own numbers again
+    assert _reference(_series(snapshot(engine, "v1")))[("v1", "spearman")] == 0.53
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        {},
+        {"model": "not a mapping"},
+        {"model": {"r2": float("nan"), "mae": None, "rmse": "12", "spearman": True}},
+    ],
+    ids=["no-model-metrics", "not-a-mapping", "null-or-not-a-number"],
+)
+def test_an_unknown_reference_exports_no_reference_series(store_url: str, metrics: dict) -> None:
+    engine = connect(store_url)
+    _register(engine, "v1", metrics)
+    _run(RunStore(engine), "r1", data=False)
+    series = _series(snapshot(engine, "v1"))
+    assert _reference(series) == {}
+    assert _value(series, "clv_model_performance", metric="r2") == 0.42
+
+
+def test_an_unregistered_champion_or_none_has_no_reference(store_url: str) -> None:
+    engine = connect(store_url)
+    _register(engine, "v1", {"model": REFERENCE})
+    assert _reference(_series(snapshot(engine, "unknown"))) == {}
+    assert _reference(_series(snapshot(engine, None))) == {}
 
 
 def test_a_failed_run_sets_last_run_success_to_zero_and_keeps_the_last_success_time(store_url: str) -> None:

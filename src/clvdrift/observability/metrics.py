@@ -3,7 +3,9 @@
 Every number comes from the ``runs`` table (:class:`clvdrift.store.runs.RunStore`): counters are SQL
 counts over all runs, gauges come from the latest runs' rows. So every process (CLI, Airflow worker,
 service) exports the same values, and the Pushgateway shows 2 after two drift runs, not 1 forever as
-with a process-local counter.
+with a process-local counter. The champion's reference quality (``clv_model_reference_performance``)
+is the ``metrics["model"]`` its registry row holds, read for the champion the caller names: it
+follows every promotion and rollback.
 
 A batch run publishes a :class:`MetricsSnapshot`: to the Pushgateway (job ``clv_drift_monitoring``,
 the whole group replaced) when a URL is configured, else to a node-exporter textfile. A failure to
@@ -24,10 +26,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest, push_to_gateway, write_to_textfile
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from clvdrift.jsonable import dataclass_dict
+from clvdrift.store.db import session_scope
 from clvdrift.store.runs import FINAL_STATUSES, RunRecord, RunStore
+from clvdrift.store.tables import ModelVersionRow
 from clvdrift.urls import mask_url
 
 JOB = "clv_drift_monitoring"
@@ -49,6 +53,11 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
         "gauge",
         ("metric",),
         "The checked model on the newest matured window (r2, mae, rmse, spearman)",
+    ),
+    "clv_model_reference_performance": (
+        "gauge",
+        ("metric",),
+        "The champion's held-out quality recorded when it was trained (r2, mae, rmse, spearman)",
     ),
     "clv_monitoring_runs_total": ("counter", ("status",), "Monitoring runs by final status, all time"),
     "clv_monitoring_last_run_timestamp_seconds": ("gauge", (), "Unix time the latest run finished"),
@@ -125,6 +134,10 @@ class MetricsSnapshot:
     last_success_at: datetime | None
     check: CheckSummary | None
     quarantined_files: int = 0
+    reference: Mapping[str, Any] = field(default_factory=dict)
+    """The champion's registered ``metrics["model"]`` (its held-out quality when it was trained), what
+    the rules compare ``clv_model_performance`` with (``CLVModelPerformanceLow``). Empty when unknown:
+    then no ``clv_model_reference_performance`` series."""
 
     def samples(self) -> list[tuple[str, dict[str, str], float]]:
         """Every series of this snapshot: (metric name, labels including ``model_version``, value)."""
@@ -137,6 +150,14 @@ class MetricsSnapshot:
         current = self.champion_version or NO_MODEL
         t = self.totals
         add("clv_champion_info", 1, current)
+        if self.champion_version is not None:
+            for metric in PERFORMANCE_METRICS:
+                add(
+                    "clv_model_reference_performance",
+                    _number(self.reference.get(metric)),
+                    current,
+                    metric=metric,
+                )
         for status in RUN_STATUSES:
             add("clv_monitoring_runs_total", t[status], current, status=status)
         add("clv_retrains_total", t["retrains"], current)
@@ -184,6 +205,11 @@ class MetricsSnapshot:
         return generate_latest(self.registry()).decode()
 
 
+def _number(value: Any) -> float | None:
+    """A stored metric as a float; ``None`` for null (a non-finite number in the store) or a non-number."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 class _Collector(Collector):
     """Exposes fixed samples with the types and help of :data:`METRICS` (values counted by the store)."""
 
@@ -216,7 +242,20 @@ def snapshot(engine: Engine, champion_version: str | None) -> MetricsSnapshot:
         last_run=runs.latest_finished(),
         last_success_at=runs.latest_success_time(),
         check=CheckSummary.from_dict(last_check.details["check"]) if last_check else None,
+        reference=registered_quality(engine, champion_version),
     )
+
+
+def registered_quality(engine: Engine, version: str | None) -> dict[str, Any]:
+    """``metrics["model"]`` of the registered model ``version`` (its held-out quality when it was
+    trained, :class:`clvdrift.model.registry.ModelVersion`); empty when there is no such version or it
+    recorded none. Read from the registry's table: this module may not import the model layer."""
+    if version is None:
+        return {}
+    with session_scope(engine) as session:
+        metrics = session.scalar(select(ModelVersionRow.metrics).where(ModelVersionRow.version == version))
+    quality = metrics.get("model") if isinstance(metrics, dict) else None
+    return dict(quality) if isinstance(quality, Mapping) else {}
 
 
 @dataclass(frozen=True)
