@@ -175,6 +175,28 @@ def _scoring_scope(
     return keep, ScoringScope(len(keep), len(customers) - len(keep), rule)
 
 
+def _reference_metrics(metrics: dict[str, Any], overlap: bool) -> dict[str, Any]:
+    """The champion's metrics model drift compares with, on customers like the ones it scores: its
+    evaluation through time (every customer, a window it did not train on) when the batch's labels do
+    not overlap its own; when they do, only its held-out customers are scored, so their figures on its
+    training window (``random_split``) are the reference. Versions judged on a random split have one."""
+    secondary = metrics.get("random_split")
+    if overlap and isinstance(secondary, dict) and "model" in secondary:
+        return dict(secondary["model"])
+    return dict(metrics["model"])
+
+
+def _reference_rows(reference: pd.DataFrame, overlap: bool) -> pd.DataFrame | None:
+    """The reference rows of :func:`_reference_metrics`: the held-out test rows, or — for a batch
+    that does not overlap — the champion's evaluation through time (every customer at its cutoff, the
+    judged model's predictions) when it was judged through time."""
+    from clvdrift.pipeline.train import EVALUATION_PREDICTION
+
+    if not overlap and EVALUATION_PREDICTION in reference and reference[EVALUATION_PREDICTION].notna().all():
+        return reference.assign(prediction=reference[EVALUATION_PREDICTION])
+    return reference.loc[reference["split"] == "test"] if "split" in reference else None
+
+
 def detect_transactions(
     raw: pd.DataFrame,
     *,
@@ -228,9 +250,11 @@ def detect_transactions(
         data_drift = detect_data_drift(profile, current, config, columns=DRIFT_COLUMNS)
     with t.step("model drift", progress):
         scored, scope = _scoring_scope(reference_csv, training, cut, current.index)
+        overlap = scope.customers_excluded > 0
+        reference_metrics = _reference_metrics(champion.metrics, overlap)
         if labelled and len(scored):
             model_drift = detect_model_drift(
-                champion.metrics["model"],
+                reference_metrics,
                 current.loc[scored, "target"].to_numpy(),
                 current.loc[scored, "prediction"].to_numpy(),
                 config,
@@ -242,7 +266,7 @@ def detect_transactions(
                 if not labelled
                 else "no customer left to score: " + scope.rule
             )
-            model_drift = detect_model_drift(champion.metrics["model"], None, None, config, note=why)
+            model_drift = detect_model_drift(reference_metrics, None, None, config, note=why)
     decision = Decision(
         retraining_required=bool(data_drift.dataset_drift or model_drift.detected),
         data_drift_detected=bool(data_drift.dataset_drift),
@@ -260,7 +284,7 @@ def detect_transactions(
 
         with t.step("reports", progress):
             reference = _reference_frame(reference_csv)
-            held_out = reference.loc[reference["split"] == "test"] if "split" in reference else None
+            held_out = _reference_rows(reference, overlap)
             reports = render_reports(  # each page renders its decision, nothing else
                 reference,
                 current,

@@ -178,5 +178,6 @@ def retrain_and_gate(
     final = None
     if decision.promote:
         with t.step("refit", progress):
-            final = refit(lines, evaluation_set, config, evaluation)
+            judged = pd.Series(model.predict(evaluation_set.features), index=evaluation_set.features.index)
+            final = refit(lines, evaluation_set, config, evaluation, judged)
     return RetrainOutcome(decision, champion.version, champion_eval, challenger, final, t.seconds)

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from clvdrift.model.base import ClvModel, TrainingRecord
     from clvdrift.model.registry import ModelRegistry
 
+EVALUATION_PREDICTION = "evaluation_prediction"
+"""The reference data's column of the judged model's predictions (:meth:`FittedModel.reference`)."""
 # metrics of the model on the test split that must be defined for a version to be registered
 REQUIRED_METRICS = ("r2", "mae", "rmse", "spearman", "gini_normalized")
 
@@ -76,11 +78,17 @@ class FittedModel:
     split: pd.Series
     predictions: pd.Series
     evaluation: dict[str, Any]
+    evaluation_predictions: pd.Series | None = None
 
     def reference(self) -> pd.DataFrame:
-        """The reference data written with the version: features, target, prediction and split."""
+        """The reference data written with the version: features, target, prediction and split, and —
+        when the version was judged through time on these customers — ``evaluation_prediction``, the
+        judged model's prediction, from which the reference metrics (``evaluation["model"]``) come."""
         ts = self.training_set
-        return ts.features.assign(target=ts.target, prediction=self.predictions, split=self.split)
+        frame = ts.features.assign(target=ts.target, prediction=self.predictions, split=self.split)
+        if self.evaluation_predictions is not None:
+            frame[EVALUATION_PREDICTION] = self.evaluation_predictions.reindex(frame.index)
+        return frame
 
     def to_dict(self) -> dict[str, Any]:
         return {"training": self.training.to_dict(), "evaluation": plain(self.evaluation)}
@@ -313,13 +321,19 @@ def fit_version(
     ts = _training_set(lines, config, cutoff)
     if ts.target_kind == "formula":
         return _fit_random_split(ts, config)
-    _model, _stacked, evaluation = evaluate_through_time(lines, ts, config, champion=champion)
+    judged, _stacked, evaluation = evaluate_through_time(lines, ts, config, champion=champion)
     _check_metrics(evaluation, len(ts.features))
-    return refit(lines, ts, config, evaluation)
+    return refit(
+        lines, ts, config, evaluation, pd.Series(judged.predict(ts.features), index=ts.features.index)
+    )
 
 
 def refit(
-    lines: TransactionLines, ts: TrainingSet, config: TrainConfig, evaluation: dict[str, Any]
+    lines: TransactionLines,
+    ts: TrainingSet,
+    config: TrainConfig,
+    evaluation: dict[str, Any],
+    evaluation_predictions: pd.Series | None = None,
 ) -> FittedModel:
     """The model refitted at ``ts.cutoff`` on the family's training cutoffs (the version that is
     registered), carrying the ``evaluation`` through time that judged the family.
@@ -349,7 +363,7 @@ def refit(
     training = _record(
         ts, model, stacked, "time", train_customers=len(train_ids), test_customers=len(test_ids)
     )
-    return FittedModel(model, ts, training, split, predictions, evaluation)
+    return FittedModel(model, ts, training, split, predictions, evaluation, evaluation_predictions)
 
 
 def fitted_at(
