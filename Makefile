@@ -43,7 +43,7 @@ test: lint tools
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) bench/train.py
+	$(PY) bench/model_quality.py
 	$(PY) bench/drift_vs_evidently.py
 	$(PY) bench/calibration.py
 	$(PY) bench/history.py

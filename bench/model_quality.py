@@ -162,7 +162,8 @@ def main() -> int:
         results["train"] = train_cost()
         results["predict"] = predict_cost(lines)
         print(
-            f"clvdrift train: {results['train']['wall_s']} s wall, {results['train']['peak_rss_mb']} MB peak RSS"
+            f"clvdrift train: {results['train']['wall_s']} s wall, "
+            f"{results['train']['peak_rss_mb']} MB peak RSS"
         )
         print(
             f"predict (features + prediction, {results['predict']['customers']:,} customers): "

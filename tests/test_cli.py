@@ -291,7 +291,15 @@ def test_a_champion_with_undefined_metrics_is_listed_and_checked(workdir, capsys
     engine = connect("sqlite:///clvdrift.db")
     with Session(engine) as session:
         row = session.scalar(select(ModelVersionRow).where(ModelVersionRow.is_champion))
-        row.metrics = {**row.metrics, "model": {**row.metrics["model"], "r2": math.nan, "mae": math.nan}}
+        undefined = {"r2": math.nan, "mae": math.nan}  # both references a check may compare with
+        row.metrics = {
+            **row.metrics,
+            "model": {**row.metrics["model"], **undefined},
+            "random_split": {
+                **row.metrics["random_split"],
+                "model": {**row.metrics["random_split"]["model"], **undefined},
+            },
+        }
         session.commit()
     code, out, err = clv(capsys, "models", "list", "--json")
     assert code == 0, err

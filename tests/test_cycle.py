@@ -181,6 +181,21 @@ def test_demo_shows_the_scenarios_and_the_loop_in_a_workspace_of_its_own(workdir
     out = capsys.readouterr().out
     for word in ("none", "data-drift", "model-drift", "both", "monitoring cycles", "no_retrain", "retrain"):
         assert word in out
+    # the training table: the default model judged through time next to persistence (on the bundled file
+    # it is ahead on every metric: test_pipeline; on this small synthetic shop, on ranking)
+    assert "through time" in out and "total: uncalibrated" in out
+    header = next(line for line in out.splitlines() if "persistence" in line and "gbm" in line)
+    cells = [c.strip() for c in header.strip("┃│ ").split("┃" if "┃" in header else "│")]
+    assert cells[1:3] == ["gbm", "persistence"], cells
+    rows = {}
+    for line in out.splitlines():
+        parts = [c.strip() for c in line.strip("│ ").split("│")]
+        if len(parts) >= 3 and parts[0] in ("spearman", "gini_normalized", "mae", "rmse", "r2"):
+            rows.setdefault(parts[0], (float(parts[1].replace(",", "")), float(parts[2].replace(",", ""))))
+    assert set(rows) == {"spearman", "gini_normalized", "mae", "rmse", "r2"}, rows
+    for metric in ("spearman", "gini_normalized"):
+        model, persistence = rows[metric]
+        assert model > persistence, (metric, model, persistence)
     loops = list((workdir / "monitoring" / "demo_loop").iterdir())
     assert len(loops) == 1 and (loops[0] / "clvdrift.db").is_file()
     assert cli.run(["runs", "list"]) == 0  # the user's own store has no monitoring run from the demo

@@ -15,6 +15,7 @@ import pytest
 from clvdrift import pipeline
 from clvdrift.data import load_transactions, simulate_scenario
 from clvdrift.errors import ArtifactIntegrityError, DataError
+from clvdrift.model.base import TrainingRecord
 from conftest import BUNDLED  # type: ignore[import-not-found]
 
 
@@ -60,7 +61,9 @@ def test_model_drift_scenario_is_caught(trained, raw, tmp_path):
     md = result.model_drift
     assert md.detected is True and md.labels_available is True
     assert md.current["mae"] > 10 * md.reference["mae"]
-    assert md.reference == trained[2].evaluation["model"]  # held-out figures, never in-sample
+    # the batch overlaps the champion's labels: its held-out customers are scored, against their own
+    # figures on the training window (never in-sample)
+    assert md.reference == trained[2].evaluation["random_split"]["model"]
     assert result.decision.model_drift_detected and result.retraining_required
 
 
@@ -73,12 +76,18 @@ def test_model_drift_is_never_scored_on_training_customers(trained, raw, tmp_pat
     assert scope.customers_excluded == train_result.training["train_customers"]
     assert scope.customers_scored == train_result.training["test_customers"]
     assert "excluded" in scope.rule
-    held_out = train_result.evaluation["model"]
+    held_out = train_result.evaluation["random_split"]["model"]
     assert result.model_drift.current["mae"] == pytest.approx(held_out["mae"], rel=1e-6)
     assert result.model_drift.current["r2"] == pytest.approx(held_out["r2"], rel=1e-6)
+    # the stacked champion saw labels from its first training cutoff on: a window of June overlaps too
+    record = TrainingRecord.from_dict(train_result.training)
+    assert record.first_cutoff < "2011-06-01" and record.labels_overlap("2011-06-01", 91)
     earlier = check(trained, raw, tmp_path, render_html=False, cutoff="2011-06-01")  # labels end 2011-08-31
-    assert earlier.model_drift_scope.customers_excluded == 0
-    assert earlier.model_drift_scope.customers_scored == earlier.current.customers
+    assert 0 < earlier.model_drift_scope.customers_excluded < earlier.current.customers
+    # a window that ends before the first training cutoff does not overlap
+    assert not record.labels_overlap(
+        "2010-12-01", (pd.Timestamp(record.first_cutoff) - pd.Timestamp("2010-12-01")).days
+    )
 
 
 def test_json_result_and_latest_copy(trained, raw, tmp_path):

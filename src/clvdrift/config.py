@@ -116,7 +116,9 @@ class GbmParams(_Frozen):
     learning_rate: float = Field(default=0.05, gt=0, le=1, allow_inf_nan=False)
     max_iter: int = Field(default=200, ge=1, le=5000)
     max_leaf_nodes: int = Field(default=15, ge=2, le=4096)
-    min_samples_leaf: int = Field(default=100, ge=1)
+    min_samples_leaf: int = Field(
+        default=100, ge=1, description="rows per leaf at least (capped at 1/40 of the rows, at least 5)"
+    )
     l2_regularization: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     random_state: int = 42
     step_days: int = Field(default=7, ge=1, le=366, description="days between stacked training cutoffs")

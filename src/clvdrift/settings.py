@@ -109,12 +109,17 @@ def check_pushgateway_url(value: str) -> str:
 
 def known_variables() -> set[str]:
     """Every ``CLVDRIFT_*`` environment variable the settings read."""
-    names = set()
-    for name, field in Settings.model_fields.items():
-        nested = field.annotation if isinstance(field.annotation, type) else None
-        if nested is not None and issubclass(nested, BaseModel):
-            names |= {f"CLVDRIFT_{name}__{sub}".upper() for sub in nested.model_fields}
-        names.add(f"CLVDRIFT_{name}".upper())
+    names: set[str] = set()
+
+    def add(prefix: str, model: type[BaseModel]) -> None:
+        for name, field in model.model_fields.items():
+            variable = f"{prefix}{name}".upper()
+            names.add(variable)
+            nested = field.annotation if isinstance(field.annotation, type) else None
+            if nested is not None and issubclass(nested, BaseModel):  # e.g. CLVDRIFT_TRAIN__GBM__MAX_ITER
+                add(f"{variable}__", nested)
+
+    add("CLVDRIFT_", Settings)
     return names
 
 

@@ -107,6 +107,9 @@ class GbmModel(ClvModel):
         self.seasonal_ = span >= self.config.seasonal_min_span_days
         self.views_ = {"whole": WHOLE, "full": FULL + (list(SEASON_FEATURES) if self.seasonal_ else [])}
         booster = {k: getattr(self.config, k) for k in _BOOSTER_PARAMS}
+        # a small history (a few hundred rows) would not split at all with leaves of 100: cap the leaf
+        # size at 1/40 of the rows (at least 5)
+        booster["min_samples_leaf"] = min(self.config.min_samples_leaf, max(5, len(y) // 40))
         self.boosters_ = {}
         for name, columns in self.views_.items():
             model = HistGradientBoostingRegressor(

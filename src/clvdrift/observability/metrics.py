@@ -115,6 +115,9 @@ class CheckSummary:
     performance: dict[str, float | None] = field(default_factory=dict)
     rows: int = 0
     customers: int = 0
+    reference_performance: dict[str, float | None] = field(default_factory=dict)
+    """The champion's reference quality the check compared ``performance`` with (its evaluation through
+    time, or its held-out customers' figures when the batch overlapped its training labels)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclass_dict(self)
@@ -235,14 +238,18 @@ def snapshot(engine: Engine, champion_version: str | None) -> MetricsSnapshot:
 
     runs = RunStore(engine)
     last_check = runs.latest_with_check()
+    check = CheckSummary.from_dict(last_check.details["check"]) if last_check else None
+    reference = registered_quality(engine, champion_version)
+    if check is not None and check.model_version == champion_version and check.reference_performance:
+        reference = dict(check.reference_performance)  # what the latest check of this champion compared with
     return MetricsSnapshot(
         quarantined_files=Ledger(engine).count("quarantined"),
         champion_version=champion_version,
         totals=runs.totals(),
         last_run=runs.latest_finished(),
         last_success_at=runs.latest_success_time(),
-        check=CheckSummary.from_dict(last_check.details["check"]) if last_check else None,
-        reference=registered_quality(engine, champion_version),
+        check=check,
+        reference=reference,
     )
 
 

@@ -195,6 +195,7 @@ class DriftOutcome:
             performance=performance,
             rows=int(detected.current.rows),
             customers=int(detected.current.customers),
+            reference_performance={k: (model.reference or {}).get(k) for k in PERFORMANCE_METRICS},
         )
         return cls(
             data_drift=bool(detected.decision.data_drift_detected),

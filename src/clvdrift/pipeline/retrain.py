@@ -155,7 +155,9 @@ def retrain_and_gate(
         lines = TransactionLines.from_frame(clean)
         evaluation_set = _training_set(lines, config, window.evaluation_cutoff)
     with t.step("fit challenger and gate", progress):
-        model, stacked, evaluation = evaluate_through_time(lines, evaluation_set, config, champion=champion)
+        model, stacked, evaluation = evaluate_through_time(
+            lines, evaluation_set, config, champion=champion, seed_rf=False
+        )
         compared = evaluation["champion"]
         if compared["customers"] < config.min_customers:
             raise DataError(

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from clvdrift.model.base import ClvModel, TrainingRecord
     from clvdrift.model.registry import ModelRegistry
 
+MIN_JUDGED_HISTORY_DAYS = 30
+"""Days of history a model judged through time needs before its cutoff C − H; with less, ``train`` judges
+on a random customer split (labelled so)."""
 EVALUATION_PREDICTION = "evaluation_prediction"
 """The reference data's column of the judged model's predictions (:meth:`FittedModel.reference`)."""
 # metrics of the model on the test split that must be defined for a version to be registered
@@ -166,6 +169,7 @@ def evaluate_through_time(
     *,
     champion: ChampionToBeat | None = None,
     fit_cutoff: pd.Timestamp | None = None,
+    seed_rf: bool = True,
 ) -> tuple[ClvModel, StackedSet, dict[str, Any]]:
     """Judge the family on the newest matured window it did not train on (the gate's protocol).
 
@@ -212,7 +216,7 @@ def evaluate_through_time(
             "customers": len(customers),
         },
     }
-    if model.family != "rf":
+    if seed_rf and model.family != "rf":
         rf, _ = fit_on_cutoff(lines, earlier, config, family="rf")
         evaluation["rf"] = _scores(ts, customers, pd.Series(rf.predict(ts.features), index=customers))
     season = seasonal_factor(model, lines, ts.cutoff, horizon)
@@ -320,12 +324,18 @@ def fit_version(
     lines = clean if isinstance(clean, TransactionLines) else TransactionLines.from_frame(clean)
     ts = _training_set(lines, config, cutoff)
     if ts.target_kind == "formula":
-        return _fit_random_split(ts, config)
+        return _fit_random_split(ts, config, "the formula target has no future window to judge through")
+    judged_at = ts.cutoff - pd.Timedelta(days=config.horizon_days)
+    if judged_at < lines.first_day() + pd.Timedelta(days=MIN_JUDGED_HISTORY_DAYS):
+        why = (
+            f"the history starts {lines.first_day().date()}: judging through time needs a model fitted at "
+            f"{judged_at.date()} with {MIN_JUDGED_HISTORY_DAYS} days of history before it"
+        )
+        return _fit_random_split(ts, config, why, lines)
     judged, _stacked, evaluation = evaluate_through_time(lines, ts, config, champion=champion)
     _check_metrics(evaluation, len(ts.features))
-    return refit(
-        lines, ts, config, evaluation, pd.Series(judged.predict(ts.features), index=ts.features.index)
-    )
+    judged_predictions = pd.Series(judged.predict(ts.features), index=ts.features.index)
+    return refit(lines, ts, config, evaluation, judged_predictions)
 
 
 def refit(
@@ -392,7 +402,13 @@ def fitted_at(
     )
 
 
-def _fit_random_split(ts: TrainingSet, config: TrainConfig) -> FittedModel:
+def _fit_random_split(
+    ts: TrainingSet, config: TrainConfig, why: str, lines: TransactionLines | None = None
+) -> FittedModel:
+    """The fallback when there is no time to judge through (``why``): a random ``config.test_size``
+    share of the customers is held out of training and the model judged on them, labelled
+    ``random split``. With ``lines`` (a holdout target) the family trains on its own cutoffs as in
+    :func:`refit`; the formula target trains on the one cutoff."""
     from sklearn.model_selection import train_test_split
 
     from clvdrift.model.base import new_model
@@ -401,18 +417,22 @@ def _fit_random_split(ts: TrainingSet, config: TrainConfig) -> FittedModel:
     train_ids, test_ids = train_test_split(
         ts.features.index, test_size=config.test_size, random_state=config.random_state
     )
-    model = new_model(config).fit(ts.features.loc[train_ids], ts.target.loc[train_ids])
+    stacked = None
+    if lines is not None:
+        model, stacked = fit_on_cutoff(lines, ts.cutoff, config, exclude=pd.Index(test_ids))
+    else:
+        model = new_model(config).fit(ts.features.loc[train_ids], ts.target.loc[train_ids])
     predictions = pd.Series(model.predict(ts.features), index=ts.features.index)
     evaluation = compare_to_baseline(
         ts.target.loc[test_ids].to_numpy(),
         predictions.loc[test_ids].to_numpy(),
         ts.baseline.loc[test_ids].to_numpy(),
     )
-    evaluation["split"] = "random split (secondary: the customers of the test share were not fitted on)"
+    evaluation["split"] = f"random split ({why}; the held-out customers were not fitted on)"
     evaluation["family"] = model.family
     _check_metrics(evaluation, len(test_ids))
     training = _record(
-        ts, model, None, "random split", train_customers=len(train_ids), test_customers=len(test_ids)
+        ts, model, stacked, "random split", train_customers=len(train_ids), test_customers=len(test_ids)
     )
     split = pd.Series("train", index=ts.features.index).where(~ts.features.index.isin(test_ids), "test")
     return FittedModel(model, ts, training, split, predictions, evaluation)
