@@ -396,3 +396,64 @@ def test_a_sigterm_whose_exit_python_dropped_in_a_destructor_still_ends_the_comm
     with pytest.raises(SystemExit) as info:  # the replay stops before its first step and cleans up
         cli.run(["replay", "--start", "2022-12-01", "--step", "28d", "--policy", "never", "--out", str(out)])
     assert info.value.code == 143 and not out.exists()
+
+
+def test_predict_writes_every_customer_and_ignores_lines_after_its_cutoff(workdir, capsys):
+    """`predict --cutoff C` on the file and on the file plus later lines — a cancellation of an early
+    order, dated after C, that cleaning would net against it — writes the same predictions; the input
+    and the stored files are never overwritten; a cutoff after the data is a one-line error."""
+    import pandas as pd
+
+    assert clv(capsys, "train")[0] == 0
+    history = workdir / "history.csv"
+    rows = pd.read_csv(history)
+    last = pd.to_datetime(rows["InvoiceDate"]).max()
+    cutoff = (last - pd.Timedelta(days=40)).date().isoformat()
+    first = rows.iloc[0]
+    cancel = first.copy()
+    cancel["InvoiceNo"], cancel["Quantity"] = "C999999", -first["Quantity"]
+    cancel["InvoiceDate"] = last.strftime("%Y-%m-%d %H:%M")
+    later = workdir / "later.csv"
+    pd.concat([rows, cancel.to_frame().T]).to_csv(later, index=False)
+    outs = []
+    for name, data in (("a.csv", history), ("b.csv", later)):
+        code, out, err = clv(
+            capsys, "predict", "--data", str(data), "--cutoff", cutoff, "--out", name, "--json"
+        )
+        assert code == 0, err
+        outs.append((workdir / name).read_bytes())
+        result = json.loads(out)
+        assert result["cutoff"] == cutoff and result["total_status"] == "uncalibrated"
+    assert outs[0] == outs[1]
+    frame = pd.read_csv(workdir / "a.csv")
+    dates = pd.to_datetime(rows["InvoiceDate"])
+    assert len(frame) == rows.loc[dates < pd.Timestamp(cutoff) + pd.Timedelta(days=1), "CustomerID"].nunique()
+    before = history.read_bytes()
+    code, _, err = clv(capsys, "predict", "--data", str(history), "--out", str(history))
+    assert code == EXIT_BAD_INPUT and "would overwrite the input file" in one_line_error(err)
+    assert history.read_bytes() == before
+    code, _, err = clv(capsys, "predict", "--out", "models/x.csv")
+    assert code == EXIT_BAD_INPUT and "would overwrite" in one_line_error(err)
+    code, _, err = clv(capsys, "predict", "--cutoff", "2099-01-01")
+    assert code == EXIT_BAD_INPUT and "is outside the data" in one_line_error(err)
+
+
+def test_switching_families_leaves_no_latest_file_of_the_old_champion(workdir, capsys):
+    """rf champion (model + the seed's scaler), then a gbm promoted: every *_latest file is the gbm's and
+    the rf scaler's *_latest copy is gone; the horizon of a champion that predicts another window is not
+    compared; an out-of-range random_state is a one-line error."""
+    assert clv(capsys, "train", "--model", "rf")[0] == 0
+    assert (workdir / "models" / "scaler_latest.joblib").is_file()
+    code, out, err = clv(capsys, "train", "--model", "gbm", "--promote", "--horizon-days", "60", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert "not comparable" in result["evaluation"]["champion"]["skipped"]
+    assert not (workdir / "models" / "scaler_latest.joblib").exists()
+    meta = json.loads((workdir / "models" / "metadata_latest.json").read_text())
+    assert meta["family"] == "gbm" and meta["version"] == result["version"]
+    os.environ["CLVDRIFT_TRAIN__GBM__RANDOM_STATE"] = "-5"
+    try:
+        code, _, err = clv(capsys, "train")
+    finally:
+        del os.environ["CLVDRIFT_TRAIN__GBM__RANDOM_STATE"]
+    assert code == EXIT_BAD_INPUT and "train.gbm.random_state" in one_line_error(err)

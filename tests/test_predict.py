@@ -86,8 +86,9 @@ def test_predict_matches_a_hand_computed_history():
     # the default cutoff is the last day: the line of 2024-06-30 counts then
     later, _ = predict_customers(lines_of(rows), LastQuarter(), RECORD)
     assert later.loc["c1", "predicted_revenue"] == 414.25 and set(later["cutoff"]) == {"2024-06-30"}
-    with pytest.raises(ConfigError, match="before the first transaction day"):
-        predict_customers(lines_of(rows), LastQuarter(), RECORD, cutoff="2023-12-31")
+    for outside in ("2023-12-31", "2024-07-01"):  # before the first day, after the last one
+        with pytest.raises(ConfigError, match="is outside the data"):
+            predict_customers(lines_of(rows), LastQuarter(), RECORD, cutoff=outside)
 
 
 def _two_years(first_day: str) -> list[tuple]:
@@ -175,3 +176,35 @@ def test_predict_writes_the_documented_columns(history, tmp_path):
         assert tuple(back.columns) == OUTPUT_COLUMNS and len(back) == len(frame)
     with pytest.raises(ConfigError, match=r"must end in \.csv or \.parquet"):
         _write(frame, tmp_path / "p.json")
+
+
+def test_predict_never_overwrites_its_input_or_stored_files(tmp_path):
+    from clvdrift.pipeline.predict import _check_out
+
+    data, models = tmp_path / "tx.csv", tmp_path / "models"
+    for out in (data, models / "reference_v1.csv", models / "sub" / "x.parquet"):
+        with pytest.raises(ConfigError, match="would overwrite"):
+            _check_out(out, [data, models])
+    for name in (".csv", "p.json"):
+        with pytest.raises(ConfigError, match="expected a file name ending in"):
+            _check_out(tmp_path / name, [])
+    _check_out(tmp_path / "predictions.csv", [data, models])  # elsewhere is fine
+
+
+def test_with_a_lookback_no_feature_reads_a_line_before_it(history):
+    """Every feature of :func:`history_features` (windows, tenure, trend, last year) reads only the lines
+    of the lookback window: rewriting the lines before it changes nothing."""
+    from clvdrift.features import history_features
+
+    lines = TransactionLines.from_frame(history)
+    snapshot = lines.last_day() - pd.Timedelta(days=30)
+    floor = snapshot - pd.Timedelta(days=60)
+    before = history[schema.INVOICE_DATE] < floor
+    rewritten = history.assign(**{schema.QUANTITY: history[schema.QUANTITY].where(~before, 99)})
+    a, b = (
+        history_features(TransactionLines.from_frame(h), snapshot, horizon_days=90, lookback_days=60)
+        for h in (history, rewritten)
+    )
+    pd.testing.assert_frame_equal(a, b)
+    whole = history_features(TransactionLines.from_frame(rewritten), snapshot, horizon_days=90)
+    assert not whole["Revenue365d"].equals(a["Revenue365d"])  # without the lookback the rewrite shows

@@ -324,6 +324,8 @@ def _train_table(ev: dict[str, Any], family: str) -> Table:
     if "rf" in ev:
         columns.append(("seed rf", ev["rf"]))
     champion = ev.get("champion") or {}
+    if champion.get("skipped"):
+        table.caption = f"champion {champion['version']} not compared: {champion['skipped']}"
     if champion.get("champion"):
         note = "" if champion["clean"] else ", NOT clean"
         columns.append(
@@ -714,8 +716,16 @@ def predict(
             source=source,
             cutoff=cutoff,
             out=out_path,
+            protected=[
+                *([data] if data else []),
+                settings.models_dir,
+                settings.reference_dir,
+                settings.history_dir,
+                settings.current_dir,
+            ],
             progress=progress,
         ).to_dict()
+    _print_findings(result["cleaning"])
     if as_json:
         _print_json(result)
         return

@@ -105,7 +105,7 @@ class RfParams(_Frozen):
     max_depth: int | None = Field(default=10, ge=1)
     min_samples_split: int = Field(default=10, ge=2)
     min_samples_leaf: int = Field(default=5, ge=1)
-    random_state: int = 42
+    random_state: int = Field(default=42, ge=0, le=2**32 - 1)
 
 
 class GbmParams(_Frozen):
@@ -120,7 +120,7 @@ class GbmParams(_Frozen):
         default=100, ge=1, description="rows per leaf at least (capped at 1/40 of the rows, at least 5)"
     )
     l2_regularization: float = Field(default=0.0, ge=0, allow_inf_nan=False)
-    random_state: int = 42
+    random_state: int = Field(default=42, ge=0, le=2**32 - 1)
     step_days: int = Field(default=7, ge=1, le=366, description="days between stacked training cutoffs")
     min_history_days: int = Field(
         default=90, ge=0, description="a stacked cutoff needs this many days of history before it"
@@ -150,7 +150,7 @@ class TrainConfig(_Frozen):
     )
     min_country_customers: int = Field(default=10, ge=1)
     test_size: float = Field(default=0.2, gt=0, lt=1)
-    random_state: int = 42
+    random_state: int = Field(default=42, ge=0, le=2**32 - 1)
     min_customers: int = Field(default=10, ge=2, description="refuse a training set with fewer customers")
     min_positive_target_share: float = Field(
         default=0.01, ge=0, lt=1, description="refuse a holdout target with fewer buyers than this share"

@@ -348,15 +348,18 @@ def history_features(
     snapshot = pd.Timestamp(snapshot)
     base = customer_features(lines, snapshot, lookback_days=lookback_days)
     ids = base.index
+    # with a lookback, every feature reads the lines of [snapshot − L, snapshot) only
+    floor = _shift(snapshot, -lookback_days, "lookback_days") if lookback_days else None
     out = {c: base[c] for c in base.columns}
     for days in WINDOW_DAYS:
         start = _shift(snapshot, -days, "window")
+        start = start if floor is None else max(start, floor)
         out[f"Revenue{days}d"] = lines.revenue(start, snapshot, ids) / _MILLI
         window = lines.span(start, snapshot)
         cust, present = lines.customers_of(window)
         orders = lines.distinct(window, "invoice", cust, len(present))
         out[f"Orders{days}d"] = pd.Series(orders, index=present).reindex(ids, fill_value=0).to_numpy()
-    whole = lines.span(None, snapshot)
+    whole = lines.span(floor, snapshot)
     cust, present = lines.customers_of(whole)
     first_s = np.full(len(present), np.iinfo(np.int64).max)
     np.minimum.at(first_s, cust, lines.seconds[whole])
@@ -374,6 +377,8 @@ def history_features(
     start = (
         history_start if history_start is not None else (lines.first_day() if not lines.empty else snapshot)
     )
+    if floor is not None:
+        start = max(pd.Timestamp(start), floor)
     year_ago = _shift(snapshot, -365, "last year")
     if year_ago >= pd.Timestamp(start).normalize():
         end = min(_shift(year_ago, horizon_days, "horizon_days"), snapshot)

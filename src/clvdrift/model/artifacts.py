@@ -248,6 +248,11 @@ def _publish(
                 f"the champion {version}'s files are not all published (the next `clvdrift monitor` or "
                 f"`clvdrift models promote {version}` publishes them)",
             ) from exc
+    # a *_latest file the new champion has no counterpart of (the rf scaler after a gbm promotion) is
+    # another version's: it goes
+    for stale in models_dir.glob(f"*_{LATEST}.*"):
+        if stale not in targets.values() and _VERSIONED.match(stale.name):
+            stale.unlink(missing_ok=True)
     return {name: str(path) for name, path in targets.items()}
 
 

@@ -48,14 +48,28 @@ class SeasonalFactor:
 
 
 def seasonal_factor(
-    model: ClvModel, lines: TransactionLines, cutoff: pd.Timestamp, horizon_days: int
+    model: ClvModel,
+    lines: TransactionLines,
+    cutoff: pd.Timestamp,
+    horizon_days: int,
+    *,
+    lookback_days: int | None = None,
 ) -> SeasonalFactor:
-    """The factor for predictions at ``cutoff`` (module docstring), from lines before ``cutoff`` + 1."""
+    """The factor for predictions at ``cutoff`` (module docstring), from lines before ``cutoff`` + 1, with
+    the model's own features (``lookback_days``). A horizon longer than a year has no earlier window of
+    its own that ends before the cutoff: no factor."""
     from clvdrift.features import _MILLI, history_features
 
     first = lines.first_day()
     year_ago = pd.Timestamp(cutoff) - pd.Timedelta(days=YEAR_DAYS)
     span = (pd.Timestamp(cutoff) - first).days + 1
+    if horizon_days > YEAR_DAYS:
+        return SeasonalFactor(
+            None,
+            UNCALIBRATED,
+            f"a {horizon_days}-day horizon is longer than a year: last year's window would end after the "
+            "cutoff; the total is uncalibrated",
+        )
     if span < YEAR_DAYS + horizon_days:
         return SeasonalFactor(
             None,
@@ -64,7 +78,9 @@ def seasonal_factor(
             f"{YEAR_DAYS + horizon_days}: the total is uncalibrated",
         )
     snapshot = year_ago + pd.Timedelta(days=1)
-    features = history_features(lines, snapshot, horizon_days=horizon_days, history_start=first)
+    features = history_features(
+        lines, snapshot, horizon_days=horizon_days, history_start=first, lookback_days=lookback_days
+    )
     end = snapshot + pd.Timedelta(days=horizon_days)
     actual = float(lines.revenue(snapshot, end, features.index).sum()) / _MILLI
     predicted = float(model.predict(features).sum()) if len(features) else 0.0

@@ -13,6 +13,7 @@ the columns of :data:`OUTPUT_COLUMNS`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,7 @@ class PredictResult:
     season: dict[str, Any]
     source: str
     output: str | None
+    cleaning: dict[str, Any]
     timings: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,8 +85,11 @@ def predict_customers(
         raise DataError("no transactions left to predict from")
     first, last = lines.first_day(), lines.last_day()
     cut = last if cutoff is None else parse_cutoff(cutoff)
-    if not first <= cut:
-        raise ConfigError(f"cutoff {cut.date()} is before the first transaction day {first.date()}")
+    if not first <= cut <= last:
+        raise ConfigError(
+            f"cutoff {cut.date()} is outside the data ({first.date()} to {last.date()}); predictions are "
+            "made from the transactions up to a day the data covers"
+        )
     snapshot = cut + pd.Timedelta(days=1)
     features = history_features(
         lines,
@@ -95,7 +100,7 @@ def predict_customers(
     )
     if features.empty:
         raise DataError(f"no customer has a transaction up to the cutoff {cut.date()}")
-    season = seasonal_factor(model, lines, cut, training.horizon_days)
+    season = seasonal_factor(model, lines, cut, training.horizon_days, lookback_days=training.lookback_days)
     predicted = pd.Series(model.predict(features), index=features.index, name="predicted_revenue")
     if season.factor is not None:
         predicted = predicted * season.factor
@@ -112,6 +117,22 @@ def predict_customers(
         features_to=cut.date().isoformat(),
     )
     return frame, season.to_dict()
+
+
+def _check_out(out: Path, protected: Sequence[Path]) -> None:
+    suffix = out.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES or out.name.lower() in OUTPUT_SUFFIXES:
+        raise ConfigError(
+            f"--out {out}: expected a file name ending in .csv or .parquet, e.g. predictions.csv"
+        )
+    target = out.resolve()
+    for path in protected:
+        guarded = Path(path).resolve()
+        if target == guarded or guarded in target.parents:
+            raise ConfigError(
+                f"--out {out} would overwrite {'the input file' if target == guarded else guarded}; "
+                "write the predictions elsewhere"
+            )
 
 
 def _write(frame: pd.DataFrame, out: Path) -> None:
@@ -140,16 +161,21 @@ def predict(
     source: str,
     cutoff: str | None = None,
     out: Path | None = None,
+    protected: Sequence[Path] = (),
     progress: Progress | None = None,
 ) -> PredictResult:
     """Clean ``raw`` transactions, predict every customer's CLV with the champion at ``cutoff`` and,
-    with ``out``, write the file (module docstring)."""
+    with ``out``, write the file (module docstring).
+
+    Only the rows dated up to ``cutoff`` are cleaned (a cancellation or an outlier date after it must not
+    change a prediction made at it). ``out`` may not be, or lie inside, any of ``protected`` (the input
+    file, the models and reference folders, the history): a prediction never overwrites stored data."""
     from clvdrift.data import clean_transactions
     from clvdrift.features import TransactionLines
     from clvdrift.model.base import TrainingRecord
 
-    if out is not None and Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ConfigError(f"{out}: the output must end in .csv or .parquet")
+    if out is not None:
+        _check_out(Path(out), protected)
     t = Timings()
     with t.step("load champion", progress):
         champion, model = load_champion(registry, models_dir)
@@ -160,7 +186,11 @@ def predict(
             "train a holdout model (clvdrift train --target holdout) to predict CLV"
         )
     with t.step("features and prediction", progress):
-        clean, _ = clean_transactions(raw)
+        if cutoff is not None:
+            from clvdrift.features import parse_cutoff
+
+            raw = raw.loc[raw[schema.INVOICE_DATE] < parse_cutoff(cutoff) + pd.Timedelta(days=1)]
+        clean, cleaning = clean_transactions(raw)
         lines = TransactionLines.from_frame(clean)
         frame, season = predict_customers(lines, model, training, cutoff=cutoff)
         frame["model_version"] = champion.version
@@ -180,5 +210,6 @@ def predict(
         season=season,
         source=source,
         output=str(out) if out is not None else None,
+        cleaning=cleaning.to_dict(),
         timings=t.seconds,
     )

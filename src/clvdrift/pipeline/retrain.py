@@ -159,6 +159,11 @@ def retrain_and_gate(
             lines, evaluation_set, config, champion=champion, seed_rf=False
         )
         compared = evaluation["champion"]
+        if "skipped" in compared:
+            raise DataError(
+                f"champion {champion.version} cannot be gated against a retrained model: "
+                f"{compared['skipped']}; promote a version by hand (clvdrift models promote)"
+            )
         if compared["customers"] < config.min_customers:
             raise DataError(
                 f"only {compared['customers']} customer(s) at the evaluation cutoff "

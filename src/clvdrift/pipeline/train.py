@@ -219,11 +219,14 @@ def evaluate_through_time(
     if seed_rf and model.family != "rf":
         rf, _ = fit_on_cutoff(lines, earlier, config, family="rf")
         evaluation["rf"] = _scores(ts, customers, pd.Series(rf.predict(ts.features), index=customers))
-    season = seasonal_factor(model, lines, ts.cutoff, horizon)
+    season = seasonal_factor(model, lines, ts.cutoff, horizon, lookback_days=config.lookback_days)
     evaluation["season"] = season.to_dict()
     if season.factor is not None:
         evaluation["calibrated"] = _scores(ts, customers, predictions * season.factor)
-    if champion is not None:
+    mismatch = _incomparable(champion.training, config) if champion is not None else None
+    if champion is not None and mismatch:
+        evaluation["champion"] = {"version": champion.version, "customers": 0, "skipped": mismatch}
+    elif champion is not None:
         scope, rule, clean = _champion_scope(customers, ts.cutoff, horizon, champion)
         champion_predictions = pd.Series(champion.model.predict(ts.features), index=customers)
         evaluation["champion"] = {
@@ -235,6 +238,24 @@ def evaluate_through_time(
             "champion": _scores(ts, scope, champion_predictions) if len(scope) else {},
         }
     return model, stacked, evaluation
+
+
+def _incomparable(training: TrainingRecord, config: TrainConfig) -> str | None:
+    """Why a champion's predictions cannot be scored on this window (another target, horizon or
+    lookback), or ``None``."""
+    if training.target != "holdout":
+        return f"the champion predicts the {training.target} target, not the next {config.horizon_days} days"
+    if training.horizon_days != config.horizon_days:
+        return (
+            f"the champion predicts {training.horizon_days} days of revenue, this model "
+            f"{config.horizon_days}: not comparable"
+        )
+    if training.lookback_days != config.lookback_days:
+        return (
+            f"the champion's features look back {training.lookback_days or 'over all the history'} days, "
+            f"this model's {config.lookback_days or 'over all the history'}: not comparable"
+        )
+    return None
 
 
 def _champion_scope(
