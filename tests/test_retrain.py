@@ -80,6 +80,8 @@ def test_real_challenger_is_promoted_over_a_shuffled_champion_and_refitted(data,
     training = {"target": "holdout", "cutoff": str(old_cutoff.date()), "horizon_days": 45}
     outcome = retrain_and_gate(clean, champion=champion(bad, training, version="bad"), train_config=config)
     assert outcome.promoted, outcome.decision.reason
+    # its 45-day horizon is not the retraining's: the ranks are compared, and the reason says so
+    assert "note: the champion predicts 45 days of revenue" in outcome.decision.reason
     assert outcome.decision.window["clean"] and outcome.decision.window["customers_excluded"] == 0
     final = outcome.final
     assert final is not None

@@ -156,14 +156,9 @@ def retrain_and_gate(
         evaluation_set = _training_set(lines, config, window.evaluation_cutoff)
     with t.step("fit challenger and gate", progress):
         model, stacked, evaluation = evaluate_through_time(
-            lines, evaluation_set, config, champion=champion, seed_rf=False
+            lines, evaluation_set, config, champion=champion, seed_rf=False, skip_incomparable=False
         )
         compared = evaluation["champion"]
-        if "skipped" in compared:
-            raise DataError(
-                f"champion {champion.version} cannot be gated against a retrained model: "
-                f"{compared['skipped']}; promote a version by hand (clvdrift models promote)"
-            )
         if compared["customers"] < config.min_customers:
             raise DataError(
                 f"only {compared['customers']} customer(s) at the evaluation cutoff "
@@ -180,6 +175,8 @@ def retrain_and_gate(
         decision = decide(compared["champion"], compared["model"], gate_config, window=described)
         if not compared["clean"]:
             decision = dataclasses.replace(decision, reason=f"{decision.reason} ({compared['rule']})")
+        if compared.get("note"):  # another target, horizon or lookback: the ranks compare, money does not
+            decision = dataclasses.replace(decision, reason=f"{decision.reason} (note: {compared['note']})")
     champion_eval = {"model": compared["champion"], "split": "time", "customers": compared["customers"]}
     challenger = fitted_at(lines, model, stacked, config, evaluation, evaluated_on=described)
     final = None

@@ -170,6 +170,7 @@ def evaluate_through_time(
     champion: ChampionToBeat | None = None,
     fit_cutoff: pd.Timestamp | None = None,
     seed_rf: bool = True,
+    skip_incomparable: bool = True,
 ) -> tuple[ClvModel, StackedSet, dict[str, Any]]:
     """Judge the family on the newest matured window it did not train on (the gate's protocol).
 
@@ -224,7 +225,7 @@ def evaluate_through_time(
     if season.factor is not None:
         evaluation["calibrated"] = _scores(ts, customers, predictions * season.factor)
     mismatch = _incomparable(champion.training, config) if champion is not None else None
-    if champion is not None and mismatch:
+    if champion is not None and mismatch and skip_incomparable:
         evaluation["champion"] = {"version": champion.version, "customers": 0, "skipped": mismatch}
     elif champion is not None:
         scope, rule, clean = _champion_scope(customers, ts.cutoff, horizon, champion)
@@ -236,6 +237,7 @@ def evaluate_through_time(
             "rule": rule,
             "model": _scores(ts, scope, predictions) if len(scope) else {},
             "champion": _scores(ts, scope, champion_predictions) if len(scope) else {},
+            **({"note": mismatch} if mismatch else {}),
         }
     return model, stacked, evaluation
 
