@@ -116,14 +116,6 @@ def _shift(day: pd.Timestamp, days: int, what: str) -> pd.Timestamp:
         ) from None
 
 
-def _window(tx: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp) -> pd.DataFrame:
-    dates = tx[schema.INVOICE_DATE]
-    mask = dates < end
-    if start is not None:
-        mask &= dates >= start
-    return tx.loc[mask]
-
-
 def _amounts(tx: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Quantity and UnitPrice in integer thousandths, both int64, after checking the schema's bounds
     (which keep every line's value in thousandths below 10¹⁵, exact in int64)."""
@@ -136,15 +128,6 @@ def _amounts(tx: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         row=lambda i: f"row {i + 1} of the clean transactions",
     )
     return qty.astype(np.int64), np.round(price * _MILLI).astype(np.int64)
-
-
-def _customers(tx: pd.DataFrame, transactions: pd.DataFrame) -> tuple[np.ndarray, pd.Index]:
-    """Per row of ``tx``, its customer's position in the returned ids (sorted codes of ``transactions``)."""
-    codes = tx[schema.CUSTOMER].cat.codes.to_numpy()
-    if (codes < 0).any():
-        raise DataError("features need clean transactions: some rows have no CustomerID")
-    present, cust = np.unique(codes, return_inverse=True)
-    return cust, transactions[schema.CUSTOMER].cat.categories[present].astype(str)
 
 
 def _sum_by(cust: np.ndarray, values: np.ndarray, n: int, ids: pd.Index, what: str) -> np.ndarray:
@@ -258,11 +241,6 @@ class TransactionLines:
         first_in_window = previous < (lines.start or 0)
         return np.bincount(cust[first_in_window], minlength=n)
 
-    def sums(
-        self, lines: slice, values: np.ndarray, n: int, cust: np.ndarray, ids: pd.Index, what: str
-    ) -> np.ndarray:
-        return _sum_by(cust, values[lines], n, ids, what)
-
     def revenue(self, start: pd.Timestamp | None, end: pd.Timestamp, ids: pd.Index) -> np.ndarray:
         """Revenue (thousandths, int64) in ``[start, end)`` of each customer in ``ids`` (0 when absent)."""
         window = self.span(start, end)
@@ -270,8 +248,7 @@ class TransactionLines:
         spend = _sum_by(
             cust, self.spend[window], len(present), present, "Quantity × UnitPrice in thousandths"
         )
-        out = pd.Series(spend, index=present).reindex(ids, fill_value=0)
-        return out.to_numpy(dtype=np.int64)
+        return pd.Series(spend, index=present).reindex(ids, fill_value=0).to_numpy(dtype=np.int64)
 
 
 def _as_lines(transactions: pd.DataFrame | TransactionLines) -> TransactionLines:
@@ -388,12 +365,14 @@ def history_features(
     return pd.DataFrame(out, index=ids)
 
 
-def revenue(transactions: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+def revenue(
+    transactions: pd.DataFrame | TransactionLines, start: pd.Timestamp | None, end: pd.Timestamp
+) -> pd.Series:
     """Revenue per customer from lines in ``[start, end)`` (customers with no line are absent)."""
-    tx = _window(transactions, start, end)
-    qty, price = _amounts(tx)
-    cust, ids = _customers(tx, transactions)
-    spend = _sum_by(cust, qty * price, len(ids), ids, "Quantity × UnitPrice in thousandths")
+    lines = _as_lines(transactions)
+    window = lines.span(start, end)
+    cust, ids = lines.customers_of(window)
+    spend = _sum_by(cust, lines.spend[window], len(ids), ids, "Quantity × UnitPrice in thousandths")
     return pd.Series(spend / _MILLI, index=ids).sort_index()
 
 

@@ -15,16 +15,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
 from clvdrift.config import TrainConfig
 from clvdrift.errors import ArtifactError, ConfigError
+from clvdrift.features import CountryEncoder
 from clvdrift.jsonable import dataclass_dict
 
-__all__ = ["ClvModel", "TrainingRecord", "family_class", "new_model"]
+__all__ = ["ClvModel", "TrainingRecord", "family_class", "new_model", "saved_encoder", "saved_params"]
+
+P = TypeVar("P", bound=BaseModel)
 
 
 class ClvModel(ABC):
@@ -103,6 +107,20 @@ def new_model(config: TrainConfig, family: str | None = None) -> ClvModel:
 
         return GbmModel(config.gbm, min_country_customers=config.min_country_customers)
     raise ConfigError(f"unknown model family {name!r}; expected gbm or rf")
+
+
+def saved_params(params: type[P], document: Mapping[str, Any]) -> P:
+    """The hyper-parameters a saved document records (names an earlier version did not have are left
+    at their defaults; names it no longer knows are ignored)."""
+    known = set(params.model_fields)
+    return params(**{k: v for k, v in dict(document.get("params") or {}).items() if k in known})
+
+
+def saved_encoder(document: Mapping[str, Any]) -> CountryEncoder:
+    """The country encoder a saved document records."""
+    encoder = CountryEncoder(min_customers=int(document["min_country_customers"]))
+    encoder.levels_ = [str(c) for c in document["countries"]]
+    return encoder
 
 
 def check_family(document: Mapping[str, Any], where: str) -> str:

@@ -36,7 +36,7 @@ from clvdrift.features import (
     CountryEncoder,
     stacked_cutoffs,
 )
-from clvdrift.model.base import ClvModel
+from clvdrift.model.base import ClvModel, saved_encoder, saved_params
 
 __all__ = ["GbmModel"]
 
@@ -161,11 +161,10 @@ class GbmModel(ClvModel):
 
     @classmethod
     def from_state(cls, objects: Mapping[str, object], document: Mapping[str, Any]) -> GbmModel:
-        known = set(GbmParams.model_fields)
-        params = GbmParams(**{k: v for k, v in dict(document.get("params") or {}).items() if k in known})
-        model = cls(params, min_country_customers=int(document["min_country_customers"]))
-        encoder = CountryEncoder(min_customers=int(document["min_country_customers"]))
-        encoder.levels_ = [str(c) for c in document["countries"]]
+        model = cls(
+            saved_params(GbmParams, document), min_country_customers=int(document["min_country_customers"])
+        )
+        encoder = saved_encoder(document)
         boosters = objects["model"]
         views = {str(k): [str(c) for c in v] for k, v in dict(document["views"]).items()}
         if not isinstance(boosters, dict) or set(boosters) != set(views):

@@ -18,7 +18,7 @@ import pandas as pd
 from clvdrift.config import RfParams
 from clvdrift.errors import ArtifactError
 from clvdrift.features import COUNTRY, NUMERIC_FEATURES, CountryEncoder, design_matrix
-from clvdrift.model.base import ClvModel
+from clvdrift.model.base import ClvModel, saved_encoder, saved_params
 
 __all__ = ["RfModel"]
 
@@ -88,11 +88,10 @@ class RfModel(ClvModel):
 
     @classmethod
     def from_state(cls, objects: Mapping[str, object], document: Mapping[str, Any]) -> RfModel:
-        known = set(RfParams.model_fields)
-        params = RfParams(**{k: v for k, v in dict(document.get("params") or {}).items() if k in known})
-        model = cls(params, min_country_customers=int(document["min_country_customers"]))
-        encoder = CountryEncoder(min_customers=int(document["min_country_customers"]))
-        encoder.levels_ = [str(c) for c in document["countries"]]
+        model = cls(
+            saved_params(RfParams, document), min_country_customers=int(document["min_country_customers"])
+        )
+        encoder = saved_encoder(document)
         forest = objects["model"]
         if getattr(forest, "n_jobs", 1) != 1:  # forests pickled by earlier versions kept n_jobs=-1
             forest.set_params(n_jobs=1)  # type: ignore[attr-defined]
