@@ -122,6 +122,35 @@ def test_the_seasonal_factor_needs_a_year_and_h_and_is_last_years_actual_over_pr
     assert set(frame["total_status"]) == {"calibrated"}
 
 
+def test_a_horizon_longer_than_a_year_has_no_seasonal_factor_however_long_the_history():
+    lines = lines_of(_two_years("2022-01-01"))  # ~4 years up to the cutoff: span is not the reason
+    for horizon in (366, 400):
+        season = seasonal_factor(LastQuarter(), lines, pd.Timestamp("2025-11-30"), horizon)
+        assert season.factor is None and season.status == "uncalibrated"
+        assert f"{horizon}-day horizon is longer than a year" in season.reason
+    assert seasonal_factor(LastQuarter(), lines, pd.Timestamp("2025-11-30"), 365).status == "calibrated"
+
+
+class Tenure(LastQuarter):
+    """Predicts ``TenureDays``: with a lookback of L days no customer's tenure exceeds L."""
+
+    family: ClassVar[str] = "tenure"
+
+    def predict(self, features):
+        return features["TenureDays"].to_numpy(dtype=np.float64) + 1.0
+
+
+def test_the_seasonal_factor_uses_the_models_own_lookback_features():
+    lines, cutoff = lines_of(_two_years("2023-01-01")), pd.Timestamp("2025-09-15")
+    every = seasonal_factor(Tenure(), lines, cutoff, 90)
+    windowed = seasonal_factor(Tenure(), lines, cutoff, 90, lookback_days=60)
+    # last year's window starts 2024-09-15: all-history tenure from 2023-01-01 is ~620 days, a 60-day
+    # lookback sees the customer's orders of the last 60 days only (tenure < 60)
+    assert every.actual_total == windowed.actual_total == 60.0  # the same window's revenue
+    assert every.predicted_total > 600 and windowed.predicted_total < 61
+    assert windowed.factor == pytest.approx(60.0 / windowed.predicted_total)
+
+
 @pytest.fixture(scope="module")
 def history(tmp_path_factory) -> pd.DataFrame:
     path = tmp_path_factory.mktemp("leak") / "history.csv"

@@ -112,6 +112,56 @@ def test_every_cycle_is_a_run_of_the_policys_own_history(full):
     ]
 
 
+def test_paired_quality_scores_every_champion_on_the_same_customers_none_of_them_trained_on(full, history):
+    """Recomputed here from the policies' own registries: at each step, the customers that neither
+    `never`'s nor `every:2`'s champion trained on (while its labels overlap the window), and each
+    champion's metrics on exactly those."""
+    import numpy as np
+
+    from clvdrift.data import clean_transactions
+    from clvdrift.features import build_training_set
+    from clvdrift.model.artifacts import load_model, read_verified
+    from clvdrift.model.base import TrainingRecord
+    from clvdrift.model.evaluate import regression_metrics
+    from clvdrift.model.registry import ModelRegistry
+    from clvdrift.pipeline.detect import training_customers
+    from clvdrift.store import connect
+
+    raw = load_transactions(history)
+    root = Path(full.timeline_path).parent / "policies"
+    by_date: dict[str, dict[str, object]] = {}
+    for s in full.steps:
+        by_date.setdefault(s.date, {})[s.policy] = s
+    differed = 0
+    for day, steps in by_date.items():
+        assert len({s.customers_paired for s in steps.values()}) == 1  # one customer set per step
+        assert all(s.customers_paired <= s.customers_scored for s in steps.values())
+        clean, _ = clean_transactions(raw[raw["InvoiceDate"] < pd.Timestamp(day) + pd.Timedelta(days=1)])
+        ts = build_training_set(clean, cutoff=steps["never"].cutoff, require_labels=False)
+        customers = ts.features.index.astype(str)
+        keep = np.ones(len(customers), dtype=bool)
+        predictions = {}
+        for policy, slug in (("never", "never"), ("every:2", "every-2"), ("on-drift", "on-drift")):
+            version = steps[policy].champion_version
+            record = ModelRegistry(connect(f"sqlite:///{root / slug / 'clvdrift.db'}")).get(version)
+            models = root / slug / "models"
+            predictions[policy] = load_model(models, version, expected=record.artifacts).predict(ts.features)
+            if TrainingRecord.from_dict(record.training).labels_overlap(steps[policy].cutoff, 90):
+                trained = training_customers(read_verified(models, record.artifacts["reference"]))
+                keep &= ~customers.isin(trained)
+        assert steps["never"].customers_paired == keep.sum() > 0
+        for policy, predicted in predictions.items():
+            want = regression_metrics(ts.target.to_numpy()[keep], predicted[keep])
+            assert steps[policy].paired_quality == pytest.approx(
+                {k: want[k] for k in ("spearman", "gini_normalized", "mae", "total_ratio")}
+            )
+        differed += steps["never"].paired_quality != steps["every:2"].paired_quality
+    assert differed  # after every:2's first promotion its champion is another model
+    summary = {s.policy: s for s in full.summaries}
+    paired = [s.paired_quality["spearman"] for s in full.steps if s.policy == "never"]
+    assert summary["never"].paired_mean_spearman == pytest.approx(sum(paired) / len(paired))
+
+
 def test_the_timeline_validates_against_its_schema(full):
     import jsonschema
 
@@ -493,7 +543,13 @@ def test_a_replay_killed_with_sigkill_is_cleaned_up_by_the_next_one_sigterm_clea
             assert not out.exists(), sorted(out.rglob("*"))
         else:  # the lock and the half-written policy folders stay, until the next replay there
             assert (out / ".replay.lock").is_file() and (out / "policies").is_dir()
-        assert cli.run(["replay", "--start", "2022-12-01", "--step", "28d", "--out", str(out)]) == 0
+        # one policy, no retraining: the takeover of the folder is what is tested here
+        assert (
+            cli.run(
+                ["replay", "--start", "2022-12-01", "--step", "28d", "--policy", "never", "--out", str(out)]
+            )
+            == 0
+        )
         assert json.loads((out / "summary.json").read_text())["dates"][0] == "2022-12-01"
         assert not (out / ".replay.lock").exists()
 

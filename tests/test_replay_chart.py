@@ -146,6 +146,8 @@ def build(
                 "confirmed_alarms": 1,
                 "judged_alarms": 2,
                 "alarm_precision": 0.5,
+                "paired_mean_spearman": sum(matured) / len(matured) - 0.005 if matured else None,
+                "paired_mean_mae": 95.0 if matured else None,
             }
         )
     summary = {
@@ -475,6 +477,8 @@ def test_html_is_self_contained_with_table_and_svg():
         "0.450",
         "100.00",
         "120.00",
+        "0.470",
+        "95.00",
         "50% (1/2)",
     ]
     never = next(s for s in summary["summaries"] if s["policy"] == "never")

@@ -966,16 +966,19 @@ def _replay_rows(summaries: list[dict[str, Any]]) -> list[tuple[str, ...]]:
                 f"{s['alarms']}: {s['data_drift_alarms']} / {s['model_drift_alarms']}",
                 f"{_fmt(s['mean_spearman'])} / {_fmt(s['worst_spearman'])}",
                 f"{_fmt(s['mean_mae'], 0)} / {_fmt(s['worst_mae'], 0)}",
+                f"{_fmt(s.get('paired_mean_spearman'))} / {_fmt(s.get('paired_mean_mae'), 0)}",
                 f"{s['confirmed_alarms']}/{s['judged_alarms']}" if s["judged_alarms"] else "—",
             )
         )
     return rows
 
 
-REPLAY_COLUMNS = ("policy", "steps", "retrains", "alarms", "Spearman", "MAE", "precision")
+REPLAY_COLUMNS = ("policy", "steps", "retrains", "alarms", "Spearman", "MAE", "paired", "precision")
 REPLAY_CAPTION = (
     "steps (matured), retrains (promoted), alarms: all, data / model drift; Spearman and MAE realized on "
-    "the matured steps, mean / worst; precision: alarms confirmed by a quality drop / alarms judged"
+    "the matured steps, mean / worst; paired: mean Spearman / MAE on the customers no policy's champion "
+    "(same features) trained on, the same for every policy; precision: alarms confirmed by a quality "
+    "drop / alarms judged"
 )
 
 
@@ -1007,7 +1010,8 @@ def _print_replay_table(console: Console, summaries: list[dict[str, Any]]) -> No
             f"    alarms {s['alarms']} ({s['data_drift_alarms']} data drift, {s['model_drift_alarms']} model "
             f"drift), precision {precision}\n"
             f"    Spearman mean {_fmt(s['mean_spearman'])} worst {_fmt(s['worst_spearman'])}, MAE mean "
-            f"{_fmt(s['mean_mae'], 0)} worst {_fmt(s['worst_mae'], 0)}",
+            f"{_fmt(s['mean_mae'], 0)} worst {_fmt(s['worst_mae'], 0)}; paired: Spearman "
+            f"{_fmt(s.get('paired_mean_spearman'))}, MAE {_fmt(s.get('paired_mean_mae'), 0)}",
             highlight=False,
         )
 

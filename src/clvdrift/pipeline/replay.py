@@ -54,7 +54,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -207,6 +207,10 @@ class ReplayStep:
     champion_reference_spearman: float | None  # that champion's held-out Spearman
     quality: dict[str, float | None] | None  # spearman, gini_normalized, mae, total_ratio; None: not matured
     customers_scored: int | None
+    # the same metrics on the customers that no policy's champion with the same features trained on
+    # (:func:`_paired`): every policy of the group is scored on the same customers at this step
+    paired_quality: dict[str, float | None] | None = None
+    customers_paired: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclass_dict(self)
@@ -234,6 +238,8 @@ class PolicySummary:
     confirmed_alarms: int
     judged_alarms: int
     alarm_precision: float | None
+    paired_mean_spearman: float | None = None  # over the steps with a paired quality
+    paired_mean_mae: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclass_dict(self)
@@ -495,7 +501,14 @@ def summarize(policy: str, steps: list[ReplayStep], tolerance: float) -> PolicyS
         confirmed_alarms=confirmed,
         judged_alarms=judged,
         alarm_precision=confirmed / judged if judged else None,
+        paired_mean_spearman=_mean(s.paired_quality.get("spearman") for s in steps if s.paired_quality),
+        paired_mean_mae=_mean(s.paired_quality.get("mae") for s in steps if s.paired_quality),
     )
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
 
 
 def _check_arguments(
@@ -673,6 +686,87 @@ def _fit_first_champion(
         raise DataError(f"the first champion at start {start_day} ({features} features): {e}") from e
 
 
+@dataclass(frozen=True)
+class _Champion:
+    """What :func:`_paired` needs of a champion: its model, its training facts and customers."""
+
+    model: Any
+    training: Any  # TrainingRecord
+    trained_on: pd.Index
+
+
+def _load_champion(ctx: CycleContext, version: str) -> _Champion:
+    from clvdrift.model.artifacts import load_model, read_verified
+    from clvdrift.model.base import TrainingRecord
+    from clvdrift.pipeline.detect import training_customers
+
+    record = ctx.registry.get(version)
+    models_dir = ctx.workspace.models_dir
+    model = load_model(models_dir, version, expected=record.artifacts)
+    trained_on = training_customers(read_verified(models_dir, record.artifacts["reference"]))
+    return _Champion(model, TrainingRecord.from_dict(record.training), trained_on)
+
+
+def _paired(
+    day_steps: list[ReplayStep],
+    contexts: list[tuple[Policy, CycleContext, TrainConfig, DriftConfig]],
+    clean: pd.DataFrame,
+    champions: dict[tuple[str, str], _Champion],
+) -> list[ReplayStep]:
+    """``day_steps`` (one per policy, in ``contexts`` order) with each champion's quality on the
+    customers that no champion of the same features (target, H, lookback) trained on.
+
+    Each step's own ``quality`` is scored on the customers *its* champion did not train on: a champion
+    refitted lately leaves out its training customers, one kept for longer is scored on every customer,
+    so their means compare different customers (new customers rank worst). The paired figures score
+    every champion of a group on the same customers: the held-out ones (the same for every version,
+    :func:`clvdrift.pipeline.train.held_out`) and those new since the latest champion's cutoff."""
+    import numpy as np
+
+    from clvdrift.features import TransactionLines, build_training_set
+    from clvdrift.model.evaluate import regression_metrics
+
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, (step, (policy, ctx, _tc, _dc)) in enumerate(zip(day_steps, contexts, strict=True)):
+        if step.quality is None or step.cutoff is None:
+            continue
+        key = (policy.slug, step.champion_version)
+        if key not in champions:
+            champions[key] = _load_champion(ctx, step.champion_version)
+        t = champions[key].training
+        groups.setdefault((t.target, t.horizon_days, t.lookback_days, step.cutoff), []).append(i)
+    out = list(day_steps)
+    if not groups:
+        return out
+    lines = TransactionLines.from_frame(clean)  # once for every group
+    for (target, horizon, lookback, cutoff), members in groups.items():
+        ts = build_training_set(
+            lines,
+            target=target,
+            horizon_days=horizon,
+            cutoff=cutoff,
+            lookback_days=lookback,
+            require_labels=False,
+        )
+        customers = ts.features.index.astype(str)
+        common = np.ones(len(customers), dtype=bool)
+        scored = []
+        for i in members:
+            champ = champions[(contexts[i][0].slug, day_steps[i].champion_version)]
+            if champ.training.labels_overlap(cutoff, horizon):
+                common &= ~customers.isin(champ.trained_on)
+            scored.append((i, champ.model.predict(ts.features)))
+        actual = ts.target.to_numpy()
+        for i, predicted in scored:
+            metrics = regression_metrics(actual[common], predicted[common])
+            out[i] = dataclasses.replace(
+                out[i],
+                paired_quality={k: _finite(metrics[k]) for k in QUALITY_METRICS},
+                customers_paired=int(common.sum()),
+            )
+    return out
+
+
 def _run_steps(
     contexts: list[tuple[Policy, CycleContext, TrainConfig, DriftConfig]],
     raw: pd.DataFrame,
@@ -690,6 +784,7 @@ def _run_steps(
     steps: list[ReplayStep] = []
     skipped: list[date] = []
     previous: pd.DataFrame | None = None  # the cleaned rows of the last step replayed
+    champions: dict[tuple[str, str], _Champion] = {}  # (policy, version) → its model and training facts
     known = -1  # how many raw rows it had
     cycle_log = logging.getLogger("clvdrift.pipeline.cycle")
     level = cycle_log.level
@@ -728,6 +823,8 @@ def _run_steps(
                         timings=timings,
                     )
                 )
+            with timings.step("paired scoring"):
+                steps[-len(contexts) :] = _paired(steps[-len(contexts) :], contexts, frame, champions)
             log.info("replay step %s (%d/%d) done", day, i, len(dates))
     finally:
         cycle_log.setLevel(level)

@@ -574,6 +574,8 @@ def _summary_rows(summary: Mapping[str, Any]) -> list[str]:
             _fmt(item.get("worst_spearman")),
             _fmt(item.get("mean_mae"), 2),
             _fmt(item.get("worst_mae"), 2),
+            _fmt(item.get("paired_mean_spearman")),
+            _fmt(item.get("paired_mean_mae"), 2),
             precision_text,
         ]
         policy = _esc(item.get("policy", "?"))
@@ -594,7 +596,8 @@ def replay_html(timeline: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
         "<tr><th>policy</th><th>steps</th><th>retrains</th><th>retrain errors</th><th>promotions</th>"
         "<th>alarms (data / model drift)</th><th>matured steps</th>"
         "<th>mean Spearman</th><th>worst Spearman</th>"
-        "<th>mean MAE</th><th>worst MAE</th><th>alarm precision</th></tr>"
+        "<th>mean MAE</th><th>worst MAE</th>"
+        "<th>paired mean Spearman</th><th>paired mean MAE</th><th>alarm precision</th></tr>"
     )
     facts = (
         f"{_esc(_span(data))}, a step every "

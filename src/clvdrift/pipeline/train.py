@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from clvdrift.config import TrainConfig
@@ -129,6 +130,24 @@ def champion_to_beat(registry: ModelRegistry, models_dir: Path) -> ChampionToBea
     except ArtifactError:
         return None
     return ChampionToBeat(record.version, model, TrainingRecord.from_dict(record.training), customers)
+
+
+def held_out(customers: pd.Index, config: TrainConfig) -> np.ndarray:
+    """Which of ``customers`` a registered version never trains on: a ``config.test_size`` share chosen
+    by a hash of the customer id keyed with ``config.random_state``, not by a random draw per fit (of a
+    few customers none of whose hashes fall below the share, the one with the smallest hash).
+
+    The same customers are held out of every version, so any two versions — a champion and its
+    successor, the champions of two replay policies — have unseen customers in common to be compared
+    on, and a customer held out once is never trained on later."""
+    ids = customers.astype(str).to_numpy(dtype=object)
+    hashed = pd.util.hash_array(ids, hash_key=f"{config.random_state:016d}", categorize=False)
+    out = np.asarray(hashed / 2.0**64 < config.test_size, dtype=bool)
+    if len(ids) >= 2 and not out.any():  # a few customers, none hashed below: the smallest hash
+        out[np.argmin(hashed)] = True
+    if len(ids) >= 2 and out.all():
+        out[np.argmax(hashed)] = False
+    return out
 
 
 def fit_on_cutoff(
@@ -361,6 +380,12 @@ def fit_version(
     return refit(lines, ts, config, evaluation, judged_predictions)
 
 
+def _split(ts: TrainingSet, config: TrainConfig) -> tuple[pd.Index, pd.Index]:
+    """The training and the :func:`held_out` customers of ``ts``."""
+    out = held_out(ts.features.index, config)
+    return ts.features.index[~out], ts.features.index[out]
+
+
 def refit(
     lines: TransactionLines,
     ts: TrainingSet,
@@ -371,17 +396,13 @@ def refit(
     """The model refitted at ``ts.cutoff`` on the family's training cutoffs (the version that is
     registered), carrying the ``evaluation`` through time that judged the family.
 
-    A random ``config.test_size`` share of the customers is left out of every training row: later
-    drift checks and gates whose labels overlap this model's can score them cleanly. Their figures on
-    (C, C + H] are added as ``random_split`` (secondary: the same window the model trained on)."""
-    from sklearn.model_selection import train_test_split
-
+    The :func:`held_out` customers are left out of every training row: later drift checks and gates
+    whose labels overlap this model's can score them cleanly. Their figures on (C, C + H] are added as
+    ``random_split`` (secondary: the same window the model trained on)."""
     from clvdrift.model.evaluate import compare_to_baseline
 
-    train_ids, test_ids = train_test_split(
-        ts.features.index, test_size=config.test_size, random_state=config.random_state
-    )
-    model, stacked = fit_on_cutoff(lines, ts.cutoff, config, exclude=pd.Index(test_ids))
+    train_ids, test_ids = _split(ts, config)
+    model, stacked = fit_on_cutoff(lines, ts.cutoff, config, exclude=test_ids)
     predictions = pd.Series(model.predict(ts.features), index=ts.features.index)
     secondary = compare_to_baseline(
         ts.target.loc[test_ids].to_numpy(),
@@ -432,17 +453,13 @@ def _fit_random_split(
     share of the customers is held out of training and the model judged on them, labelled
     ``random split``. With ``lines`` (a holdout target) the family trains on its own cutoffs as in
     :func:`refit`; the formula target trains on the one cutoff."""
-    from sklearn.model_selection import train_test_split
-
     from clvdrift.model.base import new_model
     from clvdrift.model.evaluate import compare_to_baseline
 
-    train_ids, test_ids = train_test_split(
-        ts.features.index, test_size=config.test_size, random_state=config.random_state
-    )
+    train_ids, test_ids = _split(ts, config)
     stacked = None
     if lines is not None:
-        model, stacked = fit_on_cutoff(lines, ts.cutoff, config, exclude=pd.Index(test_ids))
+        model, stacked = fit_on_cutoff(lines, ts.cutoff, config, exclude=test_ids)
     else:
         model = new_model(config).fit(ts.features.loc[train_ids], ts.target.loc[train_ids])
     predictions = pd.Series(model.predict(ts.features), index=ts.features.index)
