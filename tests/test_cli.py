@@ -166,6 +166,8 @@ def test_detect_reads_a_semicolon_file_with_renamed_columns(workdir, capsys):
         ({"CLVDRIFT_TRAIN__HORIZON_DAYS": "-3"}, ["train"], ["horizon_days"]),
         ({"CLVDRIFT_HORIZON_DAYS": "30"}, ["train"], ["unknown setting", "CLVDRIFT_TRAIN__HORIZON_DAYS"]),
         ({"CLVDRIFT_DRIFT__STATTEST": "magic"}, ["detect"], ["unknown test", "magic"]),
+        ({"CLVDRIFT_TRAIN__GBM": "abc"}, ["train"], ["CLVDRIFT_TRAIN__GBM:", "JSON object", "__MAX_ITER"]),
+        ({"CLVDRIFT_TRAIN": '{"horizon_days": 6'}, ["train"], ["CLVDRIFT_TRAIN:", "JSON object"]),
         ({}, ["train", "--cutoff", "notadate"], ["notadate"]),
         ({}, ["train", "--horizon-days", "100000", "--cutoff", "2022-06-01"], ["horizon_days"]),
         ({}, ["train", "--data", "missing.csv"], ["missing.csv"]),
@@ -451,6 +453,9 @@ def test_switching_families_leaves_no_latest_file_of_the_old_champion(workdir, c
     assert not (workdir / "models" / "scaler_latest.joblib").exists()
     meta = json.loads((workdir / "models" / "metadata_latest.json").read_text())
     assert meta["family"] == "gbm" and meta["version"] == result["version"]
+    code, out, _ = clv(capsys, "models", "list")  # each version's family is shown
+    rows = [line for line in out.splitlines() if "│" in line and "20" in line]
+    assert code == 0 and [("gbm" in r, "rf" in r) for r in rows] == [(True, False), (False, True)], out
     os.environ["CLVDRIFT_TRAIN__GBM__RANDOM_STATE"] = "-5"
     try:
         code, _, err = clv(capsys, "train")

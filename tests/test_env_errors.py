@@ -267,3 +267,29 @@ def test_training_onto_a_full_disk_is_exit_3_and_leaves_nothing_behind(
     assert sorted(p.name for p in models.iterdir()) == before  # no new version file, no *.tmp
     assert not list(small_disk.rglob("*.tmp"))
     assert json.loads(clvdrift(tmp_path, "models", "list", "--json", **env).stdout) == versions
+
+
+def test_an_out_on_a_read_only_disk_names_the_file_asked_for_not_a_temporary_one(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from clvdrift.errors import ClvdriftError
+    from clvdrift.pipeline.predict import OUTPUT_COLUMNS, _write
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(disk)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        frame = pd.DataFrame({c: [1] for c in OUTPUT_COLUMNS}).set_index("CustomerID")
+        with pytest.raises(ClvdriftError) as err:
+            _write(frame, disk / "predictions.csv")
+        message = str(err.value)
+        assert str(disk / "predictions.csv") in message and ".tmp" not in message, message
+        assert "read-only" in message.lower(), message
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

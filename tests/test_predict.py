@@ -207,6 +207,31 @@ def test_predict_writes_the_documented_columns(history, tmp_path):
         _write(frame, tmp_path / "p.json")
 
 
+def test_predict_removes_what_a_killed_predict_left_and_names_an_unwritable_out(history, tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    from clvdrift.errors import ClvdriftError
+    from clvdrift.io import _host_tag
+    from clvdrift.pipeline.predict import _write
+
+    frame, _ = predict_customers(TransactionLines.from_frame(history), LastQuarter(), RECORD)
+    frame["model_version"] = "v1"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    tag = _host_tag()  # this host's, as atomic_write names its temporary files
+    left = tmp_path / f".p.csv.{dead.pid}-{tag}.abc123.tmp"  # a killed predict's half-written file
+    other = tmp_path / f".other.csv.{dead.pid}-{tag}.abc123.tmp"  # another file's: not ours to remove
+    left.write_text("half")
+    other.write_text("half")
+    _write(frame, tmp_path / "p.csv")
+    assert not left.exists() and other.exists() and (tmp_path / "p.csv").is_file()
+    # a folder no file can be created in, even by root (sysfs: EACCES): the error names the file asked for
+    with pytest.raises(ClvdriftError) as err:
+        _write(frame, Path("/sys/p.csv"))
+    assert "/sys/p.csv" in str(err.value) and ".tmp" not in str(err.value)
+
+
 def test_predict_never_overwrites_its_input_or_stored_files(tmp_path):
     from clvdrift.pipeline.predict import _check_out
 

@@ -1277,6 +1277,8 @@ def _yes_no(value: bool | None) -> str:
 @models_app.command("list")
 def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
     """Registered model versions, newest first, with held-out metrics; * marks the champion."""
+    from clvdrift.model.base import TrainingRecord
+
     versions = _registry(get_settings().database_url).list_versions()
     if as_json:
         _print_json([v.to_dict() for v in versions])
@@ -1289,6 +1291,7 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as J
         "",
         "version",
         "created (UTC)",
+        "family",
         "target",
         "cutoff",
         "customers",
@@ -1305,6 +1308,7 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as J
             "*" if v.is_champion else "",
             v.version,
             v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            TrainingRecord.from_dict(v.training).family,
             v.target,
             str(v.training.get("cutoff")),
             f"{v.training.get('customers', 0):,}",

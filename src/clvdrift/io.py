@@ -11,6 +11,7 @@ writer is still alive (the host tag keeps a writer on another machine sharing th
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
@@ -62,7 +63,10 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name}.{os.getpid()}-{_host_tag()}."
-    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # e.g. a read-only folder: name the file asked for, not a temporary name
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -156,8 +160,11 @@ def _is_stale(path: Path, now: float) -> bool:
     return match is not None and match["host"] == _host_tag() and not _pid_alive(int(match["pid"]))
 
 
-def remove_stale_temp_files(directory: Path, *, dry_run: bool = False) -> list[Path]:
-    """Remove the temporary files of :func:`atomic_write` in ``directory`` left by dead writers.
+def remove_stale_temp_files(
+    directory: Path, *, dry_run: bool = False, target: str | None = None
+) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_write` in ``directory`` left by dead writers (with
+    ``target``, only those of the file of that name).
 
     A temporary file is stale when its writer's PID (in its name) is not alive on this host, or when
     it is older than :data:`STALE_TEMP_AGE_SECONDS`. Files of live writers and of writers on other hosts
@@ -168,7 +175,8 @@ def remove_stale_temp_files(directory: Path, *, dry_run: bool = False) -> list[P
     if not directory.is_dir():
         return []
     now = time.time()
-    stale = sorted(p for p in directory.glob(".*.tmp") if p.is_file() and _is_stale(p, now))
+    pattern = f".{glob.escape(target)}.*.tmp" if target is not None else ".*.tmp"
+    stale = sorted(p for p in directory.glob(pattern) if p.is_file() and _is_stale(p, now))
     if not dry_run:
         for path in stale:
             path.unlink(missing_ok=True)

@@ -137,6 +137,25 @@ def _check_names(environ: Mapping[str, str]) -> None:
         )
 
 
+def _bad_groups(environ: Mapping[str, str]) -> list[str]:
+    """The variables in ``environ`` that name a group of settings and hold no JSON object."""
+    import json
+
+    known = known_variables()
+    groups = {k for k in known if any(other.startswith(k + "__") for other in known)}
+    bad = []
+    for var, value in sorted(environ.items()):
+        if var.upper() not in groups:
+            continue
+        try:
+            ok = isinstance(json.loads(value), dict)
+        except ValueError:
+            ok = False
+        if not ok:
+            bad.append(var)
+    return bad
+
+
 def get_settings() -> Settings:
     """The settings from the environment; an invalid or unknown ``CLVDRIFT_*`` variable is a
     :class:`ConfigError` (a misspelt name must not be silently ignored)."""
@@ -146,5 +165,12 @@ def get_settings() -> Settings:
     except ValidationError as exc:  # pydantic echoes the value given: a URL's password is hidden
         raise ConfigError(mask_url(str(config_error(exc, "CLVDRIFT_* setting")))) from None
     except SettingsError as exc:  # e.g. a value that is not JSON where JSON is expected
+        bad = _bad_groups(os.environ)
+        if bad:  # a group of settings (CLVDRIFT_TRAIN, CLVDRIFT_TRAIN__GBM, …) given as one variable
+            raise ConfigError(
+                f"invalid CLVDRIFT_* setting: {', '.join(bad)}: a group of settings needs a JSON object of "
+                "them (e.g. CLVDRIFT_TRAIN__GBM='{\"max_iter\": 100}'), or set each one apart (e.g. "
+                "CLVDRIFT_TRAIN__GBM__MAX_ITER=100)"
+            ) from None
         cause = exc.__cause__ or exc
         raise ConfigError(mask_url(f"invalid CLVDRIFT_* setting: {exc} ({cause})")) from None

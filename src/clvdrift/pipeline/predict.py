@@ -136,13 +136,14 @@ def _check_out(out: Path, protected: Sequence[Path]) -> None:
 
 
 def _write(frame: pd.DataFrame, out: Path) -> None:
-    from clvdrift.io import atomic_write
+    from clvdrift.io import atomic_write, remove_stale_temp_files
 
     suffix = out.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise ConfigError(f"{out}: the output must end in .csv or .parquet")
     table = frame.reset_index()[list(OUTPUT_COLUMNS)]
     try:
+        remove_stale_temp_files(out.parent, target=out.name)  # what a killed predict left beside it
         if suffix == ".csv":
             atomic_write(out, lambda tmp: table.to_csv(tmp, index=False))
         else:

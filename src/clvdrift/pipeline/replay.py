@@ -28,11 +28,15 @@ and whether it was assessable), the retraining and its gate, the champion in use
 *realized* quality on the newest matured window — the detection's model-drift result: features at
 T − H, revenue in (T − H, T], T the last day of the cleaned rows dated ≤ D, customers the champion did not
 train on. A step date whose rows, cleaned, are the rows of the step before is skipped (``skipped_dates``).
+That customer set depends on the champion (one refitted lately is scored on held-out and new customers
+only), so the step also records a **paired** quality (:func:`_paired`): every champion of a feature group
+scored on the same customers, those none of them trained on. Policies are compared on the paired figures.
 
 Summary per policy: retrains (gated retrainings done; those the data did not allow yet — the gate
 needs 2H + 30 days — are counted apart), alarms (steps whose check said retraining is required, whatever the
 policy did), matured steps, mean and worst realized Spearman and mean / worst MAE over matured steps,
-and the **alarm precision**: the share of alarms followed by a real quality drop. An alarm at step i is
+the paired mean Spearman and MAE, and the **alarm precision**: the share of alarms followed by a real
+quality drop. An alarm at step i is
 *confirmed* when, at step i or at the next step after it with a realized Spearman (a matured window
 with a defined rank correlation), the realized Spearman of the champion then in use is below that
 champion's own held-out Spearman by more than ``GateConfig.tolerance`` (``gate_tolerance`` in
