@@ -39,8 +39,23 @@ def test_another_random_state_holds_out_other_customers():
     assert (a & b).mean() == pytest.approx(0.2 * 0.2, abs=0.01)  # independent draws
 
 
-@pytest.mark.parametrize("n", [2, 3, 5, 10])
-def test_a_few_customers_keep_one_to_judge_and_one_to_train_on(n):
-    for offset in range(0, 400, 7):  # many small sets, some with no hash below the share
+@pytest.mark.parametrize("n", [2, 3, 5, 10, 12, 20, 37])
+def test_a_few_customers_hold_out_enough_to_be_judged_and_keep_one_to_train_on(n):
+    import math
+
+    for offset in range(0, 400, 7):  # many small sets, some with few or no hashes below the share
         out = held_out(_ids(n, offset), TrainConfig())
-        assert 1 <= out.sum() <= n - 1
+        assert min(3, math.ceil(0.2 * n), n - 1) <= out.sum() <= n - 1
+
+
+def test_the_held_out_customers_of_two_sets_are_nested_on_their_common_customers():
+    """Held out = a prefix of one hash order: of the customers two sets share, those held out of the
+    smaller threshold are held out of the other too (so two versions always share unseen customers)."""
+    config = TrainConfig()
+    for n in (8, 15, 60, 500):
+        a, b = _ids(n, 1000), _ids(n, 1000 + n // 2)  # overlapping by half
+        out_a = pd.Series(held_out(a, config), index=a)
+        out_b = pd.Series(held_out(b, config), index=b)
+        common = a.intersection(b)
+        both = out_a[common] & out_b[common]
+        assert both.sum() >= min(out_a[common].sum(), out_b[common].sum()) - 1  # nested up to the one kept

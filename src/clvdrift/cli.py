@@ -976,9 +976,9 @@ def _replay_rows(summaries: list[dict[str, Any]]) -> list[tuple[str, ...]]:
 REPLAY_COLUMNS = ("policy", "steps", "retrains", "alarms", "Spearman", "MAE", "paired", "precision")
 REPLAY_CAPTION = (
     "steps (matured), retrains (promoted), alarms: all, data / model drift; Spearman and MAE realized on "
-    "the matured steps, mean / worst; paired: mean Spearman / MAE on the customers no policy's champion "
-    "(same features) trained on, the same for every policy; precision: alarms confirmed by a quality "
-    "drop / alarms judged"
+    "the matured steps, mean / worst; paired: mean Spearman / MAE on the customers no champion of the same "
+    "features (all-history or lookback) trained on, the same for each policy of that group; precision: "
+    "alarms confirmed by a quality drop / alarms judged"
 )
 
 

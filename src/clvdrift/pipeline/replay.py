@@ -828,7 +828,10 @@ def _run_steps(
                     )
                 )
             with timings.step("paired scoring"):
-                steps[-len(contexts) :] = _paired(steps[-len(contexts) :], contexts, frame, champions)
+                try:
+                    steps[-len(contexts) :] = _paired(steps[-len(contexts) :], contexts, frame, champions)
+                except DataError as exc:  # e.g. no customer at the cutoff: the steps keep no paired figure
+                    log.info("replay step %s: no paired scoring: %s", day, exc)
             log.info("replay step %s (%d/%d) done", day, i, len(dates))
     finally:
         cycle_log.setLevel(level)

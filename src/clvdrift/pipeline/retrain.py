@@ -15,8 +15,8 @@ With T the last day of the data and H the horizon (``TrainConfig.horizon_days``)
    for model drift. When those customers are not known, every customer is scored and the comparison is
    marked not clean (biased toward the champion, so a mistake rejects, never promotes).
 3. :func:`clvdrift.model.gate.decide` compares the two metric sets.
-4. On promotion the final model is refitted with cutoff T − H exactly as ``train`` fits (random
-   train/test split, evaluation against the persistence baseline) and returned for registration.
+4. On promotion the final model is refitted with cutoff T − H exactly as ``train`` fits (the
+   :func:`clvdrift.pipeline.train.held_out` customers left out) and returned for registration.
 
 Nothing is written and the registry is not touched: the caller registers the outcome (the challenger
 with the gate's reason when rejected, the refitted model when promoted).

@@ -132,21 +132,30 @@ def champion_to_beat(registry: ModelRegistry, models_dir: Path) -> ChampionToBea
     return ChampionToBeat(record.version, model, TrainingRecord.from_dict(record.training), customers)
 
 
-def held_out(customers: pd.Index, config: TrainConfig) -> np.ndarray:
-    """Which of ``customers`` a registered version never trains on: a ``config.test_size`` share chosen
-    by a hash of the customer id keyed with ``config.random_state``, not by a random draw per fit (of a
-    few customers none of whose hashes fall below the share, the one with the smallest hash).
+MIN_HELD_OUT = 3
+"""Held-out customers a small set is topped up to (:func:`held_out`): Spearman, Gini and R² need more
+than one."""
 
-    The same customers are held out of every version, so any two versions — a champion and its
-    successor, the champions of two replay policies — have unseen customers in common to be compared
-    on, and a customer held out once is never trained on later."""
+
+def held_out(customers: pd.Index, config: TrainConfig) -> np.ndarray:
+    """Which of ``customers`` a registered version never trains on: those whose id hashes (keyed with
+    ``config.random_state``) below ``config.test_size`` — not a random draw per fit. A few customers
+    may have fewer such hashes than the metrics need: the next smallest hashes top them up to
+    min(3, ⌈test_size × n⌉) (a set of hundreds has far more, and is never topped up); at least one
+    customer is always kept to train on.
+
+    The held-out customers are a prefix of one fixed order (by hash), the same in every version: any two
+    versions — a champion and its successor, the champions of two replay policies — have unseen
+    customers in common to be compared on, and a customer held out once is never trained on later."""
     ids = customers.astype(str).to_numpy(dtype=object)
     hashed = pd.util.hash_array(ids, hash_key=f"{config.random_state:016d}", categorize=False)
     out = np.asarray(hashed / 2.0**64 < config.test_size, dtype=bool)
-    if len(ids) >= 2 and not out.any():  # a few customers, none hashed below: the smallest hash
-        out[np.argmin(hashed)] = True
+    order = np.argsort(hashed, kind="stable")
+    least = min(MIN_HELD_OUT, math.ceil(config.test_size * len(ids)))
+    if out.sum() < least:
+        out[order[:least]] = True
     if len(ids) >= 2 and out.all():
-        out[np.argmax(hashed)] = False
+        out[order[-1]] = False
     return out
 
 
@@ -357,8 +366,8 @@ def fit_version(
     through time (:func:`evaluate_through_time`), then the model refitted at ``cutoff`` on every
     customer: that refit is what is registered.
 
-    The formula target has no time to judge through: it keeps the random customer split (test share
-    ``config.test_size``), labelled ``random split``. Raises :class:`DataError` when the training set or
+    The formula target has no time to judge through: it keeps the customer split (the :func:`held_out`
+    customers), labelled ``random split``. Raises :class:`DataError` when the training set or
     the model's metrics cannot be trusted.
     """
     from clvdrift.features import TransactionLines
@@ -449,8 +458,8 @@ def fitted_at(
 def _fit_random_split(
     ts: TrainingSet, config: TrainConfig, why: str, lines: TransactionLines | None = None
 ) -> FittedModel:
-    """The fallback when there is no time to judge through (``why``): a random ``config.test_size``
-    share of the customers is held out of training and the model judged on them, labelled
+    """The fallback when there is no time to judge through (``why``): the :func:`held_out` customers
+    (a ``config.test_size`` share) are left out of training and the model judged on them, labelled
     ``random split``. With ``lines`` (a holdout target) the family trains on its own cutoffs as in
     :func:`refit`; the formula target trains on the one cutoff."""
     from clvdrift.model.base import new_model
