@@ -93,12 +93,13 @@ def main() -> int:
         print(f"  {name:<16} {seconds:7.1f}  {100 * seconds / wall:5.1f} %")
     print(
         f"{'policy':<20}{'retrains':>9}{'errors':>8}{'alarms':>8}{'mean ρ':>9}{'worst ρ':>9}"
-        f"{'mean MAE':>10}{'precision':>10}"
+        f"{'mean MAE':>10}{'paired ρ':>10}{'paired MAE':>11}{'precision':>10}"
     )
     for s in result.summaries:
         print(
             f"{s.policy:<20}{s.retrains:>9}{s.retrain_errors:>8}{s.alarms:>8}{_fmt(s.mean_spearman):>9}"
-            f"{_fmt(s.worst_spearman):>9}{_fmt(s.mean_mae, 0):>10}{_fmt(s.alarm_precision, 2):>10}"
+            f"{_fmt(s.worst_spearman):>9}{_fmt(s.mean_mae, 0):>10}{_fmt(s.paired_mean_spearman):>10}"
+            f"{_fmt(s.paired_mean_mae, 0):>11}{_fmt(s.alarm_precision, 2):>10}"
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from clvdrift.data.history import TransactionHistory
+    from clvdrift.features import TransactionLines
     from clvdrift.io import ProcessIdentity
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.pipeline.common import Cleaned
@@ -449,9 +450,10 @@ def detect_history(
     *,
     render_html: bool = False,
     cleaned: Cleaned | None = None,
+    lines: TransactionLines | None = None,
 ) -> DetectResult:
-    """The history ``raw`` against the champion (:func:`detect_transactions`; ``cleaned``: its
-    cleaned form when the caller has it)."""
+    """The history ``raw`` against the champion (:func:`detect_transactions`; ``cleaned`` and ``lines``:
+    its cleaned form and line table when the caller has them)."""
     return detect_transactions(
         raw,
         registry=ctx.registry,
@@ -461,6 +463,7 @@ def detect_history(
         config=config,
         render_html=render_html,
         cleaned=cleaned,
+        lines=lines,
     )
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from clvdrift.drift import DataDriftResult, ModelDriftResult
+    from clvdrift.features import TransactionLines
     from clvdrift.model.base import TrainingRecord
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.pipeline.common import Cleaned
@@ -209,11 +210,12 @@ def detect_transactions(
     render_html: bool = True,
     progress: Progress | None = None,
     cleaned: Cleaned | None = None,
+    lines: TransactionLines | None = None,
 ) -> DetectResult:
     """Check a batch of raw transactions against the champion (see the module docstring).
 
-    ``cleaned`` is ``clean_transactions(raw)`` when the caller has it already (a replay cleans each
-    step's rows once for all its policies)."""
+    ``cleaned`` is ``clean_transactions(raw)`` when the caller has it already, and ``lines`` its line
+    table (a replay cleans each step's rows once for all its policies and builds their table once)."""
     from clvdrift.drift import ReferenceProfile, detect_data_drift, detect_model_drift
     from clvdrift.features import build_training_set
     from clvdrift.model.artifacts import read_verified
@@ -236,7 +238,7 @@ def detect_transactions(
         clean, cleaning = cleaned if cleaned is not None else clean_transactions(raw)
         cut, labelled = choose_cutoff(clean, training, cutoff)
         ts = build_training_set(
-            clean,
+            lines if lines is not None else clean,
             target=training.target,
             horizon_days=training.horizon_days,
             cutoff=cut,

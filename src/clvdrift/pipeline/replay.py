@@ -75,6 +75,7 @@ from clvdrift.pipeline.common import Timings, Workspace
 if TYPE_CHECKING:
     import pandas as pd
 
+    from clvdrift.features import TransactionLines
     from clvdrift.pipeline.common import Cleaned
     from clvdrift.pipeline.cycle import CycleContext
 
@@ -330,9 +331,11 @@ def _cycle(
     train_config: TrainConfig,
     gate_config: GateConfig,
     timings: Timings,
+    lines: TransactionLines | None = None,
 ) -> ReplayStep:
     """One real monitoring cycle of ``policy`` on ``raw_d`` (module docstring; ``cleaned`` is
-    ``clean_transactions(raw_d)``), in its run history; the phases' time is added to ``timings``."""
+    ``clean_transactions(raw_d)`` and ``lines`` its line table), in its run history; the phases' time
+    is added to ``timings``."""
     from clvdrift.pipeline.cycle import (
         DriftOutcome,
         detect_history,
@@ -347,7 +350,7 @@ def _cycle(
         start_run(ctx, run_id, "replay", "snapshot")
     try:
         with timings.step("detect"):
-            detected = detect_history(ctx, raw_d, source, drift_config, cleaned=cleaned)
+            detected = detect_history(ctx, raw_d, source, drift_config, cleaned=cleaned, lines=lines)
         outcome = DriftOutcome.of(detected)
         retrained = policy.retrains(step, outcome.retraining_required)
         challenger, gate_outcome, gate_reason = None, None, None
@@ -714,7 +717,7 @@ def _load_champion(ctx: CycleContext, version: str) -> _Champion:
 def _paired(
     day_steps: list[ReplayStep],
     contexts: list[tuple[Policy, CycleContext, TrainConfig, DriftConfig]],
-    clean: pd.DataFrame,
+    lines: TransactionLines,
     champions: dict[tuple[str, str], _Champion],
 ) -> list[ReplayStep]:
     """``day_steps`` (one per policy, in ``contexts`` order) with each champion's quality on the
@@ -727,7 +730,7 @@ def _paired(
     :func:`clvdrift.pipeline.train.held_out`) and those new since the latest champion's cutoff."""
     import numpy as np
 
-    from clvdrift.features import TransactionLines, build_training_set
+    from clvdrift.features import build_training_set
     from clvdrift.model.evaluate import regression_metrics
 
     groups: dict[tuple[Any, ...], list[int]] = {}
@@ -742,7 +745,6 @@ def _paired(
     out = list(day_steps)
     if not groups:
         return out
-    lines = TransactionLines.from_frame(clean)  # once for every group
     for (target, horizon, lookback, cutoff), members in groups.items():
         ts = build_training_set(
             lines,
@@ -754,15 +756,14 @@ def _paired(
         )
         customers = ts.features.index.astype(str)
         common = np.ones(len(customers), dtype=bool)
-        scored = []
-        for i in members:
-            champ = champions[(contexts[i][0].slug, day_steps[i].champion_version)]
+        group = [champions[(contexts[i][0].slug, day_steps[i].champion_version)] for i in members]
+        for champ in group:
             if champ.training.labels_overlap(cutoff, horizon):
                 common &= ~customers.isin(champ.trained_on)
-            scored.append((i, champ.model.predict(ts.features)))
-        actual = ts.target.to_numpy()
-        for i, predicted in scored:
-            metrics = regression_metrics(actual[common], predicted[common])
+        features, actual = ts.features[common], ts.target.to_numpy()[common]  # only these are scored
+        for i, champ in zip(members, group, strict=True):
+            predicted = champ.model.predict(features) if len(features) else np.empty(0)
+            metrics = regression_metrics(actual, predicted)
             out[i] = dataclasses.replace(
                 out[i],
                 paired_quality={k: _finite(metrics[k]) for k in QUALITY_METRICS},
@@ -784,6 +785,8 @@ def _run_steps(
     and the step dates skipped: those without a raw row since the step before, or whose new rows
     cleaning removes all (guests, postage, …). Such a step would check the same window again and count
     its alarms, retrains and quality twice."""
+    from clvdrift.features import TransactionLines
+
     total = len(dates) * len(contexts)
     steps: list[ReplayStep] = []
     skipped: list[date] = []
@@ -808,6 +811,7 @@ def _run_steps(
                     skipped.append(day)
                     continue
                 previous = frame
+                lines = TransactionLines.from_frame(frame)  # once for every policy's check
             i += 1
             for policy, ctx, tc, dc in contexts:
                 if progress:
@@ -825,11 +829,12 @@ def _run_steps(
                         train_config=tc,
                         gate_config=gate_config,
                         timings=timings,
+                        lines=lines,
                     )
                 )
             with timings.step("paired scoring"):
                 try:
-                    steps[-len(contexts) :] = _paired(steps[-len(contexts) :], contexts, frame, champions)
+                    steps[-len(contexts) :] = _paired(steps[-len(contexts) :], contexts, lines, champions)
                 except DataError as exc:  # e.g. no customer at the cutoff: the steps keep no paired figure
                     log.info("replay step %s: no paired scoring: %s", day, exc)
             log.info("replay step %s (%d/%d) done", day, i, len(dates))
