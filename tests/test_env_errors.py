@@ -6,6 +6,7 @@ log file, the run history)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -223,22 +224,28 @@ def test_disk_errors_anywhere_are_exit_3_naming_the_file(
         assert f"while writing {filename}" in lines[0], lines[0]
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs mounted at ``tmp_path/disk`` (needs root and the right to mount), unmounted after."""
+@contextlib.contextmanager
+def _tmpfs(where: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at ``where`` with ``options`` (needs root and the right to mount), unmounted after."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    disk = tmp_path / "disk"
-    disk.mkdir()
+    where.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, text=True
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
-        yield disk
+        yield where
     finally:
-        subprocess.run(["umount", str(disk)], check=True)
+        subprocess.run(["umount", str(where)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs mounted at ``tmp_path/disk``."""
+    with _tmpfs(tmp_path / "disk", "size=2m") as disk:
+        yield disk
 
 
 def test_training_onto_a_full_disk_is_exit_3_and_leaves_nothing_behind(
@@ -279,21 +286,10 @@ def test_an_out_on_a_read_only_disk_names_the_file_asked_for_not_a_temporary_one
     from clvdrift.errors import ClvdriftError
     from clvdrift.pipeline.predict import OUTPUT_COLUMNS, _write
 
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    disk = tmp_path / "ro"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(disk)], capture_output=True, text=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with _tmpfs(tmp_path / "ro", "ro,size=1m") as disk:
         frame = pd.DataFrame({c: [1] for c in OUTPUT_COLUMNS}).set_index("CustomerID")
         with pytest.raises(ClvdriftError) as err:
             _write(frame, disk / "predictions.csv")
         message = str(err.value)
         assert str(disk / "predictions.csv") in message and ".tmp" not in message, message
         assert "read-only" in message.lower(), message
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
