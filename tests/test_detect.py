@@ -112,6 +112,23 @@ def test_json_result_and_latest_copy(trained, raw, tmp_path):
     assert {"column", "test", "statistic", "threshold", "drifted", "p_value", "effect_size"} <= set(col)
 
 
+def test_check_batch_writes_nothing_and_write_reports_writes_what_it_found(trained, raw, tmp_path):
+    root, registry, _ = trained
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    batch = simulate_scenario(raw, "data-drift", seed=3)
+    checked = pipeline.check_batch(batch, registry=registry, models_dir=root / "models", source="test")
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    assert not (tmp_path / "reports").exists()
+    assert checked.reports == {} and checked.evidence is not None
+    assert checked.data_drift.dataset_drift is True
+    assert "evidence" not in checked.to_dict()
+    written = pipeline.write_reports(checked, tmp_path / "reports", render_html=False)
+    doc = json.loads((tmp_path / "reports" / checked.run_id / "drift_report.json").read_text())
+    assert doc == json.loads(json.dumps(written.to_dict()))
+    assert doc["decision"] == checked.decision.to_dict() and doc["run_id"] == checked.run_id
+    assert doc["reports"]["json"].endswith(f"{checked.run_id}/drift_report.json")
+
+
 def test_labels_not_available_is_said_not_invented(trained, raw, tmp_path):
     recent = raw[raw["InvoiceDate"] >= "2011-11-01"].reset_index(drop=True)  # 39 days < H = 91
     result = check(trained, recent, tmp_path, render_html=False)

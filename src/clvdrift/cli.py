@@ -264,10 +264,9 @@ def _progress_bar(label: str) -> Iterator[Callable[[int, int, str], None]]:
 
 
 def _registry(database_url: str):  # type: ignore[no-untyped-def]
-    from clvdrift.model.registry import ModelRegistry
-    from clvdrift.store import connect
+    from clvdrift.pipeline.champion import open_registry
 
-    return ModelRegistry(connect(database_url))
+    return open_registry(database_url)
 
 
 def _columns(pairs: list[str] | None) -> dict[str, str]:
@@ -708,7 +707,9 @@ def predict(
 
     settings = get_settings()
     with _progress("predicting") as progress:
-        raw, source = _predict_input(settings, data, date_format, _columns(column))
+        raw, source = pipeline.predict_input(
+            settings.workspace(), data, date_format=date_format, columns=_columns(column)
+        )
         result = pipeline.predict(
             raw,
             registry=_registry(settings.database_url),
@@ -741,24 +742,6 @@ def predict(
         highlight=False,
     )
     out.print(f"written to {result['output']}" if result["output"] else "not written (pass --out PATH)")
-
-
-def _predict_input(
-    settings: Settings, data: Path | None, date_format: str | None, columns: dict[str, str]
-) -> tuple[Any, str]:
-    """The raw transactions ``predict`` reads, and how its summary names them."""
-    from clvdrift.data import load_transactions
-
-    if data is None:
-        from clvdrift.data.history import TransactionHistory, current_batches
-        from clvdrift.store import connect
-
-        history = TransactionHistory(settings.workspace().history_dir, connect(settings.database_url))
-        batches = len(current_batches(history.batches()))
-        if batches:
-            return history.read(), f"transaction history ({batches} batch{'es' if batches != 1 else ''})"
-    path = data or settings.raw_data
-    return load_transactions(path, date_format=date_format, columns=columns), str(path)
 
 
 def _scenario_table(results: dict[str, dict[str, Any]]) -> Table:
@@ -1277,9 +1260,9 @@ def _yes_no(value: bool | None) -> str:
 @models_app.command("list")
 def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
     """Registered model versions, newest first, with held-out metrics; * marks the champion."""
-    from clvdrift.model.base import TrainingRecord
+    from clvdrift.pipeline.champion import list_versions
 
-    versions = _registry(get_settings().database_url).list_versions()
+    versions = list_versions(get_settings().database_url)
     if as_json:
         _print_json([v.to_dict() for v in versions])
         return
@@ -1308,7 +1291,7 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as J
             "*" if v.is_champion else "",
             v.version,
             v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            TrainingRecord.from_dict(v.training).family,
+            v.family,
             v.target,
             str(v.training.get("cutoff")),
             f"{v.training.get('customers', 0):,}",
@@ -1377,13 +1360,9 @@ def models_gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the files, remove nothing.")] = False,
 ) -> None:
     """Remove artifact files of versions that are not in the registry, and temporary files of killed runs."""
-    from clvdrift.io import remove_stale_temp_files
-    from clvdrift.model.artifacts import collect_garbage
+    from clvdrift.pipeline.champion import collect_garbage
 
-    ws = get_settings().workspace()
-    removed = collect_garbage(_registry(ws.database_url), ws.models_dir, dry_run=dry_run)
-    for folder in (ws.reference_dir, ws.current_dir, ws.reports_dir):
-        removed += remove_stale_temp_files(folder, dry_run=dry_run)
+    removed = collect_garbage(get_settings().workspace(), dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     out.print(f"{verb} {len(removed)} file(s)" + "".join(f"\n  {p}" for p in removed), highlight=False)
 

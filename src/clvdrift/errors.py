@@ -1,19 +1,24 @@
-"""The one exception hierarchy of clvdrift, and the one map from errors to exit codes.
+"""The one exception hierarchy of clvdrift, and the one map from errors to exit codes and HTTP statuses.
 
-Adapters (CLI, Airflow tasks, the service) translate these to exit codes and HTTP statuses::
+Adapters (CLI, Airflow tasks, the service) translate these with :func:`exit_code` and
+:func:`http_status`; each class carries both (exit code, HTTP status)::
 
-    ClvdriftError
-     ├── DataError              bad input data: unreadable file, missing column, bad values
+    ClvdriftError                                       4  500
+     ├── DataError              bad input data            2  422
      │    ├── AmbiguousDateError  day/month order cannot be told from the file itself
      │    └── DriftInputError     data or options given to the drift check cannot be used
-     ├── ConfigError            bad settings or arguments
-     ├── StorageError           the disk: full, over quota, read-only, I/O error (exit 3)
-     ├── ArtifactError          model artifacts missing or unreadable
+     ├── ConfigError            bad settings or arguments 2  400
+     ├── StorageError           the disk: full, over quota, read-only, I/O error   3  507
+     ├── ArtifactError          model artifacts missing or unreadable              3  500
      │    └── ArtifactIntegrityError  an artifact does not match its recorded sha256
      │         └── ProfileIntegrityError  a saved reference profile fails its checksum
-     └── RegistryError          model registry: unknown version, no champion, store failure
-          ├── LockBusyError      another process holds a lock of the store (exit 5)
-          └── HistoryIntegrityError  a part of the transaction history is missing or corrupted
+     └── RegistryError          the store cannot answer (unreachable, failed)      3  503
+          ├── NotFoundError      unknown model version, run or report            3  404
+          ├── NoChampionError    no champion registered yet                      3  503
+          ├── ConflictError      the request contradicts the store's state       3  409
+          │                      (already registered, already champion, nothing to roll back)
+          ├── LockBusyError      another process holds a lock of the store      5  409
+          └── HistoryIntegrityError  a part of the transaction history is missing or corrupted  3  500
 
 Exit codes of the command line (:data:`EXIT_CODES`): 0 success; 1 ``--fail-on-drift`` and retraining
 is required (not an error); 2 bad data, settings or arguments; 3 artifacts or store; 4 an unexpected
@@ -41,12 +46,14 @@ class ClvdriftError(Exception):
     """Base class of every error clvdrift raises on purpose."""
 
     exit_code = EXIT_INTERNAL
+    http_status = 500
 
 
 class DataError(ClvdriftError):
     """Input data cannot be used; the message names the file, the column and example rows."""
 
     exit_code = EXIT_BAD_INPUT
+    http_status = 422
 
 
 class AmbiguousDateError(DataError):
@@ -64,6 +71,7 @@ class ConfigError(ClvdriftError):
     """A setting or argument is invalid."""
 
     exit_code = EXIT_BAD_INPUT
+    http_status = 400
 
 
 class ArtifactError(ClvdriftError):
@@ -81,9 +89,29 @@ class ProfileIntegrityError(ArtifactIntegrityError):
 
 
 class RegistryError(ClvdriftError):
-    """The model registry cannot answer: unknown version, no champion, unreachable store."""
+    """The model registry or the store cannot answer (unreachable, failed); the subclasses say why."""
 
     exit_code = EXIT_STORE
+    http_status = 503
+
+
+class NotFoundError(RegistryError):
+    """An unknown model version, run or report."""
+
+    http_status = 404
+
+
+class NoChampionError(RegistryError):
+    """No champion model is registered yet (`clvdrift train` first)."""
+
+    http_status = 503
+
+
+class ConflictError(RegistryError):
+    """The request contradicts the store's state: a version already registered, the champion already, or
+    nothing to roll back to."""
+
+    http_status = 409
 
 
 EXIT_CODES: dict[str, int] = {
@@ -102,16 +130,27 @@ def exit_code(exc: BaseException) -> int:
     return exc.exit_code if isinstance(exc, ClvdriftError) else EXIT_INTERNAL
 
 
+def http_status(exc: BaseException) -> int:
+    """The HTTP status of an error: its class's for clvdrift errors, a disk error's 507 (see
+    :func:`storage_error`), 500 otherwise."""
+    if isinstance(exc, ClvdriftError):
+        return exc.http_status
+    return StorageError.http_status if storage_error(exc) is not None else 500
+
+
 class LockBusyError(RegistryError):
     """A lock of the store (the training or the cycle lock) is held by another process: try again when
     it is done (exit code 5, so a scheduler can tell "busy" from a broken store)."""
 
     exit_code = EXIT_BUSY
+    http_status = 409
 
 
 class HistoryIntegrityError(RegistryError):
     """A part file of the transaction history is missing, unreadable or differs from its checksum; the
     message names the part and its batch and says how to repair (``clvdrift history``)."""
+
+    http_status = 500
 
 
 class StorageError(ClvdriftError):
@@ -119,6 +158,7 @@ class StorageError(ClvdriftError):
     the environment (exit 3). :func:`storage_error` recognises one behind any exception."""
 
     exit_code = EXIT_STORE
+    http_status = 507
 
 
 _DISK_ERRORS = {

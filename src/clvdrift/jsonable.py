@@ -14,7 +14,7 @@ from datetime import date, datetime
 from pathlib import PurePath
 from typing import Any
 
-__all__ = ["dataclass_dict", "dumps", "plain"]
+__all__ = ["TRANSIENT", "dataclass_dict", "dumps", "plain"]
 
 
 def plain(value: Any) -> Any:
@@ -44,9 +44,14 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+TRANSIENT = {"transient": True}
+"""``field(metadata=TRANSIENT)`` marks a field that lives in memory only: :func:`dataclass_dict` leaves
+it out."""
+
+
 def dataclass_dict(obj: Any) -> dict[str, Any]:
-    """The fields of a dataclass instance as plain JSON types."""
-    return {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}
+    """The fields of a dataclass instance as plain JSON types (without :data:`TRANSIENT` fields)."""
+    return {f.name: plain(getattr(obj, f.name)) for f in fields(obj) if not f.metadata.get("transient")}
 
 
 def dumps(value: Any, *, indent: int | None = 2) -> str:

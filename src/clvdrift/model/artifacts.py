@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clvdrift.errors import ArtifactError, ArtifactIntegrityError, RegistryError
+from clvdrift.errors import ArtifactError, ArtifactIntegrityError, NoChampionError
 from clvdrift.io import atomic_write, atomic_write_text, remove_stale_temp_files, sha256_file
 from clvdrift.model.base import ClvModel, check_family, family_class
 
@@ -182,7 +182,7 @@ def publish_registry_champion(
     with _publish_lock(Path(models_dir)):
         champion = registry.champion()
         if champion is None:
-            raise RegistryError("no champion model registered; nothing to publish")
+            raise NoChampionError("no champion model registered; nothing to publish")
         return _publish(Path(models_dir), Path(reference_dir), champion.version, champion.artifacts)
 
 

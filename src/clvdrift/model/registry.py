@@ -31,7 +31,7 @@ from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from clvdrift.errors import RegistryError
+from clvdrift.errors import ConflictError, NoChampionError, NotFoundError, RegistryError
 from clvdrift.store.db import is_transient, session_scope
 from clvdrift.store.locks import lock_key
 from clvdrift.store.tables import CHAMPION_INDEX, ModelVersionRow
@@ -68,8 +68,16 @@ class ModelVersion:
     def _from_row(cls, row: ModelVersionRow) -> ModelVersion:
         return cls(**{f: getattr(row, f) for f in cls.__dataclass_fields__})
 
+    @property
+    def family(self) -> str:
+        """The model family (``rf`` for versions registered before families existed)."""
+        from clvdrift.model.base import TrainingRecord
+
+        return TrainingRecord.from_dict(self.training).family
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out["family"] = self.family
         out["created_at"] = self.created_at.isoformat()
         out["promoted_at"] = self.promoted_at.isoformat() if self.promoted_at else None
         out["rolled_back_at"] = self.rolled_back_at.isoformat() if self.rolled_back_at else None
@@ -133,13 +141,13 @@ class ModelRegistry:
 
         def work(session: Session) -> ModelVersion:
             if session.scalar(select(ModelVersionRow.id).where(ModelVersionRow.version == version)):
-                raise RegistryError(f"model version {version} is already registered")
+                raise ConflictError(f"model version {version} is already registered")
             if run_id is not None and (
                 done := session.scalar(
                     select(ModelVersionRow.version).where(ModelVersionRow.run_id == run_id)
                 )
             ):
-                raise RegistryError(f"run {run_id} already registered model version {done}")
+                raise ConflictError(f"run {run_id} already registered model version {done}")
             if champion is None:
                 crown = session.scalar(select(ModelVersionRow.id).where(ModelVersionRow.is_champion)) is None
             else:
@@ -181,7 +189,7 @@ class ModelRegistry:
         def work(session: Session) -> ChampionSwap:
             row = session.scalar(select(ModelVersionRow).where(ModelVersionRow.version == version))
             if row is None:
-                raise RegistryError(f"unknown model version {version!r}")
+                raise NotFoundError(f"unknown model version {version!r}")
             previous = session.scalar(select(ModelVersionRow).where(ModelVersionRow.is_champion))
             before = ModelVersion._from_row(previous) if previous is not None else None
             if not row.is_champion:
@@ -211,7 +219,7 @@ class ModelRegistry:
         def work(session: Session) -> ChampionSwap:
             champion, target = _rollback_rows(session, to)
             if expected_champion is not None and champion.version != expected_champion:
-                raise RegistryError(
+                raise ConflictError(
                     f"model version {expected_champion} is no longer the champion ({champion.version} is: "
                     "another champion change committed meanwhile); nothing was rolled back — check "
                     "`clvdrift models list` and run the rollback again if it is still wanted"
@@ -228,7 +236,7 @@ class ModelRegistry:
         with session_scope(self.engine) as session:
             row = session.scalar(select(ModelVersionRow).where(ModelVersionRow.version == version))
             if row is None:
-                raise RegistryError(f"unknown model version {version!r}")
+                raise NotFoundError(f"unknown model version {version!r}")
             return ModelVersion._from_row(row)
 
     def previous_champion(self) -> ModelVersion | None:
@@ -284,7 +292,7 @@ class ModelRegistry:
                     return work(session)
             except IntegrityError as exc:
                 if _version_conflict(exc):
-                    raise RegistryError(f"cannot {what}: it is already registered") from exc
+                    raise ConflictError(f"cannot {what}: it is already registered") from exc
                 if not _champion_conflict(exc):
                     raise RegistryError(f"cannot {what}: {str(exc.orig).strip().splitlines()[0]}") from exc
                 error: SQLAlchemyError = exc
@@ -317,15 +325,15 @@ def _rollback_rows(session: Session, to: str | None) -> tuple[ModelVersionRow, M
     """The champion and the version a rollback restores (see :meth:`ModelRegistry.rollback`)."""
     champion = session.scalar(select(ModelVersionRow).where(ModelVersionRow.is_champion))
     if champion is None:
-        raise RegistryError("no champion model registered: nothing to roll back")
+        raise NoChampionError("no champion model registered: nothing to roll back")
     if to is not None:
         target = session.scalar(select(ModelVersionRow).where(ModelVersionRow.version == to))
         if target is None:
-            raise RegistryError(f"unknown model version {to!r}")
+            raise NotFoundError(f"unknown model version {to!r}")
         if target.is_champion:
-            raise RegistryError(f"model version {to} is the champion already: nothing to roll back")
+            raise ConflictError(f"model version {to} is the champion already: nothing to roll back")
         if target.promoted_at is None:
-            raise RegistryError(
+            raise ConflictError(
                 f"cannot roll back to model version {to}: it was never champion "
                 f"(to make it champion: clvdrift models promote {to})"
             )
@@ -347,8 +355,8 @@ def _rollback_rows(session: Session, to: str | None) -> tuple[ModelVersionRow, M
             .where(~ModelVersionRow.is_champion, ModelVersionRow.rolled_back_at.is_not(None))
         )
         if not skipped:
-            raise RegistryError(f"nothing to roll back to: no version was champion before {champion.version}")
-        raise RegistryError(
+            raise ConflictError(f"nothing to roll back to: no version was champion before {champion.version}")
+        raise ConflictError(
             f"nothing to roll back to: the {skipped} version(s) champion before {champion.version} were "
             "rolled back already (`clvdrift models rollback --to VERSION` brings one back)"
         )

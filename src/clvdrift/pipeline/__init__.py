@@ -4,8 +4,9 @@ a typed result out.
 - :func:`train` (``pipeline/train.py``): load → validate → clean → features → check → train → evaluate →
   write artifacts → register → publish the champion's files.
 - :func:`simulate` (``pipeline/simulate.py``): write a drift scenario to ``current_data.csv``.
-- :func:`detect` / :func:`detect_transactions` (``pipeline/detect.py``): data drift and model drift of a
-  batch against the champion, the decision, the JSON result and the Evidently reports.
+- :func:`check_batch` (``pipeline/detect.py``): data drift and model drift of a batch against the
+  champion and the decision, writing nothing; :func:`write_reports`: its JSON result and Evidently
+  reports; :func:`detect` / :func:`detect_transactions`: both.
 - :func:`check_scenarios`: :func:`detect_transactions` on each drift scenario (the demo).
 - :func:`retrain_and_gate` (``pipeline/retrain.py``): challenger on a time split, gated against the champion.
 - :func:`monitor_cycle` (``pipeline/cycle.py``): one monitoring cycle; :func:`take_in_files`
@@ -23,13 +24,15 @@ from clvdrift.pipeline.detect import (
     Decision,
     DetectResult,
     ScoringScope,
+    check_batch,
     check_scenarios,
     choose_cutoff,
     detect,
     detect_transactions,
+    write_reports,
 )
 from clvdrift.pipeline.intake import FileOutcome, NewData, take_in_files
-from clvdrift.pipeline.predict import PredictResult, predict
+from clvdrift.pipeline.predict import PredictResult, predict, predict_input
 from clvdrift.pipeline.retrain import RetrainOutcome, retrain_and_gate
 from clvdrift.pipeline.simulate import SimulateResult, simulate, write_transactions_csv
 from clvdrift.pipeline.train import FittedModel, TrainResult, fit_version, register_version, train
@@ -51,6 +54,7 @@ __all__ = [
     "ScoringScope",
     "SimulateResult",
     "TrainResult",
+    "check_batch",
     "check_scenarios",
     "choose_cutoff",
     "detect",
@@ -60,6 +64,7 @@ __all__ = [
     "monitor_cycle",
     "new_version",
     "predict",
+    "predict_input",
     "promote",
     "register_version",
     "retrain_and_gate",
@@ -67,5 +72,6 @@ __all__ = [
     "simulate",
     "take_in_files",
     "train",
+    "write_reports",
     "write_transactions_csv",
 ]

@@ -1,6 +1,7 @@
-"""Champion changes made by hand — ``clvdrift models promote`` / ``models rollback`` (and the HTTP API):
-:func:`promote` and :func:`rollback`, each recorded as a run of its own kind and followed by a
-metrics publication.
+"""The registry's operations for adapters (the CLI, the service, the worker): :func:`list_versions`,
+:func:`get_version`, :func:`collect_garbage`, and champion changes made by hand — ``clvdrift models
+promote`` / ``models rollback`` and the HTTP API: :func:`promote` and :func:`rollback`, each recorded as
+a run of its own kind and followed by a metrics publication.
 
 - :func:`promote` makes a version the champion. A version the champion/challenger gate rejected
   (its ``training["gate"]["promote"]`` is false) is promoted only with ``force``; without it a
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from clvdrift.errors import ClvdriftError, ConfigError
@@ -42,9 +44,19 @@ from clvdrift.pipeline.common import Workspace, new_version
 from clvdrift.pipeline.cycle import CycleContext, publish_metrics
 
 if TYPE_CHECKING:
-    from clvdrift.model.registry import ChampionSwap, ModelVersion
+    from clvdrift.model.registry import ChampionSwap, ModelRegistry, ModelVersion
 
-__all__ = ["ChampionChange", "ChangeKind", "gate_rejection", "promote", "rollback"]
+__all__ = [
+    "ChampionChange",
+    "ChangeKind",
+    "collect_garbage",
+    "gate_rejection",
+    "get_version",
+    "list_versions",
+    "open_registry",
+    "promote",
+    "rollback",
+]
 
 log = get_logger(__name__)
 ChangeKind = Literal["promote", "rollback"]
@@ -89,6 +101,39 @@ def _gate_reason(version: ModelVersion) -> str | None:
 
 def _one_line(value: Any) -> str | None:
     return " ".join(str(value).split()) if value else None
+
+
+def open_registry(database_url: str) -> ModelRegistry:
+    """The model registry of the store at ``database_url`` (created and migrated when new)."""
+    from clvdrift.model.registry import ModelRegistry
+    from clvdrift.store import connect
+
+    return ModelRegistry(connect(database_url))
+
+
+def list_versions(database_url: str) -> list[ModelVersion]:
+    """Every registered version, newest first."""
+    return open_registry(database_url).list_versions()
+
+
+def get_version(database_url: str, version: str) -> ModelVersion:
+    """One registered version; :class:`NotFoundError` when unknown."""
+    return open_registry(database_url).get(version)
+
+
+def collect_garbage(workspace: Workspace, *, dry_run: bool = False) -> list[Path]:
+    """Remove artifact files of versions that are not in the registry and temporary files of killed runs
+    (the models, reference, current and reports folders); the files removed (or, ``dry_run``, that would
+    be)."""
+    from clvdrift.io import remove_stale_temp_files
+    from clvdrift.model import artifacts
+
+    removed = artifacts.collect_garbage(
+        open_registry(workspace.database_url), workspace.models_dir, dry_run=dry_run
+    )
+    for folder in (workspace.reference_dir, workspace.current_dir, workspace.reports_dir):
+        removed += remove_stale_temp_files(folder, dry_run=dry_run)
+    return removed
 
 
 def promote(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clvdrift.data import schema
-from clvdrift.errors import RegistryError
+from clvdrift.errors import NoChampionError
 from clvdrift.io import sha256_file
 
 if TYPE_CHECKING:
@@ -105,5 +105,5 @@ def load_champion(registry: ModelRegistry, models_dir: Path) -> tuple[ModelVersi
 
     champion = registry.champion()
     if champion is None:
-        raise RegistryError("no champion model registered; run `clvdrift train` first")
+        raise NoChampionError("no champion model registered; run `clvdrift train` first")
     return champion, load_model(Path(models_dir), champion.version, expected=champion.artifacts)

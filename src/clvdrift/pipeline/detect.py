@@ -1,9 +1,14 @@
 """The drift check of a batch against the champion: data drift of its features and prediction (the
 champion's reference profile), model drift on labels the champion never trained on, the decision.
 
-Writes ``reports_dir/<run_id>/drift_report.json`` (+ HTML: the data-drift decision with Evidently's
-distributions, the model-drift decision with Evidently's regression report on exactly the customers it
-scored) and ``latest_drift_report.json``.
+Two steps, so a caller that only wants the answer (the service, a notebook) writes nothing:
+
+- :func:`check_batch` computes the :class:`DetectResult` and writes no file;
+- :func:`write_reports` writes ``reports_dir/<run_id>/drift_report.json`` (+ HTML: the data-drift
+  decision with Evidently's distributions, the model-drift decision with Evidently's regression report on
+  exactly the customers it scored) and ``latest_drift_report.json``.
+
+:func:`detect_transactions` does both.
 
 The champion's reference profile and reference data are each read once, checked against the sha256 the
 registry recorded, and loaded from those very bytes (never reopened by path: a file swapped after the
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +30,7 @@ from clvdrift.data.scenarios import SCENARIOS
 from clvdrift.errors import ConfigError
 from clvdrift.features import COUNTRY, NUMERIC_FEATURES
 from clvdrift.io import atomic_write_text
-from clvdrift.jsonable import dataclass_dict, dumps
+from clvdrift.jsonable import TRANSIENT, dataclass_dict, dumps
 from clvdrift.pipeline.common import Progress, Timings, load_champion, new_version
 
 if TYPE_CHECKING:
@@ -87,8 +92,23 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """What :func:`write_reports` renders, kept in memory by :func:`check_batch` (never serialized):
+    the batch's features with the champion's prediction (and target when labelled), the customers model
+    drift scored, the champion's reference data as read and checked, and whether the label windows
+    overlap."""
+
+    current: pd.DataFrame
+    scored: pd.Index
+    reference_csv: bytes
+    overlap: bool
+
+
+@dataclass(frozen=True)
 class DetectResult:
-    """One drift check: what was compared, the data- and model-drift results, the decision."""
+    """One drift check: what was compared, the data- and model-drift results, the decision.
+
+    ``reports`` is empty until :func:`write_reports` wrote them; ``evidence`` is in-memory only."""
 
     run_id: str
     created_at: str
@@ -100,6 +120,7 @@ class DetectResult:
     decision: Decision
     reports: dict[str, Any]
     timings: dict[str, float]
+    evidence: Evidence | None = field(default=None, repr=False, compare=False, metadata=TRANSIENT)
 
     @property
     def retraining_required(self) -> bool:
@@ -198,21 +219,19 @@ def _reference_rows(reference: pd.DataFrame, overlap: bool) -> pd.DataFrame | No
     return reference.loc[reference["split"] == "test"] if "split" in reference else None
 
 
-def detect_transactions(
+def check_batch(
     raw: pd.DataFrame,
     *,
     registry: ModelRegistry,
     models_dir: Path,
-    reports_dir: Path,
     source: str,
     config: DriftConfig = DriftConfig(),
     cutoff: str | None = None,
-    render_html: bool = True,
     progress: Progress | None = None,
     cleaned: Cleaned | None = None,
     lines: TransactionLines | None = None,
 ) -> DetectResult:
-    """Check a batch of raw transactions against the champion (see the module docstring).
+    """Check a batch of raw transactions against the champion (see the module docstring); writes nothing.
 
     ``cleaned`` is ``clean_transactions(raw)`` when the caller has it already, and ``lines`` its line
     table (a replay cleans each step's rows once for all its policies and builds their table once)."""
@@ -278,30 +297,8 @@ def detect_transactions(
             *(f"model drift: {r}" for r in model_drift.reasons),
         ],
     )
-    run_id = "drift_" + new_version()
-    out_dir = Path(reports_dir) / run_id
-    reports: dict[str, Any] = {"data_drift_html": None, "regression_html": None, "note": "HTML not requested"}
-    if render_html:
-        from clvdrift.drift.report import render_reports
-
-        with t.step("reports", progress):
-            reference = _reference_frame(reference_csv)
-            held_out = _reference_rows(reference, overlap)
-            reports = render_reports(  # each page renders its decision, nothing else
-                reference,
-                current,
-                out_dir,
-                data_drift=data_drift,
-                model_drift=model_drift,
-                model_drift_scope=scope.to_dict(),
-                # exactly the rows model drift scored, and the held-out rows its reference metrics are of
-                regression_current=current.loc[scored] if model_drift.labels_available else None,
-                regression_reference=held_out if held_out is not None and len(held_out) else None,
-                target="target",
-                prediction="prediction",
-            )
-    result = DetectResult(
-        run_id=run_id,
+    return DetectResult(
+        run_id="drift_" + new_version(),
         created_at=datetime.now(UTC).isoformat(),
         model_version=champion.version,
         current=Batch(
@@ -317,17 +314,74 @@ def detect_transactions(
         model_drift=model_drift,
         model_drift_scope=scope,
         decision=decision,
+        reports={},
+        timings=t.seconds,
+        evidence=Evidence(current, scored, reference_csv, overlap),
+    )
+
+
+def write_reports(
+    result: DetectResult, reports_dir: Path, *, render_html: bool = True, progress: Progress | None = None
+) -> DetectResult:
+    """Write ``result``'s reports (see the module docstring) and return it with their paths in
+    ``reports``. The HTML needs the check's in-memory evidence (a result read back from JSON has none)."""
+    out_dir = Path(reports_dir) / result.run_id
+    reports: dict[str, Any] = {"data_drift_html": None, "regression_html": None, "note": "HTML not requested"}
+    timings = dict(result.timings)
+    if render_html:
+        from clvdrift.drift.report import render_reports
+
+        evidence = result.evidence
+        if evidence is None:
+            raise ConfigError(
+                f"drift check {result.run_id}: its HTML reports need the check's data in memory"
+            )
+        t = Timings()
+        with t.step("reports", progress):
+            reference = _reference_frame(evidence.reference_csv)
+            held_out = _reference_rows(reference, evidence.overlap)
+            reports = render_reports(  # each page renders its decision, nothing else
+                reference,
+                evidence.current,
+                out_dir,
+                data_drift=result.data_drift,
+                model_drift=result.model_drift,
+                model_drift_scope=result.model_drift_scope.to_dict(),
+                # exactly the rows model drift scored, and the held-out rows its reference metrics are of
+                regression_current=(
+                    evidence.current.loc[evidence.scored] if result.model_drift.labels_available else None
+                ),
+                regression_reference=held_out if held_out is not None and len(held_out) else None,
+                target="target",
+                prediction="prediction",
+            )
+        timings.update(t.seconds)
+    written = replace(
+        result,
         reports={
             **reports,
             "json": str(out_dir / "drift_report.json"),
             "latest_json": str(Path(reports_dir) / LATEST_REPORT),
         },
-        timings=t.seconds,
+        timings=timings,
     )
-    text = dumps(result)
+    text = dumps(written)
     atomic_write_text(out_dir / "drift_report.json", text)
     atomic_write_text(Path(reports_dir) / LATEST_REPORT, text)
-    return result
+    return written
+
+
+def detect_transactions(
+    raw: pd.DataFrame,
+    *,
+    reports_dir: Path,
+    render_html: bool = True,
+    progress: Progress | None = None,
+    **kwargs: Any,
+) -> DetectResult:
+    """:func:`check_batch` then :func:`write_reports` (``kwargs``: :func:`check_batch`'s)."""
+    checked = check_batch(raw, progress=progress, **kwargs)
+    return write_reports(checked, reports_dir, render_html=render_html, progress=progress)
 
 
 def detect(

@@ -23,7 +23,7 @@ import pandas as pd
 from clvdrift.data import schema
 from clvdrift.errors import ConfigError, DataError
 from clvdrift.jsonable import dataclass_dict
-from clvdrift.pipeline.common import Progress, Timings, load_champion
+from clvdrift.pipeline.common import Progress, Timings, Workspace, load_champion
 
 if TYPE_CHECKING:
     from clvdrift.features import TransactionLines
@@ -152,6 +152,29 @@ def _write(frame: pd.DataFrame, out: Path) -> None:
         from clvdrift.errors import storage_error
 
         raise (storage_error(exc) or ConfigError(f"{out}: cannot write: {exc.strerror or exc}")) from exc
+
+
+def predict_input(
+    workspace: Workspace,
+    data: Path | None = None,
+    *,
+    date_format: str | None = None,
+    columns: dict[str, str] | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """The raw transactions a prediction reads, and how its summary names them: ``data`` when given, else
+    the transaction history when it holds a batch, else the workspace's raw data file."""
+    from clvdrift.data import load_transactions
+
+    if data is None:
+        from clvdrift.data.history import TransactionHistory, current_batches
+        from clvdrift.store import connect
+
+        history = TransactionHistory(workspace.history_dir, connect(workspace.database_url))
+        batches = len(current_batches(history.batches()))
+        if batches:
+            return history.read(), f"transaction history ({batches} batch{'es' if batches != 1 else ''})"
+    path = data or workspace.raw_data
+    return load_transactions(path, date_format=date_format, columns=columns), str(path)
 
 
 def predict(

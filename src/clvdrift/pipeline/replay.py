@@ -876,8 +876,8 @@ def replay(
     import time
 
     from clvdrift.pipeline.cycle import CycleContext
-    from clvdrift.pipeline.replay_chart import write_charts
     from clvdrift.pipeline.retrain import MIN_FEATURE_DAYS
+    from clvdrift.render.replay_chart import write_charts
 
     t0 = time.perf_counter()
     timings = timings if timings is not None else Timings()

@@ -32,7 +32,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clvdrift.errors import RegistryError
+from clvdrift.errors import NotFoundError, RegistryError
 from clvdrift.io import ProcessIdentity
 from clvdrift.jsonable import dataclass_dict
 from clvdrift.store.db import session_scope
@@ -205,7 +205,7 @@ class RunStore:
         with session_scope(self.engine) as session:
             row = session.scalar(select(RunRow).where(RunRow.run_id == run_id))
             if row is None:
-                raise RegistryError(f"unknown run {run_id!r}")
+                raise NotFoundError(f"unknown run {run_id!r}")
             return RunRecord._from_row(row)
 
     def list(self, limit: int = 50) -> builtins.list[RunRecord]:
@@ -257,7 +257,7 @@ class RunStore:
         with session_scope(self.engine) as session:
             row = session.scalar(select(RunRow).where(RunRow.run_id == run_id).with_for_update())
             if row is None:
-                raise RegistryError(f"unknown run {run_id!r}")
+                raise NotFoundError(f"unknown run {run_id!r}")
             row.details = {**(row.details or {}), **values}
             session.flush()
             session.refresh(row)
@@ -278,7 +278,7 @@ class RunStore:
         with session_scope(self.engine) as session:
             row = session.scalar(select(RunRow).where(RunRow.run_id == run_id).with_for_update())
             if row is None:
-                raise RegistryError(f"unknown run {run_id!r}")
+                raise NotFoundError(f"unknown run {run_id!r}")
             if row.status == RUNNING:
                 row.champion_version = champion_version
                 row.data_drift = data_drift
@@ -339,7 +339,7 @@ class RunStore:
         with session_scope(self.engine) as session:
             row = session.scalar(select(RunRow).where(RunRow.run_id == run_id).with_for_update())
             if row is None:
-                raise RegistryError(f"unknown run {run_id!r}")
+                raise NotFoundError(f"unknown run {run_id!r}")
             if row.challenger is not None:
                 return False
             row.challenger = challenger

@@ -18,7 +18,7 @@ import pytest
 
 from clvdrift.errors import DataError
 from clvdrift.pipeline.replay import TIMELINE_SCHEMA
-from clvdrift.pipeline.replay_chart import (
+from clvdrift.render.replay_chart import (
     heatmap_policy,
     nice_ticks,
     replay_html,
@@ -26,7 +26,7 @@ from clvdrift.pipeline.replay_chart import (
     write_charts,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "docs" / "replay_timeline.schema.json").read_text())
 SVG = "{http://www.w3.org/2000/svg}"
 COLUMNS = ["recency", "frequency", "monetary", "tenure", "country"]
