@@ -56,6 +56,10 @@ history_app = typer.Typer(
     no_args_is_help=True, rich_markup_mode=None, help="The transaction history: check and repair its parts."
 )
 app.add_typer(history_app, name="history")
+apikey_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="API keys of the service (clvdrift serve)."
+)
+app.add_typer(apikey_app, name="apikey")
 # Not a terminal (CI, Airflow logs, pipes): wide enough that tables are not squeezed.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -1365,6 +1369,85 @@ def models_gc(
     removed = collect_garbage(get_settings().workspace(), dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     out.print(f"{verb} {len(removed)} file(s)" + "".join(f"\n  {p}" for p in removed), highlight=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind [default: CLVDRIFT_SERVICE__HOST or 127.0.0.1]")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Port [default: CLVDRIFT_SERVICE__PORT or 8000]"),
+    ] = None,
+) -> None:
+    """The HTTP API (FastAPI on uvicorn): ingestion, prediction, online drift, registry, runs, metrics.
+    Every endpoint but /health, /ready and /metrics needs an API key (clvdrift apikey create)."""
+    import uvicorn
+
+    from clvdrift.service.app import create_app
+
+    settings = get_settings()
+    config = settings.service
+    application = create_app(settings.workspace(), config)
+    uvicorn.run(
+        application,
+        host=host or config.host,
+        port=port or config.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Argument(help="Who or what uses the key, e.g. marketing-app.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key; it is shown once (only its sha256 is stored)."""
+    from clvdrift.store import connect
+    from clvdrift.store.apikeys import ApiKeys
+
+    key, text = ApiKeys(connect(get_settings().database_url)).create(name)
+    if as_json:
+        _print_json({**key.to_dict(), "key": text})
+        return
+    out.print(f"API key {key.key_id} ({key.name}); shown once, keep it secret:", highlight=False)
+    out.print(text, highlight=False, soft_wrap=True)
+
+
+@apikey_app.command("list")
+def apikey_list(as_json: JsonOpt = False) -> None:
+    """The API keys (never their secrets)."""
+    from clvdrift.store import connect
+    from clvdrift.store.apikeys import ApiKeys
+
+    keys = ApiKeys(connect(get_settings().database_url)).list()
+    if as_json:
+        _print_json([k.to_dict() for k in keys])
+        return
+    if not keys:
+        out.print("no API key yet; create one with `clvdrift apikey create NAME`")
+        return
+    table = Table(title="API keys")
+    for name in ("key id", "name", "created (UTC)", "revoked (UTC)"):
+        table.add_column(name)
+    for k in keys:
+        revoked = k.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if k.revoked_at else "—"
+        table.add_row(k.key_id, k.name, k.created_at.strftime("%Y-%m-%d %H:%M:%S"), revoked)
+    out.print(table)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key id (clvdrift apikey list).")]) -> None:
+    """Revoke an API key (the service refuses it within 5 seconds)."""
+    from clvdrift.store import connect
+    from clvdrift.store.apikeys import ApiKeys
+
+    key = ApiKeys(connect(get_settings().database_url)).revoke(key_id)
+    out.print(f"API key {key.key_id} ({key.name}) revoked", highlight=False)
 
 
 def main() -> None:

@@ -225,3 +225,33 @@ def validated(model: type[M], where: str, /, **values: Any) -> M:
         return model(**values)
     except ValidationError as exc:
         raise config_error(exc, where) from None
+
+
+class ServiceConfig(_Frozen):
+    """The online side: ``clvdrift serve`` (the HTTP API) and ``clvdrift worker``."""
+
+    host: str = Field(default="127.0.0.1", description="address the API binds (--host)")
+    port: int = Field(default=8000, ge=1, le=65535, description="port of the API (--port)")
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="larger request bodies are refused (413)"
+    )
+    max_batch_rows: int = Field(default=10_000, ge=1, le=1_000_000, description="rows per request at most")
+    champion_poll_seconds: float = Field(
+        default=2.0, gt=0, le=3600, description="how often the API looks for a new champion"
+    )
+    prediction_log_rows: int = Field(
+        default=5_000, ge=1, description="logged predictions are written when this many are buffered"
+    )
+    prediction_log_seconds: float = Field(
+        default=10.0, gt=0, description="… or when the oldest buffered one is this old"
+    )
+    drift_warning: float = Field(default=0.2, ge=0, description="online drift score of a warning")
+    drift_critical: float = Field(default=0.5, ge=0, description="online drift score of a critical drift")
+    worker_interval_seconds: float = Field(
+        default=30.0, gt=0, description="how often the worker checks logged predictions and the history"
+    )
+    job_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="a running job without a heartbeat for this long is retried",
+    )

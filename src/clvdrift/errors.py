@@ -8,6 +8,7 @@ Adapters (CLI, Airflow tasks, the service) translate these with :func:`exit_code
      │    ├── AmbiguousDateError  day/month order cannot be told from the file itself
      │    └── DriftInputError     data or options given to the drift check cannot be used
      ├── ConfigError            bad settings or arguments 2  400
+     ├── AuthError              no API key, or an unknown or revoked one          2  401
      ├── StorageError           the disk: full, over quota, read-only, I/O error   3  507
      ├── ArtifactError          model artifacts missing or unreadable              3  500
      │    └── ArtifactIntegrityError  an artifact does not match its recorded sha256
@@ -72,6 +73,13 @@ class ConfigError(ClvdriftError):
 
     exit_code = EXIT_BAD_INPUT
     http_status = 400
+
+
+class AuthError(ClvdriftError):
+    """A request of the service without an API key, or with one that is unknown or revoked."""
+
+    exit_code = EXIT_BAD_INPUT
+    http_status = 401
 
 
 class ArtifactError(ClvdriftError):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from clvdrift.config import DriftConfig, GateConfig, LoopConfig, TrainConfig, config_error
+from clvdrift.config import DriftConfig, GateConfig, LoopConfig, ServiceConfig, TrainConfig, config_error
 from clvdrift.errors import ConfigError
 from clvdrift.urls import mask_url
 
@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     history_dir: Path = Field(
         default=Path("data/history"), description="Parquet parts of the transaction history"
     )
+    predictions_dir: Path = Field(
+        default=Path("monitoring/predictions"), description="the service's logged predictions (Parquet parts)"
+    )
     batch_mode: Literal["snapshot", "append"] = Field(
         default="snapshot",
         description="snapshot: a file in current_dir is the whole history; append: it holds new transactions",
@@ -67,6 +70,7 @@ class Settings(BaseSettings):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
 
     @field_validator("pushgateway_url")
     @classmethod

@@ -57,6 +57,7 @@ from typing import Literal, get_args
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, select
@@ -203,6 +204,19 @@ class TransactionHistory:
             problems = [p for b in batches if (p := _part_problem(self.root, b)) is not None]
             raise _integrity_error(self.root, problems or [f"cannot read the history ({exc})"]) from None
         return table.to_pandas(types_mapper=_pandas_type)
+
+    def customers(self) -> int:
+        """How many distinct customer ids the history holds (reads that column only)."""
+        batches = current_batches(self.batches())
+        if not batches:
+            return 0
+        paths = [str(self.root / b.part_file) for b in batches]
+        try:
+            dataset = ds.dataset(paths, schema=HISTORY_SCHEMA, format="parquet")
+            column = dataset.to_table(columns=[schema.CUSTOMER]).column(schema.CUSTOMER)
+        except (pa.ArrowException, OSError) as exc:
+            raise _integrity_error(self.root, [f"cannot read the history ({exc})"]) from None
+        return int(pc.count_distinct(column.cast(pa.string()), mode="only_valid").as_py())
 
     def check(self) -> None:
         """Raise :class:`HistoryIntegrityError` when a part the history is read from is missing or

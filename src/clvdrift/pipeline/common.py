@@ -44,6 +44,7 @@ class Workspace:
     reports_dir: Path
     quarantine_dir: Path
     history_dir: Path
+    predictions_dir: Path
     metrics_textfile: Path
     pushgateway_url: str | None
 
@@ -61,7 +62,7 @@ class Workspace:
         )
 
 
-WORKSPACE_FOLDERS = ("models", "reference", "current", "reports", "quarantine", "history")
+WORKSPACE_FOLDERS = ("models", "reference", "current", "reports", "quarantine", "history", "predictions")
 
 
 @dataclass

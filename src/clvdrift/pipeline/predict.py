@@ -74,10 +74,12 @@ def predict_customers(
     training: TrainingRecord,
     *,
     cutoff: str | pd.Timestamp | None = None,
+    with_features: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Each customer's predicted revenue over the next H days at ``cutoff`` (default: the last day),
     with the champion's feature definition; returns the frame (index ``CustomerID``, column
-    ``predicted_revenue``) and the season record (``status`` calibrated or uncalibrated, ``factor``)."""
+    ``predicted_revenue``; ``with_features``: the model's input features too) and the season record
+    (``status`` calibrated or uncalibrated, ``factor``)."""
     from clvdrift.features import history_features, parse_cutoff
     from clvdrift.model.season import seasonal_factor
 
@@ -116,6 +118,8 @@ def predict_customers(
         features_from=start.date().isoformat(),
         features_to=cut.date().isoformat(),
     )
+    if with_features:
+        frame = frame.join(features[model.input_features])
     return frame, season.to_dict()
 
 

@@ -1018,3 +1018,25 @@ def replay_file(
     with timings.step("load"):
         raw = load_transactions(path, date_format=date_format, columns=columns)
     return replay(raw, source=str(path), timings=timings, **kwargs)
+
+
+def latest_replay(workspace: Workspace) -> Path:
+    """The folder of the newest finished replay under ``<reports dir>/replay`` (the default ``--out``):
+    the newest by name (a timestamp) with a ``summary.json``; :class:`NotFoundError` when there is none."""
+    from clvdrift.errors import NotFoundError
+
+    root = Path(workspace.reports_dir) / "replay"
+    done = sorted(p for p in root.glob("*/summary.json") if p.is_file()) if root.is_dir() else []
+    if not done:
+        raise NotFoundError(f"no replay yet under {root.name}/ of the reports folder; run `clvdrift replay`")
+    return done[-1].parent
+
+
+def latest_replay_summary(workspace: Workspace) -> dict[str, Any]:
+    """The newest replay's ``summary.json`` (:func:`latest_replay`), with its folder's name as ``replay``."""
+    import json
+
+    folder = latest_replay(workspace)
+    summary: dict[str, Any] = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    summary["replay"] = folder.name
+    return summary

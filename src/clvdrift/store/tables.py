@@ -130,3 +130,89 @@ class RunRow(Base):
     pid_started: Mapped[str | None] = mapped_column(String(32), nullable=True)
     """The owner process's start time (``/proc/<pid>/stat``), so a recycled PID is not the owner."""
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ApiKeyRow(Base):
+    """One API key of the service: only the sha256 of its secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    secret_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class IngestRequestRow(Base):
+    """One ingestion request: what it brought and its response (a retry with its ``Idempotency-Key``
+    gets this response again)."""
+
+    __tablename__ = "ingest_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    request_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    accepted: Mapped[int] = mapped_column(Integer, nullable=False)
+    rejected: Mapped[int] = mapped_column(Integer, nullable=False)
+    rows_added: Mapped[int] = mapped_column(Integer, nullable=False)
+    batch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reasons: Mapped[dict[str, Any]] = mapped_column(SafeJSON, nullable=False)
+    """Rejected rows counted by reason."""
+    response: Mapped[dict[str, Any]] = mapped_column(SafeJSON, nullable=False)
+
+
+class DriftEventRow(Base):
+    """One online drift check (``POST /drift`` or the worker)."""
+
+    __tablename__ = "drift_events"
+    __table_args__ = (Index("ix_drift_events_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    model_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    rows: Mapped[int] = mapped_column(Integer, nullable=False)
+    severity: Mapped[str] = mapped_column(String(16), nullable=False)
+    result: Mapped[dict[str, Any]] = mapped_column(SafeJSON, nullable=False)
+
+
+class PredictionBatchRow(Base):
+    """One batch of logged predictions (a Parquet part of features and predictions)."""
+
+    __tablename__ = "prediction_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    model_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    rows: Mapped[int] = mapped_column(Integer, nullable=False)
+    part_file: Mapped[str] = mapped_column(String(512), nullable=False)
+    part_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    checked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The drift event that checked this batch; ``NULL``: to be checked."""
+
+
+class RetrainJobRow(Base):
+    """One retrain job of the worker's queue: ``queued`` → ``running`` → ``done`` | ``failed``."""
+
+    __tablename__ = "retrain_jobs"
+    __table_args__ = (Index("ix_retrain_jobs_status", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    requested_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    owner: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(SafeJSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -1,0 +1,399 @@
+"""What the online side serves: the champion in memory, predictions by feature row or by customer id, the
+online drift check of feature rows, and the prediction log.
+
+- :func:`load_serving_champion`: the champion's model, training record and reference profile, each
+  checked against the sha256 the registry recorded. :func:`champion_version` is the cheap question "is
+  this still the champion?" a server asks every few seconds to reload after a promotion or rollback made
+  by any process.
+- :func:`predict_rows`: predictions for feature rows given by the caller (the model's input features;
+  a missing one is a :class:`DataError` naming it).
+- :func:`customer_predictions`: every customer's prediction from the transaction history, computed with
+  ``clvdrift predict``'s function (:func:`clvdrift.pipeline.predict.predict_customers`) at the history's
+  last day, and kept until the history or the champion changes (:attr:`CustomerPredictions.key`).
+- :func:`online_drift`: feature rows against the champion's reference profile, per feature: PSI for
+  numerical and chi-square for categorical features by default (any test of the engine by parameter), a
+  score and a severity ``ok`` / ``warning`` / ``critical``.
+- :func:`log_predictions`: a batch of served predictions (features and prediction) written as a Parquet
+  part and recorded in the store, for the worker's drift checks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from clvdrift.config import DriftConfig
+from clvdrift.errors import ConfigError, DataError, NotFoundError
+from clvdrift.features import COUNTRY, HISTORY_FEATURES, NUMERIC_FEATURES, SEASON_FEATURES
+from clvdrift.jsonable import dataclass_dict
+from clvdrift.pipeline.common import Workspace, new_version
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from clvdrift.drift import ReferenceProfile
+    from clvdrift.model.base import ClvModel, TrainingRecord
+
+__all__ = [
+    "CATEGORICAL_FEATURES",
+    "NUMERICAL_FEATURES",
+    "CustomerPredictions",
+    "OnlineDrift",
+    "ServingChampion",
+    "champion_version",
+    "customer_predictions",
+    "history_key",
+    "load_serving_champion",
+    "log_predictions",
+    "online_drift",
+    "predict_rows",
+]
+
+NUMERICAL_FEATURES: tuple[str, ...] = (*NUMERIC_FEATURES, *HISTORY_FEATURES, *SEASON_FEATURES)
+"""Every numerical feature a model family may read."""
+CATEGORICAL_FEATURES: tuple[str, ...] = (COUNTRY,)
+Severity = Literal["ok", "warning", "critical"]
+_SEVERITY_ORDER = {"ok": 0, "warning": 1, "critical": 2}
+ONLINE_NUMERICAL_TEST = "psi"
+ONLINE_CATEGORICAL_TEST = "chisquare"
+DISTANCE_TESTS = frozenset({"psi", "jensenshannon", "wasserstein"})
+
+
+@dataclass(frozen=True)
+class ServingChampion:
+    """The champion as the server holds it in memory."""
+
+    version: str
+    family: str
+    training: TrainingRecord
+    model: ClvModel
+    profile: ReferenceProfile
+    loaded_at: datetime
+
+    @property
+    def input_features(self) -> list[str]:
+        return list(self.model.input_features)
+
+    @property
+    def horizon_days(self) -> int:
+        return self.training.horizon_days
+
+    @property
+    def cutoff(self) -> str | None:
+        """The cutoff the champion was trained at."""
+        return self.training.cutoff
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "family": self.family,
+            "target": self.training.target,
+            "cutoff": self.cutoff,
+            "horizon_days": self.horizon_days,
+            "lookback_days": self.training.lookback_days,
+            "input_features": self.input_features,
+            "loaded_at": self.loaded_at.isoformat(),
+        }
+
+
+def champion_version(engine: Engine) -> str | None:
+    """The champion's version now (one indexed query), ``None`` when there is none."""
+    from sqlalchemy import select
+
+    from clvdrift.store.db import session_scope
+    from clvdrift.store.tables import ModelVersionRow
+
+    with session_scope(engine) as session:
+        return session.scalar(select(ModelVersionRow.version).where(ModelVersionRow.is_champion))
+
+
+def load_serving_champion(workspace: Workspace, engine: Engine | None = None) -> ServingChampion:
+    """The champion, its files checked against the registry; :class:`NoChampionError` when none."""
+    from clvdrift.drift import ReferenceProfile
+    from clvdrift.model.artifacts import read_verified
+    from clvdrift.model.base import TrainingRecord
+    from clvdrift.model.registry import ModelRegistry
+    from clvdrift.pipeline.common import load_champion
+    from clvdrift.store import connect
+
+    registry = ModelRegistry(engine if engine is not None else connect(workspace.database_url))
+    champion, model = load_champion(registry, workspace.models_dir)
+    info = champion.artifacts["profile"]
+    profile = ReferenceProfile.from_bytes(
+        read_verified(Path(workspace.models_dir), info), Path(workspace.models_dir) / info["path"]
+    )
+    return ServingChampion(
+        version=champion.version,
+        family=model.family,
+        training=TrainingRecord.from_dict(champion.training),
+        model=model,
+        profile=profile,
+        loaded_at=datetime.now(UTC),
+    )
+
+
+def _feature_frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], what: str) -> pd.DataFrame:
+    """``rows`` as a frame of ``columns`` (numbers as float64, the country as text); a missing or
+    non-finite value is a :class:`DataError` naming the row and the column."""
+    if not rows:
+        raise DataError(f"{what}: no rows")
+    data: dict[str, Any] = {}
+    for column in columns:
+        values = [r.get(column) for r in rows]
+        missing = [i for i, v in enumerate(values) if v is None]
+        if missing:
+            raise DataError(
+                f"{what}: row {missing[0]} has no {column!r} ({len(missing)} row(s) miss it); the champion "
+                f"reads {list(columns)}"
+            )
+        if column in CATEGORICAL_FEATURES:
+            data[column] = [str(v) for v in values]
+            continue
+        try:
+            numbers = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            bad = next(
+                i for i, v in enumerate(values) if not isinstance(v, (int, float)) or isinstance(v, bool)
+            )
+            raise DataError(f"{what}: row {bad}: {column!r} is not a number ({values[bad]!r})") from None
+        finite = np.isfinite(numbers)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
+            raise DataError(f"{what}: row {bad}: {column!r} is not a finite number")
+        data[column] = numbers
+    return pd.DataFrame(data)
+
+
+def predict_rows(
+    champion: ServingChampion, rows: Sequence[Mapping[str, Any]]
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The champion's predictions for feature rows (each a mapping of the model's input features; other
+    keys are ignored); returns the feature frame and the predictions."""
+    frame = _feature_frame(rows, champion.input_features, "feature rows")
+    return frame, np.asarray(champion.model.predict(frame), dtype=np.float64)
+
+
+def history_key(workspace: Workspace, engine: Engine | None = None) -> tuple[str, ...]:
+    """The current batches of the transaction history (changes whenever a batch is added or dropped)."""
+    from clvdrift.data.history import TransactionHistory, current_batches
+    from clvdrift.store import connect
+
+    history = TransactionHistory(
+        workspace.history_dir, engine if engine is not None else connect(workspace.database_url)
+    )
+    return tuple(b.batch_id for b in current_batches(history.batches()))
+
+
+@dataclass(frozen=True)
+class CustomerPredictions:
+    """Every customer's prediction from the transaction history (or, with an empty history, the raw data
+    file) at its last day, by the champion ``version``."""
+
+    version: str
+    key: tuple[str, ...]
+    """The history batches it was computed from (:func:`history_key`)."""
+    source: str
+    cutoff: str
+    features_from: str
+    horizon_days: int
+    total_status: str
+    frame: pd.DataFrame
+    """Index: customer id (text); ``predicted_revenue`` and the model's input features."""
+
+    def lookup(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+        """The rows of ``customer_ids``; :class:`NotFoundError` naming the unknown ones."""
+        ids = [str(c).strip() for c in customer_ids]
+        ids = [c[:-2] if c.endswith(".0") else c for c in ids]
+        unknown = [c for c in ids if c not in self.frame.index]
+        if unknown:
+            shown = ", ".join(repr(c) for c in unknown[:5]) + (" …" if len(unknown) > 5 else "")
+            raise NotFoundError(
+                f"customer(s) {shown} not in the transaction history up to {self.cutoff} ({self.source})"
+            )
+        return self.frame.loc[ids]
+
+
+def customer_predictions(
+    workspace: Workspace, champion: ServingChampion, engine: Engine | None = None
+) -> CustomerPredictions:
+    """Every customer's prediction (:class:`CustomerPredictions`), with ``clvdrift predict``'s function."""
+    from clvdrift.data import clean_transactions
+    from clvdrift.features import TransactionLines
+    from clvdrift.pipeline.predict import predict_customers, predict_input
+
+    if champion.training.target != "holdout":
+        raise ConfigError(
+            f"the champion {champion.version} predicts the seed's formula target, not future revenue; "
+            "train a holdout model to serve predictions by customer"
+        )
+    key = history_key(workspace, engine)
+    raw, source = predict_input(workspace)
+    clean, _ = clean_transactions(raw)
+    frame, season = predict_customers(
+        TransactionLines.from_frame(clean), champion.model, champion.training, with_features=True
+    )
+    frame.index = frame.index.astype(str)
+    first = frame.iloc[0]
+    return CustomerPredictions(
+        version=champion.version,
+        key=key,
+        source=source,
+        cutoff=str(first["cutoff"]),
+        features_from=str(first["features_from"]),
+        horizon_days=champion.horizon_days,
+        total_status=str(season["status"]),
+        frame=frame,
+    )
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    feature: str
+    kind: str
+    test: str
+    statistic: float | None
+    p_value: float | None
+    score: float | None
+    """The test's statistic for a distance test (PSI, Jensen-Shannon, Wasserstein), else the effect size
+    (Jensen-Shannon distance for a categorical, normed Wasserstein for a numerical feature)."""
+    drifted: bool
+    severity: Severity
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+@dataclass(frozen=True)
+class OnlineDrift:
+    """One online drift check of feature rows against the champion's reference profile."""
+
+    event_id: str
+    created_at: datetime
+    source: str
+    model_version: str
+    rows: int
+    severity: Severity
+    """The worst feature's."""
+    warning: float
+    critical: float
+    features: list[FeatureDrift]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_dict(self)
+
+
+def _severity(score: float | None, warning: float, critical: float) -> Severity:
+    if score is None or not math.isfinite(score):
+        return "critical" if score is not None else "ok"  # an infinite score: a value never seen
+    return "critical" if score >= critical else "warning" if score >= warning else "ok"
+
+
+def online_drift(
+    champion: ServingChampion,
+    rows: Sequence[Mapping[str, Any]] | pd.DataFrame,
+    *,
+    test: str | None = None,
+    warning: float = 0.2,
+    critical: float = 0.5,
+    source: str = "api",
+) -> OnlineDrift:
+    """Feature rows against the champion's reference profile (module docstring). ``test`` replaces the
+    defaults (PSI / chi-square) for every feature; the features checked are those of the rows that the
+    profile holds (at least one)."""
+    from clvdrift.drift import detect_data_drift
+    from clvdrift.drift.stattests import TEST_NAMES
+
+    if test is not None and test not in TEST_NAMES:
+        raise ConfigError(f"unknown drift test {test!r}; choose one of {list(TEST_NAMES)}")
+    if not warning <= critical:
+        raise ConfigError(f"the warning score {warning} is above the critical score {critical}")
+    profiled = [*champion.profile.numerical_columns, *champion.profile.categorical_columns]
+    given = set(rows.columns) if isinstance(rows, pd.DataFrame) else {k for r in rows for k in r}
+    columns = [c for c in profiled if c in given and c not in ("target",)]
+    if not columns:
+        raise DataError(f"drift rows: none of the profiled features {profiled} is given")
+    frame = rows[columns] if isinstance(rows, pd.DataFrame) else _feature_frame(rows, columns, "drift rows")
+    tests = {
+        c: test
+        or (ONLINE_CATEGORICAL_TEST if c in champion.profile.categorical_columns else ONLINE_NUMERICAL_TEST)
+        for c in columns
+    }
+    result = detect_data_drift(
+        champion.profile, frame, DriftConfig(per_column_stattest=tests, key_columns=()), columns=columns
+    )
+    features = []
+    for c in result.columns:
+        score = c.statistic if c.test in DISTANCE_TESTS else c.effect_size
+        features.append(
+            FeatureDrift(
+                feature=c.column,
+                kind=c.kind,
+                test=c.test,
+                statistic=c.statistic,
+                p_value=c.p_value,
+                score=score,
+                drifted=bool(c.drifted),
+                severity=_severity(score, warning, critical),
+            )
+        )
+    worst: Severity = max((f.severity for f in features), key=_SEVERITY_ORDER.__getitem__, default="ok")
+    return OnlineDrift(
+        event_id="odrift_" + new_version(),
+        created_at=datetime.now(UTC),
+        source=source,
+        model_version=champion.version,
+        rows=len(frame),
+        severity=worst,
+        warning=warning,
+        critical=critical,
+        features=features,
+    )
+
+
+def record_drift(engine: Engine, drift: OnlineDrift) -> None:
+    """Store ``drift`` as a drift event (``GET /drift/history``)."""
+    from clvdrift.store.online import DriftEvent, DriftEvents
+
+    DriftEvents(engine).add(
+        DriftEvent(
+            event_id=drift.event_id,
+            created_at=drift.created_at,
+            source=drift.source,
+            model_version=drift.model_version,
+            rows=drift.rows,
+            severity=drift.severity,
+            result=drift.to_dict(),
+        )
+    )
+
+
+def log_predictions(workspace: Workspace, engine: Engine, version: str, frame: pd.DataFrame) -> str:
+    """Write served predictions (``frame``: features and ``prediction``) as a Parquet part of the
+    prediction log and record it; returns its batch id."""
+    from clvdrift.io import atomic_write, sha256_file
+    from clvdrift.store.online import PredictionBatch, PredictionLog
+
+    batch_id = "pred_" + new_version()
+    folder = Path(workspace.predictions_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / f"{batch_id}.parquet"
+    atomic_write(part, lambda tmp: frame.reset_index(drop=True).to_parquet(tmp, index=False))
+    PredictionLog(engine).add(
+        PredictionBatch(
+            batch_id=batch_id,
+            created_at=datetime.now(UTC),
+            model_version=version,
+            rows=len(frame),
+            part_file=part.name,
+            part_sha256=sha256_file(part),
+            checked_by=None,
+        )
+    )
+    return batch_id

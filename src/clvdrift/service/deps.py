@@ -1,0 +1,223 @@
+"""The service's state and dependencies: the workspace and store, the champion in memory (reloaded after a
+promotion or rollback by any process), the customer predictions of the history, the prediction log
+buffer, API-key checks. Routes get them through FastAPI dependencies; tests override them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+
+from clvdrift.config import ServiceConfig
+from clvdrift.errors import AuthError, ClvdriftError, NoChampionError
+from clvdrift.observability.logging import get_logger
+from clvdrift.pipeline.common import Workspace
+from clvdrift.pipeline.serving import (
+    CustomerPredictions,
+    ServingChampion,
+    champion_version,
+    customer_predictions,
+    history_key,
+    load_serving_champion,
+    log_predictions,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+log = get_logger(__name__)
+KEY_CACHE_SECONDS = 5.0
+"""A verified API key is trusted this long without asking the store again (a revocation takes effect
+within this time)."""
+
+
+class ChampionHolder:
+    """The champion in memory. :meth:`refresh` asks the store for the champion's version (one query) and
+    reloads when it changed; a failed load keeps the previous champion serving and says why."""
+
+    def __init__(self, workspace: Workspace, engine: Engine) -> None:
+        self.workspace, self.engine = workspace, engine
+        self._champion: ServingChampion | None = None
+        self.problem: str | None = "not loaded yet"
+        self._lock = threading.Lock()
+
+    def get(self) -> ServingChampion:
+        champion = self._champion
+        if champion is None:
+            raise NoChampionError(
+                f"no champion model loaded: {self.problem}; train one (`clvdrift train`) or promote one"
+            )
+        return champion
+
+    @property
+    def loaded(self) -> ServingChampion | None:
+        return self._champion
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Reload when the registry's champion is not the one in memory (``force``: always); whether a
+        new champion was loaded."""
+        with self._lock:
+            try:
+                version = champion_version(self.engine)
+            except ClvdriftError as exc:
+                self.problem = f"the store cannot be read: {exc}"
+                return False
+            current = self._champion
+            if version is None:
+                self._champion, self.problem = None, "no champion is registered"
+                return current is not None
+            if not force and current is not None and current.version == version:
+                return False
+            try:
+                loaded = load_serving_champion(self.workspace, self.engine)
+            except ClvdriftError as exc:
+                self.problem = f"champion {version} cannot be loaded: {exc}"
+                log.error("champion %s cannot be loaded: %s", version, exc)
+                return False
+            self._champion, self.problem = loaded, None
+            log.info("serving champion %s", loaded.version, extra={"model_version": loaded.version})
+            return True
+
+
+class CustomerCache:
+    """Every customer's prediction from the history, recomputed when the history or the champion changed."""
+
+    def __init__(self, workspace: Workspace, engine: Engine) -> None:
+        self.workspace, self.engine = workspace, engine
+        self._value: CustomerPredictions | None = None
+        self._lock = threading.Lock()
+
+    def get(self, champion: ServingChampion) -> CustomerPredictions:
+        with self._lock:
+            key = history_key(self.workspace, self.engine)
+            value = self._value
+            if value is None or value.version != champion.version or value.key != key:
+                value = customer_predictions(self.workspace, champion, self.engine)
+                self._value = value
+            return value
+
+
+@dataclass
+class PredictionBuffer:
+    """Served predictions waiting to be written to the prediction log (:func:`log_predictions`)."""
+
+    workspace: Workspace
+    engine: Engine
+    max_rows: int
+    max_seconds: float
+    _frames: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    _rows: int = 0
+    _oldest: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    logged_batches: int = 0
+
+    def add(self, version: str, features: pd.DataFrame, predictions: Any) -> None:
+        frame = features.assign(prediction=predictions)
+        with self._lock:
+            self._frames.append((version, frame))
+            self._rows += len(frame)
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+
+    def due(self) -> bool:
+        with self._lock:
+            return self._rows >= self.max_rows or (
+                self._oldest is not None and time.monotonic() - self._oldest >= self.max_seconds
+            )
+
+    def flush(self) -> int:
+        """Write what is buffered, one part per champion version; the batches written."""
+        with self._lock:
+            frames, self._frames, self._rows, self._oldest = self._frames, [], 0, None
+        by_version: dict[str, list[pd.DataFrame]] = {}
+        for version, frame in frames:
+            by_version.setdefault(version, []).append(frame)
+        written = 0
+        for version, parts in by_version.items():
+            try:
+                log_predictions(self.workspace, self.engine, version, pd.concat(parts, ignore_index=True))
+                written += 1
+            except (ClvdriftError, OSError) as exc:  # logging predictions must never fail a prediction
+                log.error("cannot log %d predictions of %s: %s", sum(map(len, parts)), version, exc)
+        self.logged_batches += written
+        return written
+
+
+class KeyChecker:
+    def __init__(self, engine: Engine) -> None:
+        from clvdrift.store.apikeys import ApiKeys
+
+        self.keys = ApiKeys(engine)
+        self._cache: dict[str, tuple[str, float]] = {}
+
+    def check(self, key: str | None) -> str:
+        if not key:
+            raise AuthError("an API key is required: send it as the X-API-Key header")
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        key_id = self.keys.verify(key)
+        if key_id is None:
+            self._cache.pop(key, None)
+            raise AuthError("the API key is unknown or revoked")
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (key_id, now + KEY_CACHE_SECONDS)
+        return key_id
+
+
+@dataclass
+class ServiceState:
+    workspace: Workspace
+    config: ServiceConfig
+    engine: Engine
+    champion: ChampionHolder
+    customers: CustomerCache
+    predictions: PredictionBuffer
+    keys: KeyChecker
+    metrics: Any = None
+    """The :class:`clvdrift.service.metrics.ServiceMetrics` of the app (set by ``create_app``)."""
+
+    @classmethod
+    def open(cls, workspace: Workspace, config: ServiceConfig) -> ServiceState:
+        from clvdrift.store import connect
+
+        engine = connect(workspace.database_url)
+        return cls(
+            workspace=workspace,
+            config=config,
+            engine=engine,
+            champion=ChampionHolder(workspace, engine),
+            customers=CustomerCache(workspace, engine),
+            predictions=PredictionBuffer(
+                workspace, engine, config.prediction_log_rows, config.prediction_log_seconds
+            ),
+            keys=KeyChecker(engine),
+        )
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.clvdrift
+    return state
+
+
+_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="an API key (`clvdrift apikey create`)"
+)
+
+
+def require_key(
+    request: Request, key: str | None = Depends(_key_header), state: ServiceState = Depends(get_state)
+) -> str:
+    """The key id of the request's valid API key; 401 otherwise (``Authorization: Bearer`` works too)."""
+    if not key:
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            key = auth[7:].strip()
+    return state.keys.check(key)

@@ -1,0 +1,47 @@
+"""Online drift: feature rows against the champion's reference profile, stored as drift events."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from clvdrift.pipeline.serving import online_drift, record_drift
+from clvdrift.service.deps import ServiceState, get_state, require_key
+from clvdrift.service.routes.predict import FeatureRow
+
+router = APIRouter(tags=["drift"], dependencies=[Depends(require_key)])
+TestName = Literal["psi", "chisquare", "ks", "jensenshannon", "wasserstein", "z"]
+
+
+class DriftRequest(BaseModel):
+    rows: list[FeatureRow] = Field(min_length=1, max_length=10_000)
+    test: TestName | None = Field(
+        default=None,
+        description="one test for every feature (default: PSI numerical, chi-square categorical)",
+    )
+
+
+@router.post("/drift", summary="Drift of feature rows against the champion's reference, per feature")
+def drift(body: DriftRequest, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    champion = state.champion.get()
+    config = state.config
+    result = online_drift(
+        champion, body.rows, test=body.test, warning=config.drift_warning, critical=config.drift_critical
+    )
+    record_drift(state.engine, result)
+    state.metrics.drift(result)
+    return result.to_dict()
+
+
+@router.get("/drift/history", summary="Stored drift events, newest first")
+def drift_history(
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    model_version: Annotated[str | None, Query(max_length=64)] = None,
+    state: ServiceState = Depends(get_state),
+) -> dict[str, Any]:
+    from clvdrift.store.online import DriftEvents
+
+    events = DriftEvents(state.engine).list(limit=limit, model_version=model_version)
+    return {"events": [e.to_dict() for e in events]}

@@ -1,0 +1,56 @@
+"""Operations: liveness, readiness, metrics, forced reload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from clvdrift.service.deps import ServiceState, get_state, require_key
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", summary="Liveness: the process answers")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: a champion is loaded and the store answers",
+    responses={503: {"description": "not ready; the body says why"}},
+)
+def ready(state: ServiceState = Depends(get_state)) -> JSONResponse:
+    from clvdrift.pipeline.serving import champion_version
+
+    problems = []
+    try:
+        champion_version(state.engine)
+    except Exception as exc:
+        problems.append(f"the store cannot be read: {type(exc).__name__}")
+    loaded = state.champion.loaded
+    if loaded is None:
+        problems.append(f"no champion loaded: {state.champion.problem}")
+    body: dict[str, Any] = {
+        "ready": not problems,
+        "champion": loaded.version if loaded else None,
+        "problems": problems,
+    }
+    return JSONResponse(body, status_code=200 if not problems else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+@router.post("/reload_model", summary="Reload the champion from the registry now")
+async def reload_model(
+    state: ServiceState = Depends(get_state), _key: str = Depends(require_key)
+) -> dict[str, Any]:
+    changed = await run_in_threadpool(state.champion.refresh, force=True)
+    champion = state.champion.get()
+    return {"reloaded": changed, "champion": champion.describe()}
