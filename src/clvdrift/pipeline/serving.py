@@ -61,8 +61,6 @@ NUMERICAL_FEATURES: tuple[str, ...] = (*NUMERIC_FEATURES, *HISTORY_FEATURES, *SE
 CATEGORICAL_FEATURES: tuple[str, ...] = (COUNTRY,)
 Severity = Literal["ok", "warning", "critical"]
 _SEVERITY_ORDER = {"ok": 0, "warning": 1, "critical": 2}
-ONLINE_NUMERICAL_TEST = "psi"
-ONLINE_CATEGORICAL_TEST = "chisquare"
 DISTANCE_TESTS = frozenset({"psi", "jensenshannon", "wasserstein"})
 
 
@@ -140,33 +138,40 @@ def load_serving_champion(workspace: Workspace, engine: Engine | None = None) ->
 
 
 def _feature_frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], what: str) -> pd.DataFrame:
-    """``rows`` as a frame of ``columns`` (numbers as float64, the country as text); a missing or
-    non-finite value is a :class:`DataError` naming the row and the column."""
+    """``rows`` as a frame of ``columns`` (numbers as float64, the country as text). A column a row does
+    not have, a non-number or a non-finite number is a :class:`DataError` naming the row and the column;
+    ``null`` is a missing value (NaN), as the features have for e.g. the days between the orders of a
+    one-order customer."""
     if not rows:
         raise DataError(f"{what}: no rows")
     data: dict[str, Any] = {}
     for column in columns:
-        values = [r.get(column) for r in rows]
-        missing = [i for i, v in enumerate(values) if v is None]
-        if missing:
+        absent = [i for i, r in enumerate(rows) if column not in r]
+        if absent:
             raise DataError(
-                f"{what}: row {missing[0]} has no {column!r} ({len(missing)} row(s) miss it); the champion "
+                f"{what}: row {absent[0]} has no {column!r} ({len(absent)} row(s) miss it); the champion "
                 f"reads {list(columns)}"
             )
+        values = [r[column] for r in rows]
         if column in CATEGORICAL_FEATURES:
-            data[column] = [str(v) for v in values]
+            data[column] = [None if v is None else str(v) for v in values]
             continue
-        try:
-            numbers = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError):
-            bad = next(
-                i for i, v in enumerate(values) if not isinstance(v, (int, float)) or isinstance(v, bool)
+        bad = next(
+            (
+                i
+                for i, v in enumerate(values)
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))
+            ),
+            None,
+        )
+        if bad is not None:
+            raise DataError(f"{what}: row {bad}: {column!r} is not a number ({values[bad]!r})")
+        numbers = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        infinite = np.isinf(numbers)
+        if infinite.any():
+            raise DataError(
+                f"{what}: row {int(np.flatnonzero(infinite)[0])}: {column!r} is not a finite number"
             )
-            raise DataError(f"{what}: row {bad}: {column!r} is not a number ({values[bad]!r})") from None
-        finite = np.isfinite(numbers)
-        if not finite.all():
-            bad = int(np.flatnonzero(~finite)[0])
-            raise DataError(f"{what}: row {bad}: {column!r} is not a finite number")
         data[column] = numbers
     return pd.DataFrame(data)
 
@@ -299,19 +304,22 @@ def online_drift(
     champion: ServingChampion,
     rows: Sequence[Mapping[str, Any]] | pd.DataFrame,
     *,
-    test: str | None = None,
+    numerical_test: str = "psi",
+    categorical_test: str = "chisquare",
     warning: float = 0.2,
     critical: float = 0.5,
     source: str = "api",
 ) -> OnlineDrift:
-    """Feature rows against the champion's reference profile (module docstring). ``test`` replaces the
-    defaults (PSI / chi-square) for every feature; the features checked are those of the rows that the
-    profile holds (at least one)."""
+    """Feature rows against the champion's reference profile (module docstring): ``numerical_test`` for
+    the numerical and ``categorical_test`` for the categorical features (any test of the engine that
+    applies to the kind); the features checked are those of the rows that the profile holds (at least
+    one). A test that does not apply to a kind is a :class:`ConfigError` saying which do."""
     from clvdrift.drift import detect_data_drift
     from clvdrift.drift.stattests import TEST_NAMES
 
-    if test is not None and test not in TEST_NAMES:
-        raise ConfigError(f"unknown drift test {test!r}; choose one of {list(TEST_NAMES)}")
+    for test in (numerical_test, categorical_test):
+        if test not in TEST_NAMES:
+            raise ConfigError(f"unknown drift test {test!r}; choose one of {list(TEST_NAMES)}")
     if not warning <= critical:
         raise ConfigError(f"the warning score {warning} is above the critical score {critical}")
     profiled = [*champion.profile.numerical_columns, *champion.profile.categorical_columns]
@@ -320,11 +328,8 @@ def online_drift(
     if not columns:
         raise DataError(f"drift rows: none of the profiled features {profiled} is given")
     frame = rows[columns] if isinstance(rows, pd.DataFrame) else _feature_frame(rows, columns, "drift rows")
-    tests = {
-        c: test
-        or (ONLINE_CATEGORICAL_TEST if c in champion.profile.categorical_columns else ONLINE_NUMERICAL_TEST)
-        for c in columns
-    }
+    categorical = set(champion.profile.categorical_columns)
+    tests = {c: categorical_test if c in categorical else numerical_test for c in columns}
     result = detect_data_drift(
         champion.profile, frame, DriftConfig(per_column_stattest=tests, key_columns=()), columns=columns
     )

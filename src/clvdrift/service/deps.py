@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 log = get_logger(__name__)
+KEY_COOKIE = "clvdrift_key"
+"""The cookie (HttpOnly, SameSite=Strict) that carries the API key of a browser on the dashboard."""
 KEY_CACHE_SECONDS = 5.0
 """A verified API key is trusted this long without asking the store again (a revocation takes effect
 within this time)."""
@@ -215,9 +217,13 @@ _key_header = APIKeyHeader(
 def require_key(
     request: Request, key: str | None = Depends(_key_header), state: ServiceState = Depends(get_state)
 ) -> str:
-    """The key id of the request's valid API key; 401 otherwise (``Authorization: Bearer`` works too)."""
+    """The key id of the request's valid API key; 401 otherwise. The key is read from the ``X-API-Key``
+    header, an ``Authorization: Bearer`` header, or the dashboard's cookie (:data:`KEY_COOKIE`, set by
+    its sign-in form)."""
     if not key:
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             key = auth[7:].strip()
+    if not key:
+        key = request.cookies.get(KEY_COOKIE)
     return state.keys.check(key)

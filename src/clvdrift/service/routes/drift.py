@@ -12,14 +12,15 @@ from clvdrift.service.deps import ServiceState, get_state, require_key
 from clvdrift.service.routes.predict import FeatureRow
 
 router = APIRouter(tags=["drift"], dependencies=[Depends(require_key)])
-TestName = Literal["psi", "chisquare", "ks", "jensenshannon", "wasserstein", "z"]
+NumericalTest = Literal["psi", "ks", "wasserstein", "jensenshannon"]
+CategoricalTest = Literal["chisquare", "psi", "jensenshannon", "z"]
 
 
 class DriftRequest(BaseModel):
     rows: list[FeatureRow] = Field(min_length=1, max_length=10_000)
-    test: TestName | None = Field(
-        default=None,
-        description="one test for every feature (default: PSI numerical, chi-square categorical)",
+    numerical_test: NumericalTest = Field(default="psi", description="the test of numerical features")
+    categorical_test: CategoricalTest = Field(
+        default="chisquare", description="the test of categorical features (z: two categories only)"
     )
 
 
@@ -28,7 +29,12 @@ def drift(body: DriftRequest, state: ServiceState = Depends(get_state)) -> dict[
     champion = state.champion.get()
     config = state.config
     result = online_drift(
-        champion, body.rows, test=body.test, warning=config.drift_warning, critical=config.drift_critical
+        champion,
+        body.rows,
+        numerical_test=body.numerical_test,
+        categorical_test=body.categorical_test,
+        warning=config.drift_warning,
+        critical=config.drift_critical,
     )
     record_drift(state.engine, result)
     state.metrics.drift(result)

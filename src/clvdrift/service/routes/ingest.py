@@ -17,7 +17,7 @@ router = APIRouter(tags=["ingestion"], dependencies=[Depends(require_key)])
 _ROW_SCHEMA = TypeAdapter(TransactionRecord).json_schema()
 
 Rows = Annotated[
-    list[dict[str, Any]],
+    list[Any],
     WithJsonSchema({"type": "array", "items": _ROW_SCHEMA, "minItems": 1}),
 ]
 IdempotencyKey = Annotated[

@@ -18,11 +18,11 @@ _FEATURE_ROW = {
     "type": "object",
     "description": "the champion's input features (GET /models/{version} lists them)",
     "properties": {
-        **{c: {"type": "number"} for c in NUMERICAL_FEATURES},
+        **{c: {"type": ["number", "null"]} for c in NUMERICAL_FEATURES},
         **{c: {"type": "string", "maxLength": 64} for c in CATEGORICAL_FEATURES},
     },
 }
-FeatureRow = Annotated[dict[str, float | str], Field(json_schema_extra=_FEATURE_ROW)]
+FeatureRow = Annotated[dict[str, float | str | None], Field(json_schema_extra=_FEATURE_ROW)]
 CustomerId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
