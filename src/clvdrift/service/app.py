@@ -154,7 +154,7 @@ async def _flush_predictions(state: ServiceState) -> None:
 
 def create_app(workspace: Workspace, config: ServiceConfig = ServiceConfig()) -> FastAPI:
     """The application over ``workspace`` (its store is migrated on start)."""
-    from clvdrift.service.routes import drift, ingest, ops, predict, registry
+    from clvdrift.service.routes import dashboard, drift, ingest, ops, predict, registry
 
     app = FastAPI(
         title="clvdrift",
@@ -168,7 +168,7 @@ def create_app(workspace: Workspace, config: ServiceConfig = ServiceConfig()) ->
     app.state.clvdrift = state
     metrics = ServiceMetrics(state)
     app.state.metrics = state.metrics = metrics
-    for module in (ops, ingest, predict, drift, registry):
+    for module in (ops, ingest, predict, drift, registry, dashboard):
         app.include_router(module.router)
 
     @app.exception_handler(ClvdriftError)

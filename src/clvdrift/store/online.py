@@ -230,3 +230,27 @@ class PredictionLog:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+# ---- the dashboard's queries (clvdrift.service.routes.dashboard)
+def ingest_timeline(engine: Engine, *, limit: int = 1000) -> builtins.list[dict[str, Any]]:
+    """The newest ``limit`` ingestion requests' time and row counts (``created_at``, ``accepted``,
+    ``rejected``, ``rows_added``), oldest first."""
+    row = IngestRequestRow
+    query = (
+        select(row.created_at, row.accepted, row.rejected, row.rows_added)
+        .order_by(row.id.desc())
+        .limit(limit)
+    )
+    with session_scope(engine) as session:
+        found = session.execute(query).all()
+    return [
+        {"created_at": as_utc(t).isoformat(), "accepted": a, "rejected": r, "rows_added": n}
+        for t, a, r, n in reversed(found)
+    ]
+
+
+def drift_event_count(engine: Engine) -> int:
+    """How many online drift events are stored."""
+    with session_scope(engine) as session:
+        return int(session.scalar(select(func.count()).select_from(DriftEventRow)) or 0)
