@@ -9,6 +9,7 @@ import pytest
 from clvdrift import errors
 from clvdrift.errors import (
     ArtifactIntegrityError,
+    AuthError,
     ClvdriftError,
     ConfigError,
     ConflictError,
@@ -31,6 +32,7 @@ from clvdrift.errors import (
         (DataError("x"), 2, 422),
         (DriftInputError("x"), 2, 422),
         (ConfigError("x"), 2, 400),
+        (AuthError("x"), 2, 401),
         (StorageError("x"), 3, 507),
         (ArtifactIntegrityError("x"), 3, 500),
         (RegistryError("x"), 3, 503),

@@ -1401,6 +1401,30 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Run one round and exit.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The drift monitor and retraining worker: checks logged predictions and newly ingested history with
+    the cycle's rules, and runs queued retrain jobs (each exactly once, whatever the number of workers),
+    every CLVDRIFT_SERVICE__WORKER_INTERVAL_SECONDS."""
+    from clvdrift.worker import run_worker
+
+    rounds = run_worker(get_settings(), once=once)
+    for done in rounds:
+        if as_json:
+            _print_json(done)
+        else:
+            job = done.job or {}
+            out.print(
+                f"drift event {done.drift_event or '—'} ({done.drift_severity or 'no new predictions'}); "
+                f"cycle {(done.cycle or {}).get('run_id', '—')}; "
+                f"job {job.get('job_id', '—')} {job.get('status', '')}".rstrip(),
+                highlight=False,
+            )
+
+
 @apikey_app.command("create")
 def apikey_create(
     name: Annotated[str, typer.Argument(help="Who or what uses the key, e.g. marketing-app.")],

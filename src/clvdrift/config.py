@@ -205,6 +205,11 @@ class LoopConfig(_Frozen):
         allow_inf_nan=False,
         description="how long a cycle waits for another cycle of the same store before giving up (exit 5)",
     )
+    retrain: Literal["inline", "queue"] = Field(
+        default="inline",
+        description="inline: a cycle that finds drift retrains itself; queue: it enqueues a retrain job "
+        "for `clvdrift worker`",
+    )
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -43,7 +43,9 @@ __all__ = ["GbmModel"]
 PARALLEL_MIN_ROWS = 100_000
 """Below this many rows the boosters fit and predict on one thread. Per tree the work is small and
 OpenMP's threads wait for each other at every step: on 2 cores shared with other processes (a test suite,
-concurrent monitors, an Airflow worker) a 6,000-row fit took 20 s on two threads and 3 s on one."""
+concurrent monitors, an Airflow worker) a 6,000-row fit took 20 s on two threads and 3 s on one, and a
+one-row prediction burned two cores for nothing. One thread also keeps a process that forks after
+predicting (a worker pool, a test's processes) from hanging in OpenMP's thread pool in the child."""
 WHOLE = [*NUMERIC_FEATURES]
 FULL = [*NUMERIC_FEATURES, *HISTORY_FEATURES]
 _BOOSTER_PARAMS = ("learning_rate", "max_iter", "max_leaf_nodes", "min_samples_leaf", "l2_regularization")
@@ -139,9 +141,11 @@ class GbmModel(ClvModel):
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         if not self.boosters_:
             raise ArtifactError("the gbm model is not fitted")
-        parts = [
-            self.boosters_[name].predict(self._matrix(features, cols)) for name, cols in self.views_.items()
-        ]
+        with _threads(len(features)):  # one thread for small inputs (see PARALLEL_MIN_ROWS)
+            parts = [
+                self.boosters_[name].predict(self._matrix(features, cols))
+                for name, cols in self.views_.items()
+            ]
         return np.asarray(np.mean(parts, axis=0), dtype=np.float64)
 
     def state(self) -> dict[str, object]:

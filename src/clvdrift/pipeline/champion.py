@@ -40,7 +40,7 @@ from clvdrift.io import ProcessIdentity
 from clvdrift.jsonable import dataclass_dict
 from clvdrift.observability.logging import get_logger, log_context
 from clvdrift.observability.metrics import PublishOutcome
-from clvdrift.pipeline.common import Workspace, new_version
+from clvdrift.pipeline.common import Workspace, new_id
 from clvdrift.pipeline.cycle import CycleContext, publish_metrics
 
 if TYPE_CHECKING:
@@ -215,7 +215,7 @@ def _change(
     from clvdrift.store.runs import RunStore
 
     runs = RunStore(ctx.engine)
-    run_id = f"{kind}_{new_version()}"
+    run_id = new_id(kind)
     runs.start(
         run_id,
         trigger,

@@ -82,6 +82,14 @@ class Timings:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
+def new_id(prefix: str) -> str:
+    """A unique, time-sortable id of a run, request or event: ``<prefix>_<new_version()>_<6 hex>`` (two
+    processes started together can share a microsecond: the random part keeps their ids apart)."""
+    import secrets
+
+    return f"{prefix}_{new_version()}_{secrets.token_hex(3)}"
+
+
 def new_version() -> str:
     """A sortable version id in the seed's timestamp style, with microseconds: ``YYYYmmdd_HHMMSS_ffffff``."""
     return datetime.now(UTC).strftime("%Y%m%d_%H%M%S_%f")

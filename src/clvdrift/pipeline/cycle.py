@@ -41,7 +41,7 @@ from clvdrift.faults import fault_point
 from clvdrift.jsonable import dataclass_dict
 from clvdrift.observability.logging import get_logger, log_context
 from clvdrift.observability.metrics import PERFORMANCE_METRICS, CheckSummary, PublishOutcome
-from clvdrift.pipeline.common import Progress, Timings, Workspace, load_champion, new_version
+from clvdrift.pipeline.common import Progress, Timings, Workspace, load_champion, new_id
 from clvdrift.pipeline.detect import DetectResult, detect_transactions, training_customers
 from clvdrift.pipeline.intake import FileOutcome, NewData
 from clvdrift.pipeline.train import register_version
@@ -104,11 +104,13 @@ def retrain(
     source: str,
     progress: Progress | None = None,
     cleaned: Cleaned | None = None,
+    lock_wait_seconds: float = 0.0,
 ) -> ChallengerOutcome:
     """Retrain on ``raw`` transactions under the training lock, gate the challenger against the
     champion, and register it: as champion (files published) when it wins, with the reason when not.
     The version records ``run_id``, the run that retrained (see :meth:`ModelRegistry.of_run`);
-    ``cleaned`` is ``clean_transactions(raw)`` when the caller has it already."""
+    ``cleaned`` is ``clean_transactions(raw)`` when the caller has it already; ``lock_wait_seconds``: how
+    long to wait for another training (0: :class:`LockBusyError` at once)."""
     from clvdrift.model.artifacts import read_verified
     from clvdrift.model.base import TrainingRecord
     from clvdrift.pipeline.retrain import retrain_and_gate
@@ -116,7 +118,7 @@ def retrain(
     from clvdrift.store.locks import training_lock
 
     registry, workspace = ctx.registry, ctx.workspace
-    with training_lock(ctx.engine):
+    with training_lock(ctx.engine, wait_seconds=lock_wait_seconds):
         champion, model = load_champion(registry, workspace.models_dir)
         clean, cleaning = cleaned if cleaned is not None else clean_transactions(raw)
         trained_on = training_customers(read_verified(workspace.models_dir, champion.artifacts["reference"]))
@@ -376,6 +378,8 @@ def take_new_data(
             "recheck",
             reason=(r.reason or "taken in by an earlier attempt of this run")
             if r.run_id == run_id
+            else f"ingested through the API (request {r.run_id}), not checked yet"
+            if r.path.startswith("api/")
             else f"taken in by run {r.run_id}, which did not finish its check",
         )
         for r in ledger.unchecked()
@@ -552,7 +556,7 @@ def monitor_cycle(
 
     ctx = CycleContext.open(workspace)
     with cycle_lock(ctx, loop_config.lock_wait_seconds) as lock:
-        run_id = "cycle_" + new_version()
+        run_id = new_id("cycle")
         start_run(ctx, run_id, trigger, mode, owner=ProcessIdentity.current())
         t = Timings()
         try:
@@ -573,7 +577,14 @@ def monitor_cycle(
             record_found(ctx, run_id, outcome)
             fault_point("cycle.detected")
             challenger = None
-            if outcome.retraining_required:
+            if outcome.retraining_required and loop_config.retrain == "queue":
+                from clvdrift.pipeline.jobs import request_retrain
+
+                job = request_retrain(
+                    ctx.engine, "cycle", f"run {run_id}: " + "; ".join(outcome.reasons), unless_pending=True
+                )
+                RunStore(ctx.engine).add_details(run_id, retrain_job=job.job_id if job else "pending already")
+            elif outcome.retraining_required:
                 lock.ensure_held()  # a lost lock may let another cycle retrain on the same data
                 with t.step("retrain", progress):
                     challenger = retrain(

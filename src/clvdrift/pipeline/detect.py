@@ -31,7 +31,7 @@ from clvdrift.errors import ConfigError
 from clvdrift.features import COUNTRY, NUMERIC_FEATURES
 from clvdrift.io import atomic_write_text
 from clvdrift.jsonable import TRANSIENT, dataclass_dict, dumps
-from clvdrift.pipeline.common import Progress, Timings, load_champion, new_version
+from clvdrift.pipeline.common import Progress, Timings, load_champion, new_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -298,7 +298,7 @@ def check_batch(
         ],
     )
     return DetectResult(
-        run_id="drift_" + new_version(),
+        run_id=new_id("drift"),
         created_at=datetime.now(UTC).isoformat(),
         model_version=champion.version,
         current=Batch(

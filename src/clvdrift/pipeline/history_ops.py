@@ -14,7 +14,7 @@ from typing import Any
 
 from clvdrift.data.history import HistoryBatch, PartProblem, TransactionHistory, current_batches
 from clvdrift.jsonable import dataclass_dict
-from clvdrift.pipeline.common import Workspace, new_version
+from clvdrift.pipeline.common import Workspace, new_id
 from clvdrift.pipeline.cycle import CycleContext, cycle_lock, publish_metrics
 
 
@@ -78,7 +78,7 @@ def drop_batch(workspace: Workspace, batch_id: str, *, trigger: str = "cli") -> 
     runs = RunStore(ctx.engine)
     history = TransactionHistory(workspace.history_dir, ctx.engine)
     with cycle_lock(ctx, doing="dropped"):
-        run_id = "repair_" + new_version()
+        run_id = new_id("repair")
         runs.start(run_id, trigger, {"action": "drop_batch", "batch_id": batch_id}, kind="repair")
         try:
             batch = history.drop(batch_id)

@@ -34,7 +34,7 @@ from clvdrift.data.records import TransactionRecord
 from clvdrift.errors import ConflictError
 from clvdrift.faults import fault_point
 from clvdrift.jsonable import dataclass_dict
-from clvdrift.pipeline.common import Workspace, new_version
+from clvdrift.pipeline.common import Workspace, new_id
 
 __all__ = ["IngestResult", "TransactionRecord", "ingest_records", "ingest_stats"]
 
@@ -89,7 +89,7 @@ def ingest_records(
         earlier = log.by_key(idempotency_key)
         if earlier is not None:
             return _replay(earlier, digest, idempotency_key)
-    request_id = "ingest_" + new_version()
+    request_id = new_id("ingest")
     checked = records_to_frame(records)
     batch = None
     if len(checked.frame):

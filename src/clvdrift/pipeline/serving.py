@@ -33,7 +33,7 @@ from clvdrift.config import DriftConfig
 from clvdrift.errors import ConfigError, DataError, NotFoundError
 from clvdrift.features import COUNTRY, HISTORY_FEATURES, NUMERIC_FEATURES, SEASON_FEATURES
 from clvdrift.jsonable import dataclass_dict
-from clvdrift.pipeline.common import Workspace, new_version
+from clvdrift.pipeline.common import Workspace, new_id
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -289,6 +289,9 @@ class OnlineDrift:
     warning: float
     critical: float
     features: list[FeatureDrift]
+    dataset_drift: bool
+    """The drift engine's decision on these rows (drift share, key columns: ``DriftConfig``)."""
+    reasons: list[str]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclass_dict(self)
@@ -309,11 +312,15 @@ def online_drift(
     warning: float = 0.2,
     critical: float = 0.5,
     source: str = "api",
+    rules: DriftConfig | None = None,
 ) -> OnlineDrift:
     """Feature rows against the champion's reference profile (module docstring): ``numerical_test`` for
     the numerical and ``categorical_test`` for the categorical features (any test of the engine that
     applies to the kind); the features checked are those of the rows that the profile holds (at least
-    one). A test that does not apply to a kind is a :class:`ConfigError` saying which do."""
+    one). A test that does not apply to a kind is a :class:`ConfigError` saying which do.
+
+    ``rules``: decide with the monitoring cycle's drift configuration instead (its tests, thresholds,
+    drift share and key columns; the two tests are then not used), as the worker does."""
     from clvdrift.drift import detect_data_drift
     from clvdrift.drift.stattests import TEST_NAMES
 
@@ -330,9 +337,8 @@ def online_drift(
     frame = rows[columns] if isinstance(rows, pd.DataFrame) else _feature_frame(rows, columns, "drift rows")
     categorical = set(champion.profile.categorical_columns)
     tests = {c: categorical_test if c in categorical else numerical_test for c in columns}
-    result = detect_data_drift(
-        champion.profile, frame, DriftConfig(per_column_stattest=tests, key_columns=()), columns=columns
-    )
+    config = rules if rules is not None else DriftConfig(per_column_stattest=tests, key_columns=())
+    result = detect_data_drift(champion.profile, frame, config, columns=columns)
     features = []
     for c in result.columns:
         score = c.statistic if c.test in DISTANCE_TESTS else c.effect_size
@@ -350,7 +356,7 @@ def online_drift(
         )
     worst: Severity = max((f.severity for f in features), key=_SEVERITY_ORDER.__getitem__, default="ok")
     return OnlineDrift(
-        event_id="odrift_" + new_version(),
+        event_id=new_id("odrift"),
         created_at=datetime.now(UTC),
         source=source,
         model_version=champion.version,
@@ -359,6 +365,8 @@ def online_drift(
         warning=warning,
         critical=critical,
         features=features,
+        dataset_drift=bool(result.dataset_drift),
+        reasons=list(result.reasons) if result.dataset_drift else [],
     )
 
 
@@ -385,7 +393,7 @@ def log_predictions(workspace: Workspace, engine: Engine, version: str, frame: p
     from clvdrift.io import atomic_write, sha256_file
     from clvdrift.store.online import PredictionBatch, PredictionLog
 
-    batch_id = "pred_" + new_version()
+    batch_id = new_id("pred")
     folder = Path(workspace.predictions_dir)
     folder.mkdir(parents=True, exist_ok=True)
     part = folder / f"{batch_id}.parquet"

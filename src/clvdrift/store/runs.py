@@ -39,8 +39,8 @@ from clvdrift.store.db import session_scope
 from clvdrift.store.ledger import as_utc
 from clvdrift.store.tables import RunRow
 
-TRIGGERS: tuple[str, ...] = ("cli", "airflow", "schedule", "api", "replay")
-KINDS: tuple[str, ...] = ("monitor", "promote", "rollback", "repair")
+TRIGGERS: tuple[str, ...] = ("cli", "airflow", "schedule", "api", "replay", "worker")
+KINDS: tuple[str, ...] = ("monitor", "promote", "rollback", "repair", "retrain")
 MONITOR = "monitor"
 RUNNING = "running"
 FINAL_STATUSES: tuple[str, ...] = ("success", "partial", "rejected", "skipped", "failed")

@@ -133,3 +133,26 @@ def latest_replay_chart(state: ServiceState = Depends(get_state)) -> FileRespons
     if not chart.is_file():
         raise NotFoundError("the newest replay has no chart")
     return FileResponse(chart, media_type="image/svg+xml")
+
+
+class RetrainRequest(BaseModel):
+    reason: str = Field(default="requested through the API", min_length=1, max_length=2000)
+
+
+@router.post("/retrain", summary="Queue a retrain job for the worker (clvdrift worker)", status_code=202)
+def request_retrain_job(
+    body: RetrainRequest | None = None, state: ServiceState = Depends(get_state)
+) -> dict[str, Any]:
+    from clvdrift.pipeline.jobs import request_retrain
+
+    job = request_retrain(state.engine, "api", body.reason if body else "requested through the API")
+    return job.to_dict()  # type: ignore[no-any-return]
+
+
+@router.get("/jobs", summary="Retrain jobs, newest first")
+def retrain_jobs(
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50, state: ServiceState = Depends(get_state)
+) -> dict[str, Any]:
+    from clvdrift.store.jobs import RetrainJobs
+
+    return {"jobs": [j.to_dict() for j in RetrainJobs(state.engine).list(limit=limit)]}
