@@ -433,7 +433,7 @@ def test_a_browser_signs_in_and_sees_what_the_store_holds(
     assert status and status.group(1) == "ok" and status.group(2).startswith("updated"), (
         "the refresh script did not run or its fetch failed (CSP, cookie)"
     )
-    assert re.search(r'<a class="report" href="/reports/drift_[0-9_]+">', dom)  # the monitor run's report
+    assert re.search(r'<a class="report" href="/reports/drift_[0-9a-f_]+">', dom)  # the monitor run's report
 
     shot = tmp_path / "dashboard.png"
     _chromium(chromium, "--hide-scrollbars", "--window-size=1400,1800", f"--screenshot={shot}", sign_in_url)

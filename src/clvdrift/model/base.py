@@ -81,6 +81,12 @@ class ClvModel(ABC):
         """The columns of the matrix the estimator sees (for the record)."""
         return self.input_features
 
+    def predict_columns(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """:meth:`predict` of features given column by column (each a list or array of the same length;
+        numbers as float64 with NaN for missing, the country as text): the service's fast path for a few
+        rows, which families may override to skip building a DataFrame. Equal to :meth:`predict`."""
+        return self.predict(pd.DataFrame({c: columns[c] for c in self.input_features}))
+
 
 def family_class(name: str) -> type[ClvModel]:
     """The class of family ``name`` (``gbm`` or ``rf``)."""

@@ -71,6 +71,8 @@ class GbmModel(ClvModel):
         self.boosters_: dict[str, Any] = {}
         self.encoder_: CountryEncoder | None = None
         self.seasonal_: bool = False
+        self.compiled_: dict[str, Any] | None = None  # built on first use by predict_columns, not saved
+        self._position: dict[str, int] | None = None
 
     def training_cutoffs(self, cutoff: pd.Timestamp, first_day: pd.Timestamp) -> tuple[pd.Timestamp, ...]:
         c = self.config
@@ -126,6 +128,7 @@ class GbmModel(ClvModel):
         # size at 1/40 of the rows (at least 5)
         booster["min_samples_leaf"] = min(self.config.min_samples_leaf, max(5, len(y) // 40))
         self.boosters_ = {}
+        self.compiled_, self._position = None, None
         for name, columns in self.views_.items():
             model = HistGradientBoostingRegressor(
                 loss="poisson",
@@ -137,6 +140,36 @@ class GbmModel(ClvModel):
             with _threads(len(y)):
                 self.boosters_[name] = model.fit(self._matrix(features, columns), y)
         return self
+
+    def predict_columns(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """Up to :data:`COMPILED_MAX_ROWS` rows: the boosters compiled to numpy
+        (:mod:`clvdrift.model.compiled`, equal to scikit-learn's predictions), without a DataFrame;
+        more rows: :meth:`predict`."""
+        from clvdrift.model.compiled import COMPILED_MAX_ROWS, CompiledBooster
+
+        n = len(columns[COUNTRY])
+        if n > COMPILED_MAX_ROWS:
+            return super().predict_columns(columns)
+        if not self.boosters_:
+            raise ArtifactError("the gbm model is not fitted")
+        if self.compiled_ is None:
+            self.compiled_ = {name: CompiledBooster(b) for name, b in self.boosters_.items()}
+        position = self._country_position()
+        other = len(self.encoder.levels_)
+        country = np.array([position.get(str(c), other) for c in columns[COUNTRY]], dtype=np.float64)
+        parts = []
+        for name, cols in self.views_.items():
+            matrix = np.empty((n, len(cols) + 1), dtype=np.float64)
+            for j, c in enumerate(cols):
+                matrix[:, j] = columns[c]
+            matrix[:, -1] = country
+            parts.append(self.compiled_[name].predict(matrix))
+        return np.asarray(np.mean(parts, axis=0), dtype=np.float64)
+
+    def _country_position(self) -> dict[str, int]:
+        if self._position is None:
+            self._position = {c: i for i, c in enumerate(self.encoder.levels_)}
+        return self._position
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         if not self.boosters_:

@@ -137,52 +137,59 @@ def load_serving_champion(workspace: Workspace, engine: Engine | None = None) ->
     )
 
 
-def _feature_frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], what: str) -> pd.DataFrame:
-    """``rows`` as a frame of ``columns`` (numbers as float64, the country as text). A column a row does
-    not have, a non-number or a non-finite number is a :class:`DataError` naming the row and the column;
-    ``null`` is a missing value (NaN), as the features have for e.g. the days between the orders of a
-    one-order customer."""
+def _feature_columns(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], what: str) -> dict[str, Any]:
+    """``rows`` column by column (numbers as float64 arrays, the country as a list of text). A column a
+    row does not have, a non-number or a non-finite number is a :class:`DataError` naming the row and
+    the column; ``null`` is a missing value (NaN), as the features have for e.g. the days between the
+    orders of a one-order customer."""
     if not rows:
         raise DataError(f"{what}: no rows")
     data: dict[str, Any] = {}
     for column in columns:
-        absent = [i for i, r in enumerate(rows) if column not in r]
-        if absent:
+        try:
+            values = [r[column] for r in rows]
+        except KeyError:
+            absent = [i for i, r in enumerate(rows) if column not in r]
             raise DataError(
                 f"{what}: row {absent[0]} has no {column!r} ({len(absent)} row(s) miss it); the champion "
                 f"reads {list(columns)}"
-            )
-        values = [r[column] for r in rows]
+            ) from None
         if column in CATEGORICAL_FEATURES:
             data[column] = [None if v is None else str(v) for v in values]
             continue
-        bad = next(
-            (
+        numbers = None
+        if not any(isinstance(v, (bool, str)) for v in values):
+            try:
+                numbers = np.array(values, dtype=np.float64)  # None becomes NaN
+            except (TypeError, ValueError):
+                numbers = None
+        if numbers is None:
+            bad = next(
                 i
                 for i, v in enumerate(values)
                 if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))
-            ),
-            None,
-        )
-        if bad is not None:
+            )
             raise DataError(f"{what}: row {bad}: {column!r} is not a number ({values[bad]!r})")
-        numbers = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
         infinite = np.isinf(numbers)
         if infinite.any():
-            raise DataError(
-                f"{what}: row {int(np.flatnonzero(infinite)[0])}: {column!r} is not a finite number"
-            )
+            bad = int(np.flatnonzero(infinite)[0])
+            raise DataError(f"{what}: row {bad}: {column!r} is not a finite number")
         data[column] = numbers
-    return pd.DataFrame(data)
+    return data
+
+
+def _feature_frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], what: str) -> pd.DataFrame:
+    """:func:`_feature_columns` as a frame."""
+    return pd.DataFrame(_feature_columns(rows, columns, what))
 
 
 def predict_rows(
     champion: ServingChampion, rows: Sequence[Mapping[str, Any]]
-) -> tuple[pd.DataFrame, np.ndarray]:
+) -> tuple[dict[str, Any], np.ndarray]:
     """The champion's predictions for feature rows (each a mapping of the model's input features; other
-    keys are ignored); returns the feature frame and the predictions."""
-    frame = _feature_frame(rows, champion.input_features, "feature rows")
-    return frame, np.asarray(champion.model.predict(frame), dtype=np.float64)
+    keys are ignored); returns the features column by column and the predictions."""
+    columns = _feature_columns(rows, champion.input_features, "feature rows")
+    return columns, np.asarray(champion.model.predict_columns(columns), dtype=np.float64)
 
 
 def history_key(workspace: Workspace, engine: Engine | None = None) -> tuple[str, ...]:

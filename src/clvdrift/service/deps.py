@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 
 from clvdrift.config import ServiceConfig
 from clvdrift.errors import AuthError, ClvdriftError, NoChampionError
@@ -112,17 +114,17 @@ class PredictionBuffer:
     engine: Engine
     max_rows: int
     max_seconds: float
-    _frames: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    _frames: list[tuple[str, Any, Any]] = field(default_factory=list)
     _rows: int = 0
     _oldest: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     logged_batches: int = 0
 
-    def add(self, version: str, features: pd.DataFrame, predictions: Any) -> None:
-        frame = features.assign(prediction=predictions)
+    def add(self, version: str, features: Mapping[str, Any] | pd.DataFrame, predictions: Any) -> None:
+        """Buffer served predictions: ``features`` column by column (or a frame), one prediction each."""
         with self._lock:
-            self._frames.append((version, frame))
-            self._rows += len(frame)
+            self._frames.append((version, features, predictions))
+            self._rows += len(predictions)
             if self._oldest is None:
                 self._oldest = time.monotonic()
 
@@ -137,8 +139,9 @@ class PredictionBuffer:
         with self._lock:
             frames, self._frames, self._rows, self._oldest = self._frames, [], 0, None
         by_version: dict[str, list[pd.DataFrame]] = {}
-        for version, frame in frames:
-            by_version.setdefault(version, []).append(frame)
+        for version, features, predictions in frames:
+            frame = pd.DataFrame(dict(features)) if not isinstance(features, pd.DataFrame) else features
+            by_version.setdefault(version, []).append(frame.assign(prediction=predictions))
         written = 0
         for version, parts in by_version.items():
             try:
@@ -156,6 +159,11 @@ class KeyChecker:
 
         self.keys = ApiKeys(engine)
         self._cache: dict[str, tuple[str, float]] = {}
+
+    def cached(self, key: str | None) -> str | None:
+        """The key id of a key verified less than :data:`KEY_CACHE_SECONDS` ago (no store query)."""
+        hit = self._cache.get(key) if key else None
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
 
     def check(self, key: str | None) -> str:
         if not key:
@@ -204,7 +212,7 @@ class ServiceState:
         )
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.clvdrift
     return state
 
@@ -214,7 +222,7 @@ _key_header = APIKeyHeader(
 )
 
 
-def require_key(
+async def require_key(
     request: Request, key: str | None = Depends(_key_header), state: ServiceState = Depends(get_state)
 ) -> str:
     """The key id of the request's valid API key; 401 otherwise. The key is read from the ``X-API-Key``
@@ -226,4 +234,5 @@ def require_key(
             key = auth[7:].strip()
     if not key:
         key = request.cookies.get(KEY_COOKIE)
-    return state.keys.check(key)
+    known = state.keys.cached(key)  # the common case: no store query, no thread
+    return known if known is not None else await run_in_threadpool(state.keys.check, key)

@@ -72,13 +72,13 @@ def _wants_html(request: Request) -> bool:
     return request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
 
-def browser_key(
+async def browser_key(
     request: Request, key: str | None = Depends(_key_header), state: ServiceState = Depends(get_state)
 ) -> str | None:
     """The key id of the request's valid API key; None for a browser without one (it is sent to the
     sign-in page); the API's 401 for any other client."""
     try:
-        return require_key(request, key, state)
+        return await require_key(request, key, state)
     except AuthError:
         if _wants_html(request):
             return None

@@ -72,9 +72,9 @@ def _predict(state: ServiceState, body: PredictRequest) -> dict[str, Any]:
         "model_cutoff": champion.cutoff,
     }
     if body.rows is not None:
-        frame, predicted = predict_rows(champion, body.rows)
-        state.predictions.add(champion.version, frame, predicted)
-        state.metrics.predicted(champion.version, "row", len(frame))
+        columns, predicted = predict_rows(champion, body.rows)
+        state.predictions.add(champion.version, columns, predicted)
+        state.metrics.predicted(champion.version, "row", len(predicted))
         return {
             **base,
             "features_cutoff": None,
