@@ -135,7 +135,11 @@ def test_keys_are_stored_hashed(served: Served):
 
     db = sqlite3.connect(served.workspace.database_url.removeprefix("sqlite:///"))
     stored = " ".join(str(v) for row in db.execute("SELECT * FROM api_keys") for v in row)
-    assert served.key.split("_")[2] not in stored
+    secret = served.key[len("clv_") + 13 :]  # clv_<12 hex>_<secret>; the secret may hold "_" itself
+    assert len(secret) == 43 and secret not in stored
+    import hashlib
+
+    assert hashlib.sha256(secret.encode()).hexdigest() in stored
 
 
 # ------------------------------------------------------------------ prediction

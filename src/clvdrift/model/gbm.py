@@ -51,6 +51,29 @@ FULL = [*NUMERIC_FEATURES, *HISTORY_FEATURES]
 _BOOSTER_PARAMS = ("learning_rate", "max_iter", "max_leaf_nodes", "min_samples_leaf", "l2_regularization")
 
 
+CHUNKED_MIN_ROWS = 4096
+"""From this many rows (below :data:`PARALLEL_MIN_ROWS`) a prediction is split into chunks scored on
+Python threads, each tree loop on one OpenMP thread (scikit-learn's loop releases the GIL): the cores are
+used without OpenMP's thread pool (see :data:`PARALLEL_MIN_ROWS`). Each row's prediction is the same."""
+_POOL: Any = None
+
+
+def _chunked_predict(booster: Any, matrix: np.ndarray) -> np.ndarray:
+    """``booster.predict(matrix)`` by row chunks on a thread pool (:data:`CHUNKED_MIN_ROWS`)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    global _POOL
+    workers = max(1, min(4, os.cpu_count() or 1))
+    if workers == 1:
+        return np.asarray(booster._loss.link.inverse(booster._raw_predict(matrix, n_threads=1).ravel()))
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gbm-predict")
+    chunks = np.array_split(matrix, workers)
+    raws = list(_POOL.map(lambda chunk: booster._raw_predict(chunk, n_threads=1).ravel(), chunks))
+    return np.asarray(booster._loss.link.inverse(np.concatenate(raws)), dtype=np.float64)
+
+
 def _threads(rows: int) -> Any:
     """One OpenMP thread below :data:`PARALLEL_MIN_ROWS` rows, else the library's default."""
     from contextlib import nullcontext
@@ -142,28 +165,39 @@ class GbmModel(ClvModel):
         return self
 
     def predict_columns(self, columns: Mapping[str, Any]) -> np.ndarray:
-        """Up to :data:`COMPILED_MAX_ROWS` rows: the boosters compiled to numpy
-        (:mod:`clvdrift.model.compiled`, equal to scikit-learn's predictions), without a DataFrame;
-        more rows: :meth:`predict`."""
+        """:meth:`predict` without a DataFrame: each view's matrix is built from the columns; up to
+        :data:`COMPILED_MAX_ROWS` rows the boosters compiled to numpy score it
+        (:mod:`clvdrift.model.compiled`, equal to scikit-learn's predictions), more rows scikit-learn."""
         from clvdrift.model.compiled import COMPILED_MAX_ROWS, CompiledBooster
 
-        n = len(columns[COUNTRY])
-        if n > COMPILED_MAX_ROWS:
-            return super().predict_columns(columns)
         if not self.boosters_:
             raise ArtifactError("the gbm model is not fitted")
-        if self.compiled_ is None:
-            self.compiled_ = {name: CompiledBooster(b) for name, b in self.boosters_.items()}
+        n = len(columns[COUNTRY])
         position = self._country_position()
         other = len(self.encoder.levels_)
         country = np.array([position.get(str(c), other) for c in columns[COUNTRY]], dtype=np.float64)
-        parts = []
+        matrices = {}
         for name, cols in self.views_.items():
             matrix = np.empty((n, len(cols) + 1), dtype=np.float64)
             for j, c in enumerate(cols):
                 matrix[:, j] = columns[c]
             matrix[:, -1] = country
-            parts.append(self.compiled_[name].predict(matrix))
+            matrices[name] = matrix
+        if n > COMPILED_MAX_ROWS:
+            return self._predict_matrices(matrices)
+        if self.compiled_ is None:
+            self.compiled_ = {name: CompiledBooster(b) for name, b in self.boosters_.items()}
+        parts = [self.compiled_[name].predict(matrix) for name, matrix in matrices.items()]
+        return np.asarray(np.mean(parts, axis=0), dtype=np.float64)
+
+    def _predict_matrices(self, matrices: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The boosters' average on each view's matrix (see :data:`CHUNKED_MIN_ROWS`)."""
+        rows = len(next(iter(matrices.values())))
+        if PARALLEL_MIN_ROWS > rows >= CHUNKED_MIN_ROWS:
+            parts = [_chunked_predict(self.boosters_[name], m) for name, m in matrices.items()]
+        else:
+            with _threads(rows):  # one thread for small inputs (see PARALLEL_MIN_ROWS)
+                parts = [self.boosters_[name].predict(m) for name, m in matrices.items()]
         return np.asarray(np.mean(parts, axis=0), dtype=np.float64)
 
     def _country_position(self) -> dict[str, int]:
@@ -174,12 +208,9 @@ class GbmModel(ClvModel):
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         if not self.boosters_:
             raise ArtifactError("the gbm model is not fitted")
-        with _threads(len(features)):  # one thread for small inputs (see PARALLEL_MIN_ROWS)
-            parts = [
-                self.boosters_[name].predict(self._matrix(features, cols))
-                for name, cols in self.views_.items()
-            ]
-        return np.asarray(np.mean(parts, axis=0), dtype=np.float64)
+        return self._predict_matrices(
+            {name: self._matrix(features, cols) for name, cols in self.views_.items()}
+        )
 
     def state(self) -> dict[str, object]:
         return {"model": dict(self.boosters_)}

@@ -141,41 +141,45 @@ def _feature_columns(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], 
     """``rows`` column by column (numbers as float64 arrays, the country as a list of text). A column a
     row does not have, a non-number or a non-finite number is a :class:`DataError` naming the row and
     the column; ``null`` is a missing value (NaN), as the features have for e.g. the days between the
-    orders of a one-order customer."""
+    orders of a one-order customer. (Values are gathered row by row with one ``itemgetter``: the 10,000
+    rows of a batch in a few milliseconds.)"""
+    from itertools import chain
+    from operator import itemgetter
+
     if not rows:
         raise DataError(f"{what}: no rows")
-    data: dict[str, Any] = {}
-    for column in columns:
-        try:
-            values = [r[column] for r in rows]
-        except KeyError:
+    numeric = [c for c in columns if c not in CATEGORICAL_FEATURES]
+    try:
+        tuples = list(map(itemgetter(*numeric), rows)) if numeric else []
+        categorical = {c: [r[c] for r in rows] for c in columns if c in CATEGORICAL_FEATURES}
+    except KeyError:
+        for column in columns:
             absent = [i for i, r in enumerate(rows) if column not in r]
-            raise DataError(
-                f"{what}: row {absent[0]} has no {column!r} ({len(absent)} row(s) miss it); the champion "
-                f"reads {list(columns)}"
-            ) from None
-        if column in CATEGORICAL_FEATURES:
-            data[column] = [None if v is None else str(v) for v in values]
-            continue
-        numbers = None
-        if not any(isinstance(v, (bool, str)) for v in values):
-            try:
-                numbers = np.array(values, dtype=np.float64)  # None becomes NaN
-            except (TypeError, ValueError):
-                numbers = None
-        if numbers is None:
-            bad = next(
-                i
-                for i, v in enumerate(values)
-                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))
-            )
-            raise DataError(f"{what}: row {bad}: {column!r} is not a number ({values[bad]!r})")
-        infinite = np.isinf(numbers)
-        if infinite.any():
-            bad = int(np.flatnonzero(infinite)[0])
-            raise DataError(f"{what}: row {bad}: {column!r} is not a finite number")
-        data[column] = numbers
-    return data
+            if absent:
+                raise DataError(
+                    f"{what}: row {absent[0]} has no {column!r} ({len(absent)} row(s) miss it); the "
+                    f"champion reads {list(columns)}"
+                ) from None
+        raise
+    except TypeError:
+        bad = next(i for i, r in enumerate(rows) if not isinstance(r, Mapping))
+        raise DataError(f"{what}: row {bad} is not an object of features") from None
+    if len(numeric) == 1:
+        tuples = [(v,) for v in tuples]
+    if set(map(type, chain.from_iterable(tuples))) - {int, float, type(None)}:
+        for i, values in enumerate(tuples):
+            for column, v in zip(numeric, values, strict=True):
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                    raise DataError(f"{what}: row {i}: {column!r} is not a number ({v!r})")
+    matrix = np.array(tuples, dtype=np.float64).reshape(len(rows), len(numeric))  # None becomes NaN
+    infinite = np.isinf(matrix)
+    if infinite.any():
+        i, j = (int(k[0]) for k in np.nonzero(infinite))
+        raise DataError(f"{what}: row {i}: {numeric[j]!r} is not a finite number")
+    data: dict[str, Any] = {c: matrix[:, j] for j, c in enumerate(numeric)}
+    for column, values in categorical.items():
+        data[column] = [None if v is None else str(v) for v in values]
+    return {c: data[c] for c in columns}
 
 
 def _feature_frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], what: str) -> pd.DataFrame:

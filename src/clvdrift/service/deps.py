@@ -10,13 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from clvdrift.config import ServiceConfig
-from clvdrift.errors import AuthError, ClvdriftError, NoChampionError
+from clvdrift.errors import AuthError, ClvdriftError, DataError, NoChampionError
 from clvdrift.observability.logging import get_logger
 from clvdrift.pipeline.common import Workspace
 from clvdrift.pipeline.serving import (
@@ -138,19 +139,40 @@ class PredictionBuffer:
         """Write what is buffered, one part per champion version; the batches written."""
         with self._lock:
             frames, self._frames, self._rows, self._oldest = self._frames, [], 0, None
-        by_version: dict[str, list[pd.DataFrame]] = {}
+        by_version: dict[str, list[tuple[Any, Any]]] = {}
         for version, features, predictions in frames:
-            frame = pd.DataFrame(dict(features)) if not isinstance(features, pd.DataFrame) else features
-            by_version.setdefault(version, []).append(frame.assign(prediction=predictions))
+            by_version.setdefault(version, []).append((features, predictions))
         written = 0
         for version, parts in by_version.items():
             try:
-                log_predictions(self.workspace, self.engine, version, pd.concat(parts, ignore_index=True))
+                log_predictions(self.workspace, self.engine, version, _concat(parts))
                 written += 1
             except (ClvdriftError, OSError) as exc:  # logging predictions must never fail a prediction
-                log.error("cannot log %d predictions of %s: %s", sum(map(len, parts)), version, exc)
+                log.error("cannot log %d predictions of %s: %s", sum(len(p) for _, p in parts), version, exc)
         self.logged_batches += written
         return written
+
+
+def _concat(parts: list[tuple[Any, Any]]) -> pd.DataFrame:
+    """One frame of buffered (features, predictions) pairs, joined column by column (no frame per
+    request: at 1,000 requests/s building one per request costs more than the prediction)."""
+    frames = [f for f, _ in parts if isinstance(f, pd.DataFrame)]
+    columns = [f for f, _ in parts if not isinstance(f, pd.DataFrame)]
+    pieces = []
+    if columns:
+        names = list(columns[0])
+        joined = {
+            n: np.concatenate(
+                [np.asarray(c[n], dtype=object if isinstance(c[n], list) else None) for c in columns]
+            )
+            for n in names
+        }
+        pieces.append(pd.DataFrame(joined))
+    pieces += frames
+    frame = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
+    predictions = [np.asarray(p, dtype=np.float64) for f, p in parts if not isinstance(f, pd.DataFrame)]
+    predictions += [np.asarray(p, dtype=np.float64) for f, p in parts if isinstance(f, pd.DataFrame)]
+    return frame.assign(prediction=np.concatenate(predictions))
 
 
 class KeyChecker:
@@ -236,3 +258,26 @@ async def require_key(
         key = request.cookies.get(KEY_COOKIE)
     known = state.keys.cached(key)  # the common case: no store query, no thread
     return known if known is not None else await run_in_threadpool(state.keys.check, key)
+
+
+def json_response(payload: Any, status_code: int = 200) -> Response:
+    """``payload`` encoded with msgspec (several times faster than the standard library for the 10,000
+    rows of a batch answer); non-finite floats are refused by the encoder, so callers pass plain numbers."""
+    import msgspec
+
+    return Response(msgspec.json.encode(payload), status_code=status_code, media_type="application/json")
+
+
+async def decode_body(request: Request, kind: Any) -> Any:
+    """The request's JSON body decoded and type-checked into ``kind`` (a ``msgspec.Struct``) in one pass:
+    for the batch endpoints, where the standard library plus pydantic cost more than the work itself. A
+    body that does not parse or fit is a :class:`DataError` (422) saying where."""
+    import msgspec
+
+    body = await request.body()
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise DataError(f"request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise DataError(f"request body is not valid JSON: {exc}") from None
