@@ -13,8 +13,6 @@ import http.server
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +29,7 @@ import pytest
 from clvdrift.pipeline.common import Workspace
 from clvdrift.service.deps import KEY_COOKIE
 from service.conftest import Served  # type: ignore[import-not-found]
+from service.server import env_for, running_server  # type: ignore[import-not-found]
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "docs" / "img" / "dashboard.png"
@@ -224,12 +223,6 @@ def test_the_page_is_documented_and_the_sign_in_form_is_not(client):
 
 
 # ------------------------------------------------------------------------- real server, real Chromium
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """The Chromium binary, installed with apt-get when missing (root only)."""
@@ -247,24 +240,7 @@ def chromium() -> str:
 
 
 def _env(ws: Workspace) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLVDRIFT_")}
-    env.update(
-        {
-            "CLVDRIFT_DATABASE_URL": ws.database_url,
-            "CLVDRIFT_RAW_DATA": str(ws.raw_data),
-            "CLVDRIFT_MODELS_DIR": str(ws.models_dir),
-            "CLVDRIFT_REFERENCE_DIR": str(ws.reference_dir),
-            "CLVDRIFT_HISTORY_DIR": str(ws.history_dir),
-            "CLVDRIFT_REPORTS_DIR": str(ws.reports_dir),
-            "CLVDRIFT_PREDICTIONS_DIR": str(ws.predictions_dir),
-            "CLVDRIFT_CURRENT_DIR": str(ws.current_dir),
-            "CLVDRIFT_QUARANTINE_DIR": str(ws.quarantine_dir),
-            "CLVDRIFT_METRICS_TEXTFILE": str(ws.metrics_textfile),
-            "CLVDRIFT_TRAIN__GBM__MAX_ITER": "50",
-            "DO_NOT_TRACK": "1",
-        }
-    )
-    return env
+    return env_for(ws)
 
 
 MONITOR_CYCLES = 2
@@ -296,35 +272,8 @@ def server(served: Served, tmp_path: Path) -> Iterator[str]:
     """`clvdrift serve` on a free port of 127.0.0.1 over the served workspace; its base URL."""
     env = _env(served.workspace)
     _monitor(served.workspace, env)
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "clvdrift", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server was not ready in 30 s"
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with running_server(env, tmp_path / "serve.log") as running:
+        yield running.base
 
 
 class _SignInPage(http.server.BaseHTTPRequestHandler):
