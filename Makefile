@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) bench/calibration.py
 	$(PY) bench/history.py
 	$(PY) bench/replay.py
+	$(PY) bench/serve_load.py
 	$(PY) bench/gate_review.py
 
 clean:
