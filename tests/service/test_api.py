@@ -443,7 +443,17 @@ def test_a_report_written_by_a_check_is_served(client, served: Served):
 
 # ------------------------------------------------------------------ errors
 def test_an_unexpected_error_leaks_no_path_url_or_traceback(client, monkeypatch):
+    import io
+    import logging
+
+    from clvdrift.observability.logging import JsonFormatter
     from clvdrift.service import deps
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger("clvdrift").addHandler(handler)
+    monkeypatch.setattr(logging.getLogger("clvdrift"), "level", logging.INFO)
 
     def boom(self, champion):  # type: ignore[no-untyped-def]
         raise RuntimeError("cannot open /srv/secret/models at postgresql://admin:hunter2@db:5432/x")
@@ -454,6 +464,10 @@ def test_an_unexpected_error_leaks_no_path_url_or_traceback(client, monkeypatch)
     text = r.text
     assert "secret" not in text and "hunter2" not in text and "Traceback" not in text
     assert r.json()["error"]["request_id"] == r.headers["x-request-id"]
+    logging.getLogger("clvdrift").removeHandler(handler)
+    [line] = [json.loads(x) for x in stream.getvalue().splitlines() if "unexpected error" in x]
+    assert line["request_id"] == r.headers["x-request-id"] and line["level"] == "error"
+    assert "hunter2" not in json.dumps(line)  # the log has the details, with the password masked
 
 
 def test_seed_workspace_helper_builds_a_servable_workspace(tmp_path):

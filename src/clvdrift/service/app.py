@@ -195,11 +195,13 @@ def create_app(workspace: Workspace, config: ServiceConfig = ServiceConfig()) ->
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        disk = storage_error(exc)
-        if disk is not None:
-            log.error("storage error: %s", disk)
-            return _error(507, "StorageError", "the server's disk cannot take the write", _rid(request))
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        # the outermost handler runs outside RequestContext: the request id is put back in the log context
+        with log_context(request_id=_rid(request)):
+            disk = storage_error(exc)
+            if disk is not None:
+                log.error("storage error: %s", disk)
+                return _error(507, "StorageError", "the server's disk cannot take the write", _rid(request))
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
         return _error(500, "InternalError", "unexpected error (logged with this request id)", _rid(request))
 
     app.add_middleware(RequestContext, max_body_bytes=config.max_body_bytes, metrics=metrics)
