@@ -259,7 +259,9 @@ def test_two_rollbacks_at_once_end_with_a_consistent_chain(ws):
     done = sorted((value for _, value in results if isinstance(value, tuple)), reverse=True)
     refused = [value for _, value in results if isinstance(value, str)]
     assert done in ([("c", "b"), ("b", "a")], [("c", "b")]), results
-    assert all(message.startswith("model version c is no longer the champion (b is") for message in refused), refused
+    assert all(
+        message.startswith("model version c is no longer the champion (b is") for message in refused
+    ), refused
     final = done[-1][1]
     assert registry.champion().version == final and published(ws) == final
     assert {v.version for v in registry.list_versions() if v.rolled_back_at} == {f for f, _ in done}

@@ -11,6 +11,7 @@ writer is still alive (the host tag keeps a writer on another machine sharing th
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
@@ -59,7 +60,8 @@ def _host_tag() -> str:
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, then rename over ``path``."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, rename it over ``path``, then
+    fsync the folder (so the new name survives a power cut, not only a crash of the process)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name}.{os.getpid()}-{_host_tag()}."
@@ -75,12 +77,29 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+        _fsync_folder(path.parent)
     except OSError as exc:
         if exc.filename is None and exc.errno is not None:  # a writer's error names no file: name the target
             raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
         raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """fsync a folder's entry list (a rename is durable once its folder is); skipped where folders
+    cannot be opened (not POSIX)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF):  # some filesystems cannot fsync a folder
+            raise
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -180,7 +180,7 @@ def test_predict_by_feature_row_matches_the_model(client, served: Served):
         ({}, 422, "either customers"),
         ({"rows": [{"Recency": 1.0}]}, 422, "has no"),
         ({"rows": [{"Recency": "soon"}]}, 422, "rows"),
-        ({"rows": [{"Recency": True}]}, 422, "has no"),
+        ({"rows": [{"Recency": True}]}, 422, "valid number"),
         ({"customers": [str(i) for i in range(101)]}, 422, "customers"),
         ({"customers": "90001"}, 422, "customers"),
     ],
@@ -473,3 +473,112 @@ def test_an_unexpected_error_leaks_no_path_url_or_traceback(client, monkeypatch)
 def test_seed_workspace_helper_builds_a_servable_workspace(tmp_path):
     ws, version = seed_workspace(tmp_path, customers=60)
     assert _champion(ws).version == version
+
+
+# ------------------------------------------------------------------ findings of an adversarial review
+def test_concurrent_requests_with_one_key_and_other_rows_store_one_of_them(served: Served):
+    """Six threads, one Idempotency-Key, six different row sets: exactly one is stored and answered 200,
+    the others get 409 and store nothing (the key is checked and the rows added as one step)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from clvdrift.errors import ConflictError
+    from clvdrift.pipeline.ingest import ingest_records
+
+    def send(i: int) -> str:
+        rows = [{**ROW, "InvoiceNo": f"C{i}-{j}", "Quantity": j + 1} for j in range(20)]
+        try:
+            ingest_records(served.workspace, rows, idempotency_key="one-key")
+        except ConflictError:
+            return "409"
+        return "200"
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(send, range(6)))
+    assert sorted(answers) == ["200"] + ["409"] * 5
+    from clvdrift.data.history import TransactionHistory
+    from clvdrift.store import connect
+
+    history = TransactionHistory(served.workspace.history_dir, connect(served.workspace.database_url)).read()
+    stored = history["InvoiceNo"].astype(str)
+    assert stored.str.startswith("C").sum() == 20
+
+
+def test_server_errors_say_their_kind_not_their_paths_or_urls(client, monkeypatch):
+    from clvdrift.errors import HistoryIntegrityError, RegistryError
+    from clvdrift.service import deps
+
+    for error, status in (
+        (RegistryError("cannot open store postgresql+psycopg://admin:***@db.internal:5432/prod"), 503),
+        (HistoryIntegrityError("part /srv/clv/history/part-1.parquet of batch x is missing"), 500),
+    ):
+
+        def boom(self, champion, error=error):  # type: ignore[no-untyped-def]
+            raise error
+
+        monkeypatch.setattr(deps.CustomerCache, "get", boom)
+        r = client.post("/predict", json={"customers": ["90001"]})
+        assert r.status_code == status
+        message = r.json()["error"]["message"]
+        assert "db.internal" not in message and "/srv" not in message and "admin" not in message
+        assert r.json()["error"]["request_id"] in message
+
+
+def test_a_chunked_body_over_the_limit_is_413_on_every_route(served: Served):
+    with client_for(served.workspace, ServiceConfig(max_body_bytes=2048)) as c:
+        c.headers["X-API-Key"] = served.key
+
+        def chunks():  # no Content-Length
+            yield b'{"rows": ['
+            for i in range(60):
+                yield (json.dumps(ROW) + ("," if i < 59 else "")).encode()
+            yield b"]}"
+
+        for path in ("/ingest/batch", "/predict", "/retrain", "/predict/batch", "/drift"):
+            r = c.post(path, content=chunks(), headers={"Content-Type": "application/json"})
+            assert r.status_code == 413, (path, r.status_code, r.text[:200])
+
+
+def test_ready_warns_when_the_registrys_champion_cannot_be_loaded(served: Served):
+    from clvdrift.pipeline.champion import promote
+
+    second = _challenger(served.workspace)
+    with client_for(served.workspace, ServiceConfig(champion_poll_seconds=3600)) as client:
+        client.headers["X-API-Key"] = served.key
+        promote(served.workspace, second, force=True)  # by another process; then its file is damaged
+        model_file = next(p for p in served.workspace.models_dir.glob(f"*{second}*.joblib"))
+        model_file.write_bytes(b"not a model")
+        reload = client.post("/reload_model").json()
+        assert reload["reloaded"] is False and f"champion {second} cannot be loaded" in reload["problem"]
+        ready = client.get("/ready").json()
+        assert ready["champion"] == served.version  # still serving the last good one, and saying so
+        assert f"champion {second} cannot be loaded" in ready["warnings"][0]
+        assert str(served.workspace.models_dir) not in ready["warnings"][0]
+
+
+def test_a_feature_row_that_cannot_be_logged_is_refused_and_the_log_goes_on(client, served: Served):
+    features = _champion(served.workspace).input_features
+    row = {f: ("Norway" if f == "Country" else 1.0) for f in features}
+    bad = client.post(
+        "/predict",
+        content=json.dumps({"rows": [{**row, "Country": "\ud800"}]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert bad.status_code == 422 and "Country" in bad.json()["error"]["message"]
+    buffer = client.app.state.clvdrift.predictions
+    buffer.add("v-broken", {"Country": ["x"], "Recency": [1.0]}, [1.0, 2.0])  # cannot be framed
+    assert client.post("/predict", json={"rows": [row]}).status_code == 200
+    buffer.flush()  # the broken entry is logged as an error; the good one is written
+    from clvdrift.store import connect
+    from clvdrift.store.online import PredictionLog
+
+    assert PredictionLog(connect(served.workspace.database_url)).count()[1] == 1
+
+
+def test_rejects_are_counted_by_kind_without_line_numbers(client):
+    lines = ["{bad 1", "{bad 2", "{bad 3", json.dumps(ROW)]
+    r = client.post(
+        "/ingest/stream", content="\n".join(lines).encode(), headers={"Content-Type": "application/x-ndjson"}
+    )
+    assert r.json()["rejected"] == 3 and len(r.json()["rejects"]) == 3
+    kinds = client.get("/stats").json()["ingestion"]["rejects_by_reason"]
+    assert kinds == {"row: line N is not valid JSON": 3}

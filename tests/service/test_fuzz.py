@@ -29,7 +29,6 @@ the key), no example database, no deadline, no shrinking (see ``NO_SHRINK``); ~5
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -68,9 +67,9 @@ PARSED_BY_FASTAPI = {
     "POST /models/rollback",
     "POST /models/{version}/promote",
 }
-"""Operations whose JSON body FastAPI decodes before the key is checked: without a key, a body that is
-not JSON gets 422 (or 400 when not UTF-8) instead of 401. Finding F3
-(``test_a_malformed_body_without_a_key_is_401``)."""
+"""Operations whose JSON body FastAPI decodes before the key is checked: without a key, a body that is not
+JSON got 422 (or 400 when not UTF-8) instead of 401 (finding F3, fixed:
+``test_a_malformed_body_without_a_key_is_401``)."""
 
 # POST /ingest/stream declares an NDJSON body of `type: string`: send the generated text as is (a JSON
 # container as one line), like text/plain. Without a serializer schemathesis cannot call it at all.
@@ -264,17 +263,6 @@ def _note_undocumented(found: dict[str, set[int]], case: schemathesis.Case, stat
     found.setdefault(case.operation.label, set()).add(status)
 
 
-def _sent_body_is_json(response: Any) -> bool:
-    body = response.request.body
-    if body is None or body == b"" or body == "":
-        return True
-    try:
-        json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return True
-
-
 def _probes_another_method(case: schemathesis.Case) -> bool:
     return case.method.upper() != case.operation.method.upper()
 
@@ -337,10 +325,6 @@ def test_every_protected_operation_without_a_key_is_401(case: schemathesis.Case,
         assert response.status_code == 303 and _header(response, "location") == LOGIN_URL
         return
     _assert_error_envelope(label, response)
-    if label in PARSED_BY_FASTAPI and not _sent_body_is_json(response):
-        # finding F3: FastAPI decodes the body before the key is checked
-        assert response.status_code in (400, 401, 422), (label, response.status_code)
-        return
     assert response.status_code == 401, (label, response.status_code, response.text[:300])
     assert response.json()["error"]["type"] == "AuthError"
 
@@ -506,9 +490,8 @@ def test_the_sign_in_routes_the_schema_hides(server: str, served: Served) -> Non
         fuzz()
 
 
-# -------------------------------------------------------------------- findings not fixed yet (xfail)
-# Each reproduces one finding of this fuzz exactly; strict: a fix makes it XPASS, which fails.
-@pytest.mark.xfail(strict=True, reason="F1: parse_qs(max_num_fields=10) raises ValueError -> 500")
+# -------------------------------------------------------------------- the fuzz's findings, fixed
+# Each reproduces one finding of this fuzz (F1-F5) exactly.
 def test_a_sign_in_form_with_more_than_ten_fields_is_not_a_500(client) -> None:
     del client.headers["X-API-Key"]
     body = "&".join(f"f{i}={i}" for i in range(MAX_LOGIN_FIELDS)) + "&key=clv_nope"
@@ -516,14 +499,12 @@ def test_a_sign_in_form_with_more_than_ten_fields_is_not_a_500(client) -> None:
     assert r.status_code in (401, 422), (r.status_code, r.text[:300])
 
 
-@pytest.mark.xfail(strict=True, reason="F2: Path.resolve() of a run id with a NUL byte: ValueError -> 500")
 @pytest.mark.parametrize("path", ["/reports/%00", "/reports/a%00b", "/reports/a%00b/page.html"])
 def test_a_run_id_with_a_nul_byte_is_a_404(client, path: str) -> None:
     r = client.get(path)
     assert r.status_code == 404, (r.status_code, r.text[:300])
 
 
-@pytest.mark.xfail(strict=True, reason="F3: FastAPI decodes a pydantic body before the key dependency runs")
 @pytest.mark.parametrize("body", [b"{bad", b"\xff\xfe"], ids=["not-json", "not-utf8"])
 def test_a_malformed_body_without_a_key_is_401(client, served: Served, body: bytes) -> None:
     del client.headers["X-API-Key"]
@@ -536,13 +517,11 @@ def test_a_malformed_body_without_a_key_is_401(client, served: Served, body: byt
     assert set(answers.values()) == {401}, answers
 
 
-@pytest.mark.xfail(strict=True, reason="F4: the app's HTTPException handler drops exc.headers (Allow)")
 def test_a_405_says_which_methods_are_allowed(client) -> None:
     r = client.request("TRACE", "/health")
     assert r.status_code == 405 and r.headers.get("allow") == "GET", dict(r.headers)
 
 
-@pytest.mark.xfail(strict=True, reason="F5: stattests.sturges_edges: (hi - lo) overflows to inf -> int(nan)")
 @pytest.mark.parametrize("test", ["psi", "jensenshannon"])
 def test_drift_of_a_column_spanning_more_than_the_largest_float_is_not_a_500(client, test: str) -> None:
     rows = [{"Recency": 1e308}, {"Recency": -1e308}]

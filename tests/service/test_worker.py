@@ -152,9 +152,11 @@ def test_two_workers_process_each_queued_job_exactly_once_on_postgresql(tmp_path
         engine.dispose()
 
 
-def test_a_job_whose_worker_was_killed_is_retried(tmp_path):
+@pytest.mark.parametrize("stop_at", ["job.started", "job.retrained"])
+def test_a_job_whose_worker_was_killed_is_retried(tmp_path, stop_at):
     """A real `clvdrift worker --once` stopped mid-job (fault point), then SIGKILLed: the next worker takes
-    the job again and finishes it; the killed attempt's run is reaped as failed."""
+    the job again and finishes it, without registering a second model when the killed attempt had
+    registered one; the killed attempt's run is reaped as failed."""
     ws = _workspace(tmp_path)
     from clvdrift.pipeline.jobs import request_retrain, run_next_job
     from clvdrift.store.jobs import RetrainJobs
@@ -163,7 +165,7 @@ def test_a_job_whose_worker_was_killed_is_retried(tmp_path):
     job = request_retrain(engine, "test", "kill me")
     env = {
         **os.environ,
-        "CLVDRIFT_TEST_STOP_AT": "job.started",
+        "CLVDRIFT_TEST_STOP_AT": stop_at,
         "CLVDRIFT_DATABASE_URL": ws.database_url,
         "CLVDRIFT_MODELS_DIR": str(ws.models_dir),
         "CLVDRIFT_REFERENCE_DIR": str(ws.reference_dir),
@@ -179,9 +181,9 @@ def test_a_job_whose_worker_was_killed_is_retried(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "clvdrift", "worker", "--once"], env=env)
     try:
         deadline = time.monotonic() + 60
-        while RetrainJobs(engine).get(job.job_id).status != "running" and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.3)  # it stops itself at the fault point right after starting the run
+        while _state(proc.pid) != "T":  # it stops itself at the fault point
+            assert time.monotonic() < deadline and proc.poll() is None, "the worker never reached " + stop_at
+            time.sleep(0.05)
         assert RetrainJobs(engine).get(job.job_id).status == "running"
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -189,7 +191,30 @@ def test_a_job_whose_worker_was_killed_is_retried(tmp_path):
     finished = run_next_job(ws, engine, train_config=TINY, gate_config=GateConfig(), lease_seconds=3600)
     assert finished is not None and finished.job_id == job.job_id
     assert finished.status == "done" and finished.attempts == 2
-    assert finished.result and finished.result["run_id"] == f"{job.job_id}_a2"
+    from clvdrift.pipeline.champion import open_registry
+    from clvdrift.store.runs import RunStore
+
+    registry = open_registry(ws.database_url)
+    registered = [v for v in registry.list_versions() if (v.run_id or "").startswith(job.job_id)]
+    assert len(registered) == 1  # never twice
+    if stop_at == "job.retrained":  # the killed attempt had registered its model: taken as the result
+        assert finished.result == {
+            "run_id": f"{job.job_id}_a1",
+            "version": registered[0].version,
+            "recovered": True,
+        }
+    else:
+        assert finished.result and finished.result["run_id"] == f"{job.job_id}_a2"
+    killed = RunStore(engine).get(f"{job.job_id}_a1")
+    assert killed.status == "failed" and "stopped" in (killed.error or "")
+
+
+def _state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2 :].split()[0]
 
 
 # ------------------------------------------------------------------ the worker's checks
@@ -246,7 +271,10 @@ def test_ingested_history_gets_a_cycle_and_queue_mode_leaves_retraining_to_the_w
         gate_config=GateConfig(),
         loop_config=LoopConfig(retrain="queue"),
     )
-    assert check_new_history(ws, engine, **kwargs) is None  # nothing ingested: no cycle
+    # the seeded batch was added without a ledger entry (as by a writer killed before recording it): the
+    # worker runs a cycle, which records and checks it; then nothing is new
+    assert check_new_history(ws, engine, **kwargs) is not None
+    assert check_new_history(ws, engine, **kwargs) is None
     row = {
         "InvoiceNo": "777001",
         "StockCode": "SKU001",
@@ -263,7 +291,11 @@ def test_ingested_history_gets_a_cycle_and_queue_mode_leaves_retraining_to_the_w
     assert Ledger(engine).unchecked() == []
     assert check_new_history(ws, engine, **kwargs) is None  # checked once
     jobs = RetrainJobs(engine).list()
-    assert jobs and jobs[0].requested_by == "cycle" and result.run_id in jobs[0].reason
+    # one job queued by the first cycle that found drift; the second found it pending and queued none
+    assert len(jobs) == 1 and jobs[0].requested_by == "cycle" and jobs[0].reason.startswith("run cycle_")
+    from clvdrift.store.runs import RunStore
+
+    assert RunStore(engine).get(result.run_id).details["retrain_job"] == "pending already"
 
 
 def test_worker_once_from_the_command_line(tmp_path, monkeypatch):

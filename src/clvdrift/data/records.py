@@ -22,7 +22,16 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from clvdrift.data import schema
 from clvdrift.jsonable import dataclass_dict
@@ -41,11 +50,25 @@ class TransactionRecord(BaseModel):
     InvoiceNo: Text64 = Field(description="invoice number; a leading C marks a cancellation")
     StockCode: Text64
     Description: Annotated[str, StringConstraints(max_length=512)] | None = None
-    Quantity: int = Field(ge=-schema.MAX_ABS_QUANTITY, le=schema.MAX_ABS_QUANTITY)
+    Quantity: StrictInt = Field(ge=-schema.MAX_ABS_QUANTITY, le=schema.MAX_ABS_QUANTITY)
     InvoiceDate: datetime = Field(description="ISO 8601, e.g. 2011-12-09T12:50:00")
     UnitPrice: float = Field(ge=-schema.MAX_ABS_UNIT_PRICE, le=schema.MAX_ABS_UNIT_PRICE, allow_inf_nan=False)
-    CustomerID: Annotated[str, StringConstraints(max_length=64)] | int | None = None
+    CustomerID: Annotated[str, StringConstraints(max_length=64)] | StrictInt | StrictFloat | None = None
     Country: Text64
+
+    @field_validator("InvoiceNo", "StockCode", "Description", "Country", "CustomerID")
+    @classmethod
+    def _printable(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.isprintable():
+                raise ValueError("control characters are not allowed")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("not valid UTF-8 text (a lone surrogate)") from None
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError("a customer id is a whole number or a text")
+        return value
 
     @field_validator("InvoiceDate")
     @classmethod
@@ -95,9 +118,11 @@ def _reason(error: ValidationError) -> str:
 _ID_ZEROS = re.compile(r"\.0+$")
 
 
-def _customer(value: str | int | None) -> str | None:
+def _customer(value: str | int | float | None) -> str | None:
     if value is None:
         return None
+    if isinstance(value, float):
+        value = int(value)
     text = _ID_ZEROS.sub("", str(value).strip())
     return text or None
 

@@ -30,6 +30,7 @@ from scipy import stats as sps
 from scipy.spatial import distance as spd
 
 from clvdrift.drift.profile import CATEGORICAL, NUMERICAL, NumericColumnProfile, ValueSketch
+from clvdrift.errors import DriftInputError
 
 __all__ = [
     "DECISION_RULES",
@@ -233,6 +234,10 @@ def sturges_edges(lo: float, hi: float, size: int, integer: bool = False) -> Flo
     combined data (numpy's ``_hist_bin_sturges``, ``_get_outer_edges`` and ``_get_bin_edges``: for an
     integer array a width below 1 is raised to 1)."""
     first, last = float(lo), float(hi)
+    if not np.isfinite(last - first):  # e.g. ±1e308: numpy's own binning fails there too
+        raise DriftInputError(
+            f"values from {first:.6g} to {last:.6g} span more than the largest float: they cannot be binned"
+        )
     if first == last:
         first, last = first - 0.5, last + 0.5
     width = (float(hi) - float(lo)) / (np.log2(size) + 1.0)

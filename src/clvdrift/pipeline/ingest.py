@@ -13,22 +13,27 @@ the history ignores; the client, unanswered, sends again.
 
 Idempotency: a request sent with an ``Idempotency-Key`` is recorded with its response. A retry with the
 same key and the same rows gets that response again (``replayed``: true) and stores nothing; the same key
-with other rows is a :class:`ConflictError` (409). Without a key a resent request still adds no row twice
-(append mode), but its response counts the rows as duplicates.
+with other rows is a :class:`ConflictError` (409) and stores nothing. Without a key a resent request still
+adds no row twice (append mode), but its response counts the rows as duplicates. A request whose server
+was killed after writing the history but before answering is recognised by the retry (the history holds a
+batch of the same content): its batch is reported and gets its ledger entry then.
 
-Ingestion does not take the cycle lock: the history serializes its own writers, and a cycle marks
-checked only the ledger entries it collected when it started, so a batch ingested during a cycle stays
-unchecked and the next cycle checks it (``tests/service/test_ingest.py``).
+Requests take turns on the store's ``ingest`` lock (PostgreSQL advisory lock, a lock file on SQLite), so
+checking a key, adding the rows and recording the answer happen as one step, also across servers. They
+do not take the cycle lock: a cycle marks checked only the ledger entries it collected when it started, so
+a batch ingested during a cycle stays unchecked and the next cycle checks it
+(``tests/service/test_durability.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clvdrift.data.records import TransactionRecord
 from clvdrift.errors import ConflictError
@@ -36,10 +41,13 @@ from clvdrift.faults import fault_point
 from clvdrift.jsonable import dataclass_dict
 from clvdrift.pipeline.common import Workspace, new_id
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
 __all__ = ["IngestResult", "TransactionRecord", "ingest_records", "ingest_stats"]
 
-MAX_REJECTS_LISTED = 1000
-"""The response lists at most this many rejected rows (all are counted)."""
+INGEST_LOCK_WAIT_SECONDS = 60.0
+"""How long a request waits for the others before it is refused as busy (409)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,7 @@ class IngestResult:
     duplicates: int
     batch_id: str | None
     rejects: list[dict[str, Any]]
-    """``{"index": i, "reason": …}`` per rejected record, at most :data:`MAX_REJECTS_LISTED`."""
+    """``{"index": i, "reason": …}`` per rejected record."""
     idempotency_key: str | None
     replayed: bool = False
 
@@ -67,22 +75,44 @@ def _digest(records: Sequence[Any]) -> str:
 
 
 def _reason_kinds(reasons: Sequence[str]) -> dict[str, int]:
+    """Rejected rows counted by kind of reason (numbers in a reason, e.g. a line number, made ``N``)."""
     counts: Counter[str] = Counter()
     for reason in reasons:
-        counts.update(reason.split("; "))
+        counts.update(re.sub(r"\d+", "N", part) for part in reason.split("; "))
     return dict(counts)
 
 
 def ingest_records(
-    workspace: Workspace, records: Sequence[Any], *, idempotency_key: str | None = None
+    workspace: Workspace,
+    records: Sequence[Any],
+    *,
+    idempotency_key: str | None = None,
+    engine: Engine | None = None,
 ) -> IngestResult:
-    """Validate ``records`` and append the valid ones to the history (module docstring)."""
+    """Validate ``records`` and append the valid ones to the history (module docstring). ``engine``: the
+    store's, when the caller holds one (a server), else one is opened."""
+    from clvdrift.store import connect
+    from clvdrift.store.locks import training_lock
+
+    engine = engine if engine is not None else connect(workspace.database_url)
+    with training_lock(
+        engine,
+        name="ingest",
+        wait_seconds=INGEST_LOCK_WAIT_SECONDS,
+        busy="ingestion is busy",
+        hint="try again",
+    ):
+        return _ingest_locked(workspace, engine, records, idempotency_key)
+
+
+def _ingest_locked(
+    workspace: Workspace, engine: Engine, records: Sequence[Any], idempotency_key: str | None
+) -> IngestResult:
     from clvdrift.data.history import TransactionHistory
     from clvdrift.data.records import records_to_frame
-    from clvdrift.store import Ledger, connect
+    from clvdrift.store import Ledger
     from clvdrift.store.online import IngestLog, IngestRecord, now
 
-    engine = connect(workspace.database_url)
     log = IngestLog(engine)
     digest = _digest(records)
     if idempotency_key is not None:
@@ -94,11 +124,18 @@ def ingest_records(
     batch = None
     if len(checked.frame):
         history = TransactionHistory(workspace.history_dir, engine)
-        source = f"api:{idempotency_key or request_id}"
-        batch = history.add(checked.frame, source=source, sha256=digest, mode="append")
-        fault_point("ingest.history_added")
-        if batch is not None:
-            Ledger(engine).record(digest, f"api/{batch.batch_id}", "processed", run_id=request_id)
+        ledger = Ledger(engine)
+        # a request of the same rows killed after writing the history and before recording it in the
+        # ledger: its batch is this request's (a request that finished has its ledger entry)
+        batch = None
+        if ledger.get(digest) is None:
+            batch = next((b for b in history.batches() if b.sha256 == digest), None)
+        if batch is None:
+            source = f"api:{idempotency_key or request_id}"
+            batch = history.add(checked.frame, source=source, sha256=digest, mode="append")
+            fault_point("ingest.history_added")
+        if batch is not None and ledger.get(digest) is None:
+            ledger.record(digest, f"api/{batch.batch_id}", "processed", run_id=request_id)
     added = batch.rows_added if batch is not None else 0
     result = IngestResult(
         request_id=request_id,
@@ -107,10 +144,10 @@ def ingest_records(
         rows_added=added,
         duplicates=len(checked.frame) - added,
         batch_id=batch.batch_id if batch is not None else None,
-        rejects=[r.to_dict() for r in checked.rejected[:MAX_REJECTS_LISTED]],
+        rejects=[r.to_dict() for r in checked.rejected],
         idempotency_key=idempotency_key,
     )
-    stored = log.record(
+    log.record(
         IngestRecord(
             request_id=request_id,
             idempotency_key=idempotency_key,
@@ -125,8 +162,6 @@ def ingest_records(
         )
     )
     fault_point("ingest.recorded")
-    if stored.request_id != request_id:  # a concurrent request with the same key answered first
-        return _replay(stored, digest, idempotency_key)
     return result
 
 
@@ -139,14 +174,14 @@ def _replay(earlier: Any, digest: str, key: str | None) -> IngestResult:
     return IngestResult(**{**earlier.response, "replayed": True})
 
 
-def ingest_stats(workspace: Workspace) -> dict[str, Any]:
+def ingest_stats(workspace: Workspace, engine: Engine | None = None) -> dict[str, Any]:
     """What ingestion brought (requests, rows accepted, rejected by reason, added, the newest request)
     and the history: its batches, rows, customers and last batch."""
     from clvdrift.data.history import TransactionHistory, current_batches
     from clvdrift.store import connect
     from clvdrift.store.online import IngestLog
 
-    engine = connect(workspace.database_url)
+    engine = engine if engine is not None else connect(workspace.database_url)
     history = TransactionHistory(workspace.history_dir, engine)
     batches = current_batches(history.batches())
     customers = history.customers() if batches else 0

@@ -115,7 +115,7 @@ def check_new_history(
     from clvdrift.pipeline.cycle import monitor_cycle
     from clvdrift.store.ledger import Ledger
 
-    if not Ledger(engine).unchecked():
+    if not Ledger(engine).unchecked() and not _unrecorded_batches(workspace, engine):
         return None
     try:
         return monitor_cycle(
@@ -129,6 +129,17 @@ def check_new_history(
         )
     except LockBusyError:
         return None
+
+
+def _unrecorded_batches(workspace: Workspace, engine: Engine) -> bool:
+    """Whether the history holds a batch the ledger does not know (its writer was killed before
+    recording it, e.g. an ingestion request): the cycle records and checks it."""
+    from clvdrift.data.history import TransactionHistory, current_batches
+    from clvdrift.store import Ledger
+
+    known = {r.sha256 for r in Ledger(engine).list()}
+    batches = current_batches(TransactionHistory(workspace.history_dir, engine).batches())
+    return any(b.sha256 not in known for b in batches)
 
 
 class _Heartbeat:
@@ -183,6 +194,13 @@ def run_next_job(
     run_id = f"{job.job_id}_a{job.attempts}"
     ctx = CycleContext.open(workspace)
     runs = RunStore(engine)
+    runs.reap(by=run_id)  # an earlier attempt's run whose worker died: failed, with why
+    for attempt in range(1, job.attempts):  # an earlier attempt registered its model before it died
+        done = ctx.registry.of_run(f"{job.job_id}_a{attempt}")
+        if done is not None:
+            result = {"run_id": f"{job.job_id}_a{attempt}", "version": done.version, "recovered": True}
+            jobs.finish(job.job_id, owner, ok=True, result=result)
+            return jobs.get(job.job_id)
     with (
         log_context(run_id=run_id),
         _Heartbeat(engine, job.job_id, owner, max(0.5, lease_seconds / 4)) as beat,

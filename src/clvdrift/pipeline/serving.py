@@ -20,6 +20,7 @@ online drift check of feature rows, and the prediction log.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -178,8 +179,22 @@ def _feature_columns(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], 
         raise DataError(f"{what}: row {i}: {numeric[j]!r} is not a finite number")
     data: dict[str, Any] = {c: matrix[:, j] for j, c in enumerate(numeric)}
     for column, values in categorical.items():
-        data[column] = [None if v is None else str(v) for v in values]
+        texts = [None if v is None else str(v) for v in values]
+        for i, text in enumerate(texts):
+            if text is not None and (len(text) > 64 or not text.isprintable() or not _utf8(text)):
+                raise DataError(
+                    f"{what}: row {i}: {column!r} is not a printable text of 64 characters at most"
+                )
+        data[column] = texts
     return {c: data[c] for c in columns}
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: valid JSON, but not storable text
+        return False
+    return True
 
 
 def _feature_frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], what: str) -> pd.DataFrame:
@@ -223,16 +238,13 @@ class CustomerPredictions:
     frame: pd.DataFrame
     """Index: customer id (text); ``predicted_revenue`` and the model's input features."""
 
-    def lookup(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+    def lookup(self, customer_ids: Sequence[str | int]) -> pd.DataFrame:
         """The rows of ``customer_ids``; :class:`NotFoundError` naming the unknown ones."""
-        ids = [str(c).strip() for c in customer_ids]
-        ids = [c[:-2] if c.endswith(".0") else c for c in ids]
+        ids = [re.sub(r"\.0+$", "", str(c).strip()) for c in customer_ids]  # 17850.0 is 17850, as loaded
         unknown = [c for c in ids if c not in self.frame.index]
         if unknown:
             shown = ", ".join(repr(c) for c in unknown[:5]) + (" …" if len(unknown) > 5 else "")
-            raise NotFoundError(
-                f"customer(s) {shown} not in the transaction history up to {self.cutoff} ({self.source})"
-            )
+            raise NotFoundError(f"customer(s) {shown} not in the transaction history up to {self.cutoff}")
         return self.frame.loc[ids]
 
 

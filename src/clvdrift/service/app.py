@@ -1,10 +1,12 @@
 """The FastAPI application (``clvdrift serve``): :func:`create_app`.
 
 Every error becomes ``{"error": {"type", "message", "request_id"}}`` with the status of its class
-(:func:`clvdrift.errors.http_status`); an unexpected one is a 500 whose message names no path, URL or
-traceback (the log has the details under the same request id). Every response carries ``X-Request-ID``
-(the client's, when it sent a sane one). Request bodies above ``service.max_body_bytes`` are refused
-with 413 before they are read whole.
+(:func:`clvdrift.errors.http_status`). A client error (4xx) says what is wrong with the request; a server
+error (5xx: the store, the model's files, the disk, a bug) says only what kind it is (:data:`GENERIC`),
+never a path, a URL or a traceback, and the log has the details under the same request id. An unexpected
+error is answered inside the middleware, so the client's keep-alive connection stays open. Every response
+carries ``X-Request-ID`` (the client's, when it sent a sane one). Request bodies above
+``service.max_body_bytes`` are refused with 413 before they are read whole.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clvdrift import __version__
 from clvdrift.config import ServiceConfig
-from clvdrift.errors import ClvdriftError, http_status, storage_error
+from clvdrift.errors import ClvdriftError, HistoryIntegrityError, NoChampionError, http_status, storage_error
 from clvdrift.observability.logging import get_logger, log_context
 from clvdrift.pipeline.common import Workspace
 from clvdrift.service.deps import ServiceState
@@ -75,12 +77,24 @@ class RequestContext:
 
         length = headers.get("content-length")
         too_big = length is not None and length.isdigit() and int(length) > self.max_body_bytes
+        started = {"response": False}
+
+        async def send_tracked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started["response"] = True
+            await send_with_id(message)
+
         try:
             with log_context(request_id=request_id):
                 if too_big:
-                    await self._refuse(send_with_id, request_id)
+                    await self._refuse(send_tracked, request_id)
                 else:
-                    await self.app(scope, self._limited(receive, send_with_id, request_id), send_with_id)
+                    try:
+                        await self.app(scope, self._limited(scope, receive), send_tracked)
+                    except Exception as exc:  # not one of ours: answered here, so the connection stays
+                        if started["response"]:
+                            raise
+                        await _unexpected_response(exc, scope, request_id)(scope, _no_receive, send_tracked)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
@@ -97,7 +111,9 @@ class RequestContext:
         )
         await response({"type": "http"}, _no_receive, send)
 
-    def _limited(self, receive: Receive, send: Send, request_id: str) -> Receive:
+    def _limited(self, scope: Scope, receive: Receive) -> Receive:
+        """``receive`` counting the body's bytes (a chunked body has no Content-Length): beyond the limit
+        it raises, and the scope says why (FastAPI turns an error while it parses a body into a 400)."""
         seen = {"bytes": 0}
         limit = self.max_body_bytes
 
@@ -106,6 +122,7 @@ class RequestContext:
             if message["type"] == "http.request":
                 seen["bytes"] += len(message.get("body", b""))
                 if seen["bytes"] > limit:
+                    scope["state"]["body_too_large"] = True
                     raise _BodyTooLarge()
             return message
 
@@ -118,6 +135,25 @@ class _BodyTooLarge(Exception):
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+GENERIC = {
+    500: "internal error of the server",
+    503: "the store cannot answer now",
+    507: "the server's disk cannot take the write",
+}
+"""What a server-side error (5xx) says to the client: never its own message, which may name the server's
+paths or the store's URL; the log has it under the request id."""
+
+
+def _unexpected_response(exc: Exception, scope: Scope, request_id: str) -> JSONResponse:
+    """The answer to an exception no handler took (a bug, or a disk error), logged with the request id."""
+    disk = storage_error(exc)
+    if disk is not None:
+        log.error("storage error: %s", disk)
+        return _error(507, "StorageError", GENERIC[507] + f" (logged as request {request_id})", request_id)
+    log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+    return _error(500, "InternalError", f"unexpected error (logged as request {request_id})", request_id)
 
 
 @asynccontextmanager
@@ -173,16 +209,53 @@ def create_app(workspace: Workspace, config: ServiceConfig = ServiceConfig()) ->
 
     @app.exception_handler(ClvdriftError)
     async def _clvdrift_error(request: Request, exc: ClvdriftError) -> JSONResponse:
-        return _error(http_status(exc), type(exc).__name__, mask_url(str(exc)), _rid(request))
+        status, rid = http_status(exc), _rid(request)
+        if status < 500 or isinstance(exc, NoChampionError):
+            return _error(status, type(exc).__name__, mask_url(str(exc)), rid)
+        with log_context(request_id=rid):  # the details stay in the log (module docstring)
+            log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
+        generic = GENERIC.get(status, GENERIC[500])
+        if isinstance(exc, HistoryIntegrityError):
+            generic = "the transaction history is damaged: `clvdrift history verify` says where"
+        return _error(status, type(exc).__name__, f"{generic} (logged as request {rid})", rid)
+
+    async def _refused_key(request: Request) -> JSONResponse | None:
+        """The 401 of a protected route's request without a valid key: FastAPI parses a body before the
+        route's dependencies run, so a bad body must not say more than "no key" to a caller without one."""
+        from clvdrift.errors import AuthError
+        from clvdrift.service.deps import require_key
+
+        route = request.scope.get("route")
+        needs_key = any(
+            getattr(d, "dependency", None) is require_key for d in getattr(route, "dependencies", ())
+        )
+        if not needs_key:
+            return None
+        try:
+            await require_key(request, request.headers.get("x-api-key"), state)
+        except AuthError as exc:
+            return _error(401, "AuthError", str(exc), _rid(request))
+        return None
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        refused = await _refused_key(request)
+        if refused is not None:
+            return refused
         problems = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()[:5]]
         return _error(422, "ValidationError", "; ".join(problems) or "invalid request", _rid(request))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, "HTTPError", str(exc.detail), _rid(request))
+        if request.scope.get("state", {}).get("body_too_large"):  # FastAPI's 400 for our refusal
+            return await _too_large(request, _BodyTooLarge())
+        if exc.status_code == 400:  # a body FastAPI could not parse: no key, no more said
+            refused = await _refused_key(request)
+            if refused is not None:
+                return refused
+        response = _error(exc.status_code, "HTTPError", str(exc.detail), _rid(request))
+        response.headers.update(exc.headers or {})  # e.g. the Allow of a 405
+        return response
 
     @app.exception_handler(_BodyTooLarge)
     async def _too_large(request: Request, exc: _BodyTooLarge) -> JSONResponse:
@@ -192,17 +265,6 @@ def create_app(workspace: Workspace, config: ServiceConfig = ServiceConfig()) ->
             f"the request body is larger than {config.max_body_bytes} bytes",
             _rid(request),
         )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # the outermost handler runs outside RequestContext: the request id is put back in the log context
-        with log_context(request_id=_rid(request)):
-            disk = storage_error(exc)
-            if disk is not None:
-                log.error("storage error: %s", disk)
-                return _error(507, "StorageError", "the server's disk cannot take the write", _rid(request))
-            log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _error(500, "InternalError", "unexpected error (logged with this request id)", _rid(request))
 
     app.add_middleware(RequestContext, max_body_bytes=config.max_body_bytes, metrics=metrics)
     return app

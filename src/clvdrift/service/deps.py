@@ -69,8 +69,9 @@ class ChampionHolder:
         with self._lock:
             try:
                 version = champion_version(self.engine)
-            except ClvdriftError as exc:
-                self.problem = f"the store cannot be read: {exc}"
+            except ClvdriftError as exc:  # the message names the store: the log has it, the API not
+                log.error("the store cannot be read: %s", exc)
+                self.problem = f"the store cannot be read ({type(exc).__name__}; see the server log)"
                 return False
             current = self._champion
             if version is None:
@@ -81,7 +82,11 @@ class ChampionHolder:
             try:
                 loaded = load_serving_champion(self.workspace, self.engine)
             except ClvdriftError as exc:
-                self.problem = f"champion {version} cannot be loaded: {exc}"
+                serving = f"; still serving {current.version}" if current is not None else ""
+                self.problem = (
+                    f"the registry's champion {version} cannot be loaded ({type(exc).__name__}; see the "
+                    f"server log){serving}"
+                )
                 log.error("champion %s cannot be loaded: %s", version, exc)
                 return False
             self._champion, self.problem = loaded, None
@@ -147,7 +152,7 @@ class PredictionBuffer:
             try:
                 log_predictions(self.workspace, self.engine, version, _concat(parts))
                 written += 1
-            except (ClvdriftError, OSError) as exc:  # logging predictions must never fail a prediction
+            except Exception as exc:  # logging predictions must never fail a prediction, nor stop the log
                 log.error("cannot log %d predictions of %s: %s", sum(len(p) for _, p in parts), version, exc)
         self.logged_batches += written
         return written

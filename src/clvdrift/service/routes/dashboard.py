@@ -220,7 +220,10 @@ async def _form_key(request: Request) -> str:
     body = await request.body()
     if len(body) > MAX_LOGIN_BYTES:
         raise DataError(f"the sign-in form is larger than {MAX_LOGIN_BYTES} bytes")
-    fields = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=10)
+    try:
+        fields = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=10)
+    except ValueError:  # more fields than a sign-in form has
+        raise DataError("the sign-in form has more than 10 fields; it takes one: key") from None
     return (fields.get("key") or [""])[0].strip()
 
 

@@ -54,7 +54,7 @@ def _ingest(state: ServiceState, rows: list[Any], key: str | None) -> IngestResu
         )
     if not rows:
         raise DataError("no rows")
-    return ingest_records(state.workspace, rows, idempotency_key=key)
+    return ingest_records(state.workspace, rows, idempotency_key=key, engine=state.engine)
 
 
 @router.post("/ingest/batch", response_model=IngestResponse, summary="Append a batch of transaction rows")
@@ -110,4 +110,4 @@ def _line(line: bytes, number: int) -> Any:
 
 @router.get("/stats", summary="The history and what ingestion brought (rejects by reason)")
 def stats(state: ServiceState = Depends(get_state)) -> dict[str, Any]:
-    return ingest_stats(state.workspace)
+    return ingest_stats(state.workspace, state.engine)

@@ -30,14 +30,18 @@ def ready(state: ServiceState = Depends(get_state)) -> JSONResponse:
     try:
         champion_version(state.engine)
     except Exception as exc:
-        problems.append(f"the store cannot be read: {type(exc).__name__}")
+        problems.append(f"the store cannot be read ({type(exc).__name__}; see the server log)")
     loaded = state.champion.loaded
+    warnings = []
     if loaded is None:
         problems.append(f"no champion loaded: {state.champion.problem}")
+    elif state.champion.problem:  # serving, but not the registry's champion: said, not hidden
+        warnings.append(state.champion.problem)
     body: dict[str, Any] = {
         "ready": not problems,
         "champion": loaded.version if loaded else None,
         "problems": problems,
+        "warnings": warnings,
     }
     return JSONResponse(body, status_code=200 if not problems else 503)
 
@@ -53,4 +57,4 @@ async def reload_model(
 ) -> dict[str, Any]:
     changed = await run_in_threadpool(state.champion.refresh, force=True)
     champion = state.champion.get()
-    return {"reloaded": changed, "champion": champion.describe()}
+    return {"reloaded": changed, "champion": champion.describe(), "problem": state.champion.problem}

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AllowInfNan, BaseModel, Field, Strict, StrictInt, StrictStr, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from clvdrift.errors import ConfigError, DataError
@@ -23,8 +23,9 @@ _FEATURE_ROW = {
         **{c: {"type": "string", "maxLength": 64} for c in CATEGORICAL_FEATURES},
     },
 }
-FeatureRow = Annotated[dict[str, float | str | None], Field(json_schema_extra=_FEATURE_ROW)]
-CustomerId = Annotated[str, Field(min_length=1, max_length=64)]
+FeatureValue = Annotated[float, Strict(), AllowInfNan(False)] | StrictInt | StrictStr | None
+FeatureRow = Annotated[dict[str, FeatureValue], Field(json_schema_extra=_FEATURE_ROW)]
+CustomerId = Annotated[str, Field(min_length=1, max_length=64)] | StrictInt
 
 
 class PredictRequest(BaseModel):
@@ -116,7 +117,7 @@ async def predict(body: PredictRequest, state: ServiceState = Depends(get_state)
 class _BatchBody(msgspec.Struct, forbid_unknown_fields=True):
     """:class:`PredictBatchRequest` as msgspec decodes it (one pass, typed)."""
 
-    customers: list[str] | None = None
+    customers: list[str | int] | None = None
     rows: list[dict[str, float | str | None]] | None = None
 
 
@@ -149,5 +150,5 @@ def _check_batch(body: PredictBatchRequest) -> None:
     assert items is not None
     if not 1 <= len(items) <= BATCH_MAX:
         raise ValueError(f"customers or rows: 1 to {BATCH_MAX:,} per request, got {len(items):,}")
-    if body.customers is not None and any(not 1 <= len(c) <= 64 for c in body.customers):
+    if body.customers is not None and any(not 1 <= len(str(c)) <= 64 for c in body.customers):
         raise ValueError("customers: each id is 1-64 characters")

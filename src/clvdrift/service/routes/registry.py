@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -82,7 +83,12 @@ def runs(
     return {"runs": [r.to_dict() for r in store.list(limit=limit)], "totals": store.totals()}
 
 
+_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
 def _report_dir(state: ServiceState, run_id: str) -> Path:
+    if not _NAME.match(run_id) or run_id in (".", ".."):
+        raise NotFoundError(f"no report of run {run_id[:128]!r}")
     root = Path(state.workspace.reports_dir).resolve()
     folder = (root / run_id).resolve()
     if folder.parent != root or not (folder / "drift_report.json").is_file():
@@ -109,7 +115,7 @@ def report(
 )
 def report_page(run_id: str, page: str, state: ServiceState = Depends(get_state)) -> FileResponse:
     folder = _report_dir(state, run_id)
-    if "/" in page or not page.endswith(".html") or not (folder / page).is_file():
+    if not _NAME.match(page) or not page.endswith(".html") or not (folder / page).is_file():
         raise NotFoundError(f"run {run_id!r} has no page {page!r}")
     return FileResponse(folder / page, media_type="text/html")
 
