@@ -180,11 +180,11 @@ def _feature_columns(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], 
     data: dict[str, Any] = {c: matrix[:, j] for j, c in enumerate(numeric)}
     for column, values in categorical.items():
         texts = [None if v is None else str(v) for v in values]
-        for i, text in enumerate(texts):
-            if text is not None and (len(text) > 64 or not text.isprintable() or not _utf8(text)):
-                raise DataError(
-                    f"{what}: row {i}: {column!r} is not a printable text of 64 characters at most"
-                )
+        distinct = {t for t in texts if t is not None}
+        wrong = {t for t in distinct if len(t) > 64 or not t.isprintable() or not _utf8(t)}
+        if wrong:  # each distinct value checked once (a batch holds a few countries)
+            i = next(i for i, t in enumerate(texts) if t in wrong)
+            raise DataError(f"{what}: row {i}: {column!r} is not a printable text of 64 characters at most")
         data[column] = texts
     return {c: data[c] for c in columns}
 
