@@ -180,7 +180,7 @@ def test_predict_by_feature_row_matches_the_model(client, served: Served):
         ({}, 422, "either customers"),
         ({"rows": [{"Recency": 1.0}]}, 422, "has no"),
         ({"rows": [{"Recency": "soon"}]}, 422, "rows"),
-        ({"rows": [{"Recency": True}]}, 422, "valid number"),
+        ({"rows": [{"Recency": True}]}, 422, "got `bool`"),
         ({"customers": [str(i) for i in range(101)]}, 422, "customers"),
         ({"customers": "90001"}, 422, "customers"),
     ],
@@ -563,7 +563,9 @@ def test_a_feature_row_that_cannot_be_logged_is_refused_and_the_log_goes_on(clie
         content=json.dumps({"rows": [{**row, "Country": "\ud800"}]}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    assert bad.status_code == 422 and "Country" in bad.json()["error"]["message"]
+    assert bad.status_code == 422 and "request body" in bad.json()["error"]["message"]
+    control = client.post("/predict", json={"rows": [{**row, "Country": "No\x00rway"}]})
+    assert control.status_code == 422 and "printable" in control.json()["error"]["message"]
     buffer = client.app.state.clvdrift.predictions
     buffer.add("v-broken", {"Country": ["x"], "Recency": [1.0]}, [1.0, 2.0])  # cannot be framed
     assert client.post("/predict", json={"rows": [row]}).status_code == 200

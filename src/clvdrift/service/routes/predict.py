@@ -42,6 +42,7 @@ class PredictRequest(BaseModel):
         return self
 
 
+PREDICT_MAX = 100
 BATCH_MAX = 10_000
 
 
@@ -107,18 +108,39 @@ def _predict(state: ServiceState, body: PredictRequest) -> dict[str, Any]:
     }
 
 
-@router.post("/predict", response_model=PredictResponse, summary="Predict one customer or a few")
-async def predict(body: PredictRequest, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
-    if body.rows is not None and len(body.rows) <= 100:
-        return _predict(state, body)  # small and CPU-bound: no thread hop
-    return await run_in_threadpool(_predict, state, body)
-
-
 class _BatchBody(msgspec.Struct, forbid_unknown_fields=True):
     """:class:`PredictBatchRequest` as msgspec decodes it (one pass, typed)."""
 
     customers: list[str | int] | None = None
     rows: list[dict[str, float | str | None]] | None = None
+
+
+async def _decoded(request: Request, limit: int) -> PredictBatchRequest:
+    raw = await decode_body(request, _BatchBody)
+    body = PredictBatchRequest.model_construct(customers=raw.customers, rows=raw.rows)
+    try:
+        _check_batch(body, limit)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    return body
+
+
+@router.post(
+    "/predict",
+    summary="Predict one customer or a few",
+    responses={200: {"model": PredictResponse}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+        }
+    },
+)
+async def predict(request: Request, state: ServiceState = Depends(get_state)) -> Response:
+    body = await _decoded(request, PREDICT_MAX)
+    if body.rows is not None:
+        return json_response(_predict(state, body))  # a few rows, CPU-bound: no thread hop
+    return json_response(await run_in_threadpool(_predict, state, body))
 
 
 @router.post(
@@ -133,22 +155,18 @@ class _BatchBody(msgspec.Struct, forbid_unknown_fields=True):
     },
 )
 async def predict_batch(request: Request, state: ServiceState = Depends(get_state)) -> Response:
-    raw = await decode_body(request, _BatchBody)
-    try:
-        body = PredictBatchRequest.model_construct(customers=raw.customers, rows=raw.rows)
-        _check_batch(body)
-    except ValueError as exc:
-        raise DataError(str(exc)) from None
+    body = await _decoded(request, BATCH_MAX)
     return json_response(await run_in_threadpool(_predict, state, body))
 
 
-def _check_batch(body: PredictBatchRequest) -> None:
-    """What pydantic checks on /predict, checked here on what msgspec decoded."""
+def _check_batch(body: PredictBatchRequest, limit: int) -> None:
+    """What the request models declare, checked on what msgspec decoded (one pass, several times faster
+    than pydantic for these bodies)."""
     if (body.customers is None) == (body.rows is None):
         raise ValueError("give either customers (ids) or rows (feature rows)")
     items = body.customers if body.customers is not None else body.rows
     assert items is not None
-    if not 1 <= len(items) <= BATCH_MAX:
-        raise ValueError(f"customers or rows: 1 to {BATCH_MAX:,} per request, got {len(items):,}")
+    if not 1 <= len(items) <= limit:
+        raise ValueError(f"customers or rows: 1 to {limit:,} per request, got {len(items):,}")
     if body.customers is not None and any(not 1 <= len(str(c)) <= 64 for c in body.customers):
         raise ValueError("customers: each id is 1-64 characters")
