@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -50,6 +49,7 @@ from hypothesis import strategies as st
 
 from clvdrift.pipeline.common import Workspace
 from service.conftest import Served  # type: ignore[import-not-found]
+from service.server import env_for, free_port  # type: ignore[import-not-found]
 
 MAX_EXAMPLES = 20
 """Fuzzing-phase examples per operation with a key (the coverage phase adds its own boundary cases)."""
@@ -98,38 +98,15 @@ def _schemathesis_node_id(request: pytest.FixtureRequest) -> None:
 
 
 # ----------------------------------------------------------------------------------- the real server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env(ws: Workspace) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLVDRIFT_")}
-    env.update(
-        {
-            "CLVDRIFT_DATABASE_URL": ws.database_url,
-            "CLVDRIFT_RAW_DATA": str(ws.raw_data),
-            "CLVDRIFT_MODELS_DIR": str(ws.models_dir),
-            "CLVDRIFT_REFERENCE_DIR": str(ws.reference_dir),
-            "CLVDRIFT_HISTORY_DIR": str(ws.history_dir),
-            "CLVDRIFT_REPORTS_DIR": str(ws.reports_dir),
-            "CLVDRIFT_PREDICTIONS_DIR": str(ws.predictions_dir),
-            "CLVDRIFT_CURRENT_DIR": str(ws.current_dir),
-            "CLVDRIFT_QUARANTINE_DIR": str(ws.quarantine_dir),
-            "CLVDRIFT_METRICS_TEXTFILE": str(ws.metrics_textfile),
-            "CLVDRIFT_TRAIN__GBM__MAX_ITER": "50",
-            "DO_NOT_TRACK": "1",
-        }
-    )
-    return env
+    return env_for(ws)
 
 
 @pytest.fixture
 def server(served: Served, tmp_path: Path) -> Iterator[str]:
     """`clvdrift serve` on a free port of 127.0.0.1 over the served workspace; its base URL. Stopped by
     its PID: SIGTERM, then SIGKILL after 15 s."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "serve.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(

@@ -4,7 +4,6 @@ worker's checks record drift events and queue jobs, new history gets a monitorin
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from clvdrift.config import DriftConfig, GateConfig, GbmParams, LoopConfig, Trai
 from clvdrift.io import ProcessIdentity
 from clvdrift.pipeline.common import Workspace
 from service.conftest import seed_workspace  # type: ignore[import-not-found]
+from service.server import env_for  # type: ignore[import-not-found]
 from store.processes import run_at_once  # type: ignore[import-not-found]
 
 TINY = TrainConfig(gbm=GbmParams(max_iter=20))
@@ -163,21 +163,7 @@ def test_a_job_whose_worker_was_killed_is_retried(tmp_path, stop_at):
 
     engine = _engine(ws)
     job = request_retrain(engine, "test", "kill me")
-    env = {
-        **os.environ,
-        "CLVDRIFT_TEST_STOP_AT": stop_at,
-        "CLVDRIFT_DATABASE_URL": ws.database_url,
-        "CLVDRIFT_MODELS_DIR": str(ws.models_dir),
-        "CLVDRIFT_REFERENCE_DIR": str(ws.reference_dir),
-        "CLVDRIFT_HISTORY_DIR": str(ws.history_dir),
-        "CLVDRIFT_REPORTS_DIR": str(ws.reports_dir),
-        "CLVDRIFT_PREDICTIONS_DIR": str(ws.predictions_dir),
-        "CLVDRIFT_CURRENT_DIR": str(ws.current_dir),
-        "CLVDRIFT_QUARANTINE_DIR": str(ws.quarantine_dir),
-        "CLVDRIFT_METRICS_TEXTFILE": str(ws.metrics_textfile),
-        "CLVDRIFT_RAW_DATA": str(ws.raw_data),
-        "CLVDRIFT_TRAIN__GBM__MAX_ITER": "20",
-    }
+    env = env_for(ws, CLVDRIFT_TEST_STOP_AT=stop_at, CLVDRIFT_TRAIN__GBM__MAX_ITER="20")
     proc = subprocess.Popen([sys.executable, "-m", "clvdrift", "worker", "--once"], env=env)
     try:
         deadline = time.monotonic() + 60

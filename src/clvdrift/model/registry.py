@@ -75,6 +75,23 @@ class ModelVersion:
 
         return TrainingRecord.from_dict(self.training).family
 
+    def summary(self) -> dict[str, Any]:
+        """The version in a line of a list (the service's ``GET /models`` and its dashboard): no
+        training record, parameters or artifacts, the held-out and baseline metrics."""
+        return {
+            "version": self.version,
+            "created_at": self.created_at.isoformat(),
+            "family": self.family,
+            "target": self.target,
+            "is_champion": self.is_champion,
+            "promoted_at": self.promoted_at.isoformat() if self.promoted_at else None,
+            "rolled_back_at": self.rolled_back_at.isoformat() if self.rolled_back_at else None,
+            "run_id": self.run_id,
+            "cutoff": self.training.get("cutoff"),
+            "metrics": self.metrics.get("model", {}),
+            "baseline": self.metrics.get("baseline", {}),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["family"] = self.family

@@ -87,6 +87,19 @@ def _owner(text_: str) -> ProcessIdentity | None:
         return None
 
 
+def _owned(session: Any, job_id: str, owner: ProcessIdentity) -> RetrainJobRow | None:
+    """The job's row, locked, while ``owner`` runs it; ``None`` when it does not (any more)."""
+    return session.scalar(  # type: ignore[no-any-return]
+        select(RetrainJobRow)
+        .where(
+            RetrainJobRow.job_id == job_id,
+            RetrainJobRow.status == RUNNING,
+            RetrainJobRow.owner == owner_text(owner),
+        )
+        .with_for_update()
+    )
+
+
 class RetrainJobs:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -180,15 +193,7 @@ class RetrainJobs:
     def heartbeat(self, job_id: str, owner: ProcessIdentity) -> bool:
         """Renew the lease; ``False`` when ``owner`` no longer owns the job."""
         with session_scope(self.engine) as session:
-            row = session.scalar(
-                select(RetrainJobRow)
-                .where(
-                    RetrainJobRow.job_id == job_id,
-                    RetrainJobRow.status == RUNNING,
-                    RetrainJobRow.owner == owner_text(owner),
-                )
-                .with_for_update()
-            )
+            row = _owned(session, job_id, owner)
             if row is None:
                 return False
             row.heartbeat_at = datetime.now(UTC)
@@ -197,15 +202,7 @@ class RetrainJobs:
     def release(self, job_id: str, owner: ProcessIdentity, reason: str) -> bool:
         """Put a job its owner could not finish (it was stopped) back in the queue."""
         with session_scope(self.engine) as session:
-            row = session.scalar(
-                select(RetrainJobRow)
-                .where(
-                    RetrainJobRow.job_id == job_id,
-                    RetrainJobRow.status == RUNNING,
-                    RetrainJobRow.owner == owner_text(owner),
-                )
-                .with_for_update()
-            )
+            row = _owned(session, job_id, owner)
             if row is None:
                 return False
             row.status, row.owner, row.error = QUEUED, None, reason
@@ -222,15 +219,7 @@ class RetrainJobs:
     ) -> bool:
         """Record the outcome; ``False`` (nothing recorded) when ``owner`` no longer owns the job."""
         with session_scope(self.engine) as session:
-            row = session.scalar(
-                select(RetrainJobRow)
-                .where(
-                    RetrainJobRow.job_id == job_id,
-                    RetrainJobRow.status == RUNNING,
-                    RetrainJobRow.owner == owner_text(owner),
-                )
-                .with_for_update()
-            )
+            row = _owned(session, job_id, owner)
             if row is None:
                 return False
             row.status = DONE if ok else FAILED

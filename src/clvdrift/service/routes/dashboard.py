@@ -103,22 +103,6 @@ def _report_url(state: ServiceState, details: Any) -> str | None:
     return f"/reports/{quote(name, safe='')}"
 
 
-def _version(v: Any) -> dict[str, Any]:
-    return {
-        "version": v.version,
-        "created_at": v.created_at.isoformat(),
-        "family": v.family,
-        "target": v.target,
-        "is_champion": v.is_champion,
-        "promoted_at": v.promoted_at.isoformat() if v.promoted_at else None,
-        "rolled_back_at": v.rolled_back_at.isoformat() if v.rolled_back_at else None,
-        "run_id": v.run_id,
-        "cutoff": v.training.get("cutoff"),
-        "metrics": v.metrics.get("model", {}),
-        "baseline": v.metrics.get("baseline", {}),
-    }
-
-
 def gather(state: ServiceState) -> dict[str, Any]:
     """What the dashboard shows, read from the store and the workspace now, as plain dicts."""
     from clvdrift.pipeline.champion import list_versions
@@ -135,7 +119,7 @@ def gather(state: ServiceState) -> dict[str, Any]:
         run = record.to_dict()
         run["report_url"] = _report_url(state, record.details)
         runs.append(run)
-    versions = [_version(v) for v in list_versions(state.workspace.database_url)]
+    versions = [v.summary() for v in list_versions(state.workspace.database_url)]
     champion = next((v for v in versions if v["is_champion"]), None)
     loaded = state.champion.loaded
     quarantined = Ledger(engine).list("quarantined")

@@ -20,24 +20,9 @@ router = APIRouter(tags=["registry and runs"], dependencies=[Depends(require_key
 Version = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
-def _summary(v: Any) -> dict[str, Any]:
-    return {
-        "version": v.version,
-        "created_at": v.created_at.isoformat(),
-        "family": v.family,
-        "target": v.target,
-        "is_champion": v.is_champion,
-        "promoted_at": v.promoted_at.isoformat() if v.promoted_at else None,
-        "rolled_back_at": v.rolled_back_at.isoformat() if v.rolled_back_at else None,
-        "cutoff": v.training.get("cutoff"),
-        "metrics": v.metrics.get("model", {}),
-        "baseline": v.metrics.get("baseline", {}),
-    }
-
-
 @router.get("/models", summary="Registered model versions, newest first")
 def models(state: ServiceState = Depends(get_state)) -> dict[str, Any]:
-    return {"versions": [_summary(v) for v in list_versions(state.workspace.database_url)]}
+    return {"versions": [v.summary() for v in list_versions(state.workspace.database_url)]}
 
 
 @router.get("/models/{version}", summary="One model version, whole")
