@@ -1,6 +1,7 @@
-"""The compiled boosters give exactly scikit-learn's predictions: on the bundled champion's reference rows,
-and on inputs shaped unlike them (missing values everywhere, unknown and negative categories, values far
-outside the training range, another loss, no categorical feature, many categories)."""
+"""The compiled boosters (a few rows) and the binned, chunked scoring (more rows) give exactly
+scikit-learn's predictions: on the bundled champion's reference rows, and on inputs shaped unlike them
+(missing values everywhere, unknown and negative categories, values far outside the training range, values
+equal to a split threshold, another loss, no categorical feature, many categories)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,50 @@ def test_compiled_booster_equals_scikit_learn(loss, categories, categorical):
         np.testing.assert_array_equal(compiled.predict(rows), model.predict(rows))
     if categorical:
         assert compiled.cat_nodes.size > 0  # the categorical splits were exercised
+
+
+def _at_thresholds(model: HistGradientBoostingRegressor, rows: np.ndarray) -> np.ndarray:
+    """``rows`` with one value per row set exactly to a numerical split threshold of the model (a value
+    equal to the threshold goes left), and its neighbours just above and below."""
+    out = rows.copy()
+    splits = [
+        (int(n["feature_idx"]), float(n["num_threshold"]))
+        for (tree,) in model._predictors
+        for n in tree.nodes
+        if not n["is_leaf"] and not n["is_categorical"]
+    ]
+    for i in range(len(out)):
+        feature, threshold = splits[i % len(splits)]
+        out[i, feature] = np.nextafter(threshold, (-np.inf, threshold, np.inf)[i % 3])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("loss", "categories", "categorical"),
+    [("poisson", 5, True), ("squared_error", 5, True), ("poisson", 200, True), ("poisson", 5, False)],
+)
+def test_binned_chunked_scoring_equals_scikit_learn(loss, categories, categorical):
+    """What GbmModel uses above the compiled path's rows: bit for bit scikit-learn's predict, on one thread
+    and in chunks on the pool, for several boosters at once."""
+    from clvdrift.model.gbm import CHUNKED_MIN_ROWS, _predict_boosters
+
+    rng = np.random.default_rng(categories + 1)
+    x, y = _data(rng, 3000, categories)
+    models = [
+        HistGradientBoostingRegressor(
+            loss=loss,
+            max_iter=60,
+            max_leaf_nodes=leaves,
+            categorical_features=[5] if categorical else None,
+            random_state=0,
+        ).fit(x, y)
+        for leaves in (15, 31)
+    ]
+    odd = _odd_rows(rng, CHUNKED_MIN_ROWS + 7, categories)
+    for rows in (x[:65], x, odd, _at_thresholds(models[0], x), _at_thresholds(models[1], odd)):
+        got = _predict_boosters([(m, rows) for m in models])
+        for m, g in zip(models, got, strict=True):
+            np.testing.assert_array_equal(g, m.predict(rows))
 
 
 def test_a_booster_with_another_link_is_refused():

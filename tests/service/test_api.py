@@ -191,6 +191,23 @@ def test_predict_refuses_bad_input_with_a_clear_message(client, body, status, wo
     assert words in r.json()["error"]["message"]
 
 
+def test_a_feature_row_missing_or_mistyped_in_the_middle_of_a_batch_is_named(client, served: Served):
+    features = _champion(served.workspace).input_features
+    rows = [{f: ("Japan" if f == "Country" else 1.0) for f in features} for _ in range(5)]
+    for column in (features[0], "Country"):
+        broken = [dict(r) for r in rows]
+        del broken[3][column]
+        r = client.post("/predict/batch", json={"rows": broken})
+        assert r.status_code == 422 and f"row 3 has no {column!r}" in r.json()["error"]["message"], r.text
+    typed = [dict(r) for r in rows]
+    typed[2]["Country"] = 44
+    r = client.post("/predict/batch", json={"rows": typed})
+    assert r.status_code == 422 and "$.rows[2].Country" in r.json()["error"]["message"], r.text
+    body = json.dumps({"rows": rows}).replace("1.0", "1e999", 1)  # valid JSON, not a finite float
+    r = client.post("/drift", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "out of range" in r.json()["error"]["message"], r.text
+
+
 def test_predict_batch_takes_10000_rows(client, served: Served):
     features = _champion(served.workspace).input_features
     rows = [{f: ("Japan" if f == "Country" else float(i % 97)) for f in features} for i in range(10_000)]

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from clvdrift.errors import DataError
+from clvdrift.pipeline import serving
 from clvdrift.pipeline.serving import online_drift, record_drift
 from clvdrift.service.deps import ServiceState, decode_body, get_state, json_response, require_key
 from clvdrift.service.routes.predict import FeatureRow
@@ -33,7 +34,7 @@ class DriftRequest(BaseModel):
 class _DriftBody(msgspec.Struct, forbid_unknown_fields=True):
     """:class:`DriftRequest` as msgspec decodes it (one pass, typed)."""
 
-    rows: list[dict[str, float | str | None]]
+    rows: list[serving.FeatureRow]  # type: ignore[name-defined]
     numerical_test: NumericalTest = "psi"
     categorical_test: CategoricalTest = "chisquare"
 

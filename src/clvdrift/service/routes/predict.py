@@ -10,6 +10,7 @@ from pydantic import AllowInfNan, BaseModel, Field, Strict, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 
 from clvdrift.errors import ConfigError, DataError
+from clvdrift.pipeline import serving
 from clvdrift.pipeline.serving import CATEGORICAL_FEATURES, NUMERICAL_FEATURES, predict_rows
 from clvdrift.service.deps import ServiceState, decode_body, get_state, json_response, require_key
 
@@ -112,7 +113,7 @@ class _BatchBody(msgspec.Struct, forbid_unknown_fields=True):
     """:class:`PredictBatchRequest` as msgspec decodes it (one pass, typed)."""
 
     customers: list[str | int] | None = None
-    rows: list[dict[str, float | str | None]] | None = None
+    rows: list[serving.FeatureRow] | None = None  # type: ignore[name-defined]
 
 
 async def _decoded(request: Request, limit: int) -> PredictBatchRequest:
