@@ -2,8 +2,10 @@
 
 - ``naive --port N``: the naive serving of the champion, the baseline of the throughput comparison: a
   minimal FastAPI app whose ``POST /predict`` takes ``{"rows": [feature row]}`` (pydantic), builds a
-  one-row pandas DataFrame and calls the champion's model on it, per request (no API key, no metrics, no
-  prediction log: it does less than the real server). Served by uvicorn exactly as ``clvdrift serve``
+  one-row pandas DataFrame and calls the champion's scikit-learn estimators on it with their own
+  ``predict``, per request (for ``gbm``: each view's ``HistGradientBoostingRegressor`` on its columns,
+  averaged, as the model does; no API key, no metrics, no prediction log: it does less than the real
+  server). Served by uvicorn exactly as ``clvdrift serve``
   serves ours (one worker, the same loop and HTTP parser, no access log). The workspace comes from the
   ``CLVDRIFT_*`` environment, as for ``clvdrift serve``.
 - ``load SPEC.json``: a closed-loop HTTP/1.1 keep-alive load generator written on raw
@@ -32,7 +34,14 @@ def naive_app() -> Any:
     from clvdrift.settings import get_settings
 
     champion = load_serving_champion(get_settings().workspace())
+    model: Any = champion.model
     app = FastAPI(title="naive")
+
+    def scikit_learn_predict(frame: pd.DataFrame) -> float:
+        if champion.family != "gbm":
+            return float(model.predict(frame)[0])
+        views = [b.predict(model._matrix(frame, model.views_[v])) for v, b in model.boosters_.items()]
+        return float(sum(v[0] for v in views) / len(views))
 
     class Body(BaseModel):
         rows: list[dict[str, float | str | None]]
@@ -44,8 +53,8 @@ def naive_app() -> Any:
     @app.post("/predict")  # the module has no `from __future__ import annotations`: FastAPI sees Body
     async def predict(body: Body) -> dict[str, Any]:
         row = body.rows[0]
-        value = champion.model.predict(pd.DataFrame([row]))
-        return {"model_version": champion.version, "predicted_revenue": float(value[0])}
+        value = scikit_learn_predict(pd.DataFrame([row]))
+        return {"model_version": champion.version, "predicted_revenue": value}
 
     return app
 
