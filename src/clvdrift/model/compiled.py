@@ -103,6 +103,26 @@ class CompiledBooster:
         if not len(self.known_bitsets):
             self.known_bitsets = np.zeros((1, 8), dtype=np.uint32)
         self.depth = max(int(p.nodes["depth"].max()) for (p,) in booster._predictors)
+        table = self._categorical_table()
+        cat_features = self.feature[self.cat_nodes]
+        self.cat_groups = [  # per categorical feature: its nodes, and their decisions by value (257 × nodes)
+            (int(f), self.cat_nodes[cat_features == f], np.ascontiguousarray(table[cat_features == f].T))
+            for f in np.unique(cat_features)
+        ]
+
+    def _categorical_table(self) -> np.ndarray:
+        """Where each categorical node sends each value, decided once: row k (the k-th of ``cat_nodes``),
+        column = the category code 0-255 (a larger one, which the encoder never makes, counts as 255),
+        column 256 = missing or negative. A code in the node's left bitset goes left; any other known code
+        goes right; an unknown one goes where missing values go."""
+        c = self.cat_nodes
+        codes = np.arange(256)
+        shifts = (codes % 32).astype(np.uint32)
+        in_left = ((self.left_bitsets[self.cat_bitset[c]][:, codes // 32] >> shifts) & 1).astype(bool)
+        known = ((self.known_bitsets[self.cat_known[c]][:, codes // 32] >> shifts) & 1).astype(bool)
+        missing_left = self.missing_left[c][:, None]
+        decided = np.where(in_left | known, in_left, missing_left)
+        return np.concatenate([decided, missing_left], axis=1)
 
     def _transform(self, raw: np.ndarray) -> np.ndarray:
         """scikit-learn's preprocessing: columns reordered, categories to their ordinal codes (unknown:
@@ -111,13 +131,6 @@ class CompiledBooster:
         for j, codes in self.categories.items():
             x[:, j] = [codes.get(float(v), np.nan) for v in x[:, j]]
         return x
-
-    @staticmethod
-    def _in_bitset(bitsets: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Whether each value (a category code, 0-255) is in its row of ``bitsets`` (8 × 32 bits)."""
-        safe = np.clip(np.nan_to_num(values, nan=0.0), 0, 255).astype(np.intp)
-        words = bitsets[np.broadcast_to(rows, safe.shape), safe // 32]
-        return ((words >> (safe % 32).astype(np.uint32)) & 1).astype(bool)
 
     def raw_predict(self, raw: np.ndarray) -> np.ndarray:
         """The raw scores (before the inverse link) of the rows of ``raw`` (n × features).
@@ -131,15 +144,11 @@ class CompiledBooster:
         missing = np.isnan(v)
         with np.errstate(invalid="ignore"):
             go_left = v <= self.threshold
-        if self.cat_nodes.size:
-            c = self.cat_nodes
-            vc = v[:, c]
-            in_left = self._in_bitset(self.left_bitsets, self.cat_bitset[c], vc)
-            known = self._in_bitset(self.known_bitsets, self.cat_known[c], vc)
-            with np.errstate(invalid="ignore"):
-                missing[:, c] |= (vc < 0) | ~(in_left | known)
-            go_left[:, c] = in_left
         go_left = np.where(missing, self.missing_left, go_left)
+        for feature, nodes, decisions in self.cat_groups:
+            values = np.nan_to_num(x[:, feature], nan=-1.0)
+            slot = np.where(values < 0, 256, np.minimum(values, 255)).astype(np.intp)
+            go_left[:, nodes] = decisions[slot]
         step = np.where(go_left, self.left, self.right)  # n × nodes: where each node sends each row
         if n == 1:
             row_step = step[0]
