@@ -40,7 +40,7 @@ def run_worker(
             critical=service.drift_critical,
             lease_seconds=service.job_lease_seconds,
         )
-        if done.drift_event or done.cycle or done.job:
+        if done.drift_event or done.earlier_events or done.cycle or done.job:
             log.info("worker round: %s", done.to_dict())
         if once:
             rounds.append(done)

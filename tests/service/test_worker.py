@@ -238,6 +238,41 @@ def test_logged_predictions_are_checked_once_and_drift_queues_a_retrain(tmp_path
     assert PredictionLog(engine).unchecked() == []
 
 
+def test_predictions_logged_before_a_promotion_are_checked_against_their_own_version(tmp_path):
+    """A batch logged by the old champion is not left unchecked after a promotion: it is checked against
+    the old version's profile (a drift event of that version, no retrain job), and only once; the new
+    champion's own batches are left to check_logged_predictions."""
+    from clvdrift import pipeline
+    from clvdrift.pipeline.champion import open_registry
+    from clvdrift.pipeline.jobs import check_earlier_predictions, check_logged_predictions
+    from clvdrift.pipeline.serving import champion_version
+    from clvdrift.store.jobs import RetrainJobs
+    from clvdrift.store.online import PredictionLog
+
+    ws = _workspace(tmp_path)
+    engine = _engine(ws)
+    old = champion_version(engine)
+    _log_predictions(ws, 6.0)  # drifted, by the old champion
+    assert check_earlier_predictions(ws, engine, DriftConfig(), warning=0.2, critical=0.5) == []  # champion's
+    new = pipeline.train(
+        ws.raw_data,
+        registry=open_registry(ws.database_url),
+        models_dir=ws.models_dir,
+        reference_dir=ws.reference_dir,
+        config=TINY,
+        champion=True,
+    ).version
+    assert champion_version(engine) == new != old
+    _log_predictions(ws, 1.0)  # by the new champion
+    earlier = check_earlier_predictions(ws, engine, DriftConfig(), warning=0.2, critical=0.5)
+    assert [(e.model_version, e.dataset_drift) for e in earlier] == [(old, True)]
+    assert RetrainJobs(engine).pending() == 0
+    assert [b.model_version for b in PredictionLog(engine).unchecked()] == [new]
+    assert check_earlier_predictions(ws, engine, DriftConfig(), warning=0.2, critical=0.5) == []
+    mine = check_logged_predictions(ws, engine, DriftConfig(), warning=0.2, critical=0.5)
+    assert mine is not None and mine.model_version == new and PredictionLog(engine).unchecked() == []
+
+
 def test_ingested_history_gets_a_cycle_and_queue_mode_leaves_retraining_to_the_worker(tmp_path):
     from clvdrift.pipeline.ingest import ingest_records
     from clvdrift.pipeline.jobs import check_new_history

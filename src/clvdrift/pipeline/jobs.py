@@ -4,6 +4,8 @@
    checked (their features and the predictions) against the champion's reference profile, decided with
    the monitoring cycle's drift rules (``DriftConfig``: tests, drift share, key columns); stored as a
    drift event (source ``worker``). Data drift enqueues a retrain job (unless one is pending).
+   :func:`check_earlier_predictions` checks those logged by earlier champions against their own profiles
+   (drift events, no retrain job).
 2. :func:`check_new_history`: when the history holds batches no finished run has checked (ingested
    through the API, or files of a cycle that died), one monitoring cycle (:func:`monitor_cycle`, trigger
    ``worker``): the same lock, decision, retraining and gate as every cycle.
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "WorkerRound",
+    "check_earlier_predictions",
     "check_logged_predictions",
     "check_new_history",
     "request_retrain",
@@ -66,12 +69,67 @@ def check_logged_predictions(
     """Check the champion's unchecked logged predictions (module docstring); ``None`` when there are none.
     A part that is missing or differs from its checksum is skipped with an error in the log (and stays
     unchecked)."""
-    from clvdrift.pipeline.serving import load_serving_champion, online_drift, record_drift
+    from clvdrift.pipeline.serving import load_serving_champion
     from clvdrift.store.online import PredictionLog
 
     champion = load_serving_champion(workspace, engine)
-    log_ = PredictionLog(engine)
-    batches = log_.unchecked(model_version=champion.version)
+    batches = PredictionLog(engine).unchecked(model_version=champion.version)
+    drift = _check_batches(workspace, engine, champion, batches, rules, warning=warning, critical=critical)
+    if drift is not None and drift.dataset_drift:
+        request_retrain(
+            engine,
+            "worker",
+            f"data drift in {drift.rows} logged predictions of {champion.version} (event {drift.event_id}): "
+            + "; ".join(drift.reasons),
+            unless_pending=True,
+        )
+    return drift
+
+
+def check_earlier_predictions(
+    workspace: Workspace, engine: Engine, rules: DriftConfig, *, warning: float, critical: float
+) -> list[OnlineDrift]:
+    """The unchecked logged predictions of versions that are no longer the champion (served before a
+    promotion or rollback), each version's against its own reference profile: one drift event per version,
+    and no retrain job (the model that served them is not the champion any more). A version whose files
+    are gone or fail their checksums is skipped with an error in the log; its predictions stay
+    unchecked."""
+    from clvdrift.pipeline.serving import champion_version, load_serving_champion
+    from clvdrift.store.online import PredictionLog
+
+    current = champion_version(engine)
+    by_version: dict[str, list[Any]] = {}
+    for batch in PredictionLog(engine).unchecked():
+        if batch.model_version != current:
+            by_version.setdefault(batch.model_version, []).append(batch)
+    events = []
+    for version, batches in by_version.items():
+        try:
+            served = load_serving_champion(workspace, engine, version=version)
+        except ClvdriftError as exc:
+            log.error("cannot check the logged predictions of %s: %s", version, exc)
+            continue
+        drift = _check_batches(workspace, engine, served, batches, rules, warning=warning, critical=critical)
+        if drift is not None:
+            events.append(drift)
+    return events
+
+
+def _check_batches(
+    workspace: Workspace,
+    engine: Engine,
+    served: Any,
+    batches: list[Any],
+    rules: DriftConfig,
+    *,
+    warning: float,
+    critical: float,
+) -> OnlineDrift | None:
+    """``batches`` of logged predictions of the version ``served`` against its reference profile, stored
+    as one drift event and marked checked by it; ``None`` when no part could be read."""
+    from clvdrift.pipeline.serving import online_drift, record_drift
+    from clvdrift.store.online import PredictionLog
+
     frames, used = [], []
     for batch in batches:
         part = workspace.predictions_dir / batch.part_file
@@ -85,17 +143,9 @@ def check_logged_predictions(
     if not frames:
         return None
     rows = pd.concat(frames, ignore_index=True)
-    drift = online_drift(champion, rows, warning=warning, critical=critical, source="worker", rules=rules)
+    drift = online_drift(served, rows, warning=warning, critical=critical, source="worker", rules=rules)
     record_drift(engine, drift)
-    log_.mark_checked(used, drift.event_id)
-    if drift.dataset_drift:
-        request_retrain(
-            engine,
-            "worker",
-            f"data drift in {drift.rows} logged predictions of {champion.version} (event {drift.event_id}): "
-            + "; ".join(drift.reasons),
-            unless_pending=True,
-        )
+    PredictionLog(engine).mark_checked(used, drift.event_id)
     return drift
 
 
@@ -257,6 +307,8 @@ class WorkerRound:
     drift_event: str | None
     drift_severity: str | None
     data_drift: bool | None
+    earlier_events: list[str]
+    """Drift events of the logged predictions of earlier champions (:func:`check_earlier_predictions`)."""
     cycle: dict[str, Any] | None
     job: dict[str, Any] | None
 
@@ -288,6 +340,13 @@ def worker_round(
         pass
     except ClvdriftError as exc:
         log.error("checking logged predictions failed: %s", exc)
+    earlier: list[OnlineDrift] = []
+    try:
+        earlier = check_earlier_predictions(
+            workspace, engine, drift_config, warning=warning, critical=critical
+        )
+    except ClvdriftError as exc:
+        log.error("checking the logged predictions of earlier champions failed: %s", exc)
     cycle = None
     try:
         result = check_new_history(
@@ -315,6 +374,7 @@ def worker_round(
         drift_event=drift.event_id if drift else None,
         drift_severity=drift.severity if drift else None,
         data_drift=drift.dataset_drift if drift else None,
+        earlier_events=[d.event_id for d in earlier],
         cycle=cycle,
         job=job,
     )

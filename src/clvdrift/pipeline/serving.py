@@ -116,25 +116,33 @@ def champion_version(engine: Engine) -> str | None:
         return session.scalar(select(ModelVersionRow.version).where(ModelVersionRow.is_champion))
 
 
-def load_serving_champion(workspace: Workspace, engine: Engine | None = None) -> ServingChampion:
-    """The champion, its files checked against the registry; :class:`NoChampionError` when none."""
+def load_serving_champion(
+    workspace: Workspace, engine: Engine | None = None, *, version: str | None = None
+) -> ServingChampion:
+    """The champion (or, with ``version``, that registered version), its files checked against the
+    registry; :class:`NoChampionError` when there is no champion, :class:`NotFoundError` for an unknown
+    version."""
     from clvdrift.drift import ReferenceProfile
-    from clvdrift.model.artifacts import read_verified
+    from clvdrift.model.artifacts import load_model, read_verified
     from clvdrift.model.base import TrainingRecord
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.pipeline.common import load_champion
     from clvdrift.store import connect
 
     registry = ModelRegistry(engine if engine is not None else connect(workspace.database_url))
-    champion, model = load_champion(registry, workspace.models_dir)
-    info = champion.artifacts["profile"]
+    if version is None:
+        record, model = load_champion(registry, workspace.models_dir)
+    else:
+        record = registry.get(version)
+        model = load_model(Path(workspace.models_dir), record.version, expected=record.artifacts)
+    info = record.artifacts["profile"]
     profile = ReferenceProfile.from_bytes(
         read_verified(Path(workspace.models_dir), info), Path(workspace.models_dir) / info["path"]
     )
     return ServingChampion(
-        version=champion.version,
+        version=record.version,
         family=model.family,
-        training=TrainingRecord.from_dict(champion.training),
+        training=TrainingRecord.from_dict(record.training),
         model=model,
         profile=profile,
         loaded_at=datetime.now(UTC),
