@@ -5,8 +5,8 @@ subprocess on 127.0.0.1, over a private copy of the seeded workspace), with sche
   examples, coverage and fuzzing phases; the coverage phase also tries undeclared methods and drops
   required headers), checked for no server error, responses that conform to their declared schema and
   content type, the error envelope on every non-2xx answer, no server path or traceback in any body, and
-  a 401 exactly when the key was not sent. Undocumented status codes are reported in one warning, not
-  failed (``undocumented``).
+  a 401 exactly when the key was not sent, and every status answered declared by the operation's schema
+  (``_assert_documented``).
 - Every protected operation without any key: always the API's JSON 401 (``AuthError``), never a 500.
 - POST /predict, /predict/batch and /drift with whole feature rows (Hypothesis): the schema does not say
   which features a row needs, so schemathesis' rows never reach the model or the drift profile.
@@ -35,7 +35,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,12 +74,14 @@ JSON got 422 (or 400 when not UTF-8) instead of 401 (finding F3, fixed:
 # container as one line), like text/plain. Without a serializer schemathesis cannot call it at all.
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")
 
-# Left out, with what they report (see the findings): status_code_conformance (a warning instead, see
-# `undocumented`); unsupported_method (405 without an Allow header: F4, pinned below);
-# negative_data_rejection (/drift takes a Country longer than its maxLength 64; /ingest/batch answers 200
-# with per-row rejects for rows its schema calls invalid, by design); positive_data_acceptance (rows the
-# schema allows miss the features the champion needs: 422). response_schema_conformance is right but
-# cannot see the error envelope: every 422 is declared as FastAPI's {"detail": [...]}, nothing required.
+# Left out, with what they report (see the findings): status_code_conformance (``_assert_documented``
+# instead: it would also fail the 405 of the coverage phase's undeclared methods); unsupported_method
+# (405 without an Allow header: F4, pinned below); negative_data_rejection (/drift takes a Country longer
+# than its maxLength 64; /ingest/batch answers 200 with per-row rejects for rows its schema calls invalid,
+# by design); positive_data_acceptance (rows the schema allows miss the features the champion needs:
+# 422). response_schema_conformance checks the error envelope where an operation declares it (the
+# statuses of ``error_responses``); FastAPI's own 422 of the GET routes' query parameters is declared as
+# {"detail": [...]} with nothing required, which any body satisfies.
 CHECKS = [
     schemathesis.checks.not_a_server_error,
     schemathesis.checks.response_schema_conformance,
@@ -216,28 +217,11 @@ def _assert_error_envelope(label: str, response: Any) -> None:
     assert error.get("request_id") == _header(response, "x-request-id"), (label, status, body)
 
 
-class UndocumentedStatus(UserWarning):
-    """A status an operation answered that its schema does not declare."""
-
-
-@pytest.fixture(scope="module")
-def undocumented() -> Iterator[dict[str, set[int]]]:
-    """schemathesis' ``status_code_conformance`` as a report, not a failure: the statuses each operation
-    answered that its schema does not declare, one warning at the end. (The app declares 200/202, 422 and
-    a few others; it also answers 401, 404, 409, 413 ... with the error envelope, which the fuzz does
-    check. Declaring them is the other engineer's call.)"""
-    found: dict[str, set[int]] = {}
-    yield found
-    if found:
-        table = "; ".join(f"{label}: {sorted(codes)}" for label, codes in sorted(found.items()))
-        warnings.warn(UndocumentedStatus(f"statuses the schema does not document: {table}"), stacklevel=1)
-
-
-def _note_undocumented(found: dict[str, set[int]], case: schemathesis.Case, status: int) -> None:
+def _assert_documented(case: schemathesis.Case, status: int) -> None:
+    """The status is declared by the operation's schema (each error status with the error envelope)."""
     responses = case.operation.definition.raw.get("responses", {})
-    if str(status) in responses or f"{str(status)[0]}XX" in responses or "default" in responses:
-        return
-    found.setdefault(case.operation.label, set()).add(status)
+    declared = str(status) in responses or f"{str(status)[0]}XX" in responses or "default" in responses
+    assert declared, f"{case.operation.label} answered {status}, which its schema does not declare"
 
 
 def _probes_another_method(case: schemathesis.Case) -> bool:
@@ -249,9 +233,7 @@ keyed = schemathesis.pytest.from_fixture("api_schema")
 
 
 @keyed.parametrize()
-def test_every_operation_with_a_key(
-    case: schemathesis.Case, served: Served, undocumented: dict[str, set[int]]
-) -> None:
+def test_every_operation_with_a_key(case: schemathesis.Case, served: Served) -> None:
     response = case.call_and_validate(headers={"X-API-Key": served.key}, checks=CHECKS)
     label = f"{case.method.upper()} {case.path}"
     _assert_error_envelope(label, response)
@@ -259,7 +241,7 @@ def test_every_operation_with_a_key(
     if _probes_another_method(case):
         assert response.status_code == 405, (label, response.status_code)
         return
-    _note_undocumented(undocumented, case, response.status_code)
+    _assert_documented(case, response.status_code)
     if "X-API-Key" in response.request.headers:
         assert response.status_code != 401, (label, response.text[:300])
     elif case.operation.definition.raw.get("security"):

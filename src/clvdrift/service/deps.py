@@ -286,3 +286,45 @@ async def decode_body(request: Request, kind: Any) -> Any:
         raise DataError(f"request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise DataError(f"request body is not valid JSON: {exc}") from None
+
+
+ERROR_BODY = {
+    "type": "object",
+    "description": "every error answer's body",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["type", "message", "request_id"],
+            "properties": {
+                "type": {"type": "string", "description": "the error's class, e.g. DataError, AuthError"},
+                "message": {"type": "string", "description": "one line: what is wrong and where"},
+                "request_id": {
+                    "type": ["string", "null"],
+                    "description": "also in the X-Request-ID header and the server's log",
+                },
+            },
+        }
+    },
+}
+
+
+_ERROR_MEANING = {
+    400: "a body that is not JSON, or a setting or parameter that cannot work",
+    401: "no valid API key (X-API-Key header)",
+    404: "not found (the message names what)",
+    409: "a conflict: e.g. an Idempotency-Key reused with other rows, or another run holds the lock",
+    413: "the request body is larger than the limit",
+    422: "the body or a parameter is invalid (the message says where)",
+    503: "no champion yet, or the store cannot be reached",
+    507: "the disk is full; nothing was stored",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of these error statuses (JSON, :data:`ERROR_BODY`, whatever the route's
+    own media type)."""
+    return {
+        s: {"description": _ERROR_MEANING[s], "content": {"application/json": {"schema": ERROR_BODY}}}
+        for s in statuses
+    }

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from clvdrift.errors import AuthError, DataError, NotFoundError
 from clvdrift.render.dashboard import dashboard_fragment, dashboard_page, login_page
-from clvdrift.service.deps import KEY_COOKIE, ServiceState, get_state, require_key
+from clvdrift.service.deps import KEY_COOKIE, ServiceState, error_responses, get_state, require_key
 
 router = APIRouter(tags=["dashboard"])
 RUNS_SHOWN = 200
@@ -167,7 +167,10 @@ def gather(state: ServiceState) -> dict[str, Any]:
     DASHBOARD_URL,
     summary="The live dashboard (HTML; a browser without a key is sent to /dashboard/login)",
     response_class=HTMLResponse,
-    responses={303: {"description": "a browser without a valid key: to the sign-in page"}},
+    responses={
+        303: {"description": "a browser without a valid key: to the sign-in page"},
+        **error_responses(401),
+    },
 )
 async def dashboard(
     request: Request, key_id: str | None = Depends(browser_key), state: ServiceState = Depends(get_state)
@@ -184,6 +187,7 @@ async def dashboard(
     summary="The dashboard's content alone (HTML), what its page refreshes itself with",
     response_class=HTMLResponse,
     dependencies=[Depends(require_key)],
+    responses=error_responses(401),
 )
 async def fragment(state: ServiceState = Depends(get_state)) -> Response:
     data = await run_in_threadpool(gather, state)

@@ -12,10 +12,17 @@ from starlette.concurrency import run_in_threadpool
 from clvdrift.errors import DataError
 from clvdrift.pipeline import serving
 from clvdrift.pipeline.serving import online_drift, record_drift
-from clvdrift.service.deps import ServiceState, decode_body, get_state, json_response, require_key
+from clvdrift.service.deps import (
+    ServiceState,
+    decode_body,
+    error_responses,
+    get_state,
+    json_response,
+    require_key,
+)
 from clvdrift.service.routes.predict import FeatureRow
 
-router = APIRouter(tags=["drift"], dependencies=[Depends(require_key)])
+router = APIRouter(tags=["drift"], dependencies=[Depends(require_key)], responses=error_responses(401))
 NumericalTest = Literal["psi", "ks", "wasserstein", "jensenshannon"]
 CategoricalTest = Literal["chisquare", "psi", "jensenshannon", "z"]
 
@@ -42,6 +49,7 @@ class _DriftBody(msgspec.Struct, forbid_unknown_fields=True):
 @router.post(
     "/drift",
     summary="Drift of feature rows against the champion's reference, per feature",
+    responses=error_responses(413, 422, 503),
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from clvdrift.errors import DataError
 from clvdrift.pipeline.ingest import IngestResult, TransactionRecord, ingest_records, ingest_stats
-from clvdrift.service.deps import ServiceState, get_state, require_key
+from clvdrift.service.deps import ServiceState, error_responses, get_state, require_key
 
-router = APIRouter(tags=["ingestion"], dependencies=[Depends(require_key)])
+router = APIRouter(tags=["ingestion"], dependencies=[Depends(require_key)], responses=error_responses(401))
 _ROW_SCHEMA = TypeAdapter(TransactionRecord).json_schema()
 
 Rows = Annotated[
@@ -57,7 +57,12 @@ def _ingest(state: ServiceState, rows: list[Any], key: str | None) -> IngestResu
     return ingest_records(state.workspace, rows, idempotency_key=key, engine=state.engine)
 
 
-@router.post("/ingest/batch", response_model=IngestResponse, summary="Append a batch of transaction rows")
+@router.post(
+    "/ingest/batch",
+    response_model=IngestResponse,
+    summary="Append a batch of transaction rows",
+    responses=error_responses(400, 409, 413, 422, 507),
+)
 def ingest_batch(
     body: IngestBatch, key: IdempotencyKey = None, state: ServiceState = Depends(get_state)
 ) -> dict[str, Any]:
@@ -68,6 +73,7 @@ def ingest_batch(
     "/ingest/stream",
     response_model=IngestResponse,
     summary="Append transaction rows sent as NDJSON (one JSON object per line)",
+    responses=error_responses(409, 413, 422, 507),
     openapi_extra={
         "requestBody": {
             "required": True,

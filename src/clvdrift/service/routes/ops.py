@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from clvdrift.service.deps import ServiceState, get_state, require_key
+from clvdrift.service.deps import ServiceState, error_responses, get_state, require_key
 
 router = APIRouter(tags=["operations"])
 
@@ -51,7 +51,9 @@ def metrics(request: Request) -> Response:
     return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-@router.post("/reload_model", summary="Reload the champion from the registry now")
+@router.post(
+    "/reload_model", summary="Reload the champion from the registry now", responses=error_responses(401, 503)
+)
 async def reload_model(
     state: ServiceState = Depends(get_state), _key: str = Depends(require_key)
 ) -> dict[str, Any]:

@@ -12,9 +12,16 @@ from starlette.concurrency import run_in_threadpool
 from clvdrift.errors import ConfigError, DataError
 from clvdrift.pipeline import serving
 from clvdrift.pipeline.serving import CATEGORICAL_FEATURES, NUMERICAL_FEATURES, predict_rows
-from clvdrift.service.deps import ServiceState, decode_body, get_state, json_response, require_key
+from clvdrift.service.deps import (
+    ServiceState,
+    decode_body,
+    error_responses,
+    get_state,
+    json_response,
+    require_key,
+)
 
-router = APIRouter(tags=["prediction"], dependencies=[Depends(require_key)])
+router = APIRouter(tags=["prediction"], dependencies=[Depends(require_key)], responses=error_responses(401))
 
 _FEATURE_ROW = {
     "type": "object",
@@ -129,7 +136,7 @@ async def _decoded(request: Request, limit: int) -> PredictBatchRequest:
 @router.post(
     "/predict",
     summary="Predict one customer or a few",
-    responses={200: {"model": PredictResponse}},
+    responses={200: {"model": PredictResponse}, **error_responses(404, 413, 422, 503)},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -147,7 +154,7 @@ async def predict(request: Request, state: ServiceState = Depends(get_state)) ->
 @router.post(
     "/predict/batch",
     summary="Predict up to 10,000 customers",
-    responses={200: {"model": PredictResponse}},
+    responses={200: {"model": PredictResponse}, **error_responses(404, 413, 422, 503)},
     openapi_extra={
         "requestBody": {
             "required": True,

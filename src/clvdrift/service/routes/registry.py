@@ -14,9 +14,11 @@ from starlette.concurrency import run_in_threadpool
 
 from clvdrift.errors import NotFoundError
 from clvdrift.pipeline.champion import get_version, list_versions, promote, rollback
-from clvdrift.service.deps import ServiceState, get_state, require_key
+from clvdrift.service.deps import ServiceState, error_responses, get_state, require_key
 
-router = APIRouter(tags=["registry and runs"], dependencies=[Depends(require_key)])
+router = APIRouter(
+    tags=["registry and runs"], dependencies=[Depends(require_key)], responses=error_responses(401)
+)
 Version = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
@@ -25,7 +27,7 @@ def models(state: ServiceState = Depends(get_state)) -> dict[str, Any]:
     return {"versions": [v.summary() for v in list_versions(state.workspace.database_url)]}
 
 
-@router.get("/models/{version}", summary="One model version, whole")
+@router.get("/models/{version}", summary="One model version, whole", responses=error_responses(404))
 def model(version: str, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
     return get_version(state.workspace.database_url, version).to_dict()
 
@@ -38,7 +40,11 @@ class RollbackRequest(BaseModel):
     to: Version | None = Field(default=None, description="the version to restore (default: the previous one)")
 
 
-@router.post("/models/{version}/promote", summary="Make a version the champion (recorded as a run)")
+@router.post(
+    "/models/{version}/promote",
+    summary="Make a version the champion (recorded as a run)",
+    responses=error_responses(400, 404, 409),
+)
 async def promote_version(
     version: str, body: PromoteRequest | None = None, state: ServiceState = Depends(get_state)
 ) -> dict[str, Any]:
@@ -49,7 +55,11 @@ async def promote_version(
     return change.to_dict()
 
 
-@router.post("/models/rollback", summary="Restore the previous champion (recorded as a run)")
+@router.post(
+    "/models/rollback",
+    summary="Restore the previous champion (recorded as a run)",
+    responses=error_responses(400, 404, 409),
+)
 async def rollback_champion(
     body: RollbackRequest | None = None, state: ServiceState = Depends(get_state)
 ) -> dict[str, Any]:
@@ -81,7 +91,11 @@ def _report_dir(state: ServiceState, run_id: str) -> Path:
     return folder
 
 
-@router.get("/reports/{run_id}", summary="The JSON drift report of a run (its HTML pages are linked)")
+@router.get(
+    "/reports/{run_id}",
+    summary="The JSON drift report of a run (its HTML pages are linked)",
+    responses=error_responses(404),
+)
 def report(
     run_id: Annotated[str, Field(max_length=80)], state: ServiceState = Depends(get_state)
 ) -> dict[str, Any]:
@@ -96,7 +110,10 @@ def report(
 
 
 @router.get(
-    "/reports/{run_id}/{page}", summary="One HTML page of a run's report", response_class=HTMLResponse
+    "/reports/{run_id}/{page}",
+    summary="One HTML page of a run's report",
+    response_class=HTMLResponse,
+    responses=error_responses(404),
 )
 def report_page(run_id: str, page: str, state: ServiceState = Depends(get_state)) -> FileResponse:
     folder = _report_dir(state, run_id)
@@ -105,7 +122,9 @@ def report_page(run_id: str, page: str, state: ServiceState = Depends(get_state)
     return FileResponse(folder / page, media_type="text/html")
 
 
-@router.get("/replays/latest", summary="The newest replay's summary (clvdrift replay)")
+@router.get(
+    "/replays/latest", summary="The newest replay's summary (clvdrift replay)", responses=error_responses(404)
+)
 def latest_replay(state: ServiceState = Depends(get_state)) -> dict[str, Any]:
     from clvdrift.pipeline.replay import latest_replay_summary
 
@@ -116,7 +135,12 @@ def latest_replay(state: ServiceState = Depends(get_state)) -> dict[str, Any]:
     return summary
 
 
-@router.get("/replays/latest/chart.svg", summary="The newest replay's chart", response_class=FileResponse)
+@router.get(
+    "/replays/latest/chart.svg",
+    summary="The newest replay's chart",
+    response_class=FileResponse,
+    responses=error_responses(404),
+)
 def latest_replay_chart(state: ServiceState = Depends(get_state)) -> FileResponse:
     from clvdrift.pipeline.replay import latest_replay
 
@@ -130,7 +154,12 @@ class RetrainRequest(BaseModel):
     reason: str = Field(default="requested through the API", min_length=1, max_length=2000)
 
 
-@router.post("/retrain", summary="Queue a retrain job for the worker (clvdrift worker)", status_code=202)
+@router.post(
+    "/retrain",
+    summary="Queue a retrain job for the worker (clvdrift worker)",
+    status_code=202,
+    responses=error_responses(400),
+)
 def request_retrain_job(
     body: RetrainRequest | None = None, state: ServiceState = Depends(get_state)
 ) -> dict[str, Any]:
