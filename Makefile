@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 .PHONY: demo test lint install tools bench clean
 
 $(STAMP): pyproject.toml constraints/airflow-3.3.2.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "clvdrift needs Python 3.11, found " + sys.version.split()[0]'
+	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 13), "clvdrift needs Python 3.11, 3.12 or 3.13, found " + sys.version.split()[0]'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv
 	$(UV) pip install -q --compile-bytecode --python $(PY) -c constraints/airflow-3.3.2.txt -e '.[reports,dev,airflow]'

@@ -47,6 +47,7 @@ from drift_vs_evidently import CATEGORICAL, NUMERICAL, make_customers  # noqa: E
 
 from clvdrift.config import DriftConfig  # noqa: E402
 from clvdrift.drift import DataDriftResult, ReferenceProfile, build_profile, detect_data_drift  # noqa: E402
+from clvdrift.settings import SAMPLE_DATA  # noqa: E402
 
 WINDOWS = (100, 1_000, 10_000)
 KEYS = ("Monetary", "prediction")
@@ -124,7 +125,7 @@ def real_customer_halves(splits: int, rng: np.random.Generator) -> tuple[Tally, 
     from clvdrift.data import clean_transactions, load_transactions
     from clvdrift.features import build_training_set
 
-    tx = clean_transactions(load_transactions(ROOT / "data" / "online_retail.csv.gz"))[0]
+    tx = clean_transactions(load_transactions(SAMPLE_DATA))[0]
     ts = build_training_set(tx, target="holdout", horizon_days=91, cutoff="2011-09-09")
     frame = ts.features.assign(target=ts.target.to_numpy()).reset_index(drop=True)
     num = [c for c in frame.columns if c != "Country"]

@@ -26,8 +26,9 @@ from pathlib import Path
 from clvdrift.config import GateConfig
 from clvdrift.errors import ClvdriftError
 from clvdrift.pipeline.replay import parse_step, replay
+from clvdrift.settings import SAMPLE_DATA
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "online_retail.csv.gz"
+DATA = SAMPLE_DATA
 GRID = "2011-06-29:7d,2011-06-29:14d,2011-05-04:14d,2011-08-03:7d,2011-04-13:21d"
 GATES = "spearman:0.02,spearman:0,spearman:0.05,mae:0.02"
 

@@ -43,9 +43,10 @@ from clvdrift.config import TrainConfig
 from clvdrift.data import clean_transactions, load_transactions, schema
 from clvdrift.features import TransactionLines, build_training_set
 from clvdrift.pipeline.train import evaluate_through_time, fit_on_cutoff
+from clvdrift.settings import SAMPLE_DATA
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "data" / "online_retail.csv.gz"
+DATA = SAMPLE_DATA
 H = 90
 SPLIT = ("2011-06-10", "2011-09-09")  # (fitted at, scored at)
 ORIGINS = ("2011-08-10", "2011-07-11", "2011-06-11")

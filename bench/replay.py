@@ -27,8 +27,9 @@ from pathlib import Path
 
 from clvdrift.errors import ClvdriftError
 from clvdrift.pipeline.replay import parse_step, replay_file
+from clvdrift.settings import SAMPLE_DATA
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "online_retail.csv.gz"
+DATA = SAMPLE_DATA
 TARGET_SECONDS = 180
 POLICIES = (
     "never",

@@ -4,8 +4,9 @@ the same champion, and the latency of the 10,000-row endpoints.
 Set-up (one run, about 1 minute): a workspace in a temporary folder, its champion trained by
 ``clvdrift train`` with its defaults on the bundled file (the realistic model: ~9 s), an API key
 (``clvdrift apikey create``), ``clvdrift serve`` started as a subprocess on a free port of 127.0.0.1,
-and the naive app (``bench/_serve_fixture.py naive``: a one-row DataFrame and the champion's scikit-learn estimators' own ``predict``
-per request; same uvicorn set-up, one worker like ours) on another. Load comes from a separate process,
+and the naive app (``bench/_serve_fixture.py naive``: a one-row DataFrame and the champion's
+scikit-learn estimators' own ``predict`` per request; same uvicorn set-up, one worker like ours) on
+another. Load comes from a separate process,
 ``bench/_serve_fixture.py load``: a closed-loop HTTP/1.1 keep-alive client on raw asyncio sockets (uvloop);
 latency is timed by that client, from the write of a request to the end of its answer. Each server runs
 in one process; with the client they share the machine's cores (2 here), so the numbers are those of
@@ -57,8 +58,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from clvdrift.settings import SAMPLE_DATA
+
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "data" / "online_retail.csv.gz"
+DATA = SAMPLE_DATA
 FIXTURE = Path(__file__).with_name("_serve_fixture.py")
 HOST = "127.0.0.1"
 SWEEP = (1, 2, 4, 8, 16, 32)

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from clvdrift.settings import SAMPLE_DATA
 from helpers import synthetic_history  # type: ignore[import-not-found]
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLED = REPO / "data" / "online_retail.csv.gz"
+BUNDLED = SAMPLE_DATA
 # The real PostgreSQL of this machine; CI must fail (not skip) when it cannot be reached.
 POSTGRES_URL = os.environ.get(
     "CLVDRIFT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -55,5 +55,5 @@ def test_reports_without_evidently_give_the_install_hint(monkeypatch, tmp_path):
         target=None,
         prediction=None,
     )
-    assert out["data_drift_html"] is None and "pip install -e '.[reports]'" in out["note"]
+    assert out["data_drift_html"] is None and "pip install 'clvdrift[reports]'" in out["note"]
     assert not (tmp_path / "r").exists()

@@ -121,10 +121,22 @@ CutoffOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from clvdrift import __version__
+
+        out.print(f"clvdrift {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
     """clvdrift: keep a Customer Lifetime Value model honest in production."""

@@ -21,6 +21,10 @@ from clvdrift.config import DriftConfig, GateConfig, LoopConfig, ServiceConfig, 
 from clvdrift.errors import ConfigError
 from clvdrift.urls import mask_url
 
+SAMPLE_DATA = Path(__file__).resolve().parent / "data" / "online_retail.csv.gz"
+"""The bundled sample transactions (UCI Online Retail, CC BY 4.0: ``ONLINE_RETAIL.md`` beside it), inside
+the package, so that ``clvdrift demo`` and ``train`` work wherever the package is installed."""
+
 if TYPE_CHECKING:
     from clvdrift.pipeline.common import Workspace
 
@@ -37,7 +41,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the store (registry, run history). "
         "PostgreSQL: postgresql+psycopg://user@host:5432/db",
     )
-    raw_data: Path = Field(default=Path("data/online_retail.csv.gz"), description="bundled transactions")
+    raw_data: Path = Field(default=SAMPLE_DATA, description="raw transactions (default: the bundled sample)")
     models_dir: Path = Path("models")
     reference_dir: Path = Path("data/reference")
     current_dir: Path = Path("data/current")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,10 +13,11 @@ from clvdrift.config import TrainConfig
 from clvdrift.data import clean_transactions, load_transactions
 from clvdrift.errors import DataError
 from clvdrift.features import build_training_set, check_trainable
+from clvdrift.settings import SAMPLE_DATA
 from helpers import tx_frame  # type: ignore[import-not-found]
 
 TODAY = pd.Timestamp("2026-11-30")
-BUNDLED = Path(__file__).resolve().parents[2] / "data" / "online_retail.csv.gz"
+BUNDLED = SAMPLE_DATA
 
 
 def hourly_rows(start: str, count: int, step_hours: float, customers: int = 40) -> list[tuple]:

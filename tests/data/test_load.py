@@ -227,7 +227,7 @@ def test_unsupported_suffix_and_missing_file(tmp_path):
 def test_bundled_file_loads_every_row(bundled):
     frame = load_transactions(bundled)
     assert len(frame) == 541_909
-    assert frame["Quantity"].sum() == 5_176_450  # checksums from data/README.md
+    assert frame["Quantity"].sum() == 5_176_450  # checksums from src/clvdrift/data/ONLINE_RETAIL.md
     assert round(frame["UnitPrice"].sum(), 2) == 2_498_803.97
     assert frame["CustomerID"].nunique() == 4_372
     assert frame["InvoiceDate"].min() == pd.Timestamp("2010-12-01 08:26:00")

@@ -17,7 +17,7 @@ too few customers), why not and no number. Below it, Evidently's regression pres
 the rows the decision scored (current) and the champion's held-out rows (reference), after checking
 that those rows reproduce the decision's metrics: it can show no other customers than the decision's.
 
-Evidently is an optional extra (``pip install -e '.[reports]'``); without it both decisions are still
+Evidently is an optional extra (``pip install 'clvdrift[reports]'``); without it both decisions are still
 rendered, without Evidently's plots.
 """
 
@@ -37,7 +37,7 @@ from clvdrift.drift.model_drift import ModelDriftResult
 from clvdrift.drift.result import ColumnDriftResult, DataDriftResult
 from clvdrift.io import atomic_write_text
 
-INSTALL_HINT = "HTML reports need Evidently: pip install -e '.[reports]'"
+INSTALL_HINT = "HTML reports need Evidently: pip install 'clvdrift[reports]'"
 DATA_DRIFT_HTML = "data_drift.html"
 REGRESSION_HTML = "regression.html"
 DECISION_ID = "clvdrift-decision"  # the decision's <section>; its table is DECISION_ID + "-columns"
