@@ -1320,6 +1320,60 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as J
     out.print(table)
 
 
+@app.command()
+def deploy(
+    version: Annotated[
+        str, typer.Argument(help="The registered version to deploy (clvdrift train --no-promote).")
+    ],
+    service_url: Annotated[
+        str, typer.Option("--service-url", help="The running clvdrift serve, e.g. http://127.0.0.1:8000.")
+    ],
+    thresholds: ThresholdsOpt,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="An API key of the service [default: CLVDRIFT_API_KEY, the better place: not in ps]",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(min=1, max=3600, help="Seconds to wait for the service to serve the version.")
+    ] = 60.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy VERSION: check its files, the quality thresholds, the champion/challenger gate and the
+    service first; then promote it, have the service reload and wait until /ready names it. Nothing
+    changes when a check fails; the previous champion is restored when the service does not serve it."""
+    from clvdrift.config import QualityThresholds
+    from clvdrift.pipeline.deploy import deploy as deploy_version
+
+    settings = get_settings()
+    key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+    if not key:
+        raise ConfigError(
+            "clvdrift deploy needs an API key of the service: set CLVDRIFT_API_KEY or pass --api-key"
+        )
+    result = deploy_version(
+        settings.workspace(),
+        version,
+        service_url=service_url,
+        api_key=key,
+        thresholds=QualityThresholds.from_file(thresholds),
+        gate_config=settings.gate,
+        timeout=timeout,
+    )
+    if as_json:
+        _print_json(result)
+        return
+    was = f"was {result.previous_champion or 'none'}" if result.promoted else "the champion already"
+    out.print(
+        f"deployed {result.version} ({was}); {result.service_url} serves it after "
+        f"{result.seconds_to_serve} s\nquality: {'; '.join(c.describe() for c in result.checks)}\n"
+        f"gate: {result.gate}",
+        highlight=False,
+    )
+
+
 @models_app.command("promote")
 def models_promote(
     version: Annotated[str, typer.Argument(help="The version to make champion.")],
@@ -1343,6 +1397,35 @@ def models_promote(
             f"version {change.to_version} is the champion (was {change.from_version or 'none'}){forced}",
             highlight=False,
         )
+
+
+ThresholdsOpt = Annotated[
+    Path,
+    typer.Option(
+        "--thresholds",
+        help="TOML file of the quality thresholds (the repository keeps deploy/model_thresholds.toml).",
+    ),
+]
+
+
+@models_app.command("check")
+def models_check(
+    version: Annotated[str, typer.Argument(help="The registered version to check.")],
+    thresholds: ThresholdsOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check VERSION's time-split evaluation against the quality thresholds: exit 7 naming every metric
+    below its limit (CI's model quality gate; clvdrift deploy checks the same)."""
+    from clvdrift.config import QualityThresholds
+    from clvdrift.pipeline.champion import get_version
+    from clvdrift.pipeline.deploy import require_quality
+
+    limits = QualityThresholds.from_file(thresholds)
+    checks = require_quality(get_version(get_settings().database_url, version), limits)
+    if as_json:
+        _print_json({"version": version, "passed": True, "checks": [c.to_dict() for c in checks]})
+        return
+    out.print(f"version {version} meets the quality thresholds: " + "; ".join(c.describe() for c in checks))
 
 
 @models_app.command("rollback")

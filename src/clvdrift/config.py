@@ -9,6 +9,7 @@ split, validation of a training set) are frozen pydantic models. Library functio
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -230,6 +231,34 @@ def validated(model: type[M], where: str, /, **values: Any) -> M:
         return model(**values)
     except ValidationError as exc:
         raise config_error(exc, where) from None
+
+
+class QualityThresholds(_Frozen):
+    """The quality floor of a model version, on its time-split evaluation (what ``clvdrift train``
+    reports: the newest matured window the model did not train on). No defaults: the thresholds live in
+    a file the operator keeps (``deploy/model_thresholds.toml``), read by :meth:`from_file`, so CI's
+    quality gate and ``clvdrift deploy`` judge by the same numbers."""
+
+    min_spearman: float = Field(ge=-1, le=1, allow_inf_nan=False)
+    min_gini_normalized: float = Field(ge=-1, le=1, allow_inf_nan=False)
+    min_top10_capture: float = Field(ge=0, le=1, allow_inf_nan=False)
+    max_mae_vs_persistence: float = Field(
+        gt=0, allow_inf_nan=False, description="the model's MAE ÷ persistence's on the same customers"
+    )
+
+    @classmethod
+    def from_file(cls, path: Path) -> QualityThresholds:
+        """The thresholds of a TOML file; :class:`ConfigError` naming the file when it cannot be read or
+        holds a wrong, missing or unknown key."""
+        import tomllib
+
+        try:
+            values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"quality thresholds {path}: cannot read it ({exc.strerror or exc})") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"quality thresholds {path}: not valid TOML ({exc})") from None
+        return validated(cls, f"quality thresholds {path}", **values)
 
 
 class ServiceConfig(_Frozen):

@@ -10,6 +10,8 @@ Adapters (CLI, Airflow tasks, the service) translate these with :func:`exit_code
      ├── ConfigError            bad settings or arguments 2  400
      ├── AuthError              no API key, or an unknown or revoked one          2  401
      ├── StorageError           the disk: full, over quota, read-only, I/O error   3  507
+     ├── QualityGateError       a model below the quality thresholds, or refused by the gate  7  409
+     ├── ServiceError           the running service is unreachable or did not serve the version  8  502
      ├── ArtifactError          model artifacts missing or unreadable              3  500
      │    └── ArtifactIntegrityError  an artifact does not match its recorded sha256
      │         └── ProfileIntegrityError  a saved reference profile fails its checksum
@@ -25,8 +27,10 @@ Exit codes of the command line (:data:`EXIT_CODES`): 0 success; 1 ``--fail-on-dr
 is required (not an error); 2 bad data, settings or arguments; 3 artifacts or store; 4 an unexpected
 error (a bug: the one-line message says so, ``--debug`` shows the traceback); 5 another process holds
 a lock of the store (another monitoring cycle or training is running); 6 ``monitor
---fail-on-quarantine`` and a new file was quarantined or unreadable. A CI job can therefore tell drift
-(1) from a crash (4) from "busy, try later" (5).
+--fail-on-quarantine`` and a new file was quarantined or unreadable; 7 a model below the quality
+thresholds or refused by the champion/challenger gate (``deploy``, ``models check``); 8 the running
+service cannot be reached or did not serve the deployed version. A CI job can therefore tell drift (1)
+from a crash (4) from "busy, try later" (5) from "not good enough" (7).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ EXIT_STORE = 3
 EXIT_INTERNAL = 4
 EXIT_BUSY = 5
 EXIT_QUARANTINE = 6
+EXIT_REFUSED = 7
+EXIT_SERVICE = 8
 
 
 class ClvdriftError(Exception):
@@ -122,6 +128,22 @@ class ConflictError(RegistryError):
     http_status = 409
 
 
+class QualityGateError(ClvdriftError):
+    """A model version is below the quality thresholds, or the champion/challenger gate refused it; the
+    message names each failed metric with its value and limit (exit code 7: not a broken environment)."""
+
+    exit_code = EXIT_REFUSED
+    http_status = 409
+
+
+class ServiceError(ClvdriftError):
+    """The running service (``clvdrift serve``) cannot be reached, refused the request, or did not serve
+    the version in time; the message names the URL (credentials masked) and what happened."""
+
+    exit_code = EXIT_SERVICE
+    http_status = 502
+
+
 EXIT_CODES: dict[str, int] = {
     "success": EXIT_OK,
     "retraining required (--fail-on-drift)": EXIT_DRIFT,
@@ -130,6 +152,8 @@ EXIT_CODES: dict[str, int] = {
     "unexpected error": EXIT_INTERNAL,
     "another process holds the lock (e.g. another monitoring cycle is running): try again": EXIT_BUSY,
     "files quarantined or unreadable (monitor --fail-on-quarantine)": EXIT_QUARANTINE,
+    "a model below the quality thresholds or refused by the gate (deploy, models check)": EXIT_REFUSED,
+    "the running service is unreachable or did not serve the deployed version (deploy)": EXIT_SERVICE,
 }
 
 

@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from clvdrift.config import DriftConfig, GateConfig, LoopConfig, ServiceConfig, TrainConfig, config_error
@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         default="warning", description="level of the clvdrift logger (stderr and log_file)"
     )
     log_file: Path | None = Field(default=None, description="also append JSON log lines to this file")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="an API key of the service, for commands that call it (clvdrift deploy; "
+        "clvdrift apikey create makes one)",
+    )
     train: TrainConfig = Field(default_factory=TrainConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     gate: GateConfig = Field(default_factory=GateConfig)

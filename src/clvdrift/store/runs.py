@@ -39,7 +39,7 @@ from clvdrift.store.db import session_scope
 from clvdrift.store.ledger import as_utc
 from clvdrift.store.tables import RunRow
 
-TRIGGERS: tuple[str, ...] = ("cli", "airflow", "schedule", "api", "replay", "worker")
+TRIGGERS: tuple[str, ...] = ("cli", "airflow", "schedule", "api", "replay", "worker", "deploy")
 KINDS: tuple[str, ...] = ("monitor", "promote", "rollback", "repair", "retrain")
 MONITOR = "monitor"
 RUNNING = "running"

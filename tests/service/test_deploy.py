@@ -1,0 +1,234 @@
+"""``clvdrift deploy`` end to end: the real command line against the real PostgreSQL registry and a running
+``clvdrift serve`` (a subprocess on 127.0.0.1).
+
+A champion v1 is trained into a fresh PostgreSQL database and served; a candidate v2 is trained against
+the same registry without promotion (``clvdrift train --no-promote`` does the same), so its record holds
+the comparison with v1 that the gate reads. Then:
+
+- refusals, each with a clear one-line message, its exit code, and nothing changed (the registry's
+  champion, the run history and what the service serves are as before): a tampered artifact (3), a model
+  below the thresholds (7), a wrong API key (2), an unreachable service (8);
+- the deployment itself: v2 is the champion, the service answers with it, a ``promote`` run with trigger
+  ``deploy`` is recorded;
+- a service that cannot load the version (its artifact folder lacks v2's files): the promotion is rolled
+  back (exit 8, the message says the previous champion was restored) and v1 is still served.
+
+The gate's own decisions (refusal, a comparison with another champion) are tested on typed records in
+``test_gate_against_champion_*`` (fast, no server)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from clvdrift.config import GateConfig
+from clvdrift.errors import QualityGateError
+from clvdrift.pipeline.common import Workspace
+from service.conftest import SMALL, seed_workspace  # type: ignore[import-not-found]
+from service.server import env_for, free_port, running_server  # type: ignore[import-not-found]
+
+REPO = Path(__file__).resolve().parents[2]
+THRESHOLDS = REPO / "deploy" / "model_thresholds.toml"
+LENIENT = "min_spearman = -1\nmin_gini_normalized = -1\nmin_top10_capture = 0\nmax_mae_vs_persistence = 100\n"
+STRICT = (
+    "min_spearman = 0.99\nmin_gini_normalized = -1\nmin_top10_capture = 0\nmax_mae_vs_persistence = 100\n"
+)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    ws: Workspace
+    v1: str
+    v2: str
+    key: str
+    lenient: Path
+    strict: Path
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    from clvdrift import pipeline
+    from clvdrift.pipeline.champion import open_registry
+    from clvdrift.store import connect
+    from clvdrift.store.apikeys import ApiKeys
+    from store.pgdb import fresh_database  # type: ignore[import-not-found]
+
+    root = tmp_path_factory.mktemp("deploy")
+    with fresh_database() as url:
+        (root / "seed").mkdir()
+        sqlite_ws, _ = seed_workspace(root / "seed")
+        ws = replace(sqlite_ws, database_url=url, models_dir=root / "models", history_dir=root / "history")
+        registry = open_registry(url)
+        train = dict(models_dir=ws.models_dir, reference_dir=ws.reference_dir, config=SMALL)
+        v1 = pipeline.train(ws.raw_data, registry=registry, **train).version  # type: ignore[arg-type]
+        v2 = pipeline.train(ws.raw_data, registry=registry, champion=False, **train).version  # type: ignore[arg-type]
+        _, key = ApiKeys(connect(url)).create("deploy tests")
+        lenient, strict = root / "lenient.toml", root / "strict.toml"
+        lenient.write_text(LENIENT)
+        strict.write_text(STRICT)
+        yield Deployment(ws, v1, v2, key, lenient, strict)
+
+
+def _deploy(
+    d: Deployment, *args: str, key: str | None = None, ws: Workspace | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = env_for(ws or d.ws, CLVDRIFT_API_KEY=key or d.key, CLVDRIFT_GATE__TOLERANCE="1.0")
+    return subprocess.run(
+        [sys.executable, "-m", "clvdrift", "deploy", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _state(d: Deployment, base: str) -> tuple[str | None, list[tuple[str, str, str]], str | None]:
+    """The registry's champion, the runs (kind, trigger, status) and the version the service serves."""
+    from clvdrift.pipeline.champion import open_registry
+    from clvdrift.store import RunStore, connect
+
+    champion = open_registry(d.ws.database_url).champion()
+    runs = [(r.kind, r.trigger, r.status) for r in RunStore(connect(d.ws.database_url)).list(limit=50)]
+    served = httpx.get(f"{base}/ready", timeout=5).json().get("champion")
+    return (champion.version if champion else None), runs, served
+
+
+def test_deploy_refuses_without_changing_anything_then_deploys(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    d = deployment
+    with running_server(env_for(d.ws), tmp_path / "serve.log") as server:
+        before = _state(d, server.base)
+        assert before[0] == d.v1 and before[2] == d.v1
+        ok_args = [d.v2, "--service-url", server.base, "--thresholds", str(d.lenient), "--timeout", "30"]
+
+        # a tampered artifact: its sha256 differs from the registry's
+        model_file = next(d.ws.models_dir.glob(f"clv_model_{d.v2}.joblib"))
+        saved = model_file.read_bytes()
+        model_file.write_bytes(saved[:-1] + bytes([saved[-1] ^ 1]))
+        try:
+            proc = _deploy(d, *ok_args)
+        finally:
+            model_file.write_bytes(saved)
+        assert proc.returncode == 3 and "sha256" in proc.stderr and "Traceback" not in proc.stderr, (
+            proc.stderr
+        )
+        assert _state(d, server.base) == before
+
+        # below the thresholds
+        proc = _deploy(d, d.v2, "--service-url", server.base, "--thresholds", str(d.strict))
+        assert proc.returncode == 7, proc.stderr
+        assert "below the quality thresholds" in proc.stderr and "spearman" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+        assert _state(d, server.base) == before
+
+        # a key the service refuses
+        proc = _deploy(d, *ok_args, key="not-a-key")
+        assert proc.returncode == 2 and "refuses the API key" in proc.stderr, proc.stderr
+        assert _state(d, server.base) == before
+
+        # nothing listens there
+        unreachable = [
+            d.v2,
+            "--service-url",
+            f"http://127.0.0.1:{free_port()}",
+            "--thresholds",
+            str(d.lenient),
+        ]
+        proc = _deploy(d, *unreachable)
+        assert proc.returncode == 8 and "cannot be reached" in proc.stderr, proc.stderr
+        assert _state(d, server.base) == before
+
+        # the deployment
+        proc = _deploy(d, *ok_args)
+        assert proc.returncode == 0, proc.stderr
+        assert f"deployed {d.v2} (was {d.v1})" in proc.stdout
+        champion, runs, served = _state(d, server.base)
+        assert champion == d.v2 and served == d.v2
+        assert runs[0] == ("promote", "deploy", "success") and runs[1:] == before[1]
+        loaded = httpx.post(f"{server.base}/reload_model", headers={"X-API-Key": d.key}).json()["champion"]
+        assert loaded["version"] == d.v2
+        row = {c: ("United Kingdom" if c == "Country" else 1.0) for c in loaded["input_features"]}
+        answer = httpx.post(f"{server.base}/predict", json={"rows": [row]}, headers={"X-API-Key": d.key})
+        assert answer.status_code == 200 and answer.json()["model_version"] == d.v2
+
+        # deploying the champion again changes nothing and still checks that it is served
+        proc = _deploy(d, *ok_args)
+        assert proc.returncode == 0 and "the champion already" in proc.stdout, proc.stderr
+        assert _state(d, server.base) == (d.v2, runs, d.v2)
+
+
+def test_a_service_that_cannot_load_the_version_gets_the_previous_champion_back(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The service's artifact folder lacks the new version's files (not shared with the registry's): it
+    never serves it, so the promotion is rolled back and the champion it serves stays the champion."""
+    from clvdrift.pipeline.champion import open_registry, promote
+
+    d = deployment
+    current = open_registry(d.ws.database_url).champion()
+    assert current is not None
+    target = d.v1 if current.version == d.v2 else d.v2
+    if current.version != d.v1:  # the other test may have run first: start from v1 served
+        promote(d.ws, d.v1, force=True)
+        target = d.v2
+    lonely = tmp_path / "service-models"
+    shutil.copytree(d.ws.models_dir, lonely, ignore=shutil.ignore_patterns(f"*{target}*"))
+    service_ws = replace(d.ws, models_dir=lonely)
+    with running_server(env_for(service_ws), tmp_path / "serve.log") as server:
+        before = _state(d, server.base)
+        assert before[0] == d.v1 and before[2] == d.v1
+        args = [target, "--service-url", server.base, "--thresholds", str(d.lenient), "--timeout", "4"]
+        proc = _deploy(d, *args)
+        assert proc.returncode == 8, proc.stderr
+        assert (
+            f"did not serve model version {target}" in proc.stderr and f"{d.v1} was restored" in proc.stderr
+        )
+        champion, runs, served = _state(d, server.base)
+        assert champion == d.v1 and served == d.v1
+        assert [r[:2] for r in runs[:2]] == [("rollback", "deploy"), ("promote", "deploy")]
+
+
+# ------------------------------------------------------------------------- the gate, on typed records
+def _version(name: str, metrics: dict[str, object]):  # type: ignore[no-untyped-def]
+    from clvdrift.model.registry import ModelVersion
+
+    fields = {f: None for f in ModelVersion.__dataclass_fields__}
+    return ModelVersion(**{**fields, "version": name, "metrics": metrics, "training": {}})  # type: ignore[arg-type]
+
+
+def test_gate_against_champion_promotes_refuses_and_wants_the_same_champion() -> None:
+    from clvdrift.pipeline.deploy import gate_against_champion
+
+    scores = {"spearman": 0.50, "gini_normalized": 0.7, "mae": 100.0}
+    champion = _version("v1", {})
+    compared = {"version": "v1", "customers": 50, "clean": True, "champion": scores}
+    better = _version("v2", {"champion": {**compared, "model": {**scores, "spearman": 0.55}}})
+    assert "promot" in gate_against_champion(better, champion, GateConfig()).lower()
+    worse = _version("v2", {"champion": {**compared, "model": {**scores, "spearman": 0.40}}})
+    with pytest.raises(QualityGateError, match="gate refuses model version v2"):
+        gate_against_champion(worse, champion, GateConfig())
+    elsewhere = _version("v2", {"champion": {**compared, "version": "v0", "model": scores}})
+    with pytest.raises(QualityGateError, match=r"compared with champion v0 .* not with the champion v1"):
+        gate_against_champion(elsewhere, champion, GateConfig())
+    alone = _version("v2", {})
+    with pytest.raises(QualityGateError, match="compared with no champion"):
+        gate_against_champion(alone, champion, GateConfig())
+    assert "no champion" in gate_against_champion(alone, None, GateConfig())
+
+
+def test_the_repository_thresholds_pass_the_bundled_default_model(trained) -> None:  # type: ignore[no-untyped-def]
+    """deploy/model_thresholds.toml against the bundled file's model (the session's trained fixture)."""
+    from clvdrift.config import QualityThresholds
+    from clvdrift.pipeline.deploy import check_quality
+
+    _, registry, result = trained
+    checks = check_quality(registry.get(result.version), QualityThresholds.from_file(THRESHOLDS))
+    assert [c.metric for c in checks if not c.passed] == []
