@@ -139,3 +139,45 @@ def test_an_rf_artifact_of_an_earlier_version_still_loads(tmp_path):
     loaded = load_model(tmp_path, version, expected=artifacts)
     assert isinstance(loaded, RfModel) and loaded.estimator_.n_jobs == 1
     assert np.allclose(loaded.predict(features), model.predict(features), rtol=0, atol=1e-9)
+
+
+def test_a_gbm_fitted_on_all_cores_predicts_on_one_thread(monkeypatch):
+    """scikit-learn keeps the fit's OpenMP thread count in each booster's bin mapper and bins with it at
+    prediction; a model fitted on many rows (all cores) or on a bigger machine is loaded and kept on one
+    thread (found by an adversarial check: a forked child hung)."""
+    from clvdrift.model import gbm
+
+    monkeypatch.setattr(gbm, "PARALLEL_MIN_ROWS", 100)  # this small fit runs on all cores
+    model, features = _fit("gbm", n=600)
+    assert {b._bin_mapper.n_threads for b in model.boosters_.values()} == {1}
+    for booster in model.boosters_.values():
+        booster._bin_mapper.n_threads = 64  # as stored by a 64-core machine
+    loaded = GbmModel.from_state(model.state(), model.document())
+    assert {b._bin_mapper.n_threads for b in loaded.boosters_.values()} == {1}
+    assert np.array_equal(loaded.predict(features), model.predict(features))
+
+
+def test_gbm_predicts_in_a_child_forked_after_a_pooled_prediction():
+    """A batch of ≥ CHUNKED_MIN_ROWS rows is scored on a thread pool; a child forked afterwards gets a new
+    pool (the parent's has no threads in the child: its chunks would never run)."""
+    import multiprocessing
+
+    from clvdrift.model.gbm import CHUNKED_MIN_ROWS
+
+    model, _ = _fit("gbm", n=600)
+    big, _ = _data(CHUNKED_MIN_ROWS + 10, 5)
+    want = model.predict(big)  # the pool exists now
+
+    def child(queue):  # type: ignore[no-untyped-def]
+        queue.put(np.array_equal(model.predict(big), want))
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=child, args=(queue,))
+    proc.start()
+    proc.join(60)
+    hung = proc.is_alive()
+    if hung:
+        proc.kill()
+    assert not hung, "the forked child hung in the inherited thread pool"
+    assert queue.get(timeout=5) is True

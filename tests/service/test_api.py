@@ -601,3 +601,26 @@ def test_rejects_are_counted_by_kind_without_line_numbers(client):
     assert r.json()["rejected"] == 3 and len(r.json()["rejects"]) == 3
     kinds = client.get("/stats").json()["ingestion"]["rejects_by_reason"]
     assert kinds == {"row: line N is not valid JSON": 3}
+
+
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/predict", '{"rows":[{"Recency":1.0,"ignored":%s}]}'),
+        ("/predict/batch", '{"rows":[{"Recency":1.0,"ignored":%s}]}'),
+        ("/drift", '{"rows":[{"Recency":1.0,"ignored":%s}]}'),
+        ("/ingest/batch", '{"rows":[{"InvoiceNo":"1","ignored":%s}]}'),
+        ("/ingest/stream", '{"InvoiceNo":"1","ignored":%s}\n'),
+    ],
+)
+def test_a_deeply_nested_body_is_refused_not_a_500(client, path, template):
+    """Found by an adversarial check: msgspec (and the json module) raise RecursionError on a value
+    nested 1,000+ deep, even under a key that is ignored, which was answered 500 with a traceback in the
+    log."""
+    body = template % ("[" * 5000 + "]" * 5000)
+    r = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code < 500, r.text
+    if r.status_code == 200:  # NDJSON: the line is a rejected row, with its reason
+        assert r.json()["rejected"] == 1 and "nested too deeply" in str(r.json()["rejects"])
+    else:
+        assert r.status_code in (400, 422) and r.json()["error"]["message"], r.text

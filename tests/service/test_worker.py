@@ -238,6 +238,33 @@ def test_logged_predictions_are_checked_once_and_drift_queues_a_retrain(tmp_path
     assert PredictionLog(engine).unchecked() == []
 
 
+def _check_once(index: int, ws: Workspace) -> str | None:
+    from clvdrift.pipeline.jobs import check_logged_predictions
+
+    drift = check_logged_predictions(ws, _engine(ws), DriftConfig(), warning=0.2, critical=0.5)
+    return drift.event_id if drift is not None else None
+
+
+def test_four_workers_checking_at_once_record_one_event(tmp_path, store_url):
+    """The batches are claimed with the event in one transaction: of four concurrent checks one records
+    an event covering every batch, the others find nothing (found by an adversarial check: both of two
+    workers recorded an event before)."""
+    from clvdrift.store.online import DriftEvents, PredictionLog
+
+    ws = _workspace(tmp_path, None if store_url.startswith("sqlite") else store_url)
+    engine = _engine(ws)
+    for scale in (1.0, 1.0, 6.0):
+        _log_predictions(ws, scale)
+    logged = sum(b.rows for b in PredictionLog(engine).unchecked())
+    results = run_at_once(_check_once, 4, ws)
+    assert all(status == "ok" for status, _ in results), results
+    events = [value for _, value in results if value is not None]
+    assert len(events) == 1, results
+    stored = DriftEvents(engine).list()
+    assert [e.event_id for e in stored] == events and stored[0].rows == logged
+    assert PredictionLog(engine).unchecked() == []
+
+
 def test_predictions_logged_before_a_promotion_are_checked_against_their_own_version(tmp_path):
     """A batch logged by the old champion is not left unchecked after a promotion: it is checked against
     the old version's profile (a drift event of that version, no retrain job), and only once; the new

@@ -19,6 +19,7 @@ their average is ahead of either, and of persistence, on every metric of the tim
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -59,6 +60,26 @@ without OpenMP's thread pool (see :data:`PARALLEL_MIN_ROWS`). Each row's predict
 _POOL: Any = None
 
 
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool has no threads there (its work would never run)."""
+    global _POOL
+    _POOL = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _one_thread(booster: Any) -> Any:
+    """``booster`` with its bin mapper on one OpenMP thread: scikit-learn stores the thread count of the
+    fit (all cores from :data:`PARALLEL_MIN_ROWS` rows, on whatever machine fitted it) and binning at
+    prediction uses it as is, whatever ``threadpool_limits`` says (found by an adversarial check: a model
+    fitted on 100,000 rows made a forked child hang)."""
+    mapper = getattr(booster, "_bin_mapper", None)
+    if mapper is not None:
+        mapper.n_threads = 1
+    return booster
+
+
 def _binned_raw(booster: Any, matrix: np.ndarray) -> np.ndarray:
     """``booster._raw_predict(matrix, n_threads=1)`` of a fitted ``HistGradientBoostingRegressor``, bit for
     bit, through the binned data scikit-learn fits on (about 1.5x faster than its raw-data loop): a
@@ -79,7 +100,6 @@ def _predict_boosters(pairs: list[tuple[Any, np.ndarray]]) -> list[np.ndarray]:
     """Each ``(booster, matrix)``'s ``booster.predict(matrix)`` (the same numbers), all scored together:
     from :data:`CHUNKED_MIN_ROWS` rows every matrix is cut into one chunk per core and the chunks of all
     boosters run on one thread pool; below it, on the caller's thread."""
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
     global _POOL
@@ -186,7 +206,7 @@ class GbmModel(ClvModel):
                 **booster,
             )
             with _threads(len(y)):
-                self.boosters_[name] = model.fit(self._matrix(features, columns), y)
+                self.boosters_[name] = _one_thread(model.fit(self._matrix(features, columns), y))
         return self
 
     def predict_columns(self, columns: Mapping[str, Any]) -> np.ndarray:
@@ -257,6 +277,7 @@ class GbmModel(ClvModel):
         views = {str(k): [str(c) for c in v] for k, v in dict(document["views"]).items()}
         if not isinstance(boosters, dict) or set(boosters) != set(views):
             raise ArtifactError("the gbm model file does not hold the boosters its document names")
-        model.encoder_, model.views_, model.boosters_ = encoder, views, dict(boosters)
+        model.encoder_, model.views_ = encoder, views
+        model.boosters_ = {name: _one_thread(b) for name, b in boosters.items()}
         model.seasonal_ = bool(document.get("seasonal", False))
         return model

@@ -70,11 +70,9 @@ def check_logged_predictions(
     A part that is missing or differs from its checksum is skipped with an error in the log (and stays
     unchecked)."""
     from clvdrift.pipeline.serving import load_serving_champion
-    from clvdrift.store.online import PredictionLog
 
     champion = load_serving_champion(workspace, engine)
-    batches = PredictionLog(engine).unchecked(model_version=champion.version)
-    drift = _check_batches(workspace, engine, champion, batches, rules, warning=warning, critical=critical)
+    drift = _check_version(workspace, engine, champion, rules, warning=warning, critical=critical)
     if drift is not None and drift.dataset_drift:
         request_retrain(
             engine,
@@ -98,54 +96,54 @@ def check_earlier_predictions(
     from clvdrift.store.online import PredictionLog
 
     current = champion_version(engine)
-    by_version: dict[str, list[Any]] = {}
-    for batch in PredictionLog(engine).unchecked():
-        if batch.model_version != current:
-            by_version.setdefault(batch.model_version, []).append(batch)
+    versions = dict.fromkeys(
+        b.model_version for b in PredictionLog(engine).unchecked() if b.model_version != current
+    )
     events = []
-    for version, batches in by_version.items():
+    for version in versions:
         try:
             served = load_serving_champion(workspace, engine, version=version)
         except ClvdriftError as exc:
             log.error("cannot check the logged predictions of %s: %s", version, exc)
             continue
-        drift = _check_batches(workspace, engine, served, batches, rules, warning=warning, critical=critical)
+        drift = _check_version(workspace, engine, served, rules, warning=warning, critical=critical)
         if drift is not None:
             events.append(drift)
     return events
 
 
-def _check_batches(
+def _check_version(
     workspace: Workspace,
     engine: Engine,
     served: Any,
-    batches: list[Any],
     rules: DriftConfig,
     *,
     warning: float,
     critical: float,
 ) -> OnlineDrift | None:
-    """``batches`` of logged predictions of the version ``served`` against its reference profile, stored
-    as one drift event and marked checked by it; ``None`` when no part could be read."""
-    from clvdrift.pipeline.serving import online_drift, record_drift
+    """The unchecked logged predictions of the version ``served``, against its reference profile, as one
+    drift event; ``None`` when there are none or no part could be read. The batches are claimed in one
+    transaction with the event (:meth:`PredictionLog.claim`): two workers never check the same batch,
+    and a worker killed mid-check leaves them unchecked."""
+    from clvdrift.pipeline.serving import drift_event, online_drift
     from clvdrift.store.online import PredictionLog
 
-    frames, used = [], []
-    for batch in batches:
-        part = workspace.predictions_dir / batch.part_file
-        try:
-            if sha256_file(part) != batch.part_sha256:
-                raise ArtifactIntegrityError(f"logged predictions {batch.part_file}: checksum differs")
-            frames.append(pd.read_parquet(part))
-            used.append(batch.batch_id)
-        except (OSError, ClvdriftError) as exc:
-            log.error("skipping logged predictions %s: %s", batch.part_file, exc)
-    if not frames:
-        return None
-    rows = pd.concat(frames, ignore_index=True)
-    drift = online_drift(served, rows, warning=warning, critical=critical, source="worker", rules=rules)
-    record_drift(engine, drift)
-    PredictionLog(engine).mark_checked(used, drift.event_id)
+    with PredictionLog(engine).claim(served.version) as claim:
+        frames, used = [], []
+        for batch in claim.batches:
+            part = workspace.predictions_dir / batch.part_file
+            try:
+                if sha256_file(part) != batch.part_sha256:
+                    raise ArtifactIntegrityError(f"logged predictions {batch.part_file}: checksum differs")
+                frames.append(pd.read_parquet(part))
+                used.append(batch.batch_id)
+            except (OSError, ClvdriftError) as exc:
+                log.error("skipping logged predictions %s: %s", batch.part_file, exc)
+        if not frames:
+            return None
+        rows = pd.concat(frames, ignore_index=True)
+        drift = online_drift(served, rows, warning=warning, critical=critical, source="worker", rules=rules)
+        claim.done(drift_event(drift), used)
     return drift
 
 

@@ -433,21 +433,26 @@ def _given(rows: Sequence[Any], columns: Sequence[str]) -> set[str]:
     }
 
 
+def drift_event(drift: OnlineDrift) -> Any:
+    """``drift`` as the store's drift event record."""
+    from clvdrift.store.online import DriftEvent
+
+    return DriftEvent(
+        event_id=drift.event_id,
+        created_at=drift.created_at,
+        source=drift.source,
+        model_version=drift.model_version,
+        rows=drift.rows,
+        severity=drift.severity,
+        result=drift.to_dict(),
+    )
+
+
 def record_drift(engine: Engine, drift: OnlineDrift) -> None:
     """Store ``drift`` as a drift event (``GET /drift/history``)."""
-    from clvdrift.store.online import DriftEvent, DriftEvents
+    from clvdrift.store.online import DriftEvents
 
-    DriftEvents(engine).add(
-        DriftEvent(
-            event_id=drift.event_id,
-            created_at=drift.created_at,
-            source=drift.source,
-            model_version=drift.model_version,
-            rows=drift.rows,
-            severity=drift.severity,
-            result=drift.to_dict(),
-        )
-    )
+    DriftEvents(engine).add(drift_event(drift))
 
 
 def log_predictions(workspace: Workspace, engine: Engine, version: str, frame: pd.DataFrame) -> str:

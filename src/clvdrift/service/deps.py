@@ -286,6 +286,8 @@ async def decode_body(request: Request, kind: Any) -> Any:
         raise DataError(f"request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise DataError(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:  # msgspec skipping an ignored key's deeply nested value
+        raise DataError("request body is nested too deeply") from None
 
 
 ERROR_BODY = {

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import builtins
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clvdrift.errors import RegistryError
@@ -22,7 +24,15 @@ from clvdrift.store.db import session_scope
 from clvdrift.store.ledger import as_utc
 from clvdrift.store.tables import DriftEventRow, IngestRequestRow, PredictionBatchRow
 
-__all__ = ["DriftEvent", "DriftEvents", "IngestLog", "IngestRecord", "PredictionBatch", "PredictionLog"]
+__all__ = [
+    "BatchClaim",
+    "DriftEvent",
+    "DriftEvents",
+    "IngestLog",
+    "IngestRecord",
+    "PredictionBatch",
+    "PredictionLog",
+]
 
 
 def _insert(engine: Engine, table: Any) -> Any:
@@ -190,6 +200,23 @@ class PredictionBatch:
         return dataclass_dict(self)
 
 
+class BatchClaim:
+    """Batches held by :meth:`PredictionLog.claim`."""
+
+    def __init__(self, session: Any, rows: builtins.list[PredictionBatchRow]) -> None:
+        self._session, self._rows = session, rows
+        self.batches = [PredictionBatch._from_row(r) for r in rows]
+
+    def done(self, event: DriftEvent, checked: builtins.list[str]) -> None:
+        """Record ``event`` and mark the ``checked`` batches (ids among :attr:`batches`) as checked by it,
+        in the claim's transaction."""
+        self._session.add(DriftEventRow(**{**event.to_dict(), "created_at": event.created_at}))
+        for row in self._rows:
+            if row.batch_id in checked:
+                row.checked_by = event.event_id
+        self._session.flush()
+
+
 class PredictionLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -207,6 +234,29 @@ class PredictionLog:
             return [
                 PredictionBatch._from_row(r) for r in session.scalars(query.order_by(PredictionBatchRow.id))
             ]
+
+    @contextmanager
+    def claim(self, model_version: str) -> Iterator[BatchClaim]:
+        """The unchecked batches of ``model_version``, held in one transaction until the block ends: the
+        caller checks them and records its event with :meth:`BatchClaim.done`, and the event and the
+        batches' ``checked_by`` commit together (or not at all). Two workers never check the same batch:
+        PostgreSQL skips rows another transaction holds (``FOR UPDATE SKIP LOCKED``), SQLite's write lock
+        makes the claims take turns."""
+        with session_scope(self.engine) as session:
+            postgres = session.get_bind().dialect.name == "postgresql"
+            if not postgres:  # take SQLite's write lock before reading
+                session.execute(text("UPDATE prediction_batches SET id = id WHERE 1 = 0"))
+            query = (
+                select(PredictionBatchRow)
+                .where(
+                    PredictionBatchRow.checked_by.is_(None), PredictionBatchRow.model_version == model_version
+                )
+                .order_by(PredictionBatchRow.id)
+            )
+            if postgres:
+                query = query.with_for_update(skip_locked=True)
+            rows = list(session.scalars(query))
+            yield BatchClaim(session, rows)
 
     def mark_checked(self, batch_ids: builtins.list[str], event_id: str) -> int:
         if not batch_ids:

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from clvdrift.errors import DataError
@@ -31,6 +31,8 @@ ROWS_MAX = 10_000
 
 
 class DriftRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # as the decoder (msgspec) refuses unknown keys
+
     rows: list[FeatureRow] = Field(min_length=1, max_length=ROWS_MAX)
     numerical_test: NumericalTest = Field(default="psi", description="the test of numerical features")
     categorical_test: CategoricalTest = Field(

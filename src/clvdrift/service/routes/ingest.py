@@ -112,6 +112,8 @@ def _line(line: bytes, number: int) -> Any:
         return json.loads(line)
     except (ValueError, UnicodeDecodeError):
         return ValueError(f"line {number} is not valid JSON")
+    except RecursionError:
+        return ValueError(f"line {number} is nested too deeply")
 
 
 @router.get("/stats", summary="The history and what ingestion brought (rejects by reason)")

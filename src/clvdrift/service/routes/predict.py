@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import AllowInfNan, BaseModel, Field, Strict, StrictInt, StrictStr, model_validator
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, StrictInt, StrictStr, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from clvdrift.errors import ConfigError, DataError
@@ -39,6 +39,8 @@ CustomerId = Annotated[str, Field(min_length=1, max_length=64)] | StrictInt
 class PredictRequest(BaseModel):
     """One customer or a few: either ``customers`` (ids; features from the ingested history) or ``rows``
     (feature rows)."""
+
+    model_config = ConfigDict(extra="forbid")  # as the decoder (msgspec) refuses unknown keys
 
     customers: list[CustomerId] | None = Field(default=None, min_length=1, max_length=100)
     rows: list[FeatureRow] | None = Field(default=None, min_length=1, max_length=100)
