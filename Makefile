@@ -27,12 +27,14 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 
-# promtool, amtool and the Pushgateway for tests/deploy (Debian packages; the install starts no service).
-# Installs only when one is missing; tries without `apt-get update` first.
-TOOL_PKGS := prometheus prometheus-pushgateway prometheus-alertmanager
+# promtool, amtool, the Pushgateway and docker-compose (the Compose-spec validator; no engine runs here) for
+# tests/deploy (Debian packages; the install starts no service). Installs only when one is missing; tries
+# without `apt-get update` first.
+TOOL_PKGS := prometheus prometheus-pushgateway prometheus-alertmanager docker-compose
 tools:
-	@if command -v promtool >/dev/null && command -v amtool >/dev/null && command -v prometheus-pushgateway >/dev/null; then \
-		echo "tools: promtool, amtool and prometheus-pushgateway present"; \
+	@if command -v promtool >/dev/null && command -v amtool >/dev/null && command -v prometheus-pushgateway >/dev/null \
+		&& command -v docker-compose >/dev/null; then \
+		echo "tools: promtool, amtool, prometheus-pushgateway and docker-compose present"; \
 	else \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q --no-install-recommends $(TOOL_PKGS) \

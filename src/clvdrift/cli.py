@@ -1374,6 +1374,22 @@ def deploy(
     )
 
 
+@app.command()
+def migrate(as_json: JsonOpt = False) -> None:
+    """Bring the store (CLVDRIFT_DATABASE_URL) to the newest schema and print its revision: what every
+    command does when it starts, as a deployment step of its own (the Kubernetes Job, compose's
+    clvdrift-migrate)."""
+    from clvdrift.store.db import migrate as migrate_store
+    from clvdrift.urls import mask_url
+
+    url = get_settings().database_url
+    revision = migrate_store(url)
+    if as_json:
+        _print_json({"database_url": mask_url(url), "revision": revision})
+    else:
+        out.print(f"store {mask_url(url)} is at schema revision {revision}", highlight=False)
+
+
 @models_app.command("promote")
 def models_promote(
     version: Annotated[str, typer.Argument(help="The version to make champion.")],

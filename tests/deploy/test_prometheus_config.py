@@ -119,7 +119,7 @@ def test_scrape_jobs_intervals_and_alertmanager():
         "pushgateway": ["pushgateway:9091"],
         "clvdrift": ["clvdrift:8000"],
         "node-exporter": ["node-exporter:9100"],
-        "cadvisor": ["cadvisor:8080"],
+        "cadvisor": ["cadvisor:8081"],  # the seed's port (deploy/docker-compose.yml runs it there)
         "airflow": ["statsd-exporter:9102"],
     }
     # honor_labels keeps the pushed job="clv_drift_monitoring"; no other job may override labels

@@ -121,6 +121,17 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
+def migrate(url: str) -> str | None:
+    """Bring the store at ``url`` to the newest schema (what :func:`connect` does) and return its revision:
+    the deployment step of its own (``clvdrift migrate``: the compose stack's and Kubernetes' migration
+    job), so that servers and workers start on a migrated store."""
+    engine = connect(url)
+    try:
+        return _revision(engine)
+    finally:
+        engine.dispose()
+
+
 def _revision(engine: Engine) -> str | None:
     """The store's Alembic revision, or ``None`` when it has none yet (one query, no Alembic import)."""
     with engine.connect() as conn:
