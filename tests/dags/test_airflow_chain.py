@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -52,11 +53,25 @@ class Airflow:
     home: Path
     work: Path
     env: dict[str, str]
+    password: str
+    token: str = ""
+
+    def sign_in(self) -> str:
+        """A JWT of the admin user from the simple auth manager (``POST /auth/token``), as
+        docs/operations.md does with curl."""
+        body = json.dumps({"username": "admin", "password": self.password}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/auth/token", data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            token: str = json.loads(response.read())["access_token"]
+        return token
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
         request = urllib.request.Request(
-            f"{self.url}/api/v2{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+            f"{self.url}/api/v2{path}", data=data, method=method, headers=headers
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
@@ -94,7 +109,9 @@ def _environment(home: Path, work: Path, port: int) -> dict[str, str]:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            # as deploy/docker-compose.yml: an admin user whose password is in a file, API calls with a token
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -145,6 +162,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
 
     port = _free_port()
     env = _environment(home, work, port)
+    password = secrets.token_urlsafe(16)
+    (home / "passwords.json").write_text(json.dumps({"admin": password}))
     migrate = [str(BIN / "airflow"), "db", "migrate"]
     subprocess.run(migrate, env=env, check=True, capture_output=True, cwd=home)
     commands = {
@@ -166,7 +185,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
                     start_new_session=True,  # its own process group: stopped with its children by its PID
                 )
             )
-        running = Airflow(url=f"http://127.0.0.1:{port}", home=home, work=work, env=env)
+        running = Airflow(url=f"http://127.0.0.1:{port}", home=home, work=work, env=env, password=password)
         _wait_until_parsed(running, procs)
         yield running
     finally:
@@ -183,6 +202,7 @@ def _wait_until_parsed(airflow: Airflow, procs: list[subprocess.Popen[bytes]]) -
             outs = "\n".join(p.read_text()[-2000:] for p in sorted(airflow.home.glob("*.out")))
             pytest.fail(f"an Airflow process exited at start: {dead}\n{outs}")
         try:
+            airflow.token = airflow.token or airflow.sign_in()
             ids = {d["dag_id"] for d in airflow.call("GET", "/dags")["dags"]}
             if {MONITORING, TRAINING} <= ids:
                 return
@@ -199,6 +219,10 @@ def test_real_airflow_runs_monitoring_trigger_and_training(airflow: Airflow) -> 
     from clvdrift.store import connect
     from clvdrift.store.runs import RunStore
 
+    unsigned = urllib.request.Request(f"{airflow.url}/api/v2/dags", method="GET")
+    with pytest.raises(urllib.error.HTTPError) as refused:  # the REST API needs the token
+        urllib.request.urlopen(unsigned, timeout=30)
+    assert refused.value.code in (401, 403)
     engine = connect(airflow.env["CLVDRIFT_DATABASE_URL"])
     before = {v.version for v in ModelRegistry(engine).list_versions()}
     work = airflow.work
