@@ -64,6 +64,8 @@ def test_the_stack_has_the_services_of_the_seed(rendered: dict[str, Any]) -> Non
         "promtail", "grafana", "node-exporter", "cadvisor",
     }  # fmt: skip
     assert set(rendered["networks"]) == {"clvdrift"}
+    # deploy/loki/loki-config.yml listens on 127.0.0.1: in the stack Loki must listen on its network
+    assert "-server.http-listen-address=0.0.0.0" in rendered["services"]["loki"]["command"]
     assert all(
         s.get("networks") and set(s["networks"]) == {"clvdrift"} for s in rendered["services"].values()
     )
