@@ -59,3 +59,16 @@ def test_pinned_base_non_root_user_health_check_and_no_build_tools_in_the_final_
         assert tool not in runs, f"the final stage runs {tool!r}"
     build_runs = " ".join(args for keyword, args in steps[:last_from] if keyword == "RUN")
     assert "pip wheel" in build_runs, "the build stage makes the wheels"
+
+
+def test_the_images_and_the_stack_name_the_package_version() -> None:
+    """The version a Dockerfile installs and the tag compose runs are the package's (one source:
+    clvdrift.__version__), so a release bumps them together or this fails."""
+    from clvdrift import __version__
+
+    for path in DOCKERFILES:
+        assert re.search(rf"^ARG CLVDRIFT_VERSION={re.escape(__version__)}$", path.read_text(), re.M), path
+    assert re.search(rf"^IMAGE_TAG={re.escape(__version__)}$", (DEPLOY / ".env.example").read_text(), re.M)
+    assert f"${{IMAGE_TAG:-{__version__}}}" in (DEPLOY / "docker-compose.yml").read_text()
+    k8s = (DEPLOY / "k8s" / "base" / "kustomization.yaml").read_text()
+    assert f"newTag: {__version__}" in k8s
