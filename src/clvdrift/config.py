@@ -221,7 +221,11 @@ def config_error(exc: ValidationError, where: str) -> ConfigError:
     parts = []
     for e in exc.errors():
         loc = ".".join(str(p) for p in e["loc"]) or where
-        parts.append(f"{loc}: {e['msg']} (got {e.get('input')!r})")
+        parts.append(
+            f"{loc!r}: {e['msg']} (got {e.get('input')!r:.120})"
+            if "\n" in loc
+            else f"{loc}: {e['msg']} (got {e.get('input')!r:.120})"
+        )
     return ConfigError(f"invalid {where}: " + "; ".join(parts))
 
 
@@ -239,11 +243,14 @@ class QualityThresholds(_Frozen):
     a file the operator keeps (``deploy/model_thresholds.toml``), read by :meth:`from_file`, so CI's
     quality gate and ``clvdrift deploy`` judge by the same numbers."""
 
-    min_spearman: float = Field(ge=-1, le=1, allow_inf_nan=False)
-    min_gini_normalized: float = Field(ge=-1, le=1, allow_inf_nan=False)
-    min_top10_capture: float = Field(ge=0, le=1, allow_inf_nan=False)
+    min_spearman: float = Field(ge=-1, le=1, allow_inf_nan=False, strict=True)
+    min_gini_normalized: float = Field(ge=-1, le=1, allow_inf_nan=False, strict=True)
+    min_top10_capture: float = Field(ge=0, le=1, allow_inf_nan=False, strict=True)
     max_mae_vs_persistence: float = Field(
-        gt=0, allow_inf_nan=False, description="the model's MAE ÷ persistence's on the same customers"
+        gt=0,
+        allow_inf_nan=False,
+        strict=True,
+        description="the model's MAE ÷ persistence's on the same customers",
     )
 
     @classmethod
@@ -256,8 +263,8 @@ class QualityThresholds(_Frozen):
             values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as exc:
             raise ConfigError(f"quality thresholds {path}: cannot read it ({exc.strerror or exc})") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"quality thresholds {path}: not valid TOML ({exc})") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ConfigError(f"quality thresholds {path}: not valid TOML ({exc!s:.200})") from None
         return validated(cls, f"quality thresholds {path}", **values)
 
 

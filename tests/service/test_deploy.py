@@ -232,3 +232,160 @@ def test_the_repository_thresholds_pass_the_bundled_default_model(trained) -> No
     _, registry, result = trained
     checks = check_quality(registry.get(result.version), QualityThresholds.from_file(THRESHOLDS))
     assert [c.metric for c in checks if not c.passed] == []
+
+
+# ------------------------------------------------- services that misbehave (found by an adversarial check)
+class _Fake:
+    """An HTTP server on 127.0.0.1 in a thread: ``mode`` says how it answers; ``seen`` keeps every
+    request's path and headers."""
+
+    def __init__(self, mode: str, champion: str = "", target: str = "") -> None:
+        import http.server
+        import threading
+
+        fake = self
+        self.seen: list[tuple[str, dict[str, str]]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _answer(self) -> None:
+                fake.seen.append((self.path, dict(self.headers)))
+                if mode == "html":
+                    body, kind, status = b"<html>hello</html>", "text/html", 200
+                elif mode == "redirect":
+                    self.send_response(301)
+                    self.send_header("Location", target + self.path)
+                    self.end_headers()
+                    return
+                else:  # a clvdrift that never serves anything but `champion`
+                    import json as _json
+
+                    answers = {
+                        "/health": {"status": "ok"},
+                        "/models": {"versions": []},
+                        "/reload_model": {"reloaded": False},
+                        "/ready": {"ready": True, "champion": champion, "problems": []},
+                    }
+                    body, kind, status = (
+                        _json.dumps(answers.get(self.path, {})).encode(),
+                        "application/json",
+                        200,
+                    )
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _champion_is(d: Deployment, version: str) -> None:
+    from clvdrift.pipeline.champion import open_registry, promote
+
+    if open_registry(d.ws.database_url).champion().version != version:
+        promote(d.ws, version, force=True)
+
+
+def _registry_state(d: Deployment) -> tuple[str | None, list[str]]:
+    from clvdrift.pipeline.champion import open_registry
+    from clvdrift.store import RunStore, connect
+
+    champion = open_registry(d.ws.database_url).champion()
+    return (champion.version if champion else None), [
+        r.run_id for r in RunStore(connect(d.ws.database_url)).list()
+    ]
+
+
+def test_a_service_that_is_not_clvdrift_or_redirects_is_refused_and_the_key_stays_home(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    _champion_is(d, d.v1)
+    before = _registry_state(d)
+    html, elsewhere = _Fake("html"), _Fake("html")
+    redirect = _Fake("redirect", target=elsewhere.url)
+    try:
+        proc = _deploy(d, d.v2, "--service-url", html.url, "--thresholds", str(d.lenient))
+        assert proc.returncode == 8 and "not a clvdrift service" in proc.stderr, proc.stderr
+        proc = _deploy(d, d.v2, "--service-url", redirect.url, "--thresholds", str(d.lenient))
+        assert proc.returncode == 8 and "redirect (301)" in proc.stderr, proc.stderr
+        assert elsewhere.seen == [], "the key travelled to the redirect's target"
+    finally:
+        for fake in (html, elsewhere, redirect):
+            fake.close()
+    assert _registry_state(d) == before
+
+
+def test_urls_and_keys_that_cannot_work_are_one_line_errors_without_secrets(deployment: Deployment) -> None:
+    d = deployment
+    _champion_is(d, d.v1)
+    before = _registry_state(d)
+    port = free_port()
+    cases = [
+        ([f"http://user:S3cretPW@127.0.0.1:{port}"], d.key, 8, "cannot be reached"),
+        (["http://user:S3cretPW@127.0.0.1:notaport/"], d.key, 2, "not a URL"),
+        (["ftp://127.0.0.1/"], d.key, 2, "http(s) address"),
+        ([f"http://127.0.0.1:{port}"], "clv_S3cretPW with space", 2, "whitespace"),
+        ([f"http://127.0.0.1:{port}"], d.key + "\n", 8, "cannot be reached"),  # a key file's newline: dropped
+    ]
+    for url, key, code, words in cases:
+        proc = _deploy(d, d.v2, "--service-url", *url, "--thresholds", str(d.lenient), key=key)
+        assert proc.returncode == code and words in proc.stderr, (url, proc.stderr)
+        assert "S3cretPW" not in proc.stderr and d.key not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert _registry_state(d) == before
+
+
+def test_the_timeout_rollback_leaves_a_change_made_meanwhile_alone(deployment: Deployment) -> None:
+    """While deploy waits for a service that never serves v2, another operator makes v1 the champion
+    again: deploy must not roll back over that change, and says so."""
+    import time
+
+    from clvdrift.pipeline.champion import open_registry, promote
+
+    d = deployment
+    _champion_is(d, d.v1)
+    fake = _Fake("clvdrift", champion=d.v1)
+    env = env_for(d.ws, CLVDRIFT_API_KEY=d.key, CLVDRIFT_GATE__TOLERANCE="1.0")
+    args = [d.v2, "--service-url", fake.url, "--thresholds", str(d.lenient), "--timeout", "8"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clvdrift", "deploy", *args], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while open_registry(d.ws.database_url).champion().version != d.v2:
+            assert time.monotonic() < deadline and proc.poll() is None, "deploy never promoted v2"
+            time.sleep(0.1)
+        promote(d.ws, d.v1, trigger="cli")  # the other operator
+        _, err = proc.communicate(timeout=60)
+    finally:
+        fake.close()
+    assert proc.returncode == 8 and "did not serve model version" in err, err
+    assert "not restored" in err and "another change was made meanwhile" in err, err
+    assert open_registry(d.ws.database_url).champion().version == d.v1
+
+
+def test_a_promotion_decided_against_one_champion_never_replaces_another(deployment: Deployment) -> None:
+    """What keeps two deploys from both passing the gate against v1 and the second replacing the first
+    unchecked: the promotion names the champion it was decided against."""
+    from clvdrift.errors import ConflictError
+    from clvdrift.pipeline.champion import open_registry, promote
+
+    d = deployment
+    _champion_is(d, d.v1)
+    with pytest.raises(ConflictError, match="the champion changed meanwhile"):
+        promote(d.ws, d.v2, trigger="deploy", expected_champion="someone-else")
+    assert open_registry(d.ws.database_url).champion().version == d.v1
+    assert promote(d.ws, d.v2, trigger="deploy", expected_champion=d.v1).to_version == d.v2
+    _champion_is(d, d.v1)

@@ -196,11 +196,14 @@ class ModelRegistry:
         """Make ``version`` the champion (and no other); a no-op when it already is."""
         return self.swap_champion(version).champion
 
-    def swap_champion(self, version: str) -> ChampionSwap:
+    def swap_champion(self, version: str, *, expected_champion: str | None | bool = False) -> ChampionSwap:
         """Make ``version`` the champion, in one transaction; the champion it replaced with it.
 
         A no-op (``changed`` false) when it is the champion already. Becoming champion clears the
         version's ``rolled_back_at``: a version promoted again after a rollback is in the history again.
+        ``expected_champion`` (a version, or ``None`` for "no champion"; ``False``: not checked): the
+        champion must still be that one, else :class:`ConflictError` and nothing changes (a promotion
+        decided against one champion never replaces another).
         """
 
         def work(session: Session) -> ChampionSwap:
@@ -209,6 +212,12 @@ class ModelRegistry:
                 raise NotFoundError(f"unknown model version {version!r}")
             previous = session.scalar(select(ModelVersionRow).where(ModelVersionRow.is_champion))
             before = ModelVersion._from_row(previous) if previous is not None else None
+            now = before.version if before is not None else None
+            if expected_champion is not False and now != expected_champion:
+                raise ConflictError(
+                    f"the champion changed meanwhile: it is {now or 'none'}, not "
+                    f"{expected_champion or 'none'}; model version {version} was not promoted"
+                )
             if not row.is_champion:
                 self._crown(session, row)
             return ChampionSwap(before, ModelVersion._from_row(row))

@@ -137,12 +137,19 @@ def collect_garbage(workspace: Workspace, *, dry_run: bool = False) -> list[Path
 
 
 def promote(
-    workspace: Workspace, version: str, *, force: bool = False, trigger: str = "cli"
+    workspace: Workspace,
+    version: str,
+    *,
+    force: bool = False,
+    trigger: str = "cli",
+    expected_champion: str | None | bool = False,
 ) -> ChampionChange:
     """Make ``version`` the champion (module docstring); ``force`` overrides the gate's rejection.
 
     Raises :class:`RegistryError` for an unknown version, :class:`ConfigError` for a gate-rejected
-    version without ``force``, :class:`ArtifactError` when its files are missing or modified.
+    version without ``force``, :class:`ArtifactError` when its files are missing or modified,
+    :class:`ConflictError` when ``expected_champion`` (a version or ``None``; ``False``: any) is no
+    longer the champion when the change is made.
     """
     ctx = CycleContext.open(workspace)
     target = ctx.registry.get(version)
@@ -163,20 +170,32 @@ def promote(
         "promote",
         trigger,
         planned=(current.version if current else None, version),
-        change=lambda: ctx.registry.swap_champion(version),
+        change=lambda: ctx.registry.swap_champion(version, expected_champion=expected_champion),
         extra={"forced": forced, "gate_reason": reason},
         inputs={"force": force},
     )
 
 
-def rollback(workspace: Workspace, *, to: str | None = None, trigger: str = "cli") -> ChampionChange:
-    """Restore the previous champion, or ``to`` (module docstring).
+def rollback(
+    workspace: Workspace, *, to: str | None = None, trigger: str = "cli", expected_champion: str | None = None
+) -> ChampionChange:
+    """Restore the previous champion, or ``to`` (module docstring); with ``expected_champion``, only when
+    that version is still the champion (:class:`ConflictError` otherwise, nothing changed).
 
     Raises :class:`RegistryError` when there is nothing to roll back to, ``to`` is unknown, the
     champion or never was one, or another change took the champion off meanwhile;
     :class:`ArtifactError` when the files of the version to restore are missing or modified.
     """
     ctx = CycleContext.open(workspace)
+    if expected_champion is not None:
+        current = ctx.registry.champion()
+        if current is None or current.version != expected_champion:
+            from clvdrift.errors import ConflictError
+
+            raise ConflictError(
+                f"the champion is {current.version if current else 'none'}, not {expected_champion}: "
+                "another change was made meanwhile, so nothing was rolled back"
+            )
     plan = ctx.registry.plan_rollback(to)
     assert plan.previous is not None  # a rollback starts from a champion
     _check_files(ctx, plan.champion)

@@ -26,16 +26,19 @@ serves, and :class:`ServiceError` says so. Every refusal is one :class:`Clvdrift
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from clvdrift.config import GateConfig, QualityThresholds
-from clvdrift.errors import AuthError, ClvdriftError, QualityGateError, ServiceError
+from clvdrift.errors import AuthError, ClvdriftError, ConfigError, QualityGateError, ServiceError
 from clvdrift.jsonable import dataclass_dict
 from clvdrift.observability.logging import get_logger
 from clvdrift.pipeline.common import Workspace
@@ -160,50 +163,126 @@ def gate_against_champion(version: ModelVersion, champion: ModelVersion | None, 
     return decision.reason
 
 
+_BODY_LIMIT = 1 << 20
+"""Bytes read of an answer at most (the service's answers to these calls are small)."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not followed: the API key must not travel to another address."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class _Service:
-    """The running service, over plain HTTP (the standard library: no client dependency)."""
+    """The running service, over plain HTTP (the standard library: no client dependency). Every call is
+    bounded as a whole (a service that trickles its answer cannot hold the deployment), follows no
+    redirect, and turns every failure into one :class:`ServiceError` that never shows the API key."""
 
     def __init__(self, url: str, api_key: str, timeout: float = 10.0) -> None:
-        self.url, self.shown, self.api_key, self.timeout = url.rstrip("/"), mask_url(url), api_key, timeout
+        self.shown = mask_url(url)
+        try:
+            parts = urllib.parse.urlsplit(url.strip())
+            parts.port  # noqa: B018  (a port that is not a number raises here)
+        except ValueError:
+            raise ConfigError(f"--service-url {self.shown}: not a URL with a valid host and port") from None
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or any(c.isspace() for c in url.strip())
+        ):
+            raise ConfigError(
+                f"--service-url {self.shown}: give the service's http(s) address, e.g. http://127.0.0.1:8000"
+            )
+        key = api_key.strip()
+        if not key or any(c.isspace() or not c.isprintable() for c in key):
+            raise AuthError("the API key holds whitespace or control characters: not a clvdrift API key")
+        self.url, self.api_key, self.timeout = url.strip().rstrip("/"), key, timeout
+        self._opener = urllib.request.build_opener(_NoRedirect)
 
-    def call(self, method: str, path: str) -> tuple[int, dict[str, Any]]:
+    def call(self, method: str, path: str, *, within: float | None = None) -> tuple[int, dict[str, Any]]:
+        """(status, JSON body or ``{}``) of one call, in at most ``within`` seconds (default
+        ``timeout``)."""
+        limit = self.timeout if within is None else max(0.1, min(within, self.timeout))
+        outcome: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append(self._call(method, path, limit))
+            except BaseException as exc:  # handed to the caller's thread
+                outcome.append(exc)
+
+        worker = threading.Thread(target=run, name="clvdrift-deploy-http", daemon=True)
+        worker.start()
+        worker.join(limit + 1.0)
+        if not outcome:
+            raise ServiceError(
+                f"the service at {self.shown} did not answer {method} {path} within {limit:g} s"
+            )
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        result: tuple[int, dict[str, Any]] = outcome[0]
+        return result
+
+    def _call(self, method: str, path: str, limit: float) -> tuple[int, dict[str, Any]]:
         request = urllib.request.Request(
             self.url + path, method=method, headers={"X-API-Key": self.api_key, "Accept": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                return answer.status, _json(answer.read())
+            with self._opener.open(request, timeout=limit) as answer:
+                return answer.status, _json(answer.read(_BODY_LIMIT))
         except urllib.error.HTTPError as answer:
-            return answer.code, _json(answer.read())
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ServiceError(f"the service at {self.shown} cannot be reached: {reason}") from None
+            if 300 <= answer.code < 400:
+                where = mask_url(answer.headers.get("Location") or "elsewhere")
+                raise ServiceError(
+                    f"the service at {self.shown} answers {method} {path} with a redirect ({answer.code}) to "
+                    f"{where}: give the service's own address"
+                ) from None
+            return answer.code, _json(answer.read(_BODY_LIMIT))
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", None) or type(exc).__name__
+            raise ServiceError(
+                f"the service at {self.shown} cannot be reached: {mask_url(str(reason))}"
+            ) from None
 
     def check(self) -> None:
-        """Reachable, and the key is accepted (before anything changes)."""
-        status, _ = self.call("GET", "/health")
-        if status != 200:
-            raise ServiceError(f"the service at {self.shown} answers GET /health with {status}")
+        """A clvdrift service answers, and it accepts the key (before anything changes)."""
+        status, body = self.call("GET", "/health")
+        if status != 200 or body.get("status") != "ok":
+            raise ServiceError(
+                f"the service at {self.shown} is not a clvdrift service: GET /health answered {status} "
+                f"{'with ' + repr(body)[:80] if body else 'without a JSON status'}"
+            )
         status, body = self.call("GET", "/models")
         if status == 401:
             raise AuthError(f"the service at {self.shown} refuses the API key: {_message(body)}")
-        if status != 200:
+        if status != 200 or not isinstance(body.get("versions"), list):
             raise ServiceError(
                 f"the service at {self.shown} answers GET /models with {status}: {_message(body)}"
             )
 
     def serve(self, version: str, timeout: float) -> float:
-        """Ask for a reload, then wait until ``GET /ready`` names ``version``; the seconds it took."""
+        """Ask for a reload, then wait until ``GET /ready`` names ``version``; the seconds it took. A
+        failed reload request is not the end: the service also reloads by itself when it sees the new
+        champion, so ``/ready`` is polled until the timeout either way."""
         started = time.monotonic()
-        status, body = self.call("POST", "/reload_model")
-        if status not in (200, 503):
-            raise ServiceError(
-                f"the service at {self.shown} answers POST /reload_model with {status}: {_message(body)}"
-            )
+        deadline = started + timeout
         last = ""
+        try:
+            status, body = self.call("POST", "/reload_model", within=timeout)
+            if status not in (200, 503):
+                last = f"POST /reload_model answered {status}: {_message(body)}"
+        except ServiceError as exc:
+            last = str(exc)
         while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ServiceError(
+                    f"the service at {self.shown} did not serve model version {version} within "
+                    f"{timeout:g} s: {last}"
+                )
             try:
-                status, body = self.call("GET", "/ready")
+                status, body = self.call("GET", "/ready", within=left)
                 if status == 200 and body.get("champion") == version:
                     return time.monotonic() - started
                 last = f"GET /ready answered {status}, serving {body.get('champion')}"
@@ -211,25 +290,44 @@ class _Service:
                     last += f" ({'; '.join(map(str, body['problems']))})"
             except ServiceError as exc:
                 last = str(exc)
-            if time.monotonic() - started > timeout:
-                raise ServiceError(
-                    f"the service at {self.shown} did not serve model version {version} within "
-                    f"{timeout:g} s: {last}"
-                )
-            time.sleep(0.25)
+            time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
 
 
 def _json(raw: bytes) -> dict[str, Any]:
     try:
         value = json.loads(raw or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
 
 
 def _message(body: Mapping[str, Any]) -> str:
     error = body.get("error")
-    return str(error.get("message")) if isinstance(error, Mapping) else "no message"
+    return mask_url(str(error.get("message"))) if isinstance(error, Mapping) else "no message"
+
+
+def _undo(workspace: Workspace, service: _Service, version: str, previous: str | None, problem: str) -> str:
+    """Restore ``previous`` after ``version`` was promoted and not served; the message saying what
+    happened."""
+    from clvdrift.pipeline.champion import rollback
+
+    if previous is None:
+        return (
+            f"{problem}; there was no champion before, so {version} stays the registry's champion: "
+            "make the service serve it, or promote another version"
+        )
+    try:
+        rollback(workspace, to=previous, trigger="deploy", expected_champion=version)
+    except ClvdriftError as undo:
+        return f"{problem}; the champion was not restored to {previous}: {mask_url(str(undo))}"
+    try:
+        service.call("POST", "/reload_model")
+    except ServiceError:
+        return (
+            f"{problem}; the champion {previous} was restored in the registry (the service could not be "
+            "told to reload: it picks the champion up by itself when it answers again)"
+        )
+    return f"{problem}; the champion {previous} was restored"
 
 
 def deploy(
@@ -245,33 +343,38 @@ def deploy(
     """Promote ``version`` and have the service at ``service_url`` serve it, or change nothing (module
     docstring)."""
     from clvdrift.model.artifacts import load_model
-    from clvdrift.pipeline.champion import open_registry, promote, rollback
+    from clvdrift.pipeline.champion import gate_rejection, open_registry, promote
 
+    service = _Service(service_url, api_key)  # the URL and the key are checked before anything else
     registry = open_registry(workspace.database_url)
     record = registry.get(version)
     load_model(workspace.models_dir, record.version, expected=record.artifacts)  # checksums, then it loads
     checks = require_quality(record, thresholds)
     champion = registry.champion()
     already = champion is not None and champion.version == version
+    rejected = gate_rejection(record)
+    if rejected is not None and not already:
+        raise QualityGateError(
+            f"model version {version} was rejected by the champion/challenger gate: {rejected}"
+        )
     gate = "the champion already" if already else gate_against_champion(record, champion, gate_config)
-    service = _Service(service_url, api_key)
     service.check()
     previous = champion.version if champion is not None else None
     change = None
-    if not already:
-        change = promote(workspace, version, trigger="deploy")
+    if not already:  # only over the champion the gate compared with (another deploy may have won)
+        change = promote(workspace, version, trigger="deploy", expected_champion=previous)
         log.info("deploy: %s promoted over %s (run %s)", version, previous, change.run_id)
     try:
         seconds = service.serve(version, timeout)
-    except ServiceError as exc:
-        if change is None or previous is None:
-            raise
-        try:
-            rollback(workspace, to=previous, trigger="deploy")
-            service.call("POST", "/reload_model")
-        except ClvdriftError as undo:
-            raise ServiceError(f"{exc}; restoring the champion {previous} failed too: {undo}") from None
-        raise ServiceError(f"{exc}; the champion {previous} was restored") from None
+    except Exception as exc:
+        problem = (
+            mask_url(str(exc))
+            if isinstance(exc, ClvdriftError)
+            else f"{type(exc).__name__}: {mask_url(str(exc))}"
+        )
+        if change is None:
+            raise ServiceError(problem) from None
+        raise ServiceError(_undo(workspace, service, version, previous, problem)) from None
     return DeployResult(
         version=version,
         previous_champion=previous,

@@ -37,6 +37,10 @@ SQLITE_WAL_SWITCH_SECONDS = 10.0
 _TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
+CONNECT_TIMEOUT_SECONDS = 15
+"""How long a PostgreSQL connection may take to open (unless the URL sets ``connect_timeout``)."""
+
+
 def connect(url: str, **engine_kwargs: object) -> Engine:
     """Create an engine for ``url`` and bring its schema to the newest migration.
 
@@ -56,6 +60,9 @@ def connect(url: str, **engine_kwargs: object) -> Engine:
             raise RegistryError(
                 f"cannot open store {_safe(url)}: cannot create {folder}: {exc.strerror}"
             ) from exc
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        # a server that accepts the connection and never answers must not hang a command forever
+        engine_kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     try:
         engine = create_engine(parsed, **engine_kwargs)  # type: ignore[arg-type]
     except NoSuchModuleError as exc:
