@@ -252,6 +252,28 @@ class _Fake:
 
             def _answer(self) -> None:
                 fake.seen.append((self.path, dict(self.headers)))
+                if mode == "trickle":  # headers, then one byte a second, for ever
+                    import time as _time
+
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "100000")
+                    self.end_headers()
+                    try:
+                        while True:
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
+                            _time.sleep(1)
+                    except OSError:
+                        return
+                if mode == "truncated-ready" and self.path == "/ready":  # promises 100 bytes, sends 10
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "100")
+                    self.end_headers()
+                    self.wfile.write(b'{"ready": ')
+                    self.close_connection = True
+                    return
                 if mode == "html":
                     body, kind, status = b"<html>hello</html>", "text/html", 200
                 elif mode == "redirect":
@@ -389,3 +411,37 @@ def test_a_promotion_decided_against_one_champion_never_replaces_another(deploym
     assert open_registry(d.ws.database_url).champion().version == d.v1
     assert promote(d.ws, d.v2, trigger="deploy", expected_champion=d.v1).to_version == d.v2
     _champion_is(d, d.v1)
+
+
+def test_a_trickling_service_or_a_broken_answer_cannot_hold_or_half_do_the_deploy(
+    deployment: Deployment,
+) -> None:
+    """A service that sends its answer a byte a second is given up within the call's bound (nothing
+    changed); an answer cut short after the promotion (an HTTP protocol error) is rolled back."""
+    import time
+
+    from clvdrift.pipeline.champion import open_registry
+
+    d = deployment
+    _champion_is(d, d.v1)
+    before = _registry_state(d)
+    trickle = _Fake("trickle")
+    try:
+        started = time.monotonic()
+        proc = _deploy(
+            d, d.v2, "--service-url", trickle.url, "--thresholds", str(d.lenient), "--timeout", "3"
+        )
+        took = time.monotonic() - started
+    finally:
+        trickle.close()
+    assert proc.returncode == 8 and "did not answer GET /health" in proc.stderr, proc.stderr
+    assert took < 30, took
+    assert _registry_state(d) == before
+    broken = _Fake("truncated-ready", champion=d.v1)
+    try:
+        proc = _deploy(d, d.v2, "--service-url", broken.url, "--thresholds", str(d.lenient), "--timeout", "3")
+    finally:
+        broken.close()
+    assert proc.returncode == 8 and f"the champion {d.v1} was restored" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert open_registry(d.ws.database_url).champion().version == d.v1
