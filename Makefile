@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints/airflow-3.3.2.txt
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 13), "clvdrift needs Python 3.11, 3.12 or 3.13, found " + sys.version.split()[0]'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv
-	$(UV) pip install -q --compile-bytecode --python $(PY) -c constraints/airflow-3.3.2.txt -e '.[reports,dev,airflow]'
+	$(UV) pip install -q --compile-bytecode --python $(PY) -c constraints/airflow-3.3.2.txt -e '.[reports,dask,dev,airflow]'
 	touch $(STAMP)
 
 install: $(STAMP)

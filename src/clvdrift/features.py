@@ -43,6 +43,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -250,15 +251,114 @@ class TransactionLines:
         )
         return pd.Series(spend, index=present).reindex(ids, fill_value=0).to_numpy(dtype=np.int64)
 
+    def aggregate(self, query: AggregateQuery) -> pd.DataFrame:
+        """The integer aggregates of ``query`` (see :class:`AggregateQuery`): the reference implementation
+        every engine reproduces exactly."""
+        window = self.span(query.floor, query.snapshot)
+        cust, ids = self.customers_of(window)
+        n = len(ids)
+        seconds = self.seconds[window]
+        # the latest line per customer: lines are in time order (ties in file order), so a stable sort
+        # by customer keeps that order within each customer and each group's last row is its latest
+        order = np.argsort(cust, kind="stable")
+        ends = np.flatnonzero(np.r_[cust[order][1:] != cust[order][:-1], n > 0])
+        last_rows, first_rows = order[ends], order[np.r_[0, ends[:-1] + 1]] if n else order[:0]
+        out: dict[str, object] = {
+            "lines": np.bincount(cust, minlength=n).astype(np.int64),
+            "quantity": _sum_by(cust, self.quantity[window], n, ids, "Quantity"),
+            "spend": _sum_by(cust, self.spend[window], n, ids, "Quantity × UnitPrice in thousandths"),
+            "price": _sum_by(cust, self.price[window], n, ids, "UnitPrice in thousandths"),
+            "first_s": seconds[first_rows],
+            "last_s": seconds[last_rows],
+            "orders": self.distinct(window, "invoice", cust, n).astype(np.int64),
+            "products": self.distinct(window, "stock", cust, n).astype(np.int64),
+            COUNTRY: pd.Series(self.country[window][last_rows], dtype=object).astype(str).to_numpy(),
+        }
+        for name, (start, end) in query.spend.items():
+            out[f"spend:{name}"] = self.revenue(start, end, ids)
+        for name, (start, end) in query.orders.items():
+            span = self.span(start, end)
+            c, present = self.customers_of(span)
+            counts = self.distinct(span, "invoice", c, len(present))
+            out[f"orders:{name}"] = (
+                pd.Series(counts, index=present).reindex(ids, fill_value=0).to_numpy(dtype=np.int64)
+            )
+        return pd.DataFrame(out, index=pd.Index(ids, name=schema.CUSTOMER)).sort_index()
 
-def _as_lines(transactions: pd.DataFrame | TransactionLines) -> TransactionLines:
-    if isinstance(transactions, TransactionLines):
-        return transactions
-    return TransactionLines.from_frame(transactions)
+
+Window = tuple["pd.Timestamp | None", "pd.Timestamp"]
+
+
+@dataclass(frozen=True)
+class AggregateQuery:
+    """What an engine computes per customer for one snapshot (:meth:`LineTable.aggregate`).
+
+    The rows are the customers with a line in ``[floor, snapshot)`` (``floor=None``: from the first
+    line), sorted by id, with int64 columns ``lines``, ``quantity`` (Σ Quantity), ``spend`` (Σ Quantity ×
+    UnitPrice in thousandths), ``price`` (Σ UnitPrice in thousandths), ``first_s`` and ``last_s`` (their
+    first and latest line, in seconds), ``orders`` and ``products`` (distinct invoices and stock codes),
+    the text ``Country`` of their latest line (ties in time: the later row), and per entry of ``spend``
+    and ``orders`` a column ``spend:<name>`` / ``orders:<name>``: the revenue in thousandths / distinct
+    invoices of that window ``[start, end)`` (0 when none).
+    """
+
+    snapshot: pd.Timestamp
+    floor: pd.Timestamp | None = None
+    spend: dict[str, Window] = field(default_factory=dict)
+    orders: dict[str, Window] = field(default_factory=dict)
+
+
+class LineTable(Protocol):
+    """Clean transactions as an engine holds them (:mod:`clvdrift.engines`): the features, targets and
+    baselines of this module are computed from these methods only, so every engine gives the same."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def empty(self) -> bool: ...
+
+    def first_day(self) -> pd.Timestamp: ...
+
+    def last_day(self) -> pd.Timestamp: ...
+
+    def aggregate(self, query: AggregateQuery) -> pd.DataFrame: ...
+
+    def revenue(self, start: pd.Timestamp | None, end: pd.Timestamp, ids: pd.Index) -> np.ndarray: ...
+
+
+def _as_lines(transactions: pd.DataFrame | LineTable) -> LineTable:
+    if isinstance(transactions, pd.DataFrame):
+        return TransactionLines.from_frame(transactions)
+    return transactions
+
+
+def _base_features(agg: pd.DataFrame, snapshot: pd.Timestamp) -> dict[str, object]:
+    """:data:`NUMERIC_FEATURES` and ``Country`` from the aggregates (one division each, at the end)."""
+    lines = agg["lines"].to_numpy(dtype=np.int64)
+    n = len(lines)
+    qty, price = agg["quantity"].to_numpy(dtype=np.int64), agg["price"].to_numpy(dtype=np.int64)
+    return {
+        "Recency": (_seconds(snapshot) - agg["last_s"].to_numpy(dtype=np.int64)) // _DAY,
+        "Frequency": lines,
+        "Monetary": agg["spend"].to_numpy(dtype=np.int64) / _MILLI,
+        "AvgQuantity": np.divide(qty, lines, where=lines > 0, out=np.zeros(n)),
+        "TotalQuantity": qty,
+        "AvgUnitPrice": np.divide(price / _MILLI, lines, where=lines > 0, out=np.zeros(n)),
+        "NumOrders": agg["orders"].to_numpy(dtype=np.int64),
+        "NumProducts": agg["products"].to_numpy(dtype=np.int64),
+        COUNTRY: agg[COUNTRY].to_numpy(dtype=object),
+    }
+
+
+def _floor(snapshot: pd.Timestamp, lookback_days: int | None) -> pd.Timestamp | None:
+    if lookback_days is not None and lookback_days < 1:
+        raise ConfigError(f"lookback_days must be ≥ 1, got {lookback_days}")
+    return _shift(snapshot, -lookback_days, "lookback_days") if lookback_days else None
 
 
 def customer_features(
-    transactions: pd.DataFrame | TransactionLines,
+    transactions: pd.DataFrame | LineTable,
     snapshot: pd.Timestamp,
     *,
     lookback_days: int | None = None,
@@ -269,44 +369,69 @@ def customer_features(
     """
     lines = _as_lines(transactions)
     snapshot = pd.Timestamp(snapshot)
-    if lookback_days is not None and lookback_days < 1:
-        raise ConfigError(f"lookback_days must be ≥ 1, got {lookback_days}")
-    start = _shift(snapshot, -lookback_days, "lookback_days") if lookback_days else None
-    window = lines.span(start, snapshot)
-    cust, ids = lines.customers_of(window)
-    n = len(ids)
-    seconds = lines.seconds[window]
-    line_count = np.bincount(cust, minlength=n)
-    total_qty = _sum_by(cust, lines.quantity[window], n, ids, "Quantity")
-    spend = _sum_by(cust, lines.spend[window], n, ids, "Quantity × UnitPrice in thousandths")
-    price_sum = _sum_by(cust, lines.price[window], n, ids, "UnitPrice in thousandths")
-    snap_s = _seconds(snapshot)
-    # last line per customer: lines are in time order (ties in file order), so a stable sort by
-    # customer keeps that order within each customer and each group's last row is its latest line
-    order = np.argsort(cust, kind="stable")
-    last_rows = order[np.flatnonzero(np.r_[cust[order][1:] != cust[order][:-1], n > 0])]
-    last = seconds[last_rows]
-    country = lines.country[window][last_rows]
+    agg = lines.aggregate(AggregateQuery(snapshot, _floor(snapshot, lookback_days)))
+    return pd.DataFrame(_base_features(agg, snapshot), index=agg.index)
 
-    features = pd.DataFrame(
-        {
-            "Recency": (snap_s - last) // _DAY,
-            "Frequency": line_count,
-            "Monetary": spend / _MILLI,
-            "AvgQuantity": np.divide(total_qty, line_count, where=line_count > 0, out=np.zeros(n)),
-            "TotalQuantity": total_qty,
-            "AvgUnitPrice": np.divide(price_sum / _MILLI, line_count, where=line_count > 0, out=np.zeros(n)),
-            "NumOrders": lines.distinct(window, "invoice", cust, n),
-            "NumProducts": lines.distinct(window, "stock", cust, n),
-            COUNTRY: pd.Series(country, dtype=object).astype(str).to_numpy(),
-        },
-        index=pd.Index(ids, name=schema.CUSTOMER),
+
+def _history_table(
+    lines: LineTable,
+    snapshot: pd.Timestamp,
+    *,
+    horizon_days: int,
+    history_start: pd.Timestamp | None,
+    lookback_days: int | None,
+    extra: dict[str, Window] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`history_features` and, in the same aggregation, the revenue (thousandths) of each ``extra``
+    window per customer (targets and baselines: one pass over the lines per snapshot)."""
+    floor = _floor(snapshot, lookback_days)
+    spend: dict[str, Window] = {}
+    orders: dict[str, Window] = {}
+    for days in WINDOW_DAYS:  # with a lookback, every feature reads [snapshot − L, snapshot) only
+        start = _shift(snapshot, -days, "window")
+        start = start if floor is None else max(start, floor)
+        spend[f"{days}d"] = orders[f"{days}d"] = (start, snapshot)
+    start = (
+        history_start if history_start is not None else (lines.first_day() if not lines.empty else snapshot)
     )
-    return features.sort_index()
+    if floor is not None:
+        start = max(pd.Timestamp(start), floor)
+    year_ago = _shift(snapshot, -365, "last year")
+    has_last_year = year_ago >= pd.Timestamp(start).normalize()
+    if has_last_year:
+        spend["last_year"] = (year_ago, min(_shift(year_ago, horizon_days, "horizon_days"), snapshot))
+    extra = extra or {}
+    spend.update({f"extra:{k}": v for k, v in extra.items()})
+    agg = lines.aggregate(AggregateQuery(snapshot, floor, spend, orders))
+    out = _base_features(agg, snapshot)
+    for days in WINDOW_DAYS:
+        out[f"Revenue{days}d"] = agg[f"spend:{days}d"].to_numpy(dtype=np.int64) / _MILLI
+        out[f"Orders{days}d"] = agg[f"orders:{days}d"].to_numpy(dtype=np.int64)
+    tenure = (_seconds(snapshot) - agg["first_s"].to_numpy(dtype=np.int64)) / _DAY
+    out["TenureDays"] = tenure
+    orders_all = agg["orders"].to_numpy(dtype=np.int64)
+    recency = np.asarray(out["Recency"])
+    out["DaysBetweenOrders"] = np.where(
+        orders_all > 1, (tenure - recency) / np.maximum(orders_all - 1, 1), np.nan
+    )
+    r90, r180 = np.asarray(out["Revenue90d"]), np.asarray(out["Revenue180d"])
+    out["Trend90d"] = r90 - (r180 - r90)
+    day = (snapshot.dayofyear - 1) / 365.25
+    out["SeasonSin"] = np.full(len(agg), np.sin(2 * np.pi * day))
+    out["SeasonCos"] = np.full(len(agg), np.cos(2 * np.pi * day))
+    out[LAST_YEAR] = (
+        agg["spend:last_year"].to_numpy(dtype=np.int64) / _MILLI
+        if has_last_year
+        else np.full(len(agg), np.nan)
+    )
+    extras = pd.DataFrame(
+        {k: agg[f"spend:extra:{k}"].to_numpy(dtype=np.int64) for k in extra}, index=agg.index
+    )
+    return pd.DataFrame(out, index=agg.index), extras
 
 
 def history_features(
-    transactions: pd.DataFrame | TransactionLines,
+    transactions: pd.DataFrame | LineTable,
     snapshot: pd.Timestamp,
     *,
     horizon_days: int,
@@ -321,59 +446,22 @@ def history_features(
     customer's last-year revenue is 0 when the history reaches back a year before ``snapshot`` and
     they bought nothing then, and missing (NaN) when the history does not reach that far.
     """
-    lines = _as_lines(transactions)
-    snapshot = pd.Timestamp(snapshot)
-    base = customer_features(lines, snapshot, lookback_days=lookback_days)
-    ids = base.index
-    # with a lookback, every feature reads the lines of [snapshot − L, snapshot) only
-    floor = _shift(snapshot, -lookback_days, "lookback_days") if lookback_days else None
-    out = {c: base[c] for c in base.columns}
-    for days in WINDOW_DAYS:
-        start = _shift(snapshot, -days, "window")
-        start = start if floor is None else max(start, floor)
-        out[f"Revenue{days}d"] = lines.revenue(start, snapshot, ids) / _MILLI
-        window = lines.span(start, snapshot)
-        cust, present = lines.customers_of(window)
-        orders = lines.distinct(window, "invoice", cust, len(present))
-        out[f"Orders{days}d"] = pd.Series(orders, index=present).reindex(ids, fill_value=0).to_numpy()
-    whole = lines.span(floor, snapshot)
-    cust, present = lines.customers_of(whole)
-    first_s = np.full(len(present), np.iinfo(np.int64).max)
-    np.minimum.at(first_s, cust, lines.seconds[whole])
-    first = pd.Series(first_s, index=present).reindex(ids).to_numpy()
-    tenure = (_seconds(snapshot) - first) / _DAY
-    out["TenureDays"] = tenure
-    orders_all = base["NumOrders"].to_numpy()
-    out["DaysBetweenOrders"] = np.where(
-        orders_all > 1, (tenure - base["Recency"].to_numpy()) / np.maximum(orders_all - 1, 1), np.nan
+    features, _ = _history_table(
+        _as_lines(transactions),
+        pd.Timestamp(snapshot),
+        horizon_days=horizon_days,
+        history_start=history_start,
+        lookback_days=lookback_days,
     )
-    out["Trend90d"] = out["Revenue90d"] - (out["Revenue180d"] - out["Revenue90d"])
-    day = (snapshot.dayofyear - 1) / 365.25
-    out["SeasonSin"] = np.full(len(ids), np.sin(2 * np.pi * day))
-    out["SeasonCos"] = np.full(len(ids), np.cos(2 * np.pi * day))
-    start = (
-        history_start if history_start is not None else (lines.first_day() if not lines.empty else snapshot)
-    )
-    if floor is not None:
-        start = max(pd.Timestamp(start), floor)
-    year_ago = _shift(snapshot, -365, "last year")
-    if year_ago >= pd.Timestamp(start).normalize():
-        end = min(_shift(year_ago, horizon_days, "horizon_days"), snapshot)
-        out[LAST_YEAR] = lines.revenue(year_ago, end, ids) / _MILLI
-    else:
-        out[LAST_YEAR] = np.full(len(ids), np.nan)
-    return pd.DataFrame(out, index=ids)
+    return features
 
 
 def revenue(
-    transactions: pd.DataFrame | TransactionLines, start: pd.Timestamp | None, end: pd.Timestamp
+    transactions: pd.DataFrame | LineTable, start: pd.Timestamp | None, end: pd.Timestamp
 ) -> pd.Series:
     """Revenue per customer from lines in ``[start, end)`` (customers with no line are absent)."""
-    lines = _as_lines(transactions)
-    window = lines.span(start, end)
-    cust, ids = lines.customers_of(window)
-    spend = _sum_by(cust, lines.spend[window], len(ids), ids, "Quantity × UnitPrice in thousandths")
-    return pd.Series(spend / _MILLI, index=ids).sort_index()
+    agg = _as_lines(transactions).aggregate(AggregateQuery(pd.Timestamp(end), start))
+    return pd.Series(agg["spend"].to_numpy(dtype=np.int64) / _MILLI, index=agg.index.rename(None))
 
 
 def formula_clv(features: pd.DataFrame) -> pd.Series:
@@ -414,7 +502,7 @@ class TrainingSet:
 
 
 def build_training_set(
-    transactions: pd.DataFrame | TransactionLines,
+    transactions: pd.DataFrame | LineTable,
     *,
     target: str = TrainConfig().target,
     horizon_days: int = TrainConfig().horizon_days,
@@ -467,8 +555,16 @@ def build_training_set(
                 f"transaction day {last_day.date()}: the target would cover {covered} of {horizon_days} "
                 "days; pass an earlier --cutoff or a shorter --horizon-days"
             )
-    features = history_features(
-        lines, snapshot, horizon_days=horizon_days, history_start=first_day, lookback_days=lookback_days
+    windows: dict[str, Window] = {"baseline": (baseline_start, snapshot)}
+    if target == "holdout":
+        windows["target"] = (snapshot, target_end + pd.Timedelta(days=1))
+    features, extra = _history_table(
+        lines,
+        snapshot,
+        horizon_days=horizon_days,
+        history_start=first_day,
+        lookback_days=lookback_days,
+        extra=windows,
     )
     if features.empty:
         if lookback_days:
@@ -479,15 +575,10 @@ def build_training_set(
             )
         raise DataError(f"no customer has a transaction before the cutoff {cut.date()}")
     if target == "holdout":
-        y = pd.Series(
-            lines.revenue(snapshot, target_end + pd.Timedelta(days=1), features.index) / _MILLI,
-            index=features.index,
-        )
+        y = pd.Series(extra["target"].to_numpy() / _MILLI, index=features.index)
     else:
         y = formula_clv(features)
-    baseline = pd.Series(
-        lines.revenue(baseline_start, snapshot, features.index) / _MILLI, index=features.index
-    )
+    baseline = pd.Series(extra["baseline"].to_numpy() / _MILLI, index=features.index)
     return TrainingSet(
         features=features,
         target=y.rename("target").astype(np.float64),
@@ -542,7 +633,7 @@ def stacked_cutoffs(
 
 
 def stacked_training_set(
-    transactions: pd.DataFrame | TransactionLines,
+    transactions: pd.DataFrame | LineTable,
     cutoffs: Iterable[pd.Timestamp],
     *,
     horizon_days: int,
@@ -558,11 +649,15 @@ def stacked_training_set(
     days = tuple(pd.Timestamp(c) for c in cutoffs)
     for cut in days:
         snapshot = cut + pd.Timedelta(days=1)
-        f = history_features(
-            lines, snapshot, horizon_days=horizon_days, history_start=first, lookback_days=lookback_days
+        f, extra = _history_table(
+            lines,
+            snapshot,
+            horizon_days=horizon_days,
+            history_start=first,
+            lookback_days=lookback_days,
+            extra={"target": (snapshot, _shift(snapshot, horizon_days, "horizon_days"))},
         )
-        end = _shift(snapshot, horizon_days, "horizon_days")
-        targets.append(pd.Series(lines.revenue(snapshot, end, f.index) / _MILLI, index=f.index))
+        targets.append(pd.Series(extra["target"].to_numpy() / _MILLI, index=f.index))
         frames.append(f.assign(**{CUTOFF_COLUMN: cut}))
     return StackedSet(
         features=pd.concat(frames),

@@ -76,6 +76,7 @@ DATE_OUTLIER_MIN_GAP_DAYS = 30  # ... beyond a gap longer than this
 DATE_OUTLIER_SPAN_SHARE = 0.10  # ... and longer than this share of the central 98% span
 _MAX_EXAMPLES = 3
 _DAY_NS = 86_400 * 10**9
+_NAT = np.iinfo(np.int64).min
 
 RULES = (
     "date_outlier",
@@ -128,8 +129,47 @@ def clean_transactions(
     not modified. The output has Quantity as int64 and a fresh RangeIndex. Raises :class:`DataError`
     when a value is beyond the bounds of :mod:`clvdrift.data.schema` or when no row is left.
     """
-    n = len(frame)
     source = str(frame.attrs.get("source", "transactions"))
+    qty = frame[schema.QUANTITY].to_numpy(dtype=np.float64)
+    price = frame[schema.UNIT_PRICE].to_numpy(dtype=np.float64)
+    validate_amounts(qty, price, where=source, row=lambda i: schema.row_name(frame.attrs, i))
+    ns = frame[schema.INVOICE_DATE].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    values, counts = np.unique(ns[ns != _NAT], return_counts=True)
+    bounds = date_bounds(values, counts, today)
+    outliers = outlier_mask(ns, bounds)
+    examples = {
+        side: [(schema.row_name(frame.attrs, i), int(ns[i])) for i in np.flatnonzero(mask)[:_MAX_EXAMPLES]]
+        for side, mask in (("after", outliers & (ns > bounds[1])), ("before", outliers & (ns < bounds[0])))
+    }
+    date_report, findings = describe_outliers(values, counts, bounds, examples)
+    out, removed = clean_rows(frame, outliers)
+    if out.empty:
+        raise nothing_left(source, len(frame), removed, findings)
+    report = CleaningReport(
+        rows_in=len(frame),
+        rows_out=len(out),
+        customers_out=int(out[schema.CUSTOMER].nunique()),
+        removed=removed,
+        date_outliers=date_report,
+        findings=findings,
+    )
+    return out, report
+
+
+def nothing_left(source: str, rows: int, removed: dict[str, int], findings: tuple[str, ...]) -> DataError:
+    """The error for an input the rules remove entirely."""
+    rules = ", ".join(f"{k} {v:,}" for k, v in removed.items() if v)
+    why = "".join(f"; {finding}" for finding in findings)
+    return DataError(
+        f"{source}: no usable transactions: the cleaning rules remove all {rows:,} rows ({rules}){why}"
+    )
+
+
+def clean_rows(frame: pd.DataFrame, outliers: np.ndarray) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Every rule on rows whose ``date_outlier`` mask is given (:func:`date_bounds` computes it from the
+    whole input's dates; the other rules look at one customer's rows only, so an engine may apply this
+    to each customer's rows separately, in input order): the kept rows and the count per rule."""
+    n = len(frame)
     removed = np.zeros(n, dtype=bool)
     counts: dict[str, int] = {}
 
@@ -140,10 +180,7 @@ def clean_transactions(
 
     qty = frame[schema.QUANTITY].to_numpy(dtype=np.float64)
     price = frame[schema.UNIT_PRICE].to_numpy(dtype=np.float64)
-    validate_amounts(qty, price, where=source, row=lambda i: schema.row_name(frame.attrs, i))
     is_cancel = _category_mask(frame[schema.INVOICE], lambda c: c.str.startswith("C"))
-
-    outliers, date_report, findings = _date_outliers(frame, today)
     apply("date_outlier", outliers)
     apply("missing_customer", frame[schema.CUSTOMER].isna().to_numpy())
     required = [schema.INVOICE, schema.STOCK_CODE, schema.QUANTITY, schema.INVOICE_DATE, schema.UNIT_PRICE]
@@ -164,13 +201,6 @@ def clean_transactions(
     dup_mask = np.zeros(n, dtype=bool)
     dup_mask[kept_idx[dup]] = True
     apply("exact_duplicate", dup_mask)
-    if removed.all():
-        rules = ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)
-        why = "".join(f"; {finding}" for finding in findings)
-        raise DataError(
-            f"{source}: no usable transactions: the cleaning rules remove all {n:,} rows ({rules}){why}"
-        )
-
     out = frame.loc[~removed].reset_index(drop=True)
     out[schema.QUANTITY] = out[schema.QUANTITY].astype(np.int64)
     out[schema.COUNTRY] = (
@@ -181,50 +211,51 @@ def clean_transactions(
     for name in (schema.INVOICE, schema.STOCK_CODE, schema.CUSTOMER, schema.COUNTRY):
         out[name] = out[name].cat.remove_unused_categories()
     out.attrs = dict(frame.attrs)
-    report = CleaningReport(
-        rows_in=n,
-        rows_out=len(out),
-        customers_out=int(out[schema.CUSTOMER].nunique()),
-        removed=counts,
-        date_outliers=date_report,
-        findings=findings,
-    )
-    return out, report
+    return out, counts
 
 
-def _date_outliers(
-    frame: pd.DataFrame, today: pd.Timestamp | None
-) -> tuple[np.ndarray, DateOutliers, tuple[str, ...]]:
-    """Rows dated far outside the dense range (module docstring), their description and findings."""
-    ns = frame[schema.INVOICE_DATE].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    dated = ns != np.iinfo(np.int64).min  # NaT
-    values = np.sort(ns[dated])
-    low, high = _dense_bounds(values)
+def outlier_mask(ns: np.ndarray, bounds: tuple[int, int]) -> np.ndarray:
+    """The ``date_outlier`` rule on dates as int64 ns (NaT: int64 min, never an outlier)."""
+    return (ns != _NAT) & ((ns < bounds[0]) | (ns > bounds[1]))
+
+
+def date_bounds(values: np.ndarray, counts: np.ndarray, today: pd.Timestamp | None) -> tuple[int, int]:
+    """The first and last date (int64 ns) the ``date_outlier`` rule keeps, from the input's distinct
+    dates (sorted) and how many rows have each (an engine counts them however it likes)."""
+    low, high = _dense_bounds(values, counts)
     future = (pd.Timestamp(today) if today is not None else pd.Timestamp.now()).normalize() + pd.Timedelta(
         days=2
     )
-    high = min(high, future.value - 1)  # from the day after tomorrow on: in the future
+    return low, min(high, future.value - 1)  # from the day after tomorrow on: in the future
+
+
+def describe_outliers(
+    values: np.ndarray,
+    counts: np.ndarray,
+    bounds: tuple[int, int],
+    examples: dict[str, list[tuple[str, int]]],
+) -> tuple[DateOutliers, tuple[str, ...]]:
+    """The ``date_outlier`` report and findings from the distinct dates, their counts, the bounds, and
+    the first rows (name, ns) of each side (``"after"``, ``"before"``; at most three, in input order)."""
+    low, high = bounds
     kept = values[(values >= low) & (values <= high)]
     dense = (pd.Timestamp(kept[0]), pd.Timestamp(kept[-1])) if len(kept) else None
-    masks = {"after": dated & (ns > high), "before": dated & (ns < low)}
-    examples: list[str] = []
+    sides = {"after": int(counts[values > high].sum()), "before": int(counts[values < low].sum())}
+    flat: list[str] = []
     findings = []
-    for side, mask in masks.items():
-        lines = [
-            f"{schema.row_name(frame.attrs, i)}: {pd.Timestamp(ns[i]):%Y-%m-%d %H:%M}"
-            for i in np.flatnonzero(mask)[:_MAX_EXAMPLES]
-        ]
+    for side in ("after", "before"):
+        lines = [f"{name}: {pd.Timestamp(v):%Y-%m-%d %H:%M}" for name, v in examples.get(side, [])]
         if lines:
-            examples += lines
-            findings.append(_finding(side, int(mask.sum()), lines, dense))
+            flat += lines
+            findings.append(_finding(side, sides[side], lines, dense))
     report = DateOutliers(
-        before=int(masks["before"].sum()),
-        after=int(masks["after"].sum()),
+        before=sides["before"],
+        after=sides["after"],
         dense_first=dense[0].isoformat() if dense else None,
         dense_last=dense[1].isoformat() if dense else None,
-        examples=tuple(examples),
+        examples=tuple(flat),
     )
-    return masks["before"] | masks["after"], report, tuple(findings)
+    return report, tuple(findings)
 
 
 def _finding(side: str, count: int, lines: list[str], dense: tuple[pd.Timestamp, pd.Timestamp] | None) -> str:
@@ -240,20 +271,27 @@ def _finding(side: str, count: int, lines: list[str], dense: tuple[pd.Timestamp,
     )
 
 
-def _dense_bounds(values: np.ndarray) -> tuple[int, int]:
-    """The first and last kept date (int64 ns) of sorted dates: tails beyond a long gap are cut off."""
-    n = len(values)
+def _dense_bounds(values: np.ndarray, counts: np.ndarray) -> tuple[int, int]:
+    """The first and last kept date (int64 ns) from the sorted distinct dates and their row counts
+    (module docstring): tails beyond a long gap are cut off. The same as looking at every row's date: a
+    gap between two equal dates is 0, so only a gap between distinct dates can be the largest."""
+    n = int(counts.sum())
     lowest, highest = np.iinfo(np.int64).min + 1, np.iinfo(np.int64).max
     if n < 3:
         return lowest, highest
+    ends = np.cumsum(counts)  # the rows at positions < ends[i] (in date order) are dated ≤ values[i]
+
+    def at(position: int) -> int:  # the distinct date of the row at ``position`` in date order
+        return int(np.searchsorted(ends, position, side="right"))
+
     k = min(max(1, int(n * DATE_OUTLIER_TAIL_SHARE)), n - 2)
-    span = values[int(0.99 * (n - 1))] - values[int(np.ceil(0.01 * (n - 1)))]
+    span = values[at(int(0.99 * (n - 1)))] - values[at(int(np.ceil(0.01 * (n - 1))))]
     min_gap = max(DATE_OUTLIER_MIN_GAP_DAYS * _DAY_NS, DATE_OUTLIER_SPAN_SHARE * span)
-    top = np.diff(values[n - k - 1 :])  # the k gaps into the latest k rows
-    low_gaps = np.diff(values[: k + 1])  # the k gaps out of the earliest k rows
-    if top.max() > min_gap:
-        highest = int(values[n - k - 1 + int(np.argmax(top))])
-    if low_gaps.max() > min_gap:
+    top = np.diff(values[at(n - k - 1) :])  # the gaps into the latest k rows
+    low_gaps = np.diff(values[: at(k) + 1])  # the gaps out of the earliest k rows
+    if len(top) and top.max() > min_gap:
+        highest = int(values[at(n - k - 1) + int(np.argmax(top))])
+    if len(low_gaps) and low_gaps.max() > min_gap:
         lowest = int(values[int(np.argmax(low_gaps)) + 1])
     return lowest, highest
 

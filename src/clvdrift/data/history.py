@@ -193,17 +193,16 @@ class TransactionHistory:
         """
         batches = current_batches(self.batches())
         paths = [self._checked_part(batch) for batch in batches]
-        expr = None
-        if as_of is not None:
-            end = _naive_utc(pd.Timestamp(as_of)).normalize() + pd.Timedelta(days=1)
-            expr = ds.field(schema.INVOICE_DATE) < pa.scalar(end.to_datetime64(), pa.timestamp("ns"))
         try:
-            dataset = ds.dataset(paths, schema=HISTORY_SCHEMA, format="parquet")
-            table = dataset.to_table(columns=list(schema.CANONICAL_COLUMNS), filter=expr)
-        except (pa.ArrowException, OSError) as exc:  # a part written before checksums, damaged since
+            return read_parts(paths, as_of=as_of)
+        except HistoryIntegrityError as exc:  # a part written before checksums, damaged since
             problems = [p for b in batches if (p := _part_problem(self.root, b)) is not None]
-            raise _integrity_error(self.root, problems or [f"cannot read the history ({exc})"]) from None
-        return table.to_pandas(types_mapper=_pandas_type)
+            raise _integrity_error(self.root, problems or [str(exc)]) from None
+
+    def parts(self) -> list[Path]:
+        """The part files the history is read from, in read order, each checked against its sha256
+        (:class:`HistoryIntegrityError`): what an out-of-core engine scans instead of :meth:`read`."""
+        return [self._checked_part(batch) for batch in current_batches(self.batches())]
 
     def customers(self) -> int:
         """How many distinct customer ids the history holds (reads that column only)."""
@@ -373,6 +372,26 @@ def _overlaps(batch: HistoryBatch, first: pd.Timestamp, last: pd.Timestamp) -> b
         and batch.first_date <= last
         and batch.last_date >= first
     )
+
+
+def read_parts(paths: list[Path], *, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Part files (in order) as one frame in the canonical schema; ``as_of`` as in
+    :meth:`TransactionHistory.read`. Unreadable parts are a :class:`HistoryIntegrityError`."""
+    expr = None
+    if as_of is not None:
+        end = as_of_end(as_of)
+        expr = ds.field(schema.INVOICE_DATE) < pa.scalar(end.to_datetime64(), pa.timestamp("ns"))
+    try:
+        dataset = ds.dataset([str(p) for p in paths], schema=HISTORY_SCHEMA, format="parquet")
+        table = dataset.to_table(columns=list(schema.CANONICAL_COLUMNS), filter=expr)
+    except (pa.ArrowException, OSError) as exc:
+        raise HistoryIntegrityError(f"cannot read the history ({exc})") from None
+    return table.to_pandas(types_mapper=_pandas_type)
+
+
+def as_of_end(as_of: pd.Timestamp) -> pd.Timestamp:
+    """The exclusive end (naive UTC) of the day ``as_of``: rows dated before it are read."""
+    return _naive_utc(pd.Timestamp(as_of)).normalize() + pd.Timedelta(days=1)
 
 
 def current_batches(batches: list[HistoryBatch]) -> list[HistoryBatch]:

@@ -1,0 +1,154 @@
+"""One feature definition, several engines.
+
+An engine turns raw transactions (a loaded frame, or the history's Parquet part files) into clean lines
+(the cleaning rules of :mod:`clvdrift.data.clean`) held as a :class:`clvdrift.features.LineTable`, plus
+the :class:`~clvdrift.data.clean.CleaningReport`. Every feature, target and baseline of
+:mod:`clvdrift.features` is computed from the table's integer aggregates
+(:class:`~clvdrift.features.AggregateQuery`), so every engine gives the same customers, the same
+integer features and the same floats (one division per value, done by the same numpy code).
+
+==========  =======================================================================================
+``pandas``  the reference: the rows in memory as numpy arrays (:class:`~clvdrift.features.TransactionLines`)
+``duckdb``  out of core: the rules and aggregates in SQL over the part files, spilling to a temporary
+            folder past its memory limit (:mod:`clvdrift.engines.duckdb`)
+``dask``    a ``dask.distributed`` cluster (``CLVDRIFT_DASK_SCHEDULER``) or a local one: rows shuffled by
+            customer, the pandas definition run per partition (:mod:`clvdrift.engines.dask`)
+``auto``    pandas below :data:`AUTO_DUCKDB_ROWS` raw rows, duckdb from there on (one machine)
+==========  =======================================================================================
+
+:func:`open_lines` is the one entry point; what it opened is closed by :meth:`OpenLines.close` (or a
+``with`` block).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, get_args
+
+from clvdrift.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from clvdrift.data.clean import CleaningReport
+    from clvdrift.features import LineTable
+
+__all__ = [
+    "AUTO_DUCKDB_ROWS",
+    "ENGINES",
+    "EngineName",
+    "OpenLines",
+    "Source",
+    "choose_engine",
+    "open_lines",
+]
+
+EngineName = Literal["auto", "pandas", "duckdb", "dask"]
+ENGINES: tuple[str, ...] = get_args(EngineName)
+AUTO_DUCKDB_ROWS = 2_000_000
+"""``engine="auto"`` uses pandas below this many raw rows and DuckDB from there on: below it pandas
+is as fast (no SQL to plan, no copy), above it pandas' memory grows past DuckDB's (see bench/scale.py)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Raw transactions: a frame as :func:`clvdrift.data.load_transactions` returns it, or the
+    history's part files in read order (:meth:`clvdrift.data.history.TransactionHistory.parts`) with
+    rows dated up to the day ``as_of``."""
+
+    name: str
+    frame: pd.DataFrame | None = field(default=None, repr=False)
+    parts: tuple[Path, ...] = ()
+    as_of: pd.Timestamp | None = None
+
+    @classmethod
+    def of_frame(cls, frame: pd.DataFrame) -> Source:
+        return cls(name=str(frame.attrs.get("source", "transactions")), frame=frame)
+
+    @classmethod
+    def of_parts(cls, parts: list[Path], *, name: str, as_of: pd.Timestamp | None = None) -> Source:
+        return cls(name=name, parts=tuple(Path(p) for p in parts), as_of=as_of)
+
+    def rows(self) -> int:
+        """How many raw rows (for the parts: before the ``as_of`` filter; from their metadata)."""
+        if self.frame is not None:
+            return len(self.frame)
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.parts)
+
+    def read(self) -> pd.DataFrame:
+        """The rows as one pandas frame (what the pandas engine cleans)."""
+        if self.frame is not None:
+            return self.frame
+        from clvdrift.data.history import read_parts
+
+        frame = read_parts(list(self.parts), as_of=self.as_of)
+        frame.attrs["source"] = self.name
+        return frame
+
+
+@dataclass
+class OpenLines:
+    """What :func:`open_lines` returns: the clean lines, the cleaning report, the engine that made them
+    (``auto`` resolved) and why it was chosen."""
+
+    lines: LineTable
+    cleaning: CleaningReport
+    engine: str
+    reason: str
+    rows: int
+    _close: Callable[[], None] = field(default=lambda: None, repr=False)
+
+    def close(self) -> None:
+        self._close()
+
+    def __enter__(self) -> OpenLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def choose_engine(engine: str, rows: int) -> tuple[str, str]:
+    """The engine to use for ``rows`` raw rows and why (``auto``: by :data:`AUTO_DUCKDB_ROWS`)."""
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if engine != "auto":
+        return engine, "chosen"
+    if rows >= AUTO_DUCKDB_ROWS:
+        return "duckdb", f"auto: {rows:,} rows ≥ {AUTO_DUCKDB_ROWS:,}"
+    return "pandas", f"auto: {rows:,} rows < {AUTO_DUCKDB_ROWS:,}"
+
+
+def open_lines(
+    source: Source,
+    *,
+    engine: str = "auto",
+    today: pd.Timestamp | None = None,
+    dask_scheduler: str | None = None,
+    memory_limit: str | None = None,
+) -> OpenLines:
+    """Clean ``source`` with ``engine`` (``today``: see :func:`clvdrift.data.clean_transactions`).
+
+    ``dask_scheduler`` is the address of a ``dask.distributed`` scheduler for ``engine="dask"`` (a
+    local cluster of two worker processes when ``None``); ``memory_limit`` is DuckDB's (e.g. ``"2GB"``).
+    Raises :class:`~clvdrift.errors.DataError` as the cleaning does, with the same messages.
+    """
+    rows = source.rows()
+    name, reason = choose_engine(engine, rows)
+    if name == "pandas":
+        from clvdrift.engines import pandas as chosen
+
+        return chosen.open_lines(source, today=today, reason=reason, rows=rows)
+    if name == "duckdb":
+        from clvdrift.engines import duckdb as chosen_duckdb
+
+        return chosen_duckdb.open_lines(
+            source, today=today, reason=reason, rows=rows, memory_limit=memory_limit
+        )
+    import clvdrift.engines.dask as chosen_dask
+
+    return chosen_dask.open_lines(source, today=today, reason=reason, rows=rows, scheduler=dask_scheduler)

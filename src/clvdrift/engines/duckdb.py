@@ -1,0 +1,340 @@
+"""The out-of-core engine: the cleaning rules and the per-customer aggregates in DuckDB SQL.
+
+The history's part files are scanned where they lie (a loaded frame is scanned in place). The clean
+lines go to a table of a temporary database file, so a history larger than memory spills to disk
+rather than failing. Money is kept in integer thousandths and time in integer seconds, as in
+:class:`clvdrift.features.TransactionLines`, so the results equal the pandas engine's:
+
+- a row's position (``_row``) is its place in the history's read order (part by part), so ties in
+  time are broken as pandas breaks them (the later row is the latest line);
+- UnitPrice × 1000 is rounded half to even (``round_even``, as ``numpy.round``), Quantity truncated;
+- seconds are floored from nanoseconds (as numpy's ``datetime64[s]``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from clvdrift.data import schema
+from clvdrift.data.clean import (
+    NON_PRODUCT_CODES,
+    NON_PRODUCT_PREFIXES,
+    RULES,
+    CleaningReport,
+    date_bounds,
+    describe_outliers,
+    nothing_left,
+)
+from clvdrift.data.load import validate_amounts
+from clvdrift.engines import OpenLines, Source
+from clvdrift.errors import DataError
+from clvdrift.features import AggregateQuery
+
+if TYPE_CHECKING:
+    import duckdb
+
+_MAX_EXAMPLES = 3
+_NS = 1_000_000_000
+_COLUMNS = {
+    "inv": schema.INVOICE,
+    "stock": schema.STOCK_CODE,
+    "descr": schema.DESCRIPTION,
+    "cust": schema.CUSTOMER,
+    "country": schema.COUNTRY,
+}
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _raw_sql(source: Source, con: duckdb.DuckDBPyConnection) -> str:
+    """A SELECT of the raw rows: ``_row`` (read-order position), the text columns as VARCHAR, ``q`` and
+    ``p`` (DOUBLE), ``ns`` (the date in int64 ns, NULL when missing)."""
+    text = ", ".join(f'"{col}"::VARCHAR AS {alias}' for alias, col in _COLUMNS.items())
+    numbers = f'"{schema.QUANTITY}"::DOUBLE AS q, "{schema.UNIT_PRICE}"::DOUBLE AS p'
+    if source.frame is not None:
+        frame = source.frame
+        ns = frame[schema.INVOICE_DATE].to_numpy(dtype="datetime64[ns]").view(np.int64)
+        columns = {c: frame[c] for c in schema.CANONICAL_COLUMNS if c != schema.INVOICE_DATE}
+        missing = ns == np.iinfo(np.int64).min  # NaT; nullable Int64 keeps every ns exact
+        view = pd.DataFrame(columns).assign(
+            _row=np.arange(len(frame), dtype=np.int64),
+            _ns=pd.arrays.IntegerArray(np.where(missing, 0, ns), missing),
+        )
+        con.register("raw_frame", view)
+        return f"SELECT _row, {text}, {numbers}, _ns AS ns FROM raw_frame"
+    selects = []
+    offset = 0
+    import pyarrow.parquet as pq
+
+    where = ""
+    if source.as_of is not None:
+        from clvdrift.data.history import as_of_end
+
+        end = as_of_end(source.as_of)
+        where = f' WHERE epoch_ns("{schema.INVOICE_DATE}") < {end.value}'
+    for path in source.parts:
+        selects.append(
+            f"SELECT {offset} + file_row_number AS _row, {text}, {numbers}, "
+            f'epoch_ns("{schema.INVOICE_DATE}") AS ns '
+            f"FROM read_parquet({_quote(str(path))}, file_row_number = true){where}"
+        )
+        offset += pq.ParquetFile(path).metadata.num_rows
+    if not selects:
+        return (
+            f"SELECT 0::BIGINT AS _row, {', '.join(f'NULL::VARCHAR AS {a}' for a in _COLUMNS)}, "
+            "NULL::DOUBLE AS q, NULL::DOUBLE AS p, NULL::BIGINT AS ns WHERE false"
+        )
+    return " UNION ALL ".join(selects)
+
+
+_SECONDS = f"((ns - (((ns % {_NS}) + {_NS}) % {_NS})) // {_NS})"
+_NON_PRODUCT = (
+    "(stock IN ("
+    + ", ".join(_quote(c) for c in sorted(NON_PRODUCT_CODES))
+    + ") OR "
+    + " OR ".join(f"starts_with(stock, {_quote(p)})" for p in NON_PRODUCT_PREFIXES)
+    + ")"
+)
+
+
+def _clean_sql(low: int, high: int) -> str:
+    """The rules of :mod:`clvdrift.data.clean` in order: ``rule`` is the 1-based index of the first rule
+    that removes the row in :data:`RULES` (0: kept)."""
+    return f"""
+    WITH base AS (
+        SELECT *, coalesce(starts_with(inv, 'C'), false) AS is_cancel,
+            CASE WHEN ns IS NOT NULL AND (ns < {low} OR ns > {high}) THEN 1
+                 WHEN cust IS NULL THEN 2
+                 WHEN inv IS NULL OR stock IS NULL OR q IS NULL OR isnan(q) OR ns IS NULL
+                      OR p IS NULL OR isnan(p) THEN 3
+                 ELSE 0 END AS r0
+        FROM raw),
+    orders AS (
+        SELECT _row, cust, stock, abs(q) AS aq, ns,
+            row_number() OVER (PARTITION BY cust, stock, abs(q) ORDER BY ns, _row) AS k
+        FROM base WHERE r0 = 0 AND NOT is_cancel AND q > 0),
+    cancels AS (
+        SELECT cust, stock, abs(q) AS aq, ns,
+            row_number() OVER (PARTITION BY cust, stock, abs(q) ORDER BY ns, _row) AS k
+        FROM base WHERE r0 = 0 AND is_cancel AND q < 0),
+    paired AS (
+        SELECT o._row FROM orders o JOIN cancels c
+            ON o.cust = c.cust AND o.stock = c.stock AND o.aq = c.aq AND o.k = c.k
+        WHERE o.ns <= c.ns),
+    ruled AS (
+        SELECT b.*, CASE WHEN b.r0 > 0 THEN b.r0
+                         WHEN pr._row IS NOT NULL THEN 4
+                         WHEN b.is_cancel THEN 5
+                         WHEN NOT (b.q > 0) THEN 6
+                         WHEN NOT (b.p > 0) THEN 7
+                         WHEN {_NON_PRODUCT} THEN 8
+                         ELSE 0 END AS r
+        FROM base b LEFT JOIN paired pr ON b._row = pr._row)
+    SELECT *, CASE WHEN r = 0 AND row_number() OVER (
+                    PARTITION BY r = 0, inv, stock, descr, q, ns, p, cust, country ORDER BY _row) > 1
+                   THEN 9 ELSE r END AS rule
+    FROM ruled
+    """
+
+
+class DuckLines:
+    """Clean lines in a DuckDB table ``lines``: the :class:`clvdrift.features.LineTable` of this engine."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: str) -> None:
+        self.con = con
+        self.source = source
+        first, last, n = con.execute("SELECT min(s), max(s), count(*) FROM lines").fetchone()  # type: ignore[misc]
+        self._first, self._last, self._n = first, last, int(n)
+
+    @property
+    def empty(self) -> bool:
+        return self._n == 0
+
+    def first_day(self) -> pd.Timestamp:
+        return pd.Timestamp(int(self._first), unit="s").normalize()
+
+    def last_day(self) -> pd.Timestamp:
+        return pd.Timestamp(int(self._last), unit="s").normalize()
+
+    def aggregate(self, query: AggregateQuery) -> pd.DataFrame:
+        snap = _sec(query.snapshot)
+        floor = None if query.floor is None else _sec(query.floor)
+        base = f"s < {snap}" + ("" if floor is None else f" AND s >= {floor}")
+        windows = [*query.spend.values(), *query.orders.values()]
+        starts = [floor, *(None if start is None else _sec(start) for start, _ in windows)]
+        scan = f"s < {max([snap, *(_sec(end) for _, end in windows)])}"
+        if all(start is not None for start in starts):
+            scan += f" AND s >= {min(v for v in starts if v is not None)}"
+        sums = {
+            "quantity": f"sum(qty) FILTER (WHERE {base})",
+            "spend": f"sum(qty * pm) FILTER (WHERE {base})",
+            "price": f"sum(pm) FILTER (WHERE {base})",
+            **{
+                f"w{i}": f"sum(qty * pm) FILTER (WHERE {_window(start, end)})"
+                for i, (start, end) in enumerate(query.spend.values())
+            },
+        }
+        parts = [
+            f"count(*) FILTER (WHERE {base}) AS lines",
+            *(f"coalesce({_big(expr)}, 0) AS {name}" for name, expr in sums.items()),
+            f"({' OR '.join(_too_big(expr) for expr in sums.values())}) AS overflow",
+            f"min(s) FILTER (WHERE {base}) AS first_s",
+            f"max(s) FILTER (WHERE {base}) AS last_s",
+            f"count(DISTINCT inv) FILTER (WHERE {base}) AS orders",
+            f"count(DISTINCT stock) FILTER (WHERE {base}) AS products",
+            f"arg_max(country, {{'s': s, 'r': _row}}) FILTER (WHERE {base}) AS country",
+            *(
+                f"count(DISTINCT inv) FILTER (WHERE {_window(start, end)}) AS o{i}"
+                for i, (start, end) in enumerate(query.orders.values())
+            ),
+        ]
+        frame = self.con.execute(
+            f"SELECT cust, {', '.join(parts)} FROM lines WHERE {scan} "
+            f"GROUP BY cust HAVING count(*) FILTER (WHERE {base}) > 0"
+        ).df()
+        _refuse_overflow(frame)
+        ints = ("lines", "quantity", "spend", "price", "first_s", "last_s", "orders", "products")
+        out = pd.DataFrame(
+            {
+                **{c: frame[c].to_numpy(dtype=np.int64) for c in ints},
+                schema.COUNTRY: frame["country"].to_numpy(dtype=object),
+                **{f"spend:{n}": frame[f"w{i}"].to_numpy(dtype=np.int64) for i, n in enumerate(query.spend)},
+                **{
+                    f"orders:{n}": frame[f"o{i}"].to_numpy(dtype=np.int64) for i, n in enumerate(query.orders)
+                },
+            },
+            index=pd.Index(frame["cust"].to_numpy(dtype=object), name=schema.CUSTOMER),
+        )
+        return out.sort_index()
+
+    def revenue(self, start: pd.Timestamp | None, end: pd.Timestamp, ids: pd.Index) -> np.ndarray:
+        expr = "sum(qty * pm)"
+        frame = self.con.execute(
+            f"SELECT cust, coalesce({_big(expr)}, 0) AS spend, {_too_big(expr)} AS overflow FROM lines "
+            f"WHERE {_window(start, end)} GROUP BY cust"
+        ).df()
+        _refuse_overflow(frame)
+        spend = pd.Series(frame["spend"].to_numpy(dtype=np.int64), index=frame["cust"].to_numpy(dtype=object))
+        return spend.reindex(ids, fill_value=0).to_numpy(dtype=np.int64)
+
+
+def _big(expr: str) -> str:
+    """An integer sum as BIGINT (NULL past :data:`schema.MAX_EXACT_SUM`, which :func:`_too_big` flags)."""
+    return f"(CASE WHEN {_too_big(expr)} THEN NULL ELSE ({expr})::BIGINT END)"
+
+
+def _too_big(expr: str) -> str:
+    return f"coalesce(abs(({expr})::HUGEINT) > {schema.MAX_EXACT_SUM}, false)"
+
+
+def _refuse_overflow(frame: pd.DataFrame) -> None:
+    """The pandas engine's refusal of sums beyond the exact integer range."""
+    if len(frame) and frame["overflow"].any():
+        customer = frame.loc[frame["overflow"].to_numpy(dtype=bool), "cust"].iloc[0]
+        raise DataError(
+            f"customer {customer}: Quantity × UnitPrice (or Quantity) summed over its lines is beyond the "
+            f"exact integer range (±{float(schema.MAX_EXACT_SUM):.3g}); values this large are errors"
+        )
+
+
+def _window(start: pd.Timestamp | None, end: pd.Timestamp) -> str:
+    lo = "" if start is None else f"s >= {_sec(start)} AND "
+    return f"{lo}s < {_sec(end)}"
+
+
+def _sec(day: pd.Timestamp) -> int:
+    return int(np.datetime64(pd.Timestamp(day).to_datetime64(), "s").astype(np.int64))
+
+
+def open_lines(
+    source: Source, *, today: pd.Timestamp | None, reason: str, rows: int, memory_limit: str | None
+) -> OpenLines:
+    import duckdb
+
+    folder = tempfile.mkdtemp(prefix="clvdrift-duckdb-")
+    con = duckdb.connect(os.path.join(folder, "lines.duckdb"))
+
+    def close() -> None:
+        con.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    try:
+        con.execute(f"SET temp_directory = {_quote(os.path.join(folder, 'spill'))}")
+        con.execute("SET preserve_insertion_order = false")
+        if memory_limit:
+            con.execute(f"SET memory_limit = {_quote(memory_limit)}")
+        con.execute(f"CREATE TEMP VIEW raw AS {_raw_sql(source, con)}")
+        attrs = dict(source.frame.attrs) if source.frame is not None else {}
+        report = _clean(con, source, attrs, today)
+        return OpenLines(DuckLines(con, source.name), report, "duckdb", reason, rows, close)
+    except BaseException:
+        close()
+        raise
+
+
+def _clean(
+    con: duckdb.DuckDBPyConnection, source: Source, attrs: dict[str, Any], today: pd.Timestamp | None
+) -> CleaningReport:
+    """Validate the amounts, find the date bounds, apply the rules into table ``lines``; the report."""
+
+    def name(raw_row: int) -> str:
+        position = raw_row
+        if source.as_of is not None:  # rows are numbered after the as_of filter, as history.read does
+            position = int(con.execute(f"SELECT count(*) FROM raw WHERE _row < {raw_row}").fetchone()[0])  # type: ignore[index]
+        return schema.row_name(attrs, position)
+
+    bad = con.execute(
+        f"SELECT _row, q, p FROM raw WHERE abs(q) > {schema.MAX_ABS_QUANTITY} OR abs(p) > "
+        f"{schema.MAX_ABS_UNIT_PRICE} OR abs(q * p) > {schema.MAX_ABS_LINE_VALUE} ORDER BY _row"
+    ).fetchnumpy()
+    if len(bad["_row"]):
+        rows = np.asarray(bad["_row"])
+        validate_amounts(
+            np.asarray(bad["q"], dtype=np.float64),
+            np.asarray(bad["p"], dtype=np.float64),
+            where=source.name,
+            row=lambda i: name(int(rows[i])),
+        )
+    dates = con.execute(
+        "SELECT ns, count(*) AS n FROM raw WHERE ns IS NOT NULL GROUP BY ns ORDER BY ns"
+    ).fetchnumpy()
+    values = np.asarray(dates["ns"], dtype=np.int64)
+    counts = np.asarray(dates["n"], dtype=np.int64)
+    low, high = date_bounds(values, counts, today)
+    examples = {}
+    for side, test in (("after", f"ns > {high}"), ("before", f"ns < {low}")):
+        found = con.execute(
+            f"SELECT _row, ns FROM raw WHERE ns IS NOT NULL AND {test} ORDER BY _row LIMIT {_MAX_EXAMPLES}"
+        ).fetchall()
+        examples[side] = [(name(int(r)), int(v)) for r, v in found]
+    date_report, findings = describe_outliers(values, counts, (low, high), examples)
+    con.execute(f"CREATE TEMP TABLE ruled AS {_clean_sql(low, high)}")
+    ruled = dict(con.execute("SELECT rule, count(*) FROM ruled GROUP BY rule").fetchall())
+    removed = {rule: int(ruled.get(i + 1, 0)) for i, rule in enumerate(RULES)}
+    total = int(sum(ruled.values()))
+    con.execute(
+        f"""CREATE TABLE lines AS
+        SELECT _row, cust, inv, stock, coalesce(country, 'Unspecified') AS country, {_SECONDS} AS s,
+               trunc(q)::BIGINT AS qty, round_even(p * 1000, 0)::BIGINT AS pm
+        FROM ruled WHERE rule = 0"""
+    )
+    con.execute("DROP TABLE ruled")
+    kept, customers = con.execute("SELECT count(*), count(DISTINCT cust) FROM lines").fetchone()  # type: ignore[misc]
+    if kept == 0:
+        raise nothing_left(source.name, total, removed, findings)
+    return CleaningReport(
+        rows_in=total,
+        rows_out=int(kept),
+        customers_out=int(customers),
+        removed=removed,
+        date_outliers=date_report,
+        findings=findings,
+    )

@@ -1,0 +1,236 @@
+"""Every engine gives the pandas engine's cleaning report, customers, features, targets and baselines:
+integers exactly, floats bit for bit (one division per value, by the same numpy code).
+
+The Dask engine runs on a real ``LocalCluster`` of two worker processes, started and closed here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clvdrift.data import TransactionHistory, load_transactions, schema
+from clvdrift.data.clean import _dense_bounds
+from clvdrift.data.synthetic import retail_rows
+from clvdrift.drift import build_profile
+from clvdrift.engines import AUTO_DUCKDB_ROWS, Source, choose_engine, open_lines
+from clvdrift.errors import ConfigError, DataError
+from clvdrift.features import (
+    build_training_set,
+    customer_features,
+    revenue,
+    stacked_cutoffs,
+    stacked_training_set,
+)
+from clvdrift.store import connect
+
+TODAY = pd.Timestamp("2026-01-01")
+OTHERS = ("duckdb", "dask")
+COLUMNS = {"numerical_columns": ["Recency", "Monetary", "Revenue90d"], "categorical_columns": ["Country"]}
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+def computed(source: Source, engine: str, scheduler: str, cutoffs: list[str]) -> dict[object, object]:
+    """Everything the features module computes, from one engine."""
+    out: dict[object, object] = {}
+    with open_lines(source, engine=engine, today=TODAY, dask_scheduler=scheduler) as opened:
+        assert opened.engine == engine
+        lines = opened.lines
+        out["report"] = opened.cleaning
+        out["days"] = (lines.first_day(), lines.last_day())
+        for cut in cutoffs:
+            for lookback in (None, 60):
+                ts = build_training_set(lines, cutoff=cut, lookback_days=lookback, require_labels=False)
+                out[cut, lookback] = (ts.features, ts.target, ts.baseline)
+            formula = build_training_set(lines, cutoff=cut, target="formula")
+            out[cut, "formula"] = (formula.features, formula.target)
+        first = pd.Timestamp(cutoffs[-1])
+        cuts = stacked_cutoffs(first, lines.first_day(), step_days=30, min_history_days=30, max_cutoffs=4)
+        stacked = stacked_training_set(lines, cuts, horizon_days=45)
+        out["stacked"] = (stacked.features, stacked.target)
+        snap = pd.Timestamp(cutoffs[0]) + pd.Timedelta(days=1)
+        out["rfm"] = customer_features(lines, snap, lookback_days=30)
+        out["revenue"] = revenue(lines, None, snap)
+        ids = pd.Index([*out["rfm"].index[:5], "not-a-customer"])  # type: ignore[union-attr]
+        out["revenue_of"] = lines.revenue(pd.Timestamp(cutoffs[0]), snap + pd.Timedelta(days=90), ids)
+    return out
+
+
+def assert_same(reference: dict[object, object], other: dict[object, object], engine: str) -> None:
+    assert other.keys() == reference.keys()
+    for key, expected in reference.items():
+        got = other[key]
+        values = expected if isinstance(expected, tuple) and key != "days" else (expected,)
+        gots = got if isinstance(got, tuple) and key != "days" else (got,)
+        for e, g in zip(values, gots, strict=True):
+            if isinstance(e, pd.DataFrame):
+                pd.testing.assert_frame_equal(g, e, check_exact=True, obj=f"{engine} {key}")
+            elif isinstance(e, pd.Series):
+                pd.testing.assert_series_equal(g, e, check_exact=True, obj=f"{engine} {key}")
+            elif isinstance(e, np.ndarray):
+                np.testing.assert_array_equal(g, e)
+            else:
+                assert g == e, (engine, key)
+
+
+def test_engines_agree_on_the_bundled_file(bundled: Path, scheduler: str) -> None:
+    source = Source.of_frame(load_transactions(bundled))
+    cutoffs = ["2011-09-09", "2011-06-10"]
+    reference = computed(source, "pandas", scheduler, cutoffs)
+    for engine in OTHERS:
+        assert_same(reference, computed(source, engine, scheduler, cutoffs), engine)
+    features = reference["2011-09-09", None][0]  # type: ignore[index]
+    assert len(features) > 3000  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def nasty_history(tmp_path: Path) -> TransactionHistory:
+    """A history of four parts: two periods of generated rows (with every nasty case), a part of a
+    single row, and a part that repeats some rows of the first (dropped as already stored)."""
+    history = TransactionHistory(tmp_path / "history", connect(f"sqlite:///{tmp_path / 'store.db'}"))
+    first = retail_rows(6_000, seed=3, start="2011-01-03", days=200, customers=300, nasty=True)
+    second = retail_rows(5_000, seed=4, start="2011-07-22", days=200, customers=300, first_invoice=700_000)
+    history.add(first, source="first.csv", sha256="a" * 64, mode="snapshot")
+    history.add(second, source="second.csv", sha256="b" * 64, mode="append")
+    single = second.iloc[[10]].assign(**{schema.INVOICE_DATE: pd.Timestamp("2011-12-31 23:59:59")})
+    history.add(single, source="single.csv", sha256="c" * 64, mode="append")
+    history.add(first.iloc[:50], source="again.csv", sha256="d" * 64, mode="append")
+    return history
+
+
+def test_engines_agree_on_a_nasty_history(nasty_history: TransactionHistory, scheduler: str) -> None:
+    parts = nasty_history.parts()
+    assert len(parts) == 3  # the repeated rows added nothing
+    source = Source.of_parts(parts, name="history")
+    cutoffs = ["2011-11-01", "2011-08-15"]
+    reference = computed(source, "pandas", scheduler, cutoffs)
+    report = reference["report"]
+    assert report.removed["date_outlier"] == 1 and report.findings  # type: ignore[attr-defined]
+    for rule in ("cancelled_order", "cancellation", "missing_value", "non_positive_price", "exact_duplicate"):
+        assert report.removed[rule] > 0, rule  # type: ignore[attr-defined]
+    for engine in OTHERS:
+        assert_same(reference, computed(source, engine, scheduler, cutoffs), engine)
+    # the same with rows up to a day (numbered after the filter, as history.read(as_of=...) does)
+    dated = Source.of_parts(parts, name="history", as_of=pd.Timestamp("2011-10-31"))
+    reference = computed(dated, "pandas", scheduler, ["2011-09-30"])
+    pd.testing.assert_frame_equal(
+        reference["2011-09-30", None][0],  # type: ignore[index]
+        build_training_set(
+            load_clean(nasty_history, "2011-10-31"), cutoff="2011-09-30", require_labels=False
+        ).features,
+    )
+    for engine in OTHERS:
+        assert_same(reference, computed(dated, engine, scheduler, ["2011-09-30"]), engine)
+
+
+def load_clean(history: TransactionHistory, as_of: str) -> pd.DataFrame:
+    from clvdrift.data import clean_transactions
+
+    return clean_transactions(history.read(as_of=pd.Timestamp(as_of)), today=TODAY)[0]
+
+
+def test_profiles_agree(bundled: Path, scheduler: str) -> None:
+    """Profiles are built from the features, which are equal; the profile built per customer bucket
+    and merged equals the one built at once (what a cluster does)."""
+    source = Source.of_frame(load_transactions(bundled))
+    profiles = {}
+    for engine in ("pandas", *OTHERS):
+        with open_lines(source, engine=engine, today=TODAY, dask_scheduler=scheduler) as opened:
+            features = build_training_set(opened.lines, cutoff="2011-09-09").features
+            profiles[engine] = build_profile(features, **COLUMNS)
+    for engine in OTHERS:
+        assert profiles[engine].to_dict() == profiles["pandas"].to_dict()
+    halves = [features.iloc[::2], features.iloc[1::2]]
+    parts = [build_profile(h, **COLUMNS) for h in halves]
+    assert parts[0].merge(parts[1]).equals(profiles["pandas"])
+
+
+@pytest.mark.parametrize("engine", ["pandas", *OTHERS])
+def test_the_same_one_line_errors(engine: str, scheduler: str) -> None:
+    frame = retail_rows(2_000, seed=5)
+    frame[schema.QUANTITY] = frame[schema.QUANTITY].astype(np.float64)
+    bad = frame.copy()
+    bad.loc[[7, 1500], schema.UNIT_PRICE] = 5e9
+    with pytest.raises(DataError) as caught:
+        open_lines(Source.of_frame(bad), engine=engine, today=TODAY, dask_scheduler=scheduler)
+    assert str(caught.value) == (
+        "synthetic transactions: column UnitPrice has values beyond ±1e+09 (the bound that keeps money sums "
+        "exact): 2 bad value(s), e.g. row 8: 5e+09, row 1501: 5e+09"
+    )
+    gone = frame.assign(**{schema.INVOICE_DATE: pd.Timestamp("2099-01-01")})
+    gone[schema.CUSTOMER] = gone[schema.CUSTOMER].cat.add_categories(["x"])
+    with pytest.raises(DataError, match="no usable transactions: the cleaning rules remove all") as caught:
+        open_lines(Source.of_frame(gone), engine=engine, today=TODAY, dask_scheduler=scheduler)
+    if engine == "pandas":
+        test_the_same_one_line_errors.pandas_message = str(caught.value)  # type: ignore[attr-defined]
+    else:
+        assert str(caught.value) == test_the_same_one_line_errors.pandas_message  # type: ignore[attr-defined]
+
+
+def test_dask_starts_and_closes_its_own_local_cluster() -> None:
+    """No scheduler given: a LocalCluster of two workers on 127.0.0.1, closed with the lines."""
+    source = Source.of_frame(retail_rows(3_000, seed=6))
+    with open_lines(source, engine="dask", today=TODAY) as opened:
+        client = opened.lines.client  # type: ignore[attr-defined]
+        workers = client.scheduler_info()["workers"]
+        assert len(workers) == 2 and all(w.startswith("tcp://127.0.0.1:") for w in workers)
+        expected = open_lines(source, engine="pandas", today=TODAY)
+        assert opened.cleaning == expected.cleaning
+    assert client.status == "closed"
+
+
+def test_auto_picks_by_size_and_says_why() -> None:
+    assert choose_engine("auto", AUTO_DUCKDB_ROWS - 1)[0] == "pandas"
+    name, why = choose_engine("auto", AUTO_DUCKDB_ROWS)
+    assert name == "duckdb" and "auto" in why
+    assert choose_engine("dask", 10) == ("dask", "chosen")
+    expected = "unknown engine 'spark'; expected one of auto, pandas, duckdb, dask"
+    with pytest.raises(ConfigError, match=expected):
+        choose_engine("spark", 10)
+
+
+def _dense_bounds_rowwise(values: np.ndarray) -> tuple[int, int]:
+    """The date rule as it was first written, on every row's date: the reference for the counts version."""
+    from clvdrift.data import clean
+
+    n = len(values)
+    lowest, highest = np.iinfo(np.int64).min + 1, np.iinfo(np.int64).max
+    if n < 3:
+        return lowest, highest
+    k = min(max(1, int(n * clean.DATE_OUTLIER_TAIL_SHARE)), n - 2)
+    span = values[int(0.99 * (n - 1))] - values[int(np.ceil(0.01 * (n - 1)))]
+    min_gap = max(clean.DATE_OUTLIER_MIN_GAP_DAYS * 86_400 * 10**9, clean.DATE_OUTLIER_SPAN_SHARE * span)
+    top = np.diff(values[n - k - 1 :])
+    low_gaps = np.diff(values[: k + 1])
+    if top.max() > min_gap:
+        highest = int(values[n - k - 1 + int(np.argmax(top))])
+    if low_gaps.max() > min_gap:
+        lowest = int(values[int(np.argmax(low_gaps)) + 1])
+    return lowest, highest
+
+
+def test_date_bounds_from_counts_equal_the_rowwise_rule() -> None:
+    rng = np.random.default_rng(0)
+    day = 86_400 * 10**9
+    for trial in range(400):
+        n = int(rng.integers(1, 400))
+        dense = rng.integers(0, int(rng.integers(1, 200)), n) * day // int(rng.choice([1, 24, 1440]))
+        tails = rng.integers(-3, 4, int(rng.integers(0, 6))) * int(rng.integers(1, 400)) * day
+        values = np.sort(np.concatenate([dense, dense[: len(tails)] + tails]).astype(np.int64))
+        distinct, counts = np.unique(values, return_counts=True)
+        assert _dense_bounds(distinct, counts) == _dense_bounds_rowwise(values), trial
