@@ -105,44 +105,70 @@ _NON_PRODUCT = (
 )
 
 
-def _clean_sql(low: int, high: int) -> str:
-    """The rules of :mod:`clvdrift.data.clean` in order: ``rule`` is the 1-based index of the first rule
-    that removes the row in :data:`RULES` (0: kept)."""
-    return f"""
-    WITH base AS (
-        SELECT *, coalesce(starts_with(inv, 'C'), false) AS is_cancel,
+_ROW_COLUMNS = "inv, stock, descr, q, ns, p, cust, country"
+_KEPT_COLUMNS = "inv, stock, q, ns, p, cust, country"  # every column but Description
+
+
+def _clean_steps(low: int, high: int) -> list[str]:
+    """The rules of :mod:`clvdrift.data.clean` as narrow steps into table ``lines``.
+
+    ``base.r`` is the 1-based index in :data:`RULES` of the first rule that removes a row, leaving out
+    the two that look at other rows (0: none of them); ``paired`` holds the order lines a later
+    cancellation nets out (rule 4, ahead of every rule that can also hit an order line: only keys that
+    have a cancellation are ranked); ``dups`` the exact duplicates of an earlier kept row: equal on
+    every column, Description compared by its 64-bit hash (two rows equal on the seven other columns
+    whose descriptions differ but hash alike would be taken for duplicates: about one chance in 10¹⁹
+    per such pair)."""
+    return [
+        f"""CREATE TEMP TABLE base AS
+        SELECT _row, {_KEPT_COLUMNS}, hash(descr) AS hd, hash({_KEPT_COLUMNS}, descr) AS h,
+            coalesce(starts_with(inv, 'C'), false) AS is_cancel,
             CASE WHEN ns IS NOT NULL AND (ns < {low} OR ns > {high}) THEN 1
                  WHEN cust IS NULL THEN 2
                  WHEN inv IS NULL OR stock IS NULL OR q IS NULL OR isnan(q) OR ns IS NULL
                       OR p IS NULL OR isnan(p) THEN 3
-                 ELSE 0 END AS r0
-        FROM raw),
-    orders AS (
-        SELECT _row, cust, stock, abs(q) AS aq, ns,
-            row_number() OVER (PARTITION BY cust, stock, abs(q) ORDER BY ns, _row) AS k
-        FROM base WHERE r0 = 0 AND NOT is_cancel AND q > 0),
-    cancels AS (
+                 WHEN starts_with(inv, 'C') THEN 5
+                 WHEN NOT (q > 0) THEN 6
+                 WHEN NOT (p > 0) THEN 7
+                 WHEN {_NON_PRODUCT} THEN 8
+                 ELSE 0 END AS r
+        FROM raw""",
+        """CREATE TEMP TABLE cancels AS
         SELECT cust, stock, abs(q) AS aq, ns,
             row_number() OVER (PARTITION BY cust, stock, abs(q) ORDER BY ns, _row) AS k
-        FROM base WHERE r0 = 0 AND is_cancel AND q < 0),
-    paired AS (
-        SELECT o._row FROM orders o JOIN cancels c
+        FROM base WHERE r IN (0, 5, 6, 7, 8) AND is_cancel AND q < 0""",
+        """CREATE TEMP TABLE paired AS
+        WITH orders AS (
+            SELECT _row, r, cust, stock, abs(q) AS aq, ns,
+                row_number() OVER (PARTITION BY cust, stock, abs(q) ORDER BY ns, _row) AS k
+            FROM base b WHERE r IN (0, 5, 6, 7, 8) AND NOT is_cancel AND q > 0
+                AND (cust, stock, abs(q)) IN (SELECT (cust, stock, aq) FROM cancels))
+        SELECT o._row, o.r FROM orders o JOIN cancels c
             ON o.cust = c.cust AND o.stock = c.stock AND o.aq = c.aq AND o.k = c.k
-        WHERE o.ns <= c.ns),
-    ruled AS (
-        SELECT b.*, CASE WHEN b.r0 > 0 THEN b.r0
-                         WHEN pr._row IS NOT NULL THEN 4
-                         WHEN b.is_cancel THEN 5
-                         WHEN NOT (b.q > 0) THEN 6
-                         WHEN NOT (b.p > 0) THEN 7
-                         WHEN {_NON_PRODUCT} THEN 8
-                         ELSE 0 END AS r
-        FROM base b LEFT JOIN paired pr ON b._row = pr._row)
-    SELECT *, CASE WHEN r = 0 AND row_number() OVER (
-                    PARTITION BY r = 0, inv, stock, descr, q, ns, p, cust, country ORDER BY _row) > 1
-                   THEN 9 ELSE r END AS rule
-    FROM ruled
-    """
+        WHERE o.ns <= c.ns""",
+        f"""CREATE TEMP TABLE dups AS
+        WITH kept AS (SELECT _row, h FROM base b WHERE r = 0 AND NOT EXISTS (
+                SELECT 1 FROM paired pr WHERE pr._row = b._row)),
+        candidates AS (
+            SELECT * FROM base WHERE _row IN (
+                SELECT _row FROM kept WHERE h IN (SELECT h FROM kept GROUP BY h HAVING count(*) > 1)))
+        SELECT _row FROM (
+            SELECT _row, row_number() OVER (PARTITION BY {_KEPT_COLUMNS}, hd ORDER BY _row) AS k
+            FROM candidates)
+        WHERE k > 1""",
+        f"""CREATE TEMP TABLE lines AS
+        SELECT _row, cust, inv, stock, coalesce(country, 'Unspecified') AS country, {_SECONDS} AS s,
+               trunc(q)::BIGINT AS qty, round_even(p * 1000, 0)::BIGINT AS pm
+        FROM base b WHERE r = 0
+            AND NOT EXISTS (SELECT 1 FROM paired x WHERE x._row = b._row)
+            AND NOT EXISTS (SELECT 1 FROM dups x WHERE x._row = b._row)""",
+        # an invoice's lines at one second in one row: what every aggregate but NumProducts reads
+        """CREATE TEMP TABLE groups AS
+        SELECT cust, inv, s, count(*) AS n, sum(qty) AS qty, sum(qty * pm) AS spend, sum(pm) AS pm,
+               max(_row) AS last_row, arg_max(country, _row) AS country
+        FROM lines GROUP BY cust, inv, s""",
+        "CREATE TEMP TABLE pairs AS SELECT cust, stock, min(s) AS first_s FROM lines GROUP BY cust, stock",
+    ]
 
 
 class DuckLines:
@@ -175,30 +201,36 @@ class DuckLines:
             scan += f" AND s >= {min(v for v in starts if v is not None)}"
         sums = {
             "quantity": f"sum(qty) FILTER (WHERE {base})",
-            "spend": f"sum(qty * pm) FILTER (WHERE {base})",
+            "spend": f"sum(spend) FILTER (WHERE {base})",
             "price": f"sum(pm) FILTER (WHERE {base})",
             **{
-                f"w{i}": f"sum(qty * pm) FILTER (WHERE {_window(start, end)})"
+                f"w{i}": f"sum(spend) FILTER (WHERE {_window(start, end)})"
                 for i, (start, end) in enumerate(query.spend.values())
             },
         }
         parts = [
-            f"count(*) FILTER (WHERE {base}) AS lines",
+            f"sum(n) FILTER (WHERE {base}) AS lines",
             *(f"coalesce({_big(expr)}, 0) AS {name}" for name, expr in sums.items()),
             f"({' OR '.join(_too_big(expr) for expr in sums.values())}) AS overflow",
             f"min(s) FILTER (WHERE {base}) AS first_s",
             f"max(s) FILTER (WHERE {base}) AS last_s",
             f"count(DISTINCT inv) FILTER (WHERE {base}) AS orders",
-            f"count(DISTINCT stock) FILTER (WHERE {base}) AS products",
-            f"arg_max(country, {{'s': s, 'r': _row}}) FILTER (WHERE {base}) AS country",
+            f"arg_max(country, {{'s': s, 'r': last_row}}) FILTER (WHERE {base}) AS country",
             *(
                 f"count(DISTINCT inv) FILTER (WHERE {_window(start, end)}) AS o{i}"
                 for i, (start, end) in enumerate(query.orders.values())
             ),
         ]
+        if floor is None:  # distinct stock codes before the snapshot: the pairs first bought before it
+            products = f"SELECT cust, count(*) AS products FROM pairs WHERE first_s < {snap} GROUP BY cust"
+        else:
+            products = f"SELECT cust, count(DISTINCT stock) AS products FROM lines WHERE {base} GROUP BY cust"
         frame = self.con.execute(
-            f"SELECT cust, {', '.join(parts)} FROM lines WHERE {scan} "
-            f"GROUP BY cust HAVING count(*) FILTER (WHERE {base}) > 0"
+            f"""WITH g AS (
+                SELECT cust, {", ".join(parts)} FROM groups WHERE {scan}
+                GROUP BY cust HAVING count(*) FILTER (WHERE {base}) > 0),
+            pr AS ({products})
+            SELECT g.*, coalesce(pr.products, 0) AS products FROM g LEFT JOIN pr ON g.cust = pr.cust"""
         ).df()
         _refuse_overflow(frame)
         ints = ("lines", "quantity", "spend", "price", "first_s", "last_s", "orders", "products")
@@ -216,9 +248,9 @@ class DuckLines:
         return out.sort_index()
 
     def revenue(self, start: pd.Timestamp | None, end: pd.Timestamp, ids: pd.Index) -> np.ndarray:
-        expr = "sum(qty * pm)"
+        expr = "sum(spend)"
         frame = self.con.execute(
-            f"SELECT cust, coalesce({_big(expr)}, 0) AS spend, {_too_big(expr)} AS overflow FROM lines "
+            f"SELECT cust, coalesce({_big(expr)}, 0) AS spend, {_too_big(expr)} AS overflow FROM groups "
             f"WHERE {_window(start, end)} GROUP BY cust"
         ).df()
         _refuse_overflow(frame)
@@ -260,7 +292,7 @@ def open_lines(
     import duckdb
 
     folder = tempfile.mkdtemp(prefix="clvdrift-duckdb-")
-    con = duckdb.connect(os.path.join(folder, "lines.duckdb"))
+    con = duckdb.connect(":memory:")  # past memory_limit, tables spill to the folder
 
     def close() -> None:
         con.close()
@@ -316,17 +348,17 @@ def _clean(
         ).fetchall()
         examples[side] = [(name(int(r)), int(v)) for r, v in found]
     date_report, findings = describe_outliers(values, counts, (low, high), examples)
-    con.execute(f"CREATE TEMP TABLE ruled AS {_clean_sql(low, high)}")
-    ruled = dict(con.execute("SELECT rule, count(*) FROM ruled GROUP BY rule").fetchall())
-    removed = {rule: int(ruled.get(i + 1, 0)) for i, rule in enumerate(RULES)}
-    total = int(sum(ruled.values()))
-    con.execute(
-        f"""CREATE TABLE lines AS
-        SELECT _row, cust, inv, stock, coalesce(country, 'Unspecified') AS country, {_SECONDS} AS s,
-               trunc(q)::BIGINT AS qty, round_even(p * 1000, 0)::BIGINT AS pm
-        FROM ruled WHERE rule = 0"""
-    )
-    con.execute("DROP TABLE ruled")
+    for step in _clean_steps(low, high):
+        con.execute(step)
+    by_rule = dict(con.execute("SELECT r, count(*) FROM base GROUP BY r").fetchall())
+    for rule, n in con.execute("SELECT r, count(*) FROM paired GROUP BY r").fetchall():
+        by_rule[rule] -= n  # netted order lines are counted under cancelled_order (4), which comes first
+        by_rule[4] = by_rule.get(4, 0) + n
+    removed = {rule: int(by_rule.get(i + 1, 0)) for i, rule in enumerate(RULES)}
+    removed["exact_duplicate"] = int(con.execute("SELECT count(*) FROM dups").fetchone()[0])  # type: ignore[index]
+    total = int(sum(by_rule.values()))
+    for table in ("base", "cancels", "paired", "dups"):
+        con.execute(f"DROP TABLE {table}")
     kept, customers = con.execute("SELECT count(*), count(DISTINCT cust) FROM lines").fetchone()  # type: ignore[misc]
     if kept == 0:
         raise nothing_left(source.name, total, removed, findings)
