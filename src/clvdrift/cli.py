@@ -82,6 +82,13 @@ class Family(str, Enum):
     rf = "rf"
 
 
+class EngineArg(str, Enum):
+    auto = "auto"
+    pandas = "pandas"
+    duckdb = "duckdb"
+    dask = "dask"
+
+
 class Scenario(str, Enum):
     none = "none"
     data_drift = "data-drift"
@@ -119,6 +126,20 @@ CutoffOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+EngineOpt = Annotated[
+    EngineArg | None,
+    typer.Option(
+        "--engine",
+        help="What cleans the transactions and computes the features: pandas (in memory), duckdb (out of "
+        "core), dask (CLVDRIFT_DASK_SCHEDULER or a local cluster); auto: by size [default: CLVDRIFT_ENGINE "
+        "or auto]",
+    ),
+]
+
+
+def _with_engine(settings: Settings, engine: EngineArg | None) -> Settings:
+    """The settings with ``--engine`` applied (one place, so every command reads it alike)."""
+    return settings if engine is None else settings.model_copy(update={"engine": engine.value})
 
 
 def _print_version(value: bool) -> None:
@@ -385,6 +406,7 @@ def _train(
             columns=columns,
             champion=promote,
             progress=progress,
+            engines=settings.workspace().engines,
         )
     return result.to_dict()
 
@@ -479,10 +501,11 @@ def train(
             + _default(TrainConfig, "model"),
         ),
     ] = None,
+    engine: EngineOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train, evaluate and register a CLV model on a transactions file."""
-    settings = get_settings()
+    settings = _with_engine(get_settings(), engine)
     overrides = {
         "model": model.value if model else None,
         "target": target.value if target else None,
@@ -615,6 +638,7 @@ def _detect_kwargs(settings: Settings, html: bool, overrides: dict[str, Any] | N
         "reports_dir": settings.reports_dir,
         "config": config,
         "render_html": html,
+        "engines": settings.workspace().engines,
     }
 
 
@@ -665,6 +689,7 @@ def detect(
     ] = False,
     date_format: DateFormatOpt = None,
     column: ColumnOpt = None,
+    engine: EngineOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check a batch for data drift and model drift against the champion; decide on retraining.
@@ -676,7 +701,7 @@ def detect(
     """
     from clvdrift import pipeline
 
-    settings = get_settings()
+    settings = _with_engine(get_settings(), engine)
     path = current or settings.current_dir / pipeline.CURRENT_FILE
     kwargs = _detect_kwargs(settings, html, {"drift_share": drift_share, "fdr": fdr, "calibrate": calibrate})
     with _progress("detecting drift") as progress:
@@ -716,18 +741,20 @@ def predict(
     ] = None,
     date_format: DateFormatOpt = None,
     column: ColumnOpt = None,
+    engine: EngineOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Predict every customer's revenue over the next H days with the champion; write them with --out."""
     from clvdrift import pipeline
 
-    settings = get_settings()
+    settings = _with_engine(get_settings(), engine)
     with _progress("predicting") as progress:
         raw, source = pipeline.predict_input(
             settings.workspace(), data, date_format=date_format, columns=_columns(column)
         )
         result = pipeline.predict(
             raw,
+            engines=settings.workspace().engines,
             registry=_registry(settings.database_url),
             models_dir=settings.models_dir,
             source=source,
@@ -894,6 +921,7 @@ def monitor(
         bool,
         typer.Option("--fail-on-quarantine", help="Exit 6 when a new file was quarantined or unreadable."),
     ] = False,
+    engine: EngineOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One monitoring cycle: new files → transaction history → drift check → decision → (retrain → gate
@@ -903,7 +931,7 @@ def monitor(
     from clvdrift.store import connect
     from clvdrift.store.runs import RunStore
 
-    settings = get_settings()
+    settings = _with_engine(get_settings(), engine)
     loop = settings.loop if wait is None else settings.loop.model_copy(update={"lock_wait_seconds": wait})
     with _progress("monitoring cycle") as progress:
         result = monitor_cycle(

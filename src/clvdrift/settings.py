@@ -66,6 +66,19 @@ class Settings(BaseSettings):
         default=Path("monitoring/metrics/clvdrift.prom"),
         description="node-exporter textfile the runs write when no Pushgateway is set",
     )
+    engine: Literal["auto", "pandas", "duckdb", "dask"] = Field(
+        default="auto",
+        description="what cleans the transactions and computes the features: pandas (in memory), duckdb "
+        "(out of core), dask (a cluster); auto: pandas below 2,000,000 raw rows, duckdb from there on",
+    )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="address of a dask.distributed scheduler for engine dask, e.g. tcp://10.0.0.5:8786; "
+        "unset: a local cluster of two worker processes",
+    )
+    duckdb_memory_limit: str | None = Field(
+        default=None, description="DuckDB's memory limit for engine duckdb, e.g. 2GB (unset: DuckDB's own)"
+    )
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
         default="warning", description="level of the clvdrift logger (stderr and log_file)"
     )

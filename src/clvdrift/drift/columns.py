@@ -207,6 +207,28 @@ class NumericColumnProfile:
         )
 
 
+HASH_BUCKETS = 1024
+
+
+def _dense_buckets(d: Mapping[str, Any]) -> list[int]:
+    """The bucket counts of a profile's JSON (``[]`` for a profile written before buckets existed)."""
+    out = [0] * int(d.get("hash_buckets") or 0)
+    for i, c in d.get("buckets") or []:
+        out[int(i)] = int(c)
+    return out
+
+
+def hash_buckets(counts: Mapping[Any, int], buckets: int = HASH_BUCKETS) -> np.ndarray:
+    """Exact counts per hash bucket of the categories (``str(category)`` hashed by pandas' stable
+    SipHash with its fixed key, so every process and platform puts a category in the same bucket)."""
+    out = np.zeros(buckets, dtype=np.int64)
+    if counts:
+        keys = np.array([str(k) for k in counts], dtype=object)
+        where = (pd.util.hash_array(keys) % np.uint64(buckets)).astype(np.int64)
+        np.add.at(out, where, np.fromiter(counts.values(), dtype=np.int64, count=len(counts)))
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class CategoricalColumnProfile:
     """Summary of one categorical column: category counts, the ``other`` cell and the missing count.
@@ -215,6 +237,10 @@ class CategoricalColumnProfile:
     Misra-Gries frequent-items summary (:func:`~clvdrift.drift.sketch.reduce_counts`): the kept
     categories with counts that underestimate the true ones by at most :attr:`count_error_bound`,
     and ``other``, the mass not held by a kept count, so that ``count == sum(kept) + other``.
+
+    ``buckets`` holds the exact count of every category's values in :data:`HASH_BUCKETS` hash buckets
+    (merged by adding): what a bounded profile is compared on, so new and vanished categories move mass
+    between buckets at any cardinality. Empty in profiles written before it existed.
     """
 
     name: str
@@ -223,17 +249,30 @@ class CategoricalColumnProfile:
     categories: tuple[tuple[Any, int], ...]  # kept categories, sorted by (type name, repr)
     other: int
     max_categories: int
+    buckets: tuple[int, ...] = ()
 
     @classmethod
     def from_counts(
-        cls, name: str, counts: Mapping[Any, int], missing: int, max_categories: int, other: int = 0
+        cls,
+        name: str,
+        counts: Mapping[Any, int],
+        missing: int,
+        max_categories: int,
+        other: int = 0,
+        buckets: Sequence[int] | None = None,
     ) -> CategoricalColumnProfile:
         """Profile from ``{category: count}`` (exact, or kept counts plus ``other``), reduced to at most
-        ``max_categories`` kept categories."""
-        kept, removed = reduce_counts({k: int(v) for k, v in counts.items() if v}, max_categories)
+        ``max_categories`` kept categories. ``buckets`` (default: those of ``counts``, exact when
+        ``other`` is 0) are the hash-bucket counts of all values."""
+        exact = {k: int(v) for k, v in counts.items() if v}
+        if buckets is None:
+            buckets = tuple(int(b) for b in hash_buckets(exact)) if not other else ()
+        kept, removed = reduce_counts(exact, max_categories)
         items = tuple(sorted(kept.items(), key=category_sort_key))
         total = sum(v for _, v in items) + other + removed
-        return cls(name, int(total), int(missing), items, int(other + removed), max_categories)
+        return cls(
+            name, int(total), int(missing), items, int(other + removed), max_categories, tuple(buckets)
+        )
 
     @classmethod
     def from_series(cls, name: str, series: pd.Series, max_categories: int) -> CategoricalColumnProfile:
@@ -262,8 +301,15 @@ class CategoricalColumnProfile:
         counts = self.counts_dict()
         for k, v in other.categories:
             counts[k] = counts.get(k, 0) + v
+        both = bool(self.buckets) and bool(other.buckets)
+        buckets = tuple(a + b for a, b in zip(self.buckets, other.buckets, strict=True)) if both else ()
         return CategoricalColumnProfile.from_counts(
-            self.name, counts, self.missing + other.missing, self.max_categories, self.other + other.other
+            self.name,
+            counts,
+            self.missing + other.missing,
+            self.max_categories,
+            self.other + other.other,
+            buckets,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -276,6 +322,8 @@ class CategoricalColumnProfile:
             "categories": [[k, v] for k, v in self.categories],
             "other": self.other,
             "max_categories": self.max_categories,
+            "hash_buckets": len(self.buckets),
+            "buckets": [[i, c] for i, c in enumerate(self.buckets) if c],  # the non-empty ones
         }
 
     @classmethod
@@ -287,6 +335,7 @@ class CategoricalColumnProfile:
             int(d["missing"]),
             int(d["max_categories"]),
             int(d["other"]),
+            _dense_buckets(d),
         )
 
     def equals(self, other: CategoricalColumnProfile) -> bool:
@@ -298,6 +347,7 @@ class CategoricalColumnProfile:
             and self.other == other.other
             and self.max_categories == other.max_categories
             and self.counts_dict() == other.counts_dict()
+            and self.buckets == other.buckets
         )
 
 

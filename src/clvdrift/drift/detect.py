@@ -10,7 +10,7 @@ each column's test (:mod:`clvdrift.drift.calibrate`). Every option comes from on
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,6 +20,7 @@ import pandas as pd
 from clvdrift.config import DriftConfig
 from clvdrift.drift import calibrate as cal
 from clvdrift.drift import stattests as st
+from clvdrift.drift.columns import hash_buckets
 from clvdrift.drift.convert import is_integer_column
 from clvdrift.drift.profile import (
     CATEGORICAL,
@@ -28,6 +29,7 @@ from clvdrift.drift.profile import (
     CorrelationStats,
     NumericColumnProfile,
     ReferenceProfile,
+    build_profile,
     category_counts,
     to_float_array,
 )
@@ -423,6 +425,11 @@ def _category_cells(
         cur_counts = np.array([cur_dict.get(k, 0) for k in keys], dtype=np.float64)
         return keys, ref_counts, cur_counts, unseen, len(keys)
     n_cur = int(sum(cur_dict.values()))
+    if ref.buckets:  # exact counts of hash buckets on both sides: no count error to allow for
+        ref_b = np.asarray(ref.buckets, dtype=np.float64)
+        cur_b = hash_buckets(cur_dict, len(ref.buckets)).astype(np.float64)
+        used = np.flatnonzero((ref_b > 0) | (cur_b > 0))
+        return [f"bucket {i}" for i in used], ref_b[used], cur_b[used], [], 0
     separate = _sorted_keys(_separate_categories(ref, n_cur))
     keys = [*separate, OTHER_CATEGORY]
     ref_counts = np.array([*(ref_dict[k] for k in separate), 0], dtype=np.float64)
@@ -457,7 +464,18 @@ def _categorical_column(
                 " (expected count 0: chi-square statistic is infinite, written as null; p-value 0, "
                 "as in Evidently)"
             )
-    if ref.other:
+    if ref.other and ref.buckets:
+        new = float(cur_counts[ref_counts == 0].sum() / max(cur_counts.sum(), 1))
+        gone = float(ref_counts[cur_counts == 0].sum() / max(ref_counts.sum(), 1))
+        note = _note(
+            note,
+            f"the reference has more than {ref.max_categories:,} categories: compared over {len(keys)} of "
+            f"{len(ref.buckets)} hash buckets of categories, exact on both sides (buckets only merge "
+            f"categories, which can lower the statistic, never raise it); {new:.1%} of the current values "
+            f"are in buckets the reference never filled (new categories), {gone:.1%} of the reference's "
+            "in buckets the current window left empty (vanished ones)",
+        )
+    elif ref.other:
         note = _note(
             note,
             f"the reference profile is bounded (frequent-items counts, each within "
@@ -486,7 +504,12 @@ def _categorical_column(
             _first_vs_rest(ref_counts, cur_counts)
             if test == "z"
             else cal.coarsen(
-                cal.Grid.from_counts(ref_counts, cur_counts, None, f"the {len(keys)} categories")
+                cal.Grid.from_counts(
+                    ref_counts,
+                    cur_counts,
+                    None,
+                    f"the {len(keys)} {'buckets' if n_separate == 0 and ref.other else 'categories'}",
+                )
             )
         )
         col.grid, col.level = grid, _level(test, threshold, config)
@@ -697,14 +720,77 @@ def _key_rule(work: list[_Column], keys: list[str], config: DriftConfig) -> tupl
 
 
 # ====================================================================== the check
+UNDECIDED = "undecided"
+
+
+def _undecided(result: ColumnDriftResult) -> bool:
+    """Whether a sketch's error bound leaves the Wasserstein decision open: the exact statistic may lie
+    on either side of the threshold."""
+    bound = (result.sketch_error_bound or {}).get("wasserstein_normed")
+    stat, threshold = result.statistic, result.threshold
+    if result.test != "wasserstein" or bound is None or stat is None or threshold is None:
+        return False
+    return math.isfinite(stat) and stat - bound < threshold <= stat + bound
+
+
+def _decide_exactly(
+    column: str,
+    col: _Column,
+    series: pd.Series,
+    config: DriftConfig,
+    reference: Callable[[], pd.DataFrame] | None,
+) -> _Column:
+    """The column decided on the exact reference values when there are any, else left undecided."""
+    r = col.result
+    bound = (r.sketch_error_bound or {})["wasserstein_normed"]
+    why = (
+        f"the reference sketch cannot decide: its statistic {r.statistic:.3g} is within its error bound "
+        f"{bound:.3g} of the threshold {r.threshold:g}"
+    )
+    frame = reference() if reference is not None else None
+    if frame is None or column not in frame.columns:
+        return _Column(
+            replace(
+                r,
+                drifted=False,
+                raw_drifted=False,
+                decided_by=UNDECIDED,
+                note=_note(
+                    r.note, f"{why}, and no exact reference values were given: not counted as drifted"
+                ),
+            )
+        )
+    values = frame[column]
+    exact = build_profile(
+        values.to_frame(),
+        numerical_columns=[column],
+        categorical_columns=None,
+        max_exact_values=len(values) + 1,
+    ).column(column)
+    assert isinstance(exact, NumericColumnProfile)
+    decided, _ = _numeric_column(column, exact, series, config)
+    return _Column(
+        replace(
+            decided.result, note=_note(decided.result.note, f"{why}: decided on the exact reference values")
+        )
+    )
+
+
 def detect_data_drift(
     profile: ReferenceProfile,
     current: pd.DataFrame,
     config: DriftConfig = DriftConfig(),
     *,
     columns: Sequence[str] | None = None,
+    reference: Callable[[], pd.DataFrame] | None = None,
 ) -> DataDriftResult:
     """Test every column of ``current`` (or ``columns``) against the reference ``profile``.
+
+    A numerical column whose profile is a sketch is decided on the sketch unless the sketch's own error
+    bound says it cannot decide (the Wasserstein distance within its bound of the threshold, on either
+    side): then on the exact reference values, which ``reference()`` returns (the data the profile was
+    built from), or, without them, it is not counted as drifted and its note says the sketch could not
+    decide (``decided_by`` ``"undecided"``).
 
     Per column the test is Evidently 0.7's default (or ``config.per_column_stattest[column]``, else
     ``config.stattest``) with its default threshold (or ``config.per_column_threshold[column]``).
@@ -738,6 +824,8 @@ def detect_data_drift(
         ref = profile.column(c)
         if isinstance(ref, NumericColumnProfile):
             col, n_missing = _numeric_column(c, ref, current[c], config)
+            if _undecided(col.result) and not config.calibrate:
+                col = _decide_exactly(c, col, current[c], config, reference)
         else:
             col, n_missing = _categorical_column(c, ref, current[c], config)
         work.append(col)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTO_DUCKDB_ROWS",
     "ENGINES",
+    "EngineChoice",
     "EngineName",
     "OpenLines",
     "Source",
@@ -69,7 +70,24 @@ class Source:
 
     @classmethod
     def of_parts(cls, parts: list[Path], *, name: str, as_of: pd.Timestamp | None = None) -> Source:
-        return cls(name=name, parts=tuple(Path(p) for p in parts), as_of=as_of)
+        # absolute: a Dask worker runs in a folder of its own (on a cluster, the history's folder must
+        # be at the same path on every worker, e.g. a shared file system)
+        return cls(name=name, parts=tuple(Path(p).resolve() for p in parts), as_of=as_of)
+
+    def until(self, day: pd.Timestamp) -> Source:
+        """The rows dated up to the day ``day`` (rows without a date left out), as
+        :meth:`clvdrift.data.history.TransactionHistory.read` reads them with ``as_of``."""
+        import dataclasses
+
+        from clvdrift.data import schema
+        from clvdrift.data.history import as_of_end
+
+        if self.frame is None:
+            as_of = day if self.as_of is None else min(pd_timestamp(day), pd_timestamp(self.as_of))
+            return dataclasses.replace(self, as_of=as_of)
+        kept = self.frame.loc[self.frame[schema.INVOICE_DATE] < as_of_end(day)]
+        kept.attrs = dict(self.frame.attrs)
+        return dataclasses.replace(self, frame=kept)
 
     def rows(self) -> int:
         """How many raw rows (for the parts: before the ``as_of`` filter; from their metadata)."""
@@ -88,6 +106,29 @@ class Source:
         frame = read_parts(list(self.parts), as_of=self.as_of)
         frame.attrs["source"] = self.name
         return frame
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """Which engine to use and where (the settings ``engine``, ``dask_scheduler`` and
+    ``duckdb_memory_limit``; their defaults live in :class:`clvdrift.settings.Settings`)."""
+
+    engine: str = "auto"
+    dask_scheduler: str | None = None
+    duckdb_memory_limit: str | None = None
+
+    def open(self, data: pd.DataFrame | Source, *, today: pd.Timestamp | None = None) -> OpenLines:
+        """:func:`open_lines` with this choice (a frame is taken as a :meth:`Source.of_frame`)."""
+        import pandas as pd
+
+        source = Source.of_frame(data) if isinstance(data, pd.DataFrame) else data
+        return open_lines(
+            source,
+            engine=self.engine,
+            today=today,
+            dask_scheduler=self.dask_scheduler,
+            memory_limit=self.duckdb_memory_limit,
+        )
 
 
 @dataclass
@@ -110,6 +151,12 @@ class OpenLines:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def pd_timestamp(value: object) -> pd.Timestamp:
+    import pandas as pd
+
+    return pd.Timestamp(value)  # type: ignore[arg-type]
 
 
 def choose_engine(engine: str, rows: int) -> tuple[str, str]:

@@ -22,7 +22,7 @@ import pandas as pd
 from clvdrift.jsonable import dataclass_dict
 
 if TYPE_CHECKING:
-    from clvdrift.features import TransactionLines
+    from clvdrift.features import LineTable
     from clvdrift.model.base import ClvModel
 
 __all__ = ["UNCALIBRATED", "SeasonalFactor", "seasonal_factor"]
@@ -49,7 +49,7 @@ class SeasonalFactor:
 
 def seasonal_factor(
     model: ClvModel,
-    lines: TransactionLines,
+    lines: LineTable,
     cutoff: pd.Timestamp,
     horizon_days: int,
     *,

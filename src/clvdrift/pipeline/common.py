@@ -19,13 +19,14 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from clvdrift.data import CleaningReport
     from clvdrift.model.base import ClvModel
     from clvdrift.model.registry import ModelRegistry, ModelVersion
 
 Progress = Callable[[str], None]
 if TYPE_CHECKING:
-    Cleaned: TypeAlias = tuple[pd.DataFrame, CleaningReport]  # what clean_transactions returns
+    from clvdrift.engines import EngineChoice, OpenLines
+
+    Cleaned: TypeAlias = OpenLines  # clean lines and the cleaning report, from an engine
 
 
 @dataclass(frozen=True)
@@ -47,18 +48,35 @@ class Workspace:
     predictions_dir: Path
     metrics_textfile: Path
     pushgateway_url: str | None
+    engine: str = "auto"
+    dask_scheduler: str | None = None
+    duckdb_memory_limit: str | None = None
+
+    @property
+    def engines(self) -> EngineChoice:
+        """The engine that cleans and computes features for this workspace (:mod:`clvdrift.engines`)."""
+        from clvdrift.engines import EngineChoice
+
+        return EngineChoice(self.engine, self.dask_scheduler, self.duckdb_memory_limit)
 
     @classmethod
     def under(cls, root: Path, raw_data: Path) -> Workspace:
         """A workspace of its own below ``root`` (a SQLite store and one folder each, metrics to a
         textfile there), e.g. for the demo."""
         root = Path(root)
+        folders = {name: root / name for name in WORKSPACE_FOLDERS}
         return cls(
             database_url=f"sqlite:///{root / 'clvdrift.db'}",
             raw_data=Path(raw_data),
             metrics_textfile=root / "metrics" / "clvdrift.prom",
             pushgateway_url=None,
-            **{f"{name}_dir": root / name for name in WORKSPACE_FOLDERS},
+            models_dir=folders["models"],
+            reference_dir=folders["reference"],
+            current_dir=folders["current"],
+            reports_dir=folders["reports"],
+            quarantine_dir=folders["quarantine"],
+            history_dir=folders["history"],
+            predictions_dir=folders["predictions"],
         )
 
 

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from clvdrift.config import DriftConfig, GateConfig, LoopConfig, TrainConfig
-from clvdrift.data import clean_transactions
 from clvdrift.errors import ClvdriftError, RegistryError, storage_error
 from clvdrift.faults import fault_point
 from clvdrift.jsonable import dataclass_dict
@@ -52,7 +51,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from clvdrift.data.history import TransactionHistory
-    from clvdrift.features import TransactionLines
+    from clvdrift.engines import Source
     from clvdrift.io import ProcessIdentity
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.pipeline.common import Cleaned
@@ -95,7 +94,7 @@ class CycleResult:
 
 
 def retrain(
-    raw: pd.DataFrame,
+    raw: pd.DataFrame | Source | None,
     ctx: CycleContext,
     *,
     run_id: str,
@@ -109,8 +108,9 @@ def retrain(
     """Retrain on ``raw`` transactions under the training lock, gate the challenger against the
     champion, and register it: as champion (files published) when it wins, with the reason when not.
     The version records ``run_id``, the run that retrained (see :meth:`ModelRegistry.of_run`);
-    ``cleaned`` is ``clean_transactions(raw)`` when the caller has it already; ``lock_wait_seconds``: how
-    long to wait for another training (0: :class:`LockBusyError` at once)."""
+    ``cleaned`` is the data already cleaned by an engine (then ``raw`` may be ``None``), else ``raw`` is
+    cleaned with the workspace's engine; ``lock_wait_seconds``: how long to wait for another training
+    (0: :class:`LockBusyError` at once)."""
     from clvdrift.model.artifacts import read_verified
     from clvdrift.model.base import TrainingRecord
     from clvdrift.pipeline.retrain import retrain_and_gate
@@ -118,9 +118,24 @@ def retrain(
     from clvdrift.store.locks import training_lock
 
     registry, workspace = ctx.registry, ctx.workspace
+    if cleaned is None:
+        if raw is None:
+            raise ValueError("retrain needs raw transactions or an engine's clean lines")
+        with workspace.engines.open(raw) as opened:
+            return retrain(
+                raw,
+                ctx,
+                run_id=run_id,
+                train_config=train_config,
+                gate_config=gate_config,
+                source=source,
+                progress=progress,
+                cleaned=opened,
+                lock_wait_seconds=lock_wait_seconds,
+            )
     with training_lock(ctx.engine, wait_seconds=lock_wait_seconds):
         champion, model = load_champion(registry, workspace.models_dir)
-        clean, cleaning = cleaned if cleaned is not None else clean_transactions(raw)
+        clean, cleaning = cleaned.lines, cleaned.cleaning
         trained_on = training_customers(read_verified(workspace.models_dir, champion.artifacts["reference"]))
         outcome = retrain_and_gate(
             clean,
@@ -141,7 +156,7 @@ def retrain(
             models_dir=workspace.models_dir,
             reference_dir=workspace.reference_dir,
             cleaning=cleaning.to_dict(),
-            fingerprint={"source": source, "rows": len(raw)},
+            fingerprint={"source": source, "rows": cleaning.rows_in},
             champion=outcome.promoted,
             run_id=run_id,
         )
@@ -437,27 +452,28 @@ def finish_skipped(ctx: CycleContext, run_id: str, durations: dict[str, float]) 
     return version
 
 
-def read_history(ctx: CycleContext, run_id: str) -> tuple[pd.DataFrame, str]:
-    """The transaction history's rows and how a report names them."""
-    from clvdrift.data.history import TransactionHistory, current_batches
+def read_history(ctx: CycleContext, run_id: str) -> tuple[Source, str]:
+    """The transaction history's part files (checked) and how a report names them."""
+    from clvdrift.data.history import TransactionHistory
+    from clvdrift.engines import Source
 
     history = TransactionHistory(ctx.workspace.history_dir, ctx.engine)
-    batches = len(current_batches(history.batches()))
-    return history.read(), f"transaction history ({batches} batch{'es' if batches != 1 else ''}), {run_id}"
+    parts = history.parts()
+    name = f"transaction history ({len(parts)} batch{'es' if len(parts) != 1 else ''}), {run_id}"
+    return Source.of_parts(parts, name=name), name
 
 
 def detect_history(
     ctx: CycleContext,
-    raw: pd.DataFrame,
+    raw: pd.DataFrame | Source | None,
     source: str,
     config: DriftConfig,
     *,
     render_html: bool = False,
     cleaned: Cleaned | None = None,
-    lines: TransactionLines | None = None,
 ) -> DetectResult:
-    """The history ``raw`` against the champion (:func:`detect_transactions`; ``cleaned`` and ``lines``:
-    its cleaned form and line table when the caller has them)."""
+    """The history against the champion (:func:`detect_transactions`): ``cleaned`` by an engine, or
+    ``raw`` cleaned with the workspace's engine."""
     return detect_transactions(
         raw,
         registry=ctx.registry,
@@ -467,7 +483,7 @@ def detect_history(
         config=config,
         render_html=render_html,
         cleaned=cleaned,
-        lines=lines,
+        engines=ctx.workspace.engines,
     )
 
 
@@ -555,7 +571,7 @@ def monitor_cycle(
     from clvdrift.store.runs import RunStore
 
     ctx = CycleContext.open(workspace)
-    with cycle_lock(ctx, loop_config.lock_wait_seconds) as lock:
+    with cycle_lock(ctx, loop_config.lock_wait_seconds) as lock, contextlib.ExitStack() as stack:
         run_id = new_id("cycle")
         start_run(ctx, run_id, trigger, mode, owner=ProcessIdentity.current())
         t = Timings()
@@ -571,8 +587,12 @@ def monitor_cycle(
                     run_id, trigger, status, "no_new_data", new, None, None, version, t.seconds
                 )
             with t.step("detect", progress):
-                raw, source = read_history(ctx, run_id)
-                detected = detect_history(ctx, raw, source, drift_config, render_html=render_html)
+                history, source = read_history(ctx, run_id)
+                opened = stack.enter_context(ctx.workspace.engines.open(history))
+                RunStore(ctx.engine).add_details(run_id, engine=opened.engine, engine_choice=opened.reason)
+                detected = detect_history(
+                    ctx, None, source, drift_config, render_html=render_html, cleaned=opened
+                )
             outcome = DriftOutcome.of(detected)
             record_found(ctx, run_id, outcome)
             fault_point("cycle.detected")
@@ -588,13 +608,14 @@ def monitor_cycle(
                 lock.ensure_held()  # a lost lock may let another cycle retrain on the same data
                 with t.step("retrain", progress):
                     challenger = retrain(
-                        raw,
+                        None,
                         ctx,
                         run_id=run_id,
                         train_config=train_config,
                         gate_config=gate_config,
                         source=source,
                         progress=progress,
+                        cleaned=opened,
                     )
             champion = ctx.registry.champion()
             lock.ensure_held()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clvdrift.config import SCENARIO_SEED, DriftConfig
-from clvdrift.data import clean_transactions, load_transactions, schema, simulate_scenario
+from clvdrift.data import load_transactions, schema, simulate_scenario
 from clvdrift.data.scenarios import SCENARIOS
 from clvdrift.errors import ConfigError
 from clvdrift.features import COUNTRY, NUMERIC_FEATURES
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from clvdrift.drift import DataDriftResult, ModelDriftResult
-    from clvdrift.features import TransactionLines
+    from clvdrift.engines import EngineChoice, Source
+    from clvdrift.features import LineTable
     from clvdrift.model.base import TrainingRecord
     from clvdrift.model.registry import ModelRegistry
     from clvdrift.pipeline.common import Cleaned
@@ -130,7 +131,9 @@ class DetectResult:
         return dataclass_dict(self)
 
 
-def choose_cutoff(clean: pd.DataFrame, training: TrainingRecord, cutoff: str | None) -> tuple[str, bool]:
+def choose_cutoff(
+    clean: pd.DataFrame | LineTable, training: TrainingRecord, cutoff: str | None
+) -> tuple[str, bool]:
     """The cutoff at which a batch's features are computed, and whether its labels are available.
 
     Explicit ``cutoff`` wins. Otherwise, like training: the batch's last day minus H, when the batch
@@ -142,8 +145,11 @@ def choose_cutoff(clean: pd.DataFrame, training: TrainingRecord, cutoff: str | N
     from clvdrift.features import parse_cutoff
 
     horizon = pd.Timedelta(days=training.horizon_days)
-    first = clean[schema.INVOICE_DATE].min().normalize()
-    last = clean[schema.INVOICE_DATE].max().normalize()
+    if isinstance(clean, pd.DataFrame):
+        first = clean[schema.INVOICE_DATE].min().normalize()
+        last = clean[schema.INVOICE_DATE].max().normalize()
+    else:
+        first, last = clean.first_day(), clean.last_day()
     if cutoff is not None:
         cut = parse_cutoff(cutoff)
     else:
@@ -220,7 +226,7 @@ def _reference_rows(reference: pd.DataFrame, overlap: bool) -> pd.DataFrame | No
 
 
 def check_batch(
-    raw: pd.DataFrame,
+    raw: pd.DataFrame | Source | None,
     *,
     registry: ModelRegistry,
     models_dir: Path,
@@ -229,12 +235,12 @@ def check_batch(
     cutoff: str | None = None,
     progress: Progress | None = None,
     cleaned: Cleaned | None = None,
-    lines: TransactionLines | None = None,
+    engines: EngineChoice | None = None,
 ) -> DetectResult:
     """Check a batch of raw transactions against the champion (see the module docstring); writes nothing.
 
-    ``cleaned`` is ``clean_transactions(raw)`` when the caller has it already, and ``lines`` its line
-    table (a replay cleans each step's rows once for all its policies and builds their table once)."""
+    ``cleaned`` is the batch already cleaned by an engine (then ``raw`` may be ``None``: a history read
+    out of core); else ``raw`` is cleaned with ``engines`` (default: pandas)."""
     from clvdrift.drift import ReferenceProfile, detect_data_drift, detect_model_drift
     from clvdrift.features import build_training_set
     from clvdrift.model.artifacts import read_verified
@@ -243,6 +249,22 @@ def check_batch(
     unknown = sorted(set(config.key_columns) - set(DRIFT_COLUMNS))
     if unknown:
         raise ConfigError(f"key columns {unknown} are not tested columns; expected some of {DRIFT_COLUMNS}")
+    if cleaned is None:
+        from clvdrift.engines import EngineChoice
+
+        if raw is None:
+            raise ValueError("check_batch needs raw transactions or an engine's clean lines")
+        with (engines or EngineChoice("pandas")).open(raw) as opened:
+            return check_batch(
+                raw,
+                registry=registry,
+                models_dir=models_dir,
+                source=source,
+                config=config,
+                cutoff=cutoff,
+                progress=progress,
+                cleaned=opened,
+            )
     t = Timings()
     with t.step("load champion", progress):
         champion, model = load_champion(registry, models_dir)
@@ -254,10 +276,10 @@ def check_batch(
         reference_csv = read_verified(Path(models_dir), reference_info)
     training = TrainingRecord.from_dict(champion.training)
     with t.step("features", progress):
-        clean, cleaning = cleaned if cleaned is not None else clean_transactions(raw)
-        cut, labelled = choose_cutoff(clean, training, cutoff)
+        lines, cleaning = cleaned.lines, cleaned.cleaning
+        cut, labelled = choose_cutoff(lines, training, cutoff)
         ts = build_training_set(
-            lines if lines is not None else clean,
+            lines,
             target=training.target,
             horizon_days=training.horizon_days,
             cutoff=cut,
@@ -268,7 +290,13 @@ def check_batch(
         if labelled:
             current["target"] = ts.target
     with t.step("data drift", progress):
-        data_drift = detect_data_drift(profile, current, config, columns=DRIFT_COLUMNS)
+        data_drift = detect_data_drift(
+            profile,
+            current,
+            config,
+            columns=DRIFT_COLUMNS,
+            reference=lambda: _reference_frame(reference_csv),  # read only when a sketch cannot decide
+        )
     with t.step("model drift", progress):
         scored, scope = _scoring_scope(reference_csv, training, cut, current.index)
         overlap = scope.customers_excluded > 0
@@ -303,7 +331,7 @@ def check_batch(
         model_version=champion.version,
         current=Batch(
             source=source,
-            rows=len(raw),
+            rows=cleaning.rows_in,
             clean_rows=cleaning.rows_out,
             customers=len(current),
             cutoff=cut,
@@ -372,7 +400,7 @@ def write_reports(
 
 
 def detect_transactions(
-    raw: pd.DataFrame,
+    raw: pd.DataFrame | Source | None,
     *,
     reports_dir: Path,
     render_html: bool = True,

@@ -35,8 +35,10 @@ from clvdrift.observability.logging import get_logger, log_context
 from clvdrift.pipeline.common import Workspace
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sqlalchemy import Engine
 
+    from clvdrift.engines import Source
     from clvdrift.pipeline.serving import OnlineDrift
     from clvdrift.store.jobs import RetrainJob
 
@@ -256,8 +258,9 @@ def run_next_job(
         runs.start(run_id, "worker", {"job": job.to_dict()}, kind="retrain", owner=owner)
         fault_point("job.started")
         try:
-            raw, source = read_history(ctx, run_id)
-            if raw.empty:
+            history, source = read_history(ctx, run_id)
+            raw: pd.DataFrame | Source = history
+            if not history.parts:
                 from clvdrift.data import load_transactions
 
                 raw, source = load_transactions(workspace.raw_data), str(workspace.raw_data)

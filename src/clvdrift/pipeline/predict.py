@@ -26,7 +26,8 @@ from clvdrift.jsonable import dataclass_dict
 from clvdrift.pipeline.common import Progress, Timings, Workspace, load_champion
 
 if TYPE_CHECKING:
-    from clvdrift.features import TransactionLines
+    from clvdrift.engines import EngineChoice, Source
+    from clvdrift.features import LineTable
     from clvdrift.model.base import ClvModel, TrainingRecord
     from clvdrift.model.registry import ModelRegistry
 
@@ -62,6 +63,7 @@ class PredictResult:
     source: str
     output: str | None
     cleaning: dict[str, Any]
+    engine: str
     timings: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,7 +71,7 @@ class PredictResult:
 
 
 def predict_customers(
-    lines: TransactionLines,
+    lines: LineTable,
     model: ClvModel,
     training: TrainingRecord,
     *,
@@ -164,25 +166,27 @@ def predict_input(
     *,
     date_format: str | None = None,
     columns: dict[str, str] | None = None,
-) -> tuple[pd.DataFrame, str]:
+) -> tuple[Source, str]:
     """The raw transactions a prediction reads, and how its summary names them: ``data`` when given, else
-    the transaction history when it holds a batch, else the workspace's raw data file."""
+    the transaction history when it holds a batch (its part files, read by the engine), else the
+    workspace's raw data file."""
     from clvdrift.data import load_transactions
+    from clvdrift.engines import Source
 
     if data is None:
-        from clvdrift.data.history import TransactionHistory, current_batches
+        from clvdrift.data.history import TransactionHistory
         from clvdrift.store import connect
 
-        history = TransactionHistory(workspace.history_dir, connect(workspace.database_url))
-        batches = len(current_batches(history.batches()))
-        if batches:
-            return history.read(), f"transaction history ({batches} batch{'es' if batches != 1 else ''})"
+        parts = TransactionHistory(workspace.history_dir, connect(workspace.database_url)).parts()
+        if parts:
+            name = f"transaction history ({len(parts)} batch{'es' if len(parts) != 1 else ''})"
+            return Source.of_parts(parts, name=name), name
     path = data or workspace.raw_data
-    return load_transactions(path, date_format=date_format, columns=columns), str(path)
+    return Source.of_frame(load_transactions(path, date_format=date_format, columns=columns)), str(path)
 
 
 def predict(
-    raw: pd.DataFrame,
+    raw: pd.DataFrame | Source,
     *,
     registry: ModelRegistry,
     models_dir: Path,
@@ -191,15 +195,16 @@ def predict(
     out: Path | None = None,
     protected: Sequence[Path] = (),
     progress: Progress | None = None,
+    engines: EngineChoice | None = None,
 ) -> PredictResult:
     """Clean ``raw`` transactions, predict every customer's CLV with the champion at ``cutoff`` and,
     with ``out``, write the file (module docstring).
 
     Only the rows dated up to ``cutoff`` are cleaned (a cancellation or an outlier date after it must not
     change a prediction made at it). ``out`` may not be, or lie inside, any of ``protected`` (the input
-    file, the models and reference folders, the history): a prediction never overwrites stored data."""
-    from clvdrift.data import clean_transactions
-    from clvdrift.features import TransactionLines
+    file, the models and reference folders, the history): a prediction never overwrites stored data.
+    ``engines`` cleans and computes the features (default: pandas)."""
+    from clvdrift.engines import EngineChoice, Source
     from clvdrift.model.base import TrainingRecord
 
     if out is not None:
@@ -214,13 +219,14 @@ def predict(
             "train a holdout model (clvdrift train --target holdout) to predict CLV"
         )
     with t.step("features and prediction", progress):
+        rows = Source.of_frame(raw) if isinstance(raw, pd.DataFrame) else raw
         if cutoff is not None:
             from clvdrift.features import parse_cutoff
 
-            raw = raw.loc[raw[schema.INVOICE_DATE] < parse_cutoff(cutoff) + pd.Timedelta(days=1)]
-        clean, cleaning = clean_transactions(raw)
-        lines = TransactionLines.from_frame(clean)
-        frame, season = predict_customers(lines, model, training, cutoff=cutoff)
+            rows = rows.until(parse_cutoff(cutoff))
+        with (engines or EngineChoice("pandas")).open(rows) as opened:
+            cleaning, engine = opened.cleaning, opened.engine
+            frame, season = predict_customers(opened.lines, model, training, cutoff=cutoff)
         frame["model_version"] = champion.version
     if out is not None:
         with t.step("write", progress):
@@ -239,5 +245,6 @@ def predict(
         source=source,
         output=str(out) if out is not None else None,
         cleaning=cleaning.to_dict(),
+        engine=engine,
         timings=t.seconds,
     )

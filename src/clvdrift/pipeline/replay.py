@@ -331,11 +331,9 @@ def _cycle(
     train_config: TrainConfig,
     gate_config: GateConfig,
     timings: Timings,
-    lines: TransactionLines | None = None,
 ) -> ReplayStep:
-    """One real monitoring cycle of ``policy`` on ``raw_d`` (module docstring; ``cleaned`` is
-    ``clean_transactions(raw_d)`` and ``lines`` its line table), in its run history; the phases' time
-    is added to ``timings``."""
+    """One real monitoring cycle of ``policy`` on ``raw_d`` (module docstring; ``cleaned``: its clean
+    lines and cleaning report), in its run history; the phases' time is added to ``timings``."""
     from clvdrift.pipeline.cycle import (
         DriftOutcome,
         detect_history,
@@ -350,7 +348,7 @@ def _cycle(
         start_run(ctx, run_id, "replay", "snapshot")
     try:
         with timings.step("detect"):
-            detected = detect_history(ctx, raw_d, source, drift_config, cleaned=cleaned, lines=lines)
+            detected = detect_history(ctx, raw_d, source, drift_config, cleaned=cleaned)
         outcome = DriftOutcome.of(detected)
         retrained = policy.retrains(step, outcome.retraining_required)
         challenger, gate_outcome, gate_reason = None, None, None
@@ -785,6 +783,7 @@ def _run_steps(
     and the step dates skipped: those without a raw row since the step before, or whose new rows
     cleaning removes all (guests, postage, …). Such a step would check the same window again and count
     its alarms, retrains and quality twice."""
+    from clvdrift.engines import OpenLines
     from clvdrift.features import TransactionLines
 
     total = len(dates) * len(contexts)
@@ -805,13 +804,13 @@ def _run_steps(
                     skipped.append(day)
                     continue
                 known = len(raw_d)
-                cleaned = clean_transactions(raw_d)
-                frame = cleaned[0]
+                frame, report = clean_transactions(raw_d)
                 if previous is not None and len(previous) == len(frame) and previous.equals(frame):
                     skipped.append(day)
                     continue
                 previous = frame
                 lines = TransactionLines.from_frame(frame)  # once for every policy's check
+                cleaned = OpenLines(lines, report, "pandas", "replay steps are cleaned in memory", len(raw_d))
             i += 1
             for policy, ctx, tc, dc in contexts:
                 if progress:
@@ -829,7 +828,6 @@ def _run_steps(
                         train_config=tc,
                         gate_config=gate_config,
                         timings=timings,
-                        lines=lines,
                     )
                 )
             with timings.step("paired scoring"):

@@ -38,6 +38,7 @@ from clvdrift.pipeline.common import Progress, Timings
 from clvdrift.pipeline.train import FittedModel
 
 if TYPE_CHECKING:
+    from clvdrift.features import LineTable
     from clvdrift.model.gate import GateDecision
     from clvdrift.pipeline.train import ChampionToBeat
 
@@ -80,12 +81,15 @@ class GateWindow:
         }
 
 
-def gate_window(clean: pd.DataFrame, horizon_days: int) -> GateWindow:
+def gate_window(clean: pd.DataFrame | LineTable, horizon_days: int) -> GateWindow:
     """The time split of ``clean``; :class:`DataError` when it spans fewer than 2H + MIN_FEATURE_DAYS days."""
     if clean.empty:
         raise DataError("no transactions left to retrain on")
-    first = clean[schema.INVOICE_DATE].min().normalize()
-    last = clean[schema.INVOICE_DATE].max().normalize()
+    if isinstance(clean, pd.DataFrame):
+        first = clean[schema.INVOICE_DATE].min().normalize()
+        last = clean[schema.INVOICE_DATE].max().normalize()
+    else:
+        first, last = clean.first_day(), clean.last_day()
     span, need = (last - first).days, 2 * horizon_days + MIN_FEATURE_DAYS
     if span < need:
         raise DataError(
@@ -131,7 +135,7 @@ class RetrainOutcome:
 
 
 def retrain_and_gate(
-    clean: pd.DataFrame,
+    clean: pd.DataFrame | LineTable,
     *,
     champion: ChampionToBeat,
     train_config: TrainConfig = TrainConfig(),
@@ -152,7 +156,7 @@ def retrain_and_gate(
     t = Timings()
     with t.step("features", progress):
         window = gate_window(clean, config.horizon_days)
-        lines = TransactionLines.from_frame(clean)
+        lines = TransactionLines.from_frame(clean) if isinstance(clean, pd.DataFrame) else clean
         evaluation_set = _training_set(lines, config, window.evaluation_cutoff)
     with t.step("fit challenger and gate", progress):
         model, stacked, evaluation = evaluate_through_time(

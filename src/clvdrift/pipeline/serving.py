@@ -282,8 +282,6 @@ def customer_predictions(
     workspace: Workspace, champion: ServingChampion, engine: Engine | None = None
 ) -> CustomerPredictions:
     """Every customer's prediction (:class:`CustomerPredictions`), with ``clvdrift predict``'s function."""
-    from clvdrift.data import clean_transactions
-    from clvdrift.features import TransactionLines
     from clvdrift.pipeline.predict import predict_customers, predict_input
 
     if champion.training.target != "holdout":
@@ -293,10 +291,8 @@ def customer_predictions(
         )
     key = history_key(workspace, engine)
     raw, source = predict_input(workspace)
-    clean, _ = clean_transactions(raw)
-    frame, season = predict_customers(
-        TransactionLines.from_frame(clean), champion.model, champion.training, with_features=True
-    )
+    with workspace.engines.open(raw) as opened:
+        frame, season = predict_customers(opened.lines, champion.model, champion.training, with_features=True)
     frame.index = frame.index.astype(str)
     first = frame.iloc[0]
     return CustomerPredictions(

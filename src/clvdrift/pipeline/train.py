@@ -7,6 +7,7 @@ a bad file never becomes a registered model and nothing stored is half-written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -19,14 +20,15 @@ import numpy as np
 import pandas as pd
 
 from clvdrift.config import TrainConfig
-from clvdrift.data import clean_transactions, load_transactions, schema
+from clvdrift.data import load_transactions, schema
 from clvdrift.errors import ConfigError, DataError
 from clvdrift.io import remove_stale_temp_files
 from clvdrift.jsonable import dataclass_dict, plain
 from clvdrift.pipeline.common import Progress, Timings, data_fingerprint, new_version
 
 if TYPE_CHECKING:
-    from clvdrift.features import StackedSet, TrainingSet, TransactionLines
+    from clvdrift.engines import EngineChoice
+    from clvdrift.features import LineTable, StackedSet, TrainingSet
     from clvdrift.model.base import ClvModel, TrainingRecord
     from clvdrift.model.registry import ModelRegistry
 
@@ -51,6 +53,7 @@ class TrainResult:
     artifacts: dict[str, Any]
     reference_path: str | None  # the champion's reference_data.csv; None for a challenger
     timings: dict[str, float]
+    engine: str = "pandas"  # what cleaned the data and computed the features
 
     def to_dict(self) -> dict[str, Any]:
         return dataclass_dict(self)
@@ -160,7 +163,7 @@ def held_out(customers: pd.Index, config: TrainConfig) -> np.ndarray:
 
 
 def fit_on_cutoff(
-    lines: TransactionLines,
+    lines: LineTable,
     cutoff: pd.Timestamp,
     config: TrainConfig,
     family: str | None = None,
@@ -191,7 +194,7 @@ def _scores(ts: TrainingSet, customers: pd.Index, predictions: pd.Series) -> dic
 
 
 def evaluate_through_time(
-    lines: TransactionLines,
+    lines: LineTable,
     evaluation_set: TrainingSet,
     config: TrainConfig,
     *,
@@ -313,9 +316,7 @@ def _champion_scope(
     return keep, rule, True
 
 
-def _training_set(
-    lines: TransactionLines, config: TrainConfig, cutoff: str | pd.Timestamp | None
-) -> TrainingSet:
+def _training_set(lines: LineTable, config: TrainConfig, cutoff: str | pd.Timestamp | None) -> TrainingSet:
     from clvdrift.features import build_training_set, check_trainable
 
     ts = build_training_set(
@@ -356,7 +357,7 @@ def _record(
 
 
 def fit_version(
-    clean: pd.DataFrame | TransactionLines,
+    clean: pd.DataFrame | LineTable,
     *,
     config: TrainConfig = TrainConfig(),
     cutoff: str | pd.Timestamp | None = None,
@@ -372,7 +373,7 @@ def fit_version(
     """
     from clvdrift.features import TransactionLines
 
-    lines = clean if isinstance(clean, TransactionLines) else TransactionLines.from_frame(clean)
+    lines = TransactionLines.from_frame(clean) if isinstance(clean, pd.DataFrame) else clean
     ts = _training_set(lines, config, cutoff)
     if ts.target_kind == "formula":
         return _fit_random_split(ts, config, "the formula target has no future window to judge through")
@@ -396,7 +397,7 @@ def _split(ts: TrainingSet, config: TrainConfig) -> tuple[pd.Index, pd.Index]:
 
 
 def refit(
-    lines: TransactionLines,
+    lines: LineTable,
     ts: TrainingSet,
     config: TrainConfig,
     evaluation: dict[str, Any],
@@ -430,7 +431,7 @@ def refit(
 
 
 def fitted_at(
-    lines: TransactionLines,
+    lines: LineTable,
     model: ClvModel,
     stacked: StackedSet,
     config: TrainConfig,
@@ -456,7 +457,7 @@ def fitted_at(
 
 
 def _fit_random_split(
-    ts: TrainingSet, config: TrainConfig, why: str, lines: TransactionLines | None = None
+    ts: TrainingSet, config: TrainConfig, why: str, lines: LineTable | None = None
 ) -> FittedModel:
     """The fallback when there is no time to judge through (``why``): the :func:`held_out` customers
     (a ``config.test_size`` share) are left out of training and the model judged on them, labelled
@@ -576,8 +577,11 @@ def train(
     lock_wait_seconds: float = 0.0,
     run_id: str | None = None,
     progress: Progress | None = None,
+    engines: EngineChoice | None = None,
 ) -> TrainResult:
     """Train, evaluate against the persistence baseline, write artifacts, register the version.
+
+    ``engines`` cleans the data and computes the features (default: pandas).
 
     ``champion=None`` makes the version champion only when there is none yet; ``True`` promotes it.
     Only one training runs at a time: the store's training lock is held throughout, and a second
@@ -600,6 +604,7 @@ def train(
             champion=champion,
             run_id=run_id,
             progress=progress,
+            engines=engines,
         )
 
 
@@ -616,18 +621,26 @@ def _train_locked(
     champion: bool | None,
     run_id: str | None,
     progress: Progress | None,
+    engines: EngineChoice | None,
 ) -> TrainResult:
+    from clvdrift.engines import EngineChoice
+
     remove_stale_temp_files(Path(models_dir))  # what killed runs left behind does not accumulate
     remove_stale_temp_files(Path(reference_dir))
     t = Timings()
     with t.step("load", progress):
         raw = load_transactions(data_path, date_format=date_format, columns=columns)
-    with t.step("clean", progress):
-        clean, cleaning = clean_transactions(raw)
-    with t.step("fit", progress):
-        fitted = fit_version(
-            clean, config=config, cutoff=cutoff, champion=champion_to_beat(registry, Path(models_dir))
-        )
+    with contextlib.ExitStack() as stack:
+        with t.step("clean", progress):
+            opened = stack.enter_context((engines or EngineChoice("pandas")).open(raw))
+            cleaning = opened.cleaning
+        with t.step("fit", progress):
+            fitted = fit_version(
+                opened.lines,
+                config=config,
+                cutoff=cutoff,
+                champion=champion_to_beat(registry, Path(models_dir)),
+            )
     with t.step("register", progress):
         version, is_champion, artifacts, reference_path = register_version(
             fitted,
@@ -648,4 +661,5 @@ def _train_locked(
         artifacts=artifacts,
         reference_path=reference_path,
         timings=t.seconds,
+        engine=opened.engine,
     )

@@ -1,0 +1,82 @@
+"""The same monitoring decisions with every engine: train, a clean batch, a drifted batch (detect,
+retrain, gate) through `clvdrift` itself, once per engine in a workspace of its own. The Dask engine
+runs on a real LocalCluster of two worker processes, started and closed here."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clvdrift import cli
+from helpers import synthetic_history  # type: ignore[import-not-found]
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    code = cli.run([*args, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def decisions(engine: str, root: Path, monkeypatch: pytest.MonkeyPatch, capsys, scheduler: str) -> dict:  # type: ignore[no-untyped-def]
+    root.mkdir()
+    data = root / "history.csv"
+    synthetic_history(data)
+    monkeypatch.chdir(root)
+    for var in [v for v in os.environ if v.startswith("CLVDRIFT_") and not v.startswith("CLVDRIFT_TEST_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("CLVDRIFT_RAW_DATA", str(data))
+    monkeypatch.setenv("CLVDRIFT_TRAIN__GBM__MAX_ITER", "30")
+    monkeypatch.setenv("CLVDRIFT_ENGINE", engine)
+    monkeypatch.setenv("CLVDRIFT_DASK_SCHEDULER", scheduler)
+    trained = run(capsys, "train")
+    assert trained["engine"] == engine
+    out: dict = {"train": {k: trained[k] for k in ("evaluation", "cleaning", "training")}}
+    for scenario, seed in (("none", "0"), ("data-drift", "3")):
+        assert cli.run(["simulate", "--scenario", scenario, "--seed", seed]) == 0
+        capsys.readouterr()
+        cycle = run(capsys, "monitor")
+        detect = cycle["detect"]
+        out[scenario] = {
+            "decision": cycle["decision"],
+            "drift": [
+                (c["column"], c["test"], c["statistic"], c["p_value"], c["drifted"])
+                for c in detect["data_drift"]["columns"]
+            ],
+            "model_drift": detect["model_drift"],
+            "challenger": None
+            if cycle["challenger"] is None
+            else {k: cycle["challenger"][k] for k in ("outcome", "reason")},
+        }
+    checked = [r for r in run(capsys, "runs", "list")["runs"] if r["decision"] in ("retrain", "no_retrain")]
+    assert len(checked) == 2 and all(r["details"]["engine"] == engine for r in checked), checked
+    return out
+
+
+def test_a_monitoring_cycle_decides_alike_with_every_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], scheduler: str
+) -> None:
+    results = {
+        e: decisions(e, tmp_path / e, monkeypatch, capsys, scheduler) for e in ("pandas", "duckdb", "dask")
+    }
+    assert results["pandas"]["data-drift"]["decision"] == "retrain"  # the sequence exercises a retraining
+    assert results["pandas"]["none"]["decision"] == "no_retrain"
+    for engine in ("duckdb", "dask"):
+        assert results[engine] == results["pandas"], engine
