@@ -1076,6 +1076,7 @@ def replay(
     ] = None,
     date_format: DateFormatOpt = None,
     column: ColumnOpt = None,
+    engine: EngineOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Backtest retraining policies: the real monitoring cycle at each step date on the transactions
@@ -1089,7 +1090,7 @@ def replay(
         replay_file,
     )
 
-    settings = get_settings()
+    settings = _with_engine(get_settings(), engine)
     step_days = parse_step(step) if step is not None else DEFAULT_STEP_DAYS
     policies = [parse_policy(p).name for p in (policy or DEFAULT_POLICIES)]
     target = out_dir or settings.reports_dir / "replay" / new_version()
@@ -1113,6 +1114,7 @@ def replay(
             drift_config=settings.drift,
             gate_config=settings.gate,
             progress=progress,
+            engines=settings.workspace().engines,
         )
     if as_json:
         _print_json({k: v for k, v in result.to_dict().items() if k != "steps"})

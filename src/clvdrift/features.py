@@ -327,6 +327,46 @@ class LineTable(Protocol):
     def revenue(self, start: pd.Timestamp | None, end: pd.Timestamp, ids: pd.Index) -> np.ndarray: ...
 
 
+class SharedLines:
+    """A :class:`LineTable` whose aggregates are computed once: many policies (a replay step) or
+    several models reading the same lines share them. ``memo`` is also where the pipeline keeps other
+    work that depends only on these lines (e.g. a model fitted at a cutoff). Results are shared: never
+    modify a frame it returns."""
+
+    def __init__(self, lines: LineTable) -> None:
+        self.lines = lines
+        self.memo: dict[object, object] = {}
+
+    @property
+    def source(self) -> str:
+        return self.lines.source
+
+    @property
+    def empty(self) -> bool:
+        return self.lines.empty
+
+    def first_day(self) -> pd.Timestamp:
+        return self.lines.first_day()
+
+    def last_day(self) -> pd.Timestamp:
+        return self.lines.last_day()
+
+    def aggregate(self, query: AggregateQuery) -> pd.DataFrame:
+        key = (
+            "aggregate",
+            query.snapshot,
+            query.floor,
+            tuple(query.spend.items()),
+            tuple(query.orders.items()),
+        )
+        if key not in self.memo:
+            self.memo[key] = self.lines.aggregate(query)
+        return self.memo[key]  # type: ignore[return-value]
+
+    def revenue(self, start: pd.Timestamp | None, end: pd.Timestamp, ids: pd.Index) -> np.ndarray:
+        return self.lines.revenue(start, end, ids)
+
+
 def _as_lines(transactions: pd.DataFrame | LineTable) -> LineTable:
     if isinstance(transactions, pd.DataFrame):
         return TransactionLines.from_frame(transactions)

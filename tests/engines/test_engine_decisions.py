@@ -80,3 +80,35 @@ def test_a_monitoring_cycle_decides_alike_with_every_engine(
     assert results["pandas"]["none"]["decision"] == "no_retrain"
     for engine in ("duckdb", "dask"):
         assert results[engine] == results["pandas"], engine
+
+
+def test_a_replay_decides_alike_with_every_engine(tmp_path: Path, scheduler: str) -> None:
+    """Three policies over five steps of a small history: the same timeline (checks, alarms, retrains,
+    gate outcomes, realized quality) with every engine; only version names (timestamps) differ."""
+    from clvdrift.config import GbmParams, TrainConfig
+    from clvdrift.data import load_transactions
+    from clvdrift.engines import EngineChoice
+    from clvdrift.pipeline.replay import replay
+
+    data = tmp_path / "history.csv"
+    synthetic_history(data, days=300)
+    raw = load_transactions(data)
+    volatile = {"champion_version", "champion_after", "challenger_version"}
+    timelines = {}
+    for engine in ("pandas", "duckdb", "dask"):
+        result = replay(
+            raw,
+            out_dir=tmp_path / engine,
+            source="history.csv",
+            start="2022-08-01",
+            step_days=21,
+            policies=["never", "every:2", "on-drift"],
+            train_config=TrainConfig(gbm=GbmParams(max_iter=30)),
+            engines=EngineChoice(engine, dask_scheduler=scheduler),
+        )
+        timelines[engine] = [
+            {k: v for k, v in s.to_dict().items() if k not in volatile} for s in result.steps
+        ]
+    assert any(s["retrained"] for s in timelines["pandas"])  # the replay exercises retraining
+    for engine in ("duckdb", "dask"):
+        assert timelines[engine] == timelines["pandas"], engine

@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clvdrift.config import DriftConfig, GateConfig, TrainConfig
-from clvdrift.data import clean_transactions, schema
+from clvdrift.data import schema
 from clvdrift.errors import ConfigError, DataError
 from clvdrift.io import atomic_write_text
 from clvdrift.jsonable import dataclass_dict, dumps
@@ -75,7 +75,8 @@ from clvdrift.pipeline.common import Timings, Workspace
 if TYPE_CHECKING:
     import pandas as pd
 
-    from clvdrift.features import TransactionLines
+    from clvdrift.engines import EngineChoice
+    from clvdrift.features import LineTable
     from clvdrift.pipeline.common import Cleaned
     from clvdrift.pipeline.cycle import CycleContext
 
@@ -674,7 +675,7 @@ def _claim(out_dir: Path, parsed: list[Policy]) -> _Claim:
 
 
 def _fit_first_champion(
-    clean_start: pd.DataFrame,
+    clean_start: LineTable,
     tc: TrainConfig,
     start_day: date,
     total: int,
@@ -715,7 +716,7 @@ def _load_champion(ctx: CycleContext, version: str) -> _Champion:
 def _paired(
     day_steps: list[ReplayStep],
     contexts: list[tuple[Policy, CycleContext, TrainConfig, DriftConfig]],
-    lines: TransactionLines,
+    lines: LineTable,
     champions: dict[tuple[str, str], _Champion],
 ) -> list[ReplayStep]:
     """``day_steps`` (one per policy, in ``contexts`` order) with each champion's quality on the
@@ -778,18 +779,24 @@ def _run_steps(
     gate_config: GateConfig,
     timings: Timings,
     progress: StepProgress | None,
+    engines: EngineChoice,
 ) -> tuple[list[ReplayStep], list[date]]:
     """One cycle per step date and policy, on the raw rows known at that date, cleaned once per step;
     and the step dates skipped: those without a raw row since the step before, or whose new rows
     cleaning removes all (guests, postage, …). Such a step would check the same window again and count
-    its alarms, retrains and quality twice."""
+    its alarms, retrains and quality twice. "The same clean rows" is judged on every customer's
+    whole-history aggregates (lines, quantities, money, first and last purchase, invoices, products,
+    country), which every engine computes alike."""
+    import pandas as pd
+
     from clvdrift.engines import OpenLines
-    from clvdrift.features import TransactionLines
+    from clvdrift.features import AggregateQuery, SharedLines
 
     total = len(dates) * len(contexts)
     steps: list[ReplayStep] = []
     skipped: list[date] = []
-    previous: pd.DataFrame | None = None  # the cleaned rows of the last step replayed
+    previous: pd.DataFrame | None = None  # the customers' aggregates of the last step replayed
+    opened: OpenLines | None = None  # the engine's lines of the step being replayed
     champions: dict[tuple[str, str], _Champion] = {}  # (policy, version) → its model and training facts
     known = -1  # how many raw rows it had
     cycle_log = logging.getLogger("clvdrift.pipeline.cycle")
@@ -804,13 +811,19 @@ def _run_steps(
                     skipped.append(day)
                     continue
                 known = len(raw_d)
-                frame, report = clean_transactions(raw_d)
-                if previous is not None and len(previous) == len(frame) and previous.equals(frame):
+                if opened is not None:
+                    opened.close()
+                    opened = None
+                opened = engines.open(raw_d)
+                whole = opened.lines.aggregate(AggregateQuery(opened.lines.last_day() + pd.Timedelta(days=1)))
+                if previous is not None and previous.equals(whole):
                     skipped.append(day)
                     continue
-                previous = frame
-                lines = TransactionLines.from_frame(frame)  # once for every policy's check
-                cleaned = OpenLines(lines, report, "pandas", "replay steps are cleaned in memory", len(raw_d))
+                previous = whole
+                # once for every policy: their checks share its features, their retrainings its fits
+                shared = SharedLines(opened.lines)
+                cleaned = OpenLines(shared, opened.cleaning, opened.engine, opened.reason, opened.rows)
+                lines = shared
             i += 1
             for policy, ctx, tc, dc in contexts:
                 if progress:
@@ -838,6 +851,8 @@ def _run_steps(
             log.info("replay step %s (%d/%d) done", day, i, len(dates))
     finally:
         cycle_log.setLevel(level)
+        if opened is not None:
+            opened.close()
     return steps, skipped
 
 
@@ -856,9 +871,11 @@ def replay(
     gate_config: GateConfig = GateConfig(),
     progress: StepProgress | None = None,
     timings: Timings | None = None,
+    engines: EngineChoice | None = None,
 ) -> ReplayResult:
     """Replay ``policies`` over the raw transactions ``raw`` (module docstring); writes
     ``out_dir/timeline.json``, ``out_dir/summary.json`` and the chart (``chart.svg``, ``chart.html``).
+    ``engines`` cleans each step's rows and computes their features (default: pandas).
 
     ``lookback_days`` (L of the ``-lookback`` policies) defaults to H: features of the last H days
     predict the next H days, and with the default start the first champion's L-day window is full.
@@ -932,6 +949,9 @@ def replay(
     claim = _claim(out_dir, parsed)
     total = len(dates) * len(parsed)
     timeline_path, summary_path = out_dir / "timeline.json", out_dir / "summary.json"
+    from clvdrift.engines import EngineChoice
+
+    chosen = engines or EngineChoice("pandas")
     written = _outputs(out_dir, [p.slug for p in parsed])  # removed when the replay does not finish
     try:
         # the first champion: what is known at start, fitted once per training config
@@ -939,25 +959,27 @@ def replay(
         with timings.step("first champions"):
             raw_start = _known_at(raw, start_day)
             try:
-                clean_start, cleaning = clean_transactions(raw_start)
+                opened = chosen.open(raw_start)
             except DataError as e:
                 raise DataError(
                     f"the first champion, on the rows dated up to the start {start_day}: {e}"
                 ) from e
-            fitted_by_lookback: dict[int | None, Any] = {}
-            for policy in parsed:
-                tc = policy.train_config(train_config, lookback_days)
-                if tc.lookback_days not in fitted_by_lookback:
-                    fitted_by_lookback[tc.lookback_days] = _fit_first_champion(
-                        clean_start, tc, start_day, total, progress
+            with opened:
+                cleaning = opened.cleaning
+                fitted_by_lookback: dict[int | None, Any] = {}
+                for policy in parsed:
+                    tc = policy.train_config(train_config, lookback_days)
+                    if tc.lookback_days not in fitted_by_lookback:
+                        fitted_by_lookback[tc.lookback_days] = _fit_first_champion(
+                            opened.lines, tc, start_day, total, progress
+                        )
+                    ws = Workspace.under(out_dir / "policies" / policy.slug, raw_data=Path(source))
+                    ctx = CycleContext.open(ws)
+                    _first_champion(
+                        ctx, fitted_by_lookback[tc.lookback_days], cleaning.to_dict(), source, start_day
                     )
-                ws = Workspace.under(out_dir / "policies" / policy.slug, raw_data=Path(source))
-                ctx = CycleContext.open(ws)
-                _first_champion(
-                    ctx, fitted_by_lookback[tc.lookback_days], cleaning.to_dict(), source, start_day
-                )
-                contexts.append((policy, ctx, tc, policy.drift_config(drift_config)))
-        steps, skipped = _run_steps(contexts, raw, dates, source, gate_config, timings, progress)
+                    contexts.append((policy, ctx, tc, policy.drift_config(drift_config)))
+        steps, skipped = _run_steps(contexts, raw, dates, source, gate_config, timings, progress, chosen)
         dates = [d for d in dates if d not in skipped]
         left_out = len(_known_at(raw, end_day)) - len(_known_at(raw, dates[-1]))
         if progress:

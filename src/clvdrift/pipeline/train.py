@@ -176,6 +176,11 @@ def fit_on_cutoff(
     from clvdrift.features import stacked_training_set
     from clvdrift.model.base import new_model
 
+    memo: dict[object, object] | None = getattr(lines, "memo", None)  # SharedLines: fitted once per table
+    excluded = () if exclude is None else tuple(sorted(str(c) for c in exclude))
+    key = ("fit_on_cutoff", pd.Timestamp(cutoff), family, config.model_dump_json(), excluded)
+    if memo is not None and key in memo:
+        return memo[key]  # type: ignore[return-value]
     model = new_model(config, family)
     cutoffs = model.training_cutoffs(cutoff, lines.first_day())
     stacked = stacked_training_set(
@@ -184,7 +189,10 @@ def fit_on_cutoff(
     if exclude is not None and len(exclude):
         keep = ~stacked.features.index.isin(exclude)
         stacked = dataclasses.replace(stacked, features=stacked.features[keep], target=stacked.target[keep])
-    return model.fit(stacked.features, stacked.target), stacked
+    fitted = model.fit(stacked.features, stacked.target), stacked
+    if memo is not None:
+        memo[key] = fitted
+    return fitted
 
 
 def _scores(ts: TrainingSet, customers: pd.Index, predictions: pd.Series) -> dict[str, float]:
