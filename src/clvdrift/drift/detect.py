@@ -10,7 +10,9 @@ each column's test (:mod:`clvdrift.drift.calibrate`). Every option comes from on
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -569,7 +571,7 @@ def _correlations(
     current: pd.DataFrame,
     cols: list[str],
     threshold: float,
-    cur_missing: Mapping[str, int],
+    cur_missing: Mapping[str, int] | None,
 ) -> CorrelationChange:
     num = [c for c in cols if profile.kind(c) == NUMERICAL]
     if len(num) < 2:
@@ -578,7 +580,9 @@ def _correlations(
         )
     ref_corr = profile.correlation.correlation(num)
     cur_stats = CorrelationStats.from_arrays(
-        num, [_native_numeric(current[c], c) for c in num], all_finite=all(cur_missing[c] == 0 for c in num)
+        num,
+        [_native_numeric(current[c], c) for c in num],
+        all_finite=cur_missing is not None and all(cur_missing[c] == 0 for c in num),
     )
     if cur_stats.n < 3 or profile.correlation.n < 3:
         return CorrelationChange.unmeasured(
@@ -818,18 +822,22 @@ def detect_data_drift(
         current = current.rename(columns=str)
     cols, keys = _validate(profile, current, columns, config)
     n_rows = len(current)
-    work: list[_Column] = []
-    cur_missing: dict[str, int] = {}
-    for c in cols:
+
+    def test(c: str) -> tuple[_Column, int]:
         ref = profile.column(c)
         if isinstance(ref, NumericColumnProfile):
             col, n_missing = _numeric_column(c, ref, current[c], config)
             if _undecided(col.result) and not config.calibrate:
                 col = _decide_exactly(c, col, current[c], config, reference)
-        else:
-            col, n_missing = _categorical_column(c, ref, current[c], config)
-        work.append(col)
-        cur_missing[c] = n_missing
+            return col, n_missing
+        return _categorical_column(c, ref, current[c], config)
+
+    # the columns are independent and their sorts and sums release the GIL: one thread per core
+    with ThreadPoolExecutor(max_workers=max(1, min(len(cols), os.cpu_count() or 1))) as pool:
+        correlations = pool.submit(_correlations, profile, current, cols, config.correlation_threshold, None)
+        tested = list(pool.map(test, cols))
+    work = [col for col, _ in tested]
+    cur_missing = {c: n for c, (_, n) in zip(cols, tested, strict=True)}
     if config.calibrate:
         _calibrate(work, config)
     if config.fdr:
@@ -861,7 +869,7 @@ def detect_data_drift(
         dataset_rule=f"dataset drift when the share of drifted columns >= {config.drift_share:g}{key_rule}",
         columns=results,
         missing_values=_missing_values(profile, cols, cur_missing, n_rows, config.missing_share_threshold),
-        correlations=_correlations(profile, current, cols, config.correlation_threshold, cur_missing),
+        correlations=correlations.result(),
         reference_rows=profile.rows,
         current_rows=n_rows,
         settings={"columns": cols, **config.model_dump(mode="json")},
