@@ -10,6 +10,7 @@ in the scaled units, and the correlation matrix does not depend on the scale.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -219,13 +220,13 @@ def _dense_buckets(d: Mapping[str, Any]) -> list[int]:
 
 
 def hash_buckets(counts: Mapping[Any, int], buckets: int = HASH_BUCKETS) -> np.ndarray:
-    """Exact counts per hash bucket of the categories (``str(category)`` hashed by pandas' stable
-    SipHash with its fixed key, so every process and platform puts a category in the same bucket)."""
+    """Exact counts per hash bucket of the categories: ``str(category)`` hashed with BLAKE2b (the same
+    bucket in every process and on every platform, for any text, NUL characters and lone surrogates
+    included)."""
     out = np.zeros(buckets, dtype=np.int64)
-    if counts:
-        keys = np.array([str(k) for k in counts], dtype=object)
-        where = (pd.util.hash_array(keys) % np.uint64(buckets)).astype(np.int64)
-        np.add.at(out, where, np.fromiter(counts.values(), dtype=np.int64, count=len(counts)))
+    for key, count in counts.items():
+        digest = hashlib.blake2b(str(key).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        out[int.from_bytes(digest, "little") % buckets] += int(count)
     return out
 
 

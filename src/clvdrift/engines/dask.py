@@ -198,7 +198,7 @@ def _connect(scheduler: str | None) -> tuple[Client, Callable[[], None]]:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
         silence_logs=logging.ERROR,
     )
     client = Client(cluster)
