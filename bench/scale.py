@@ -106,7 +106,7 @@ def run_one(engine: str, rows: int, cache: Path, out: Path) -> None:
                 "worker_peaks_gb": worker_peaks,
                 "customers": customers,
                 "features_digest": int(digest),
-                "profile": profile.checksum(),
+                "profile": profile.checksum,
                 "drifted": result.drifted_columns,
             }
         )
