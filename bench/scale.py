@@ -72,7 +72,10 @@ def run_one(engine: str, rows: int, cache: Path, out: Path) -> None:
     parts = history(cache, rows)
     steps: dict[str, float] = {}
     t0 = time.perf_counter()
-    with open_lines(Source.of_parts(parts, name="synthetic history"), engine=engine) as opened:
+    memory = os.environ.get("CLVDRIFT_DUCKDB_MEMORY_LIMIT")
+    with open_lines(
+        Source.of_parts(parts, name="synthetic history"), engine=engine, memory_limit=memory
+    ) as opened:
         steps["clean"] = time.perf_counter() - t0
         t = time.perf_counter()
         last = opened.lines.last_day()
@@ -156,12 +159,15 @@ def main() -> None:
     parser.add_argument("--pandas-max", type=float, default=PANDAS_MAX_DEFAULT, help="skip pandas above this")
     parser.add_argument("--drift-rows", type=float, default=1e7, help="0: skip the stored-profile check")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/clvdrift-scale"))
+    parser.add_argument("--duckdb-memory", help="DuckDB's memory limit, e.g. 1GB (default: DuckDB's own)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--one", nargs=3, metavar=("ENGINE", "ROWS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         run_one(args.one[0], int(args.one[1]), args.cache, Path(args.one[2]))
         return
+    if args.duckdb_memory:
+        os.environ["CLVDRIFT_DUCKDB_MEMORY_LIMIT"] = args.duckdb_memory
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     engines = args.engines.split(",")
     results = []

@@ -394,6 +394,8 @@ class CorrelationStats:
         # gives the exponent of the union's largest magnitude, as profiling the union does
         tops = [float(np.max(np.abs(a if ok is None else a[ok]), initial=0.0)) for a in arrays]
         exps = tuple(pow2_exponent(top) if top > 0 else ZERO_EXPONENT for top in tops)
+        # 2**-k as a float where it is one (|k| <= 1022): multiplying by it is exact, as ldexp is
+        scales = [math.ldexp(1.0, -e) if -1022 <= -e <= 1023 else None for e in exps]
         n_rows = len(arrays[0])
         chunk = min(CORR_CHUNK_ROWS, n_rows)
         buf = np.empty((k, chunk))
@@ -406,7 +408,10 @@ class CorrelationStats:
             block = buf[:, :length]
             with np.errstate(over="ignore"):  # only in rows left out below (a non-finite value in the row)
                 for i, a in enumerate(arrays):
-                    np.ldexp(a[start : start + length], -exps[i], out=block[i])
+                    if scales[i] is None:
+                        np.ldexp(a[start : start + length], -exps[i], out=block[i])
+                    else:  # the same exact power-of-two scaling, several times faster than ldexp
+                        np.multiply(a[start : start + length], scales[i], out=block[i])
             if ok is not None:
                 block = block[:, ok[start : start + length]]
             if block.shape[1] == 0:
