@@ -43,7 +43,7 @@ def decisions(engine: str, root: Path, monkeypatch: pytest.MonkeyPatch, capsys, 
     for var in [v for v in os.environ if v.startswith("CLVDRIFT_") and not v.startswith("CLVDRIFT_TEST_")]:
         monkeypatch.delenv(var)
     monkeypatch.setenv("CLVDRIFT_RAW_DATA", str(data))
-    monkeypatch.setenv("CLVDRIFT_TRAIN__GBM__MAX_ITER", "30")
+    monkeypatch.setenv("CLVDRIFT_TRAIN__GBM__MAX_ITER", "10")
     monkeypatch.setenv("CLVDRIFT_ENGINE", engine)
     monkeypatch.setenv("CLVDRIFT_DASK_SCHEDULER", scheduler)
     trained = run(capsys, "train")
@@ -103,7 +103,7 @@ def test_a_replay_decides_alike_with_every_engine(tmp_path: Path, scheduler: str
             start="2022-08-01",
             step_days=21,
             policies=["never", "every:2", "on-drift"],
-            train_config=TrainConfig(gbm=GbmParams(max_iter=30)),
+            train_config=TrainConfig(gbm=GbmParams(max_iter=10)),
             engines=EngineChoice(engine, dask_scheduler=scheduler),
         )
         timelines[engine] = [
