@@ -408,10 +408,11 @@ class CorrelationStats:
             block = buf[:, :length]
             with np.errstate(over="ignore"):  # only in rows left out below (a non-finite value in the row)
                 for i, a in enumerate(arrays):
-                    if scales[i] is None:
+                    scale = scales[i]
+                    if scale is None:
                         np.ldexp(a[start : start + length], -exps[i], out=block[i])
                     else:  # the same exact power-of-two scaling, several times faster than ldexp
-                        np.multiply(a[start : start + length], scales[i], out=block[i])
+                        np.multiply(a[start : start + length], scale, out=block[i])
             if ok is not None:
                 block = block[:, ok[start : start + length]]
             if block.shape[1] == 0:
