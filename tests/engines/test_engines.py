@@ -5,7 +5,6 @@ The Dask engine runs on a real ``LocalCluster`` of two worker processes, started
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,19 +29,6 @@ from clvdrift.store import connect
 TODAY = pd.Timestamp("2026-01-01")
 OTHERS = ("duckdb", "dask")
 COLUMNS = {"numerical_columns": ["Recency", "Monetary", "Revenue90d"], "categorical_columns": ["Country"]}
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    from distributed import LocalCluster
-
-    cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
-    )
-    try:
-        yield cluster.scheduler_address
-    finally:
-        cluster.close()
 
 
 def computed(source: Source, engine: str, scheduler: str, cutoffs: list[str]) -> dict[object, object]:
