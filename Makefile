@@ -41,8 +41,9 @@ tools:
 		|| { apt-get update -q && apt-get install -y -q --no-install-recommends $(TOOL_PKGS); }; \
 	fi
 
+# one pytest worker per core, at most 4, a test file per worker at a time (its fixtures are shared)
 test: lint tools
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses=4 --dist loadfile
 
 bench: $(STAMP)
 	$(PY) bench/model_quality.py
