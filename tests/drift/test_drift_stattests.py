@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st_h
 from scipy import stats
 from scipy.spatial import distance
 
@@ -276,3 +278,45 @@ def test_fdr_adjusts_the_runs_p_values_like_scipy() -> None:
     for col, adj in zip(adjusted.columns, expected, strict=True):
         assert col.drifted == (adj <= 0.05 if col.test == "ks" else adj < 0.05)
         assert col.raw_drifted == plain.column(col.column).drifted
+
+
+# ---------------------------------------------------------------------------- the fast paths
+@settings(max_examples=400, deadline=None)
+@given(
+    u=st_h.lists(st_h.integers(-40, 40), min_size=1, max_size=40, unique=True),
+    v=st_h.lists(st_h.integers(-40, 40), min_size=1, max_size=40, unique=True),
+    scale=st_h.sampled_from([1.0, 0.5, 1e-3, 1e6]),
+    seed=st_h.integers(0, 2**16),
+)
+def test_weighted_wasserstein_equals_scipy(u: list[int], v: list[int], scale: float, seed: int) -> None:
+    """Either side larger, ties between the sides, one side entirely below, above or inside the other,
+    several points of one side inside one interval of the other."""
+    rng = np.random.default_rng(seed)
+    uu, vv = np.sort(np.array(u) * scale), np.sort(np.array(v) * scale)
+    uw, vw = rng.integers(1, 9, uu.size).astype(float), rng.random(vv.size) + 0.01
+    expected = stats.wasserstein_distance(uu, vv, uw, vw)
+    assert st.wasserstein_weighted(uu, uw, vv, vw) == pytest.approx(expected, rel=1e-9, abs=1e-12 * scale)
+    assert st.wasserstein_weighted(vv, vw, uu, uw) == pytest.approx(expected, rel=1e-9, abs=1e-12 * scale)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([5, 3, 3, -2, 5, 5], dtype=np.int64),
+        np.array([7], dtype=np.int32),
+        np.array([0, 2**53, 2**53 - 1], dtype=np.int64),  # wide: sorted, not counted
+        np.array([2**53 - 2, 2**53, 2**53 - 2], dtype=np.int64),  # narrow at the edge of exact floats
+        np.array([2**53 + 1, 2**53 + 2], dtype=np.int64),  # beyond it: the float path, as before
+        np.array([2**64 - 1, 3], dtype=np.uint64),
+        np.array([1.5, np.nan, -0.0, 0.0, np.inf, 1.5]),
+        np.random.default_rng(3).integers(-1000, 1000, 5000).astype(np.int16),
+    ],
+)
+def test_distinct_counts_equals_sorting_then_runs(values: np.ndarray) -> None:
+    x, n_missing = st.sorted_finite(values.astype(np.float64))
+    uniques, counts = st.runs(x)
+    got_uniques, got_counts, got_missing = st.distinct_counts(values)
+    np.testing.assert_array_equal(got_uniques, uniques)
+    np.testing.assert_array_equal(got_counts, counts)
+    assert got_missing == n_missing
+    assert got_uniques.dtype == np.float64 and got_counts.dtype == np.float64

@@ -274,11 +274,10 @@ def _first_vs_rest(ref_counts: FloatArray, cur_counts: FloatArray) -> cal.Grid:
 
 @dataclass(frozen=True)
 class _NumericRun:
-    """The inputs of one numerical column test: the reference profile and the current window (sorted
-    finite values, and their distinct values with counts)."""
+    """The inputs of one numerical column test: the reference profile and the current window (its
+    sorted distinct finite values with their counts)."""
 
     ref: NumericColumnProfile
-    cur: FloatArray
     uniques: FloatArray
     counts: FloatArray
     integer: bool  # reference and current both have an integer dtype
@@ -295,7 +294,7 @@ def _numeric_test(
         outcome = (
             st.TestOutcome(wnorm, None)
             if test == "wasserstein"
-            else st.ks_test(run.ref, run.cur, run.uniques, run.counts)
+            else st.ks_test(run.ref, run.uniques, run.counts)
         )
         return outcome, _numeric_grid(run.ref, run.uniques, run.counts) if run.calibrate else None, None
     if test in ("chisquare", "z") or (sketch.exact and sketch.values.size <= st.BINNING_MIN_UNIQUE):
@@ -315,7 +314,7 @@ def _numeric_test(
             )
         return st.value_count_test(test, ref_counts, cur_counts), grid, None
     # jensenshannon / psi on Sturges bins
-    edges, ref_counts, cur_counts = st.numeric_binned_counts(run.ref, run.cur, run.integer)
+    edges, ref_counts, cur_counts = st.numeric_binned_counts(run.ref, run.uniques, run.counts, run.integer)
     ref_pct, cur_pct = ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()
     val = (
         st.jensenshannon_from_percents(ref_pct, cur_pct)
@@ -332,10 +331,11 @@ def _numeric_column(
     column: str, ref: NumericColumnProfile, series: pd.Series, config: DriftConfig
 ) -> tuple[_Column, int]:
     integer = ref.integer and is_integer_column(series)  # both integer: Evidently bins an integer array
-    arr = to_float_array(series, column, "current")
-    cur, n_missing = st.sorted_finite(arr)
-    del arr
-    n_cur, n_ref = int(cur.size), ref.count
+    numpy_int = isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu"  # not nullable Int64
+    values = series.to_numpy() if numpy_int else to_float_array(series, column, "current")
+    cur_uniques, cur_counts_u, n_missing = st.distinct_counts(values)
+    del values
+    n_cur, n_ref = int(cur_counts_u.sum()), ref.count
     configured = bool(config.stattest) or column in config.per_column_stattest
     if n_cur == 0 or n_ref == 0:
         return _no_values(
@@ -343,7 +343,6 @@ def _numeric_column(
         ), n_missing
 
     sketch = ref.sketch
-    cur_uniques, cur_counts_u = st.runs(cur)
     n_unique: int | None
     if sketch.exact:
         n_unique = int(np.union1d(sketch.values, cur_uniques).size)
@@ -355,7 +354,7 @@ def _numeric_column(
     threshold = float(config.per_column_threshold.get(column, st.DEFAULT_THRESHOLDS[test]))
 
     wnorm = st.wasserstein_normed(ref, cur_uniques, cur_counts_u)
-    run = _NumericRun(ref, cur, cur_uniques, cur_counts_u, integer, config.calibrate)
+    run = _NumericRun(ref, cur_uniques, cur_counts_u, integer, config.calibrate)
     outcome, grid, note = _numeric_test(test, column, run, wnorm)
     bound = None if sketch.exact else ref.error_bound()
     if bound is not None:
