@@ -352,6 +352,14 @@ class CategoricalColumnProfile:
         )
 
 
+def _max_magnitude(a: np.ndarray, ok: np.ndarray | None) -> float:
+    """The largest ``|value|`` of ``a`` where ``ok`` (0.0 for none), without copying the column."""
+    where = True if ok is None else ok
+    top = float(np.max(a, where=where, initial=-np.inf))
+    bottom = float(np.min(a, where=where, initial=np.inf))
+    return max(top, -bottom, 0.0)
+
+
 @dataclass(frozen=True, eq=False)
 class CorrelationStats:
     """Mergeable sufficient statistics of the Pearson correlation matrix.
@@ -392,7 +400,7 @@ class CorrelationStats:
             return cls.empty(columns)
         # an all-zero column gets the smallest exponent, so that merging (which keeps the larger one)
         # gives the exponent of the union's largest magnitude, as profiling the union does
-        tops = [float(np.max(np.abs(a if ok is None else a[ok]), initial=0.0)) for a in arrays]
+        tops = [_max_magnitude(np.asarray(a, dtype=np.float64), ok) for a in arrays]
         exps = tuple(pow2_exponent(top) if top > 0 else ZERO_EXPONENT for top in tops)
         # 2**-k as a float where it is one (|k| <= 1022): multiplying by it is exact, as ldexp is
         scales = [math.ldexp(1.0, -e) if -1022 <= -e <= 1023 else None for e in exps]
