@@ -320,3 +320,17 @@ def test_distinct_counts_equals_sorting_then_runs(values: np.ndarray) -> None:
     np.testing.assert_array_equal(got_counts, counts)
     assert got_missing == n_missing
     assert got_uniques.dtype == np.float64 and got_counts.dtype == np.float64
+
+
+def test_integers_beyond_2_53_are_named_in_the_note_with_what_float64_merged() -> None:
+    """Known limit (issue 19): such integers are compared as float64. The note says so and counts what
+    merged; ordinary integers get no note."""
+    wide = np.array([2**60 + i for i in range(8)] * 300, dtype=np.int64)
+    res = _one(pd.DataFrame({"x": wide}), pd.DataFrame({"x": wide[:1600]})).column("x")
+    assert "beyond ±2**53" in (res.note or "")
+    assert "8 distinct integers are 1 distinct float64 values" in (res.note or "")
+    near = np.array([2**53 - 3, 2**53 - 1] * 600, dtype=np.int64)  # within: every integer exact
+    assert _one(pd.DataFrame({"x": near}), pd.DataFrame({"x": near})).column("x").note is None
+    # only the reference reaches there: the note, without a count for the current window
+    res = _one(pd.DataFrame({"x": wide}), pd.DataFrame({"x": np.arange(1600, dtype=np.int64)})).column("x")
+    assert "beyond ±2**53" in (res.note or "") and "current window" not in (res.note or "")

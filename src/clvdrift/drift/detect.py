@@ -334,6 +334,7 @@ def _numeric_column(
     numpy_int = isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu"  # not nullable Int64
     values = series.to_numpy() if numpy_int else to_float_array(series, column, "current")
     cur_uniques, cur_counts_u, n_missing = st.distinct_counts(values)
+    wide = st.wide_integers_note(values, ref.min, ref.max, ref.integer)
     del values
     n_cur, n_ref = int(cur_counts_u.sum()), ref.count
     configured = bool(config.stattest) or column in config.per_column_stattest
@@ -356,6 +357,7 @@ def _numeric_column(
     wnorm = st.wasserstein_normed(ref, cur_uniques, cur_counts_u)
     run = _NumericRun(ref, cur_uniques, cur_counts_u, integer, config.calibrate)
     outcome, grid, note = _numeric_test(test, column, run, wnorm)
+    note = _note(note, wide)
     bound = None if sketch.exact else ref.error_bound()
     if bound is not None:
         note = _note(

@@ -165,6 +165,26 @@ def distinct_counts(values: np.ndarray) -> tuple[FloatArray, FloatArray, int]:
     return uniques, counts, n_missing
 
 
+def wide_integers_note(values: np.ndarray, ref_min: float, ref_max: float, ref_integer: bool) -> str | None:
+    """A note when integers beyond ±2**53 (where float64 no longer holds every integer) take part:
+    ``values`` (the current column, any dtype) or an integer reference reaching there (its min or max).
+    On the current side it counts the distinct integers that became equal as float64."""
+    current_wide = (
+        values.dtype.kind in "iu"
+        and values.size
+        and (int(values.min()) < -_EXACT_INT or int(values.max()) > _EXACT_INT)
+    )
+    reference_wide = ref_integer and max(-ref_min, ref_max) > _EXACT_INT
+    if not (current_wide or reference_wide):
+        return None
+    note = "integers beyond ±2**53 are compared as float64, where neighbouring integers can be equal"
+    if current_wide:
+        ints = np.unique(values).size
+        floats = np.unique(values.astype(np.float64)).size
+        note += f"; the current window's {ints:,} distinct integers are {floats:,} distinct float64 values"
+    return note
+
+
 def wasserstein_weighted(u: FloatArray, uw: FloatArray, v: FloatArray, vw: FloatArray) -> float:
     """First Wasserstein distance between two weighted point sets, each sorted with distinct
     values: the integral of ``|F_u - F_v|`` that ``scipy.stats.wasserstein_distance`` computes.
