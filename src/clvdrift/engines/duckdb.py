@@ -1,8 +1,11 @@
 """The out-of-core engine: the cleaning rules and the per-customer aggregates in DuckDB SQL.
 
-The history's part files are scanned where they lie (a loaded frame is scanned in place). The clean
-lines go to a table of a temporary database file, so a history larger than memory spills to disk
-rather than failing. Money is kept in integer thousandths and time in integer seconds, as in
+The history's part files are scanned where they lie (a loaded frame is scanned in place). Every row
+goes once into table ``base`` with the rule that removes it; the clean lines are the view ``lines`` over
+it, summarized in tables ``groups`` (an invoice's lines at one second) and ``pairs`` (a customer's first
+purchase of a product), which the aggregates read. The tables live in memory and spill to a temporary
+folder past DuckDB's memory limit, so a history larger than memory is slower rather than failing.
+Money is kept in integer thousandths and time in integer seconds, as in
 :class:`clvdrift.features.TransactionLines`, so the results equal the pandas engine's:
 
 - a row's position (``_row``) is its place in the history's read order (part by part), so ties in
@@ -156,7 +159,8 @@ def _clean_steps(low: int, high: int) -> list[str]:
             FROM candidates)
         WHERE k > 1""",
         "UPDATE base SET r = 9 WHERE _row IN (SELECT _row FROM dups)",
-        f"""CREATE TEMP TABLE lines AS
+        # a view: the aggregates read the two tables below; only a window's product count reads lines
+        f"""CREATE TEMP VIEW lines AS
         SELECT _row, cust, inv, stock, coalesce(country, 'Unspecified') AS country, {_SECONDS} AS s,
                trunc(q)::BIGINT AS qty, round_even(p * 1000, 0)::BIGINT AS pm
         FROM base WHERE r = 0""",
@@ -175,7 +179,7 @@ class DuckLines:
     def __init__(self, con: duckdb.DuckDBPyConnection, source: str) -> None:
         self.con = con
         self.source = source
-        first, last, n = con.execute("SELECT min(s), max(s), count(*) FROM lines").fetchone()  # type: ignore[misc]
+        first, last, n = con.execute("SELECT min(s), max(s), coalesce(sum(n), 0) FROM groups").fetchone()  # type: ignore[misc]
         self._first, self._last, self._n = first, last, int(n)
 
     @property
@@ -351,9 +355,9 @@ def _clean(
     by_rule = dict(con.execute("SELECT r, count(*) FROM base GROUP BY r").fetchall())
     removed = {rule: int(by_rule.get(i + 1, 0)) for i, rule in enumerate(RULES)}
     total = int(sum(by_rule.values()))
-    for table in ("base", "cancels", "paired", "dups"):
+    for table in ("cancels", "paired", "dups"):
         con.execute(f"DROP TABLE {table}")
-    kept, customers = con.execute("SELECT count(*), count(DISTINCT cust) FROM lines").fetchone()  # type: ignore[misc]
+    kept, customers = con.execute("SELECT coalesce(sum(n), 0), count(DISTINCT cust) FROM groups").fetchone()  # type: ignore[misc]
     if kept == 0:
         raise nothing_left(source.name, total, removed, findings)
     return CleaningReport(
