@@ -310,6 +310,8 @@ def test_weighted_wasserstein_equals_scipy(u: list[int], v: list[int], scale: fl
         np.array([2**64 - 1, 3], dtype=np.uint64),
         np.array([1.5, np.nan, -0.0, 0.0, np.inf, 1.5]),
         np.random.default_rng(3).integers(-1000, 1000, 5000).astype(np.int16),
+        np.array([-128, 127, 0, -128], dtype=np.int8),  # the span does not fit the dtype
+        np.array([0, 255, 255], dtype=np.uint8),
     ],
 )
 def test_distinct_counts_equals_sorting_then_runs(values: np.ndarray) -> None:

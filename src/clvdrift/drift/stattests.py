@@ -152,12 +152,12 @@ def distinct_counts(values: np.ndarray) -> tuple[FloatArray, FloatArray, int]:
     """The sorted distinct finite values of ``values`` (float64, ``-0.0`` as ``0.0``), their counts
     (float64) and the number of non-finite values: :func:`sorted_finite` then :func:`runs`.
 
-    A NumPy integer array whose values lie within ±2**53 and span at most four times its size (or
+    A NumPy integer array whose values lie within ±2**53 and span less than its size (or
     65,536) is counted with ``np.bincount`` in one pass instead of sorted: the same result, in O(n)."""
     if values.dtype.kind in "iu" and values.size:
         lo, hi = int(values.min()), int(values.max())
-        if lo >= -_EXACT_INT and hi <= _EXACT_INT and hi - lo <= max(4 * values.size, 1 << 16):
-            counts = np.bincount((values - lo).astype(np.intp, copy=False), minlength=1)
+        if lo >= -_EXACT_INT and hi <= _EXACT_INT and hi - lo < max(values.size, 1 << 16):
+            counts = np.bincount(values.astype(np.int64, copy=False) - lo, minlength=1)  # int8: no wrap
             present = np.flatnonzero(counts)
             return (present + lo).astype(np.float64), counts[present].astype(np.float64), 0
     x, n_missing = sorted_finite(np.asarray(values, dtype=np.float64))
