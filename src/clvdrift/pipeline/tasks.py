@@ -31,6 +31,8 @@ from clvdrift.config import DriftConfig, GateConfig, LoopConfig, TrainConfig
 from clvdrift.observability.logging import get_logger
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from clvdrift.pipeline.common import Workspace
     from clvdrift.pipeline.cycle import CycleContext
 
@@ -141,6 +143,7 @@ def train_clv_model(
     """
     from clvdrift.data import load_transactions
     from clvdrift.data.history import TransactionHistory
+    from clvdrift.engines import Source
     from clvdrift.pipeline.cycle import publish_metrics, retrain
     from clvdrift.pipeline.train import train
 
@@ -166,15 +169,17 @@ def train_clv_model(
         publish_metrics(ctx)
         return _training_result(first.version, "first training", "no champion yet", version, conf)
     history = TransactionHistory(ws.history_dir, ctx.engine)
-    has_history = bool(history.batches())
-    raw = history.read() if has_history else load_transactions(ws.raw_data)
+    if history.batches():  # its checked part files, read by the workspace's engine (as a cycle does)
+        raw: pd.DataFrame | Source = Source.of_parts(history.parts(), name="transaction history")
+    else:
+        raw = load_transactions(ws.raw_data)
     challenger = retrain(
         raw,
         ctx,
         run_id=marker,
         train_config=settings.train,
         gate_config=settings.gate,
-        source="transaction history" if has_history else str(ws.raw_data),
+        source=raw.name if isinstance(raw, Source) else str(ws.raw_data),
     )
     registered = ctx.registry.get(challenger.version)
     _record_on_monitoring_run(ctx, conf, challenger.to_dict())
