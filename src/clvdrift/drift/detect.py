@@ -64,7 +64,13 @@ class _Column:
     level: float = 0.05  # false-alarm level of the calibrated / BH decision
 
 
+PARALLEL_MIN_VALUES = 1_000_000
+"""From this many current values (rows × columns) the columns are tested on a thread per core."""
+
+
 # ====================================================================== validation
+
+
 def _validate(
     profile: ReferenceProfile, current: pd.DataFrame, columns: Sequence[str] | None, config: DriftConfig
 ) -> tuple[list[str], list[str]]:
@@ -833,10 +839,16 @@ def detect_data_drift(
             return col, n_missing
         return _categorical_column(c, ref, current[c], config)
 
-    # the columns are independent and their sorts and sums release the GIL: one thread per core
-    with ThreadPoolExecutor(max_workers=max(1, min(len(cols), os.cpu_count() or 1))) as pool:
-        correlations = pool.submit(_correlations, profile, current, cols, config.correlation_threshold, None)
-        tested = list(pool.map(test, cols))
+    # the columns are independent and their sorts and sums release the GIL: one thread per core for a
+    # large window; a small one (a request to the service) is tested on the caller's thread
+    if n_rows * len(cols) < PARALLEL_MIN_VALUES:
+        correlations_result = _correlations(profile, current, cols, config.correlation_threshold, None)
+        tested = [test(c) for c in cols]
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, min(len(cols), os.cpu_count() or 1))) as pool:
+            pending = pool.submit(_correlations, profile, current, cols, config.correlation_threshold, None)
+            tested = list(pool.map(test, cols))
+            correlations_result = pending.result()
     work = [col for col, _ in tested]
     cur_missing = {c: n for c, (_, n) in zip(cols, tested, strict=True)}
     if config.calibrate:
@@ -870,7 +882,7 @@ def detect_data_drift(
         dataset_rule=f"dataset drift when the share of drifted columns >= {config.drift_share:g}{key_rule}",
         columns=results,
         missing_values=_missing_values(profile, cols, cur_missing, n_rows, config.missing_share_threshold),
-        correlations=correlations.result(),
+        correlations=correlations_result,
         reference_rows=profile.rows,
         current_rows=n_rows,
         settings={"columns": cols, **config.model_dump(mode="json")},
