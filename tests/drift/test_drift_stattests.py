@@ -300,6 +300,23 @@ def test_weighted_wasserstein_equals_scipy(u: list[int], v: list[int], scale: fl
 
 
 @pytest.mark.parametrize(
+    ("u", "v"),
+    [
+        ([-1e308, 1e308], [0.0]),  # a gap of u beyond the largest float, a point of v inside it
+        ([-1e308, 1e308], [-1e308, 0.0]),  # and F_u = F_v at the gap's start (0 × inf)
+        ([-1.7e308, -1e308, 1e308], [-1.5e308, 0.5e308]),
+    ],
+)
+def test_weighted_wasserstein_near_the_largest_float_equals_scipy(u: list[float], v: list[float]) -> None:
+    uu, vv = np.array(u), np.array(v)
+    expected = stats.wasserstein_distance(uu, vv)
+    assert np.isfinite(expected)
+    assert st.wasserstein_weighted(uu, np.ones(uu.size), vv, np.ones(vv.size)) == pytest.approx(
+        expected, rel=1e-12
+    )
+
+
+@pytest.mark.parametrize(
     "values",
     [
         np.array([5, 3, 3, -2, 5, 5], dtype=np.int64),
