@@ -199,8 +199,8 @@ def wasserstein_weighted(u: FloatArray, uw: FloatArray, v: FloatArray, vw: Float
     tu, tv = float(uw.sum()), float(vw.sum())
     if n == 0 or m == 0 or tu <= 0 or tv <= 0:
         return float("nan")
-    lo, hi = float(min(u[0], v[0])), float(max(u[-1], v[-1]))
-    if math.isfinite(lo) and math.isfinite(hi) and math.isinf(hi - lo):
+    first, last = float(min(u[0], v[0])), float(max(u[-1], v[-1]))
+    if math.isfinite(first) and math.isfinite(last) and math.isinf(last - first):
         # a gap of u could exceed the largest float (values near ±1.8e308, found by an adversarial
         # check): the same integral at half scale, a power of two, so exact but for subnormals
         return 2.0 * wasserstein_weighted(u * 0.5, uw, v * 0.5, vw)
