@@ -17,8 +17,10 @@ Money is kept in integer thousandths and time in integer seconds, as in
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -290,12 +292,39 @@ def _sec(day: pd.Timestamp) -> int:
     return int(np.datetime64(pd.Timestamp(day).to_datetime64(), "s").astype(np.int64))
 
 
+_FOLDER_PREFIX = "clvdrift-duckdb-"
+_FOLDER_NAME = re.compile(re.escape(_FOLDER_PREFIX) + r"(\d+)-([0-9a-f]{6})-")
+
+
+def remove_stale_folders(root: Path | None = None) -> list[Path]:
+    """Remove the spill folders (in ``root``, default the temporary directory) of DuckDB engines whose
+    process was killed on this host (its PID is gone): a closed engine removes its own folder, a
+    SIGKILLed one cannot. Folders of live processes and of other hosts are left alone. Returns what was
+    removed."""
+    from clvdrift.io import _host_tag, _pid_alive
+
+    root = Path(tempfile.gettempdir()) if root is None else root
+    removed = []
+    for path in root.glob(_FOLDER_PREFIX + "*"):
+        match = _FOLDER_NAME.match(path.name)
+        if match is None or match.group(2) != _host_tag() or _pid_alive(int(match.group(1))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path)
+    return removed
+
+
 def open_lines(
     source: Source, *, today: pd.Timestamp | None, reason: str, rows: int, memory_limit: str | None
 ) -> OpenLines:
     import duckdb
 
-    folder = tempfile.mkdtemp(prefix="clvdrift-duckdb-")
+    from clvdrift.io import _host_tag
+
+    remove_stale_folders()
+    # named by process and host, so that the next engine can tell a killed process's folder from a live one
+    folder = tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-{_host_tag()}-")
     con = duckdb.connect(":memory:")  # past memory_limit, tables spill to the folder
 
     def close() -> None:
