@@ -9,6 +9,7 @@ adapters (CLI, DAGs, service) read settings. Nested fields use ``__``:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -27,6 +28,9 @@ the package, so that ``clvdrift demo`` and ``train`` work wherever the package i
 
 if TYPE_CHECKING:
     from clvdrift.pipeline.common import Workspace
+
+
+_MEMORY = re.compile(r"\s*\d+(\.\d+)?\s*([KMGT]i?B?)\s*", re.IGNORECASE)  # what DuckDB's memory_limit reads
 
 
 class Settings(BaseSettings):
@@ -93,6 +97,13 @@ class Settings(BaseSettings):
     gate: GateConfig = Field(default_factory=GateConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
+
+    @field_validator("duckdb_memory_limit")
+    @classmethod
+    def _duckdb_memory_limit(cls, value: str | None) -> str | None:
+        if value is not None and not _MEMORY.fullmatch(value):
+            raise ValueError(f"{value!r} is not an amount of memory: a number and a unit, e.g. 512MB or 2GB")
+        return value
 
     @field_validator("pushgateway_url")
     @classmethod

@@ -20,6 +20,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +40,7 @@ from clvdrift.data.clean import (
 )
 from clvdrift.data.load import validate_amounts
 from clvdrift.engines import OpenLines, Source
-from clvdrift.errors import DataError
+from clvdrift.errors import ConfigError, DataError, StorageError
 from clvdrift.features import AggregateQuery
 
 if TYPE_CHECKING:
@@ -178,9 +180,12 @@ def _clean_steps(low: int, high: int) -> list[str]:
 class DuckLines:
     """Clean lines in a DuckDB table ``lines``: the :class:`clvdrift.features.LineTable` of this engine."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, source: str) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, source: str, folder: str, memory_limit: str | None
+    ) -> None:
         self.con = con
         self.source = source
+        self._spill = (folder, memory_limit)
         first, last, n = con.execute("SELECT min(s), max(s), coalesce(sum(n), 0) FROM groups").fetchone()  # type: ignore[misc]
         self._first, self._last, self._n = first, last, int(n)
 
@@ -195,6 +200,10 @@ class DuckLines:
         return pd.Timestamp(int(self._last), unit="s").normalize()
 
     def aggregate(self, query: AggregateQuery) -> pd.DataFrame:
+        with _resource_errors(*self._spill):
+            return self._aggregate(query)
+
+    def _aggregate(self, query: AggregateQuery) -> pd.DataFrame:
         snap = _sec(query.snapshot)
         floor = None if query.floor is None else _sec(query.floor)
         base = f"s < {snap}" + ("" if floor is None else f" AND s >= {floor}")
@@ -254,6 +263,10 @@ class DuckLines:
         return out if out.index.is_monotonic_increasing else out.sort_index()
 
     def revenue(self, start: pd.Timestamp | None, end: pd.Timestamp, ids: pd.Index) -> np.ndarray:
+        with _resource_errors(*self._spill):
+            return self._revenue(start, end, ids)
+
+    def _revenue(self, start: pd.Timestamp | None, end: pd.Timestamp, ids: pd.Index) -> np.ndarray:
         expr = "sum(spend)"
         frame = self.con.execute(
             f"SELECT cust, coalesce({_big(expr)}, 0) AS spend, {_too_big(expr)} AS overflow FROM groups "
@@ -315,6 +328,39 @@ def remove_stale_folders(root: Path | None = None) -> list[Path]:
     return removed
 
 
+_LOW_DISK = 64 * 1024 * 1024
+
+
+@contextmanager
+def _resource_errors(folder: str, memory_limit: str | None) -> Iterator[None]:
+    """DuckDB running out of memory, or of disk where it spills, as one line: a :class:`StorageError`
+    (exit 3) when the spill folder's disk has less than 64 MB free, else a :class:`ConfigError` naming
+    the memory limit (exit 2). DuckDB's own message is kept."""
+    import duckdb
+
+    try:
+        yield
+    except (duckdb.OutOfMemoryException, duckdb.IOException) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            free = 0
+        if free < _LOW_DISK:
+            raise StorageError(
+                f"disk full while the DuckDB engine spilled to {folder} ({free // 1024:,} KB free): free "
+                f"some space in {os.path.dirname(folder)} or point TMPDIR elsewhere, then run the command "
+                f"again ({detail})"
+            ) from None
+        if isinstance(exc, duckdb.IOException):
+            raise
+        limit = memory_limit or "DuckDB's default, 80% of the memory"
+        raise ConfigError(
+            f"the DuckDB engine ran out of memory within its limit ({limit}): raise "
+            f"CLVDRIFT_DUCKDB_MEMORY_LIMIT, then run the command again ({detail})"
+        ) from None
+
+
 def open_lines(
     source: Source, *, today: pd.Timestamp | None, reason: str, rows: int, memory_limit: str | None
 ) -> OpenLines:
@@ -335,11 +381,17 @@ def open_lines(
         con.execute(f"SET temp_directory = {_quote(os.path.join(folder, 'spill'))}")
         con.execute("SET preserve_insertion_order = false")
         if memory_limit:
-            con.execute(f"SET memory_limit = {_quote(memory_limit)}")
+            try:
+                con.execute(f"SET memory_limit = {_quote(memory_limit)}")
+            except duckdb.Error as exc:
+                detail = str(exc).splitlines()[0]
+                raise ConfigError(f"DuckDB memory limit {memory_limit!r}: {detail}") from None
         con.execute(f"CREATE TEMP VIEW raw AS {_raw_sql(source, con)}")
         attrs = dict(source.frame.attrs) if source.frame is not None else {}
-        report = _clean(con, source, attrs, today)
-        return OpenLines(DuckLines(con, source.name), report, "duckdb", reason, rows, close)
+        with _resource_errors(folder, memory_limit):
+            report = _clean(con, source, attrs, today)
+            lines = DuckLines(con, source.name, folder, memory_limit)
+        return OpenLines(lines, report, "duckdb", reason, rows, close)
     except BaseException:
         close()
         raise
