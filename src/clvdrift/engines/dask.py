@@ -192,6 +192,11 @@ def _connect(scheduler: str | None) -> tuple[Client, Callable[[], None]]:
             client = Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as exc:
             raise ConfigError(f"cannot reach the Dask scheduler {scheduler} ({exc})") from None
+        except ValueError as exc:  # e.g. no port: not an address at all
+            raise ConfigError(
+                f"CLVDRIFT_DASK_SCHEDULER {scheduler!r} is not a scheduler address, e.g. "
+                f"tcp://scheduler:8786 ({exc})"
+            ) from None
         return client, client.close
     cluster = LocalCluster(
         n_workers=LOCAL_WORKERS,

@@ -1,6 +1,9 @@
-"""The DuckDB engine's resources: its spill folder is removed on close, and a SIGKILLed process's folder
-by the next engine on this host (a real process, really killed); running out of memory or of the disk it
-spills to is one line with the setting or the folder to change, never "a bug"."""
+"""The engines' resources and settings.
+
+DuckDB: its spill folder is removed on close, and a SIGKILLed process's folder by the next engine on this
+host (a real process, really killed); running out of memory, or of the disk it spills to, is one line with
+the setting or the folder to change, never "a bug". Dask: a scheduler setting that is no address is one
+line too."""
 
 from __future__ import annotations
 
@@ -119,3 +122,9 @@ def test_a_full_disk_under_the_spill_folder_is_a_storage_error(
         assert sorted(p.name for p in full.iterdir()) == ["filler"]
     finally:
         subprocess.run(["umount", str(full)], check=False)
+
+
+@pytest.mark.parametrize("address", ["notaurl", "tcp://", "http://scheduler:8786"])
+def test_a_dask_scheduler_setting_that_is_no_address_is_one_line(address: str) -> None:
+    with pytest.raises(ConfigError, match=r"is not a scheduler address, e\.g\. tcp://scheduler:8786"):
+        open_lines(Source.of_frame(retail_rows(100)), engine="dask", dask_scheduler=address)
