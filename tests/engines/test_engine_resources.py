@@ -128,3 +128,40 @@ def test_a_full_disk_under_the_spill_folder_is_a_storage_error(
 def test_a_dask_scheduler_setting_that_is_no_address_is_one_line(address: str) -> None:
     with pytest.raises(ConfigError, match=r"is not a scheduler address, e\.g\. tcp://scheduler:8786"):
         open_lines(Source.of_frame(retail_rows(100)), engine="dask", dask_scheduler=address)
+
+
+DASK_CHILD = textwrap.dedent(
+    """
+    import time
+    from clvdrift.data.synthetic import retail_rows
+    from clvdrift.engines import Source, open_lines
+    if __name__ == "__main__":
+        with open_lines(Source.of_frame(retail_rows(2000)), engine="dask"):
+            print("open", flush=True)
+            time.sleep(120)
+    """
+)
+
+
+def test_a_killed_process_leaves_no_dask_worker_behind(tmp_path: Path) -> None:
+    """The local cluster's two worker processes end with the process that started it, even on SIGKILL."""
+    import psutil
+
+    script = tmp_path / "child.py"
+    script.write_text(DASK_CHILD)
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "open"
+        workers = [
+            p
+            for p in psutil.Process(child.pid).children(recursive=True)
+            if "dask worker" in " ".join(p.cmdline())
+        ]
+        assert len(workers) == 2
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        _, alive = psutil.wait_procs(workers, timeout=30)
+        assert alive == []
+    finally:
+        child.kill()
+        child.wait(timeout=30)
