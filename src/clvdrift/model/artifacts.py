@@ -27,6 +27,7 @@ import fcntl
 import hashlib
 import io
 import json
+import pickle
 import re
 import threading
 import time
@@ -107,8 +108,6 @@ def write_artifacts(
     reference profile. ``metadata`` is stored in ``metadata_<version>.json`` with ``version`` and
     ``artifacts`` added; it is written last, so a killed run leaves no metadata for half its files.
     """
-    import joblib
-
     models_dir = Path(models_dir)
     own = {name: ARTIFACT_FILES[name] for name in (*model.files, "features")}
     patterns = {**own, **{name: pattern for name, (pattern, _) in (extras or {}).items()}}
@@ -132,7 +131,10 @@ def write_artifacts(
         for name in model.files:
 
             def dump(tmp: Path, obj: object = state[name]) -> None:
-                joblib.dump(obj, tmp)
+                # a plain pickle (joblib.load reads it): 5-8x faster to write than joblib.dump's own
+                # format, which wraps every numpy array of every tree
+                with open(tmp, "wb") as f:
+                    pickle.dump(obj, f, protocol=5)
 
             write(paths[name], dump)
         text = json.dumps(model.document(), indent=2)

@@ -171,11 +171,10 @@ class GbmModel(ClvModel):
         missing = [c for c in (*columns, COUNTRY) if c not in features.columns]
         if missing:
             raise DataError(f"features are missing column(s) {missing} the gbm model reads")
-        position = {c: i for i, c in enumerate(self.encoder.levels_)}
-        other = len(self.encoder.levels_)
-        country = np.fromiter(
-            (position.get(str(c), other) for c in features[COUNTRY]), dtype=np.float64, count=len(features)
-        )
+        levels = self.encoder.levels_
+        # each country's position among the levels (as its text), the unknown ones after them
+        position = pd.Index(levels).get_indexer(features[COUNTRY].astype(str).to_numpy(dtype=object))
+        country = np.where(position < 0, len(levels), position).astype(np.float64)
         return np.column_stack([features[columns].to_numpy(dtype=np.float64), country])
 
     def fit(self, features: pd.DataFrame, target: pd.Series) -> GbmModel:

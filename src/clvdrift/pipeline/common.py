@@ -17,8 +17,10 @@ from clvdrift.io import sha256_file
 if TYPE_CHECKING:
     from typing import TypeAlias
 
+    import numpy as np
     import pandas as pd
 
+    from clvdrift.features import TrainingSet
     from clvdrift.model.base import ClvModel
     from clvdrift.model.registry import ModelRegistry, ModelVersion
 
@@ -134,3 +136,33 @@ def load_champion(registry: ModelRegistry, models_dir: Path) -> tuple[ModelVersi
     if champion is None:
         raise NoChampionError("no champion model registered; run `clvdrift train` first")
     return champion, load_model(Path(models_dir), champion.version, expected=champion.artifacts)
+
+
+def predict_set(lines: Any, model: ClvModel, ts: TrainingSet) -> np.ndarray:
+    """``model.predict(ts.features)`` for the training set ``ts`` built from ``lines``.
+
+    On lines shared by several policies (:class:`clvdrift.features.SharedLines`, a replay step) a model
+    scores a training set once: policies that keep the same champion (a verified model is loaded once
+    per process, so they hold the same object) and the paired scoring after them reuse it. Each call
+    returns its own array."""
+    import numpy as np
+
+    memo: dict[object, object] | None = getattr(lines, "memo", None)
+    if memo is None:
+        return model.predict(ts.features)
+    key = (
+        "predict",
+        id(model),  # the model is kept in the value: its id cannot be reused while the memo lives
+        ts.target_kind,
+        ts.cutoff,
+        ts.snapshot,
+        ts.horizon_days,
+        ts.lookback_days,
+        len(ts.features),
+    )
+    hit = memo.get(key)
+    if hit is not None and hit[0] is model:  # type: ignore[index]
+        return np.array(hit[1])  # type: ignore[index]
+    predicted = np.array(model.predict(ts.features), dtype=np.float64)
+    memo[key] = (model, predicted)
+    return np.array(predicted)

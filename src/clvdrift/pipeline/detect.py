@@ -31,7 +31,7 @@ from clvdrift.errors import ConfigError
 from clvdrift.features import COUNTRY, NUMERIC_FEATURES
 from clvdrift.io import atomic_write_text
 from clvdrift.jsonable import TRANSIENT, dataclass_dict, dumps
-from clvdrift.pipeline.common import Progress, Timings, load_champion, new_id
+from clvdrift.pipeline.common import Progress, Timings, load_champion, new_id, predict_set
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -286,7 +286,7 @@ def check_batch(
             lookback_days=training.lookback_days,
             require_labels=False,
         )
-        current = ts.features.assign(prediction=model.predict(ts.features))
+        current = ts.features.assign(prediction=predict_set(lines, model, ts))
         if labelled:
             current["target"] = ts.target
     with t.step("data drift", progress):

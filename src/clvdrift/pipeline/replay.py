@@ -70,7 +70,7 @@ from clvdrift.errors import ConfigError, DataError
 from clvdrift.io import atomic_write_text
 from clvdrift.jsonable import dataclass_dict, dumps
 from clvdrift.observability.logging import get_logger
-from clvdrift.pipeline.common import Timings, Workspace
+from clvdrift.pipeline.common import Timings, Workspace, predict_set
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -759,9 +759,10 @@ def _paired(
         for champ in group:
             if champ.training.labels_overlap(cutoff, horizon):
                 common &= ~customers.isin(champ.trained_on)
-        features, actual = ts.features[common], ts.target.to_numpy()[common]  # only these are scored
+        actual = ts.target.to_numpy()[common]  # only these are scored
         for i, champ in zip(members, group, strict=True):
-            predicted = champ.model.predict(features) if len(features) else np.empty(0)
+            # every customer's prediction, as the step's drift check made it (shared), then the common ones
+            predicted = predict_set(lines, champ.model, ts)[common] if common.any() else np.empty(0)
             metrics = regression_metrics(actual, predicted)
             out[i] = dataclasses.replace(
                 out[i],

@@ -34,7 +34,7 @@ from clvdrift.config import GateConfig, TrainConfig
 from clvdrift.data import schema
 from clvdrift.errors import DataError
 from clvdrift.jsonable import plain
-from clvdrift.pipeline.common import Progress, Timings
+from clvdrift.pipeline.common import Progress, Timings, predict_set
 from clvdrift.pipeline.train import FittedModel
 
 if TYPE_CHECKING:
@@ -186,6 +186,6 @@ def retrain_and_gate(
     final = None
     if decision.promote:
         with t.step("refit", progress):
-            judged = pd.Series(model.predict(evaluation_set.features), index=evaluation_set.features.index)
+            judged = pd.Series(predict_set(lines, model, evaluation_set), index=evaluation_set.features.index)
             final = refit(lines, evaluation_set, config, evaluation, judged)
     return RetrainOutcome(decision, champion.version, champion_eval, challenger, final, t.seconds)

@@ -24,7 +24,7 @@ from clvdrift.data import load_transactions, schema
 from clvdrift.errors import ConfigError, DataError
 from clvdrift.io import remove_stale_temp_files
 from clvdrift.jsonable import dataclass_dict, plain
-from clvdrift.pipeline.common import Progress, Timings, data_fingerprint, new_version
+from clvdrift.pipeline.common import Progress, Timings, data_fingerprint, new_version, predict_set
 
 if TYPE_CHECKING:
     from clvdrift.engines import EngineChoice
@@ -243,7 +243,7 @@ def evaluate_through_time(
         )
     model, stacked = fit_on_cutoff(lines, earlier, config)
     customers = ts.features.index
-    predictions = pd.Series(model.predict(ts.features), index=customers)
+    predictions = pd.Series(predict_set(lines, model, ts), index=customers)
     evaluation: dict[str, Any] = {
         **compare_to_baseline(ts.target.to_numpy(), predictions.to_numpy(), ts.baseline.to_numpy()),
         "split": "time",
@@ -258,7 +258,7 @@ def evaluate_through_time(
     }
     if seed_rf and model.family != "rf":
         rf, _ = fit_on_cutoff(lines, earlier, config, family="rf")
-        evaluation["rf"] = _scores(ts, customers, pd.Series(rf.predict(ts.features), index=customers))
+        evaluation["rf"] = _scores(ts, customers, pd.Series(predict_set(lines, rf, ts), index=customers))
     season = seasonal_factor(model, lines, ts.cutoff, horizon, lookback_days=config.lookback_days)
     evaluation["season"] = season.to_dict()
     if season.factor is not None:
@@ -268,7 +268,7 @@ def evaluate_through_time(
         evaluation["champion"] = {"version": champion.version, "customers": 0, "skipped": mismatch}
     elif champion is not None:
         scope, rule, clean = _champion_scope(customers, ts.cutoff, horizon, champion)
-        champion_predictions = pd.Series(champion.model.predict(ts.features), index=customers)
+        champion_predictions = pd.Series(predict_set(lines, champion.model, ts), index=customers)
         evaluation["champion"] = {
             "version": champion.version,
             "customers": len(scope),
@@ -394,7 +394,7 @@ def fit_version(
         return _fit_random_split(ts, config, why, lines)
     judged, _stacked, evaluation = evaluate_through_time(lines, ts, config, champion=champion)
     _check_metrics(evaluation, len(ts.features))
-    judged_predictions = pd.Series(judged.predict(ts.features), index=ts.features.index)
+    judged_predictions = pd.Series(predict_set(lines, judged, ts), index=ts.features.index)
     return refit(lines, ts, config, evaluation, judged_predictions)
 
 
@@ -421,7 +421,7 @@ def refit(
 
     train_ids, test_ids = _split(ts, config)
     model, stacked = fit_on_cutoff(lines, ts.cutoff, config, exclude=test_ids)
-    predictions = pd.Series(model.predict(ts.features), index=ts.features.index)
+    predictions = pd.Series(predict_set(lines, model, ts), index=ts.features.index)
     secondary = compare_to_baseline(
         ts.target.loc[test_ids].to_numpy(),
         predictions.loc[test_ids].to_numpy(),
@@ -457,7 +457,7 @@ def fitted_at(
         cutoff=stacked.cutoffs[0],
         lookback_days=config.lookback_days,
     )
-    predictions = pd.Series(model.predict(ts.features), index=ts.features.index)
+    predictions = pd.Series(predict_set(lines, model, ts), index=ts.features.index)
     training = _record(ts, model, stacked, "time", train_customers=len(ts.features), test_customers=0, **more)
     return FittedModel(
         model, ts, training, pd.Series("train", index=ts.features.index), predictions, evaluation
@@ -480,7 +480,7 @@ def _fit_random_split(
         model, stacked = fit_on_cutoff(lines, ts.cutoff, config, exclude=test_ids)
     else:
         model = new_model(config).fit(ts.features.loc[train_ids], ts.target.loc[train_ids])
-    predictions = pd.Series(model.predict(ts.features), index=ts.features.index)
+    predictions = pd.Series(predict_set(lines, model, ts), index=ts.features.index)
     evaluation = compare_to_baseline(
         ts.target.loc[test_ids].to_numpy(),
         predictions.loc[test_ids].to_numpy(),
