@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from clvdrift.drift import ReferenceProfile
     from clvdrift.features import TrainingSet
     from clvdrift.model.base import ClvModel
     from clvdrift.model.registry import ModelRegistry, ModelVersion
@@ -166,3 +169,30 @@ def predict_set(lines: Any, model: ClvModel, ts: TrainingSet) -> np.ndarray:
     predicted = np.array(model.predict(ts.features), dtype=np.float64)
     memo[key] = (model, predicted)
     return np.array(predicted)
+
+
+# reference profiles parsed in this process, by the sha256 of their file (least recently used dropped first)
+_PROFILES: OrderedDict[str, ReferenceProfile] = OrderedDict()
+_PROFILES_KEPT = 8
+_PROFILES_LOCK = threading.Lock()
+
+
+def load_profile(models_dir: Path, info: dict[str, Any]) -> ReferenceProfile:
+    """The reference profile of a version (``info``: its registry record ``{path, sha256}``). The file is
+    read and checked against the record every time; the profile parsed from bytes of the same sha256 is
+    reused (profiles are immutable), as :func:`clvdrift.model.artifacts.load_model` reuses models."""
+    from clvdrift.drift import ReferenceProfile
+    from clvdrift.model.artifacts import read_verified
+
+    data = read_verified(Path(models_dir), info)
+    key = str(info["sha256"])
+    with _PROFILES_LOCK:
+        if key in _PROFILES:
+            _PROFILES.move_to_end(key)
+            return _PROFILES[key]
+    profile = ReferenceProfile.from_bytes(data, Path(models_dir) / info["path"])
+    with _PROFILES_LOCK:
+        _PROFILES[key] = profile
+        while len(_PROFILES) > _PROFILES_KEPT:
+            _PROFILES.popitem(last=False)
+    return profile

@@ -31,7 +31,14 @@ from clvdrift.errors import ConfigError
 from clvdrift.features import COUNTRY, NUMERIC_FEATURES
 from clvdrift.io import atomic_write_text
 from clvdrift.jsonable import TRANSIENT, dataclass_dict, dumps
-from clvdrift.pipeline.common import Progress, Timings, load_champion, new_id, predict_set
+from clvdrift.pipeline.common import (
+    Progress,
+    Timings,
+    load_champion,
+    load_profile,
+    new_id,
+    predict_set,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -241,7 +248,7 @@ def check_batch(
 
     ``cleaned`` is the batch already cleaned by an engine (then ``raw`` may be ``None``: a history read
     out of core); else ``raw`` is cleaned with ``engines`` (default: pandas)."""
-    from clvdrift.drift import ReferenceProfile, detect_data_drift, detect_model_drift
+    from clvdrift.drift import detect_data_drift, detect_model_drift
     from clvdrift.features import build_training_set
     from clvdrift.model.artifacts import read_verified
     from clvdrift.model.base import TrainingRecord
@@ -270,9 +277,7 @@ def check_batch(
         champion, model = load_champion(registry, models_dir)
         # each file is read once and its checked bytes are what is loaded (never the path again)
         profile_info, reference_info = champion.artifacts["profile"], champion.artifacts["reference"]
-        profile = ReferenceProfile.from_bytes(
-            read_verified(Path(models_dir), profile_info), Path(models_dir) / profile_info["path"]
-        )
+        profile = load_profile(Path(models_dir), profile_info)
         reference_csv = read_verified(Path(models_dir), reference_info)
     training = TrainingRecord.from_dict(champion.training)
     with t.step("features", progress):

@@ -122,11 +122,10 @@ def load_serving_champion(
     """The champion (or, with ``version``, that registered version), its files checked against the
     registry; :class:`NoChampionError` when there is no champion, :class:`NotFoundError` for an unknown
     version."""
-    from clvdrift.drift import ReferenceProfile
-    from clvdrift.model.artifacts import load_model, read_verified
+    from clvdrift.model.artifacts import load_model
     from clvdrift.model.base import TrainingRecord
     from clvdrift.model.registry import ModelRegistry
-    from clvdrift.pipeline.common import load_champion
+    from clvdrift.pipeline.common import load_champion, load_profile
     from clvdrift.store import connect
 
     registry = ModelRegistry(engine if engine is not None else connect(workspace.database_url))
@@ -136,9 +135,7 @@ def load_serving_champion(
         record = registry.get(version)
         model = load_model(Path(workspace.models_dir), record.version, expected=record.artifacts)
     info = record.artifacts["profile"]
-    profile = ReferenceProfile.from_bytes(
-        read_verified(Path(workspace.models_dir), info), Path(workspace.models_dir) / info["path"]
-    )
+    profile = load_profile(Path(workspace.models_dir), info)
     return ServingChampion(
         version=record.version,
         family=model.family,
