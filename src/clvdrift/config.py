@@ -127,6 +127,10 @@ class GbmParams(_Frozen):
         default=90, ge=0, description="a stacked cutoff needs this many days of history before it"
     )
     max_cutoffs: int = Field(default=104, ge=1, le=10_000, description="at most this many stacked cutoffs")
+    btyd: bool = Field(
+        default=True,
+        description="average the boosters with the BG/NBD × Gamma-Gamma expected revenue (docs/model.md)",
+    )
     seasonal_min_span_days: int = Field(
         default=365,
         ge=1,

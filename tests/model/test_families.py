@@ -57,6 +57,45 @@ def test_predictions_are_bit_identical_and_predict_changes_nothing(family):
     assert pickle.dumps(model.state()) == before  # predict changed no parameter of the estimator
 
 
+def test_gbm_views_fitted_on_threads_equal_views_fitted_one_after_the_other(monkeypatch):
+    """Below PARALLEL_MIN_ROWS the two views are fitted on two threads: the boosters must be the ones a
+    fit on one core makes, bit for bit."""
+    import os
+
+    threaded, features = _fit("gbm", n=2_000, seed=5)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # one after the other
+    serial, _ = _fit("gbm", n=2_000, seed=5)
+    assert pickle.dumps(threaded.state()) == pickle.dumps(serial.state())
+    assert np.array_equal(threaded.predict(features), serial.predict(features))
+
+
+def test_gbm_averages_its_btyd_part_and_an_earlier_gbm_without_one_still_loads():
+    """The BG/NBD × Gamma-Gamma expected revenue is the third part of the average; predict_columns (the
+    service) gives what predict gives; a document saved before the part existed loads as the two
+    boosters alone; ``btyd=False`` fits none."""
+    model, features = _fit("gbm", n=2_000, seed=7)
+    assert model.btyd_ is not None and model.btyd_scale_ > 0
+    columns = {c: features[c].to_numpy() for c in model.input_features}
+    predicted = model.predict(features)
+    assert np.array_equal(model.predict_columns(columns), predicted)
+    boosters = np.mean(
+        [
+            b.predict(model._matrix(features, v))
+            for b, v in zip(model.boosters_.values(), model.views_.values(), strict=True)
+        ],
+        axis=0,
+    )
+    assert not np.allclose(predicted, boosters)  # the third part moves the average
+    earlier = {k: v for k, v in model.document().items() if k not in ("btyd", "horizon_days")}
+    earlier["params"] = {k: v for k, v in earlier["params"].items() if k != "btyd"}
+    loaded = GbmModel.from_state(model.state(), earlier)
+    assert loaded.btyd_ is None
+    assert np.allclose(loaded.predict(features), boosters, rtol=1e-12)
+    features_, target = _data(2_000, 7)
+    off = GbmModel(GbmParams(max_iter=40, btyd=False), min_country_customers=5).fit(features_, target)
+    assert off.btyd_ is None and off.document()["btyd"] is None
+
+
 def test_a_forest_pickled_with_parallel_prediction_is_loaded_on_one_core():
     model, features = _fit("rf")
     model.estimator_.set_params(n_jobs=-1)  # as forests fitted before the one-core rule were stored

@@ -111,7 +111,9 @@ def new_model(config: TrainConfig, family: str | None = None) -> ClvModel:
     if name == "gbm":
         from clvdrift.model.gbm import GbmModel
 
-        return GbmModel(config.gbm, min_country_customers=config.min_country_customers)
+        return GbmModel(
+            config.gbm, min_country_customers=config.min_country_customers, horizon_days=config.horizon_days
+        )
     raise ConfigError(f"unknown model family {name!r}; expected gbm or rf")
 
 
