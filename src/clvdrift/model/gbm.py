@@ -233,11 +233,13 @@ class GbmModel(ClvModel):
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=len(views), thread_name_prefix="gbm-fit") as pool:
-                fitted = list(pool.map(fit_view, views))
+                futures = [pool.submit(fit_view, columns) for columns in views]
+                self._fit_btyd(features, y)  # on this thread meanwhile
+                fitted = [future.result() for future in futures]
         else:  # each fit uses every core through OpenMP
             fitted = [fit_view(columns) for columns in views]
+            self._fit_btyd(features, y)
         self.boosters_ = dict(zip(self.views_, fitted, strict=True))
-        self._fit_btyd(features, y)
         return self
 
     def _fit_btyd(self, features: pd.DataFrame, y: np.ndarray) -> None:
