@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +58,9 @@ def test_a_shared_step_scores_each_model_and_set_once(tmp_path: Path) -> None:
     predict_set(lines, counted, ts)
     predict_set(lines, counted, ts)
     assert counted.calls == 4
+    # a set of the same size with other rows (here: reversed) is scored anew, not served the first one's
+    reversed_set = dataclasses.replace(ts, features=ts.features.iloc[::-1])
+    np.testing.assert_array_equal(
+        predict_set(shared, counted, reversed_set), model.predict(ts.features)[::-1]
+    )
+    assert counted.calls == 5

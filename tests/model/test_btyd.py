@@ -89,3 +89,41 @@ def test_expected_revenue_is_finite_and_non_negative_on_odd_customers() -> None:
     }
     revenue = fitted.expected_revenue(odd, 90)
     assert np.isfinite(revenue).all() and (revenue >= 0).all()
+
+
+def test_widely_spread_order_values_never_give_a_negative_or_exploding_value() -> None:
+    """Gamma-Gamma's conditional mean needs p·n + q > 1: with order values spread over orders of magnitude
+    the free fit put q < 1 and gave one-order customers negative values (found by an adversarial check)."""
+    columns, _ = _simulate(3_000, seed=6)
+    rng = np.random.default_rng(6)
+    columns["Monetary"] = columns["NumOrders"] * rng.lognormal(3, 3, len(columns["NumOrders"]))
+    fitted = Btyd.fit(columns)
+    assert fitted is not None and fitted.q > 1
+    revenue = fitted.expected_revenue(columns, 90)
+    assert np.isfinite(revenue).all() and (revenue >= 0).all()
+    # no customer is valued above what the most valuable one has spent per order, times the orders expected
+    value = fitted.expected_value(columns["NumOrders"], columns["Monetary"] / columns["NumOrders"])
+    assert value.max() <= (columns["Monetary"] / columns["NumOrders"]).max()
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e5, 1e9])
+def test_the_fit_is_the_same_in_any_currency(scale: float) -> None:
+    """Order values of 100,000 currency units (IDR, VND) put v on its bound and changed the ranking; the
+    order values are fitted in units of their median."""
+    columns, _ = _simulate(2_000, seed=8)
+    fitted = Btyd.fit(columns)
+    scaled = Btyd.fit({**columns, "Monetary": columns["Monetary"] * scale})
+    assert fitted is not None and scaled is not None
+    assert (scaled.p, scaled.q) == pytest.approx((fitted.p, fitted.q), rel=1e-3)  # optimizer tolerance
+    np.testing.assert_allclose(
+        scaled.expected_revenue({**columns, "Monetary": columns["Monetary"] * scale}, 90) / scale,
+        fitted.expected_revenue(columns, 90),
+        rtol=1e-3,
+    )
+
+
+def test_a_fit_that_breaks_down_is_no_fit() -> None:
+    """Absurd order counts gave a likelihood that is not finite anywhere: the optimizer stopped at its
+    start and the parameters were used as if fitted."""
+    columns, _ = _simulate(300, seed=9)
+    assert Btyd.fit({**columns, "NumOrders": np.full(300, 1e15)}) is None

@@ -73,7 +73,14 @@ def test_gbm_averages_its_btyd_part_and_an_earlier_gbm_without_one_still_loads()
     """The BG/NBD × Gamma-Gamma expected revenue is the third part of the average; predict_columns (the
     service) gives what predict gives; a document saved before the part existed loads as the two
     boosters alone; ``btyd=False`` fits none."""
-    model, features = _fit("gbm", n=2_000, seed=7)
+    features, target = _data(2_000, 7)
+    rng = np.random.default_rng(7)  # customers the BTYD inputs could come from: orders, tenure ≥ recency
+    features["NumOrders"] = rng.geometric(0.3, len(features)).astype(float)
+    features["TenureDays"] = rng.uniform(30, 700, len(features))
+    features["Recency"] = features["TenureDays"] * rng.uniform(0, 1, len(features)) ** 2
+    features["Monetary"] = features["NumOrders"] * rng.lognormal(4, 0.8, len(features))
+    features[CUTOFF_COLUMN] = pd.Timestamp("2030-03-01")  # BTYD is fitted on the newest cutoff's rows
+    model = GbmModel(GbmParams(max_iter=40), min_country_customers=5).fit(features, target)
     assert model.btyd_ is not None and model.btyd_scale_ > 0
     columns = {c: features[c].to_numpy() for c in model.input_features}
     predicted = model.predict(features)
@@ -91,8 +98,7 @@ def test_gbm_averages_its_btyd_part_and_an_earlier_gbm_without_one_still_loads()
     loaded = GbmModel.from_state(model.state(), earlier)
     assert loaded.btyd_ is None
     assert np.allclose(loaded.predict(features), boosters, rtol=1e-12)
-    features_, target = _data(2_000, 7)
-    off = GbmModel(GbmParams(max_iter=40, btyd=False), min_country_customers=5).fit(features_, target)
+    off = GbmModel(GbmParams(max_iter=40, btyd=False), min_country_customers=5).fit(features, target)
     assert off.btyd_ is None and off.document()["btyd"] is None
 
 
@@ -113,6 +119,20 @@ def test_gbm_uses_the_season_features_only_when_its_cutoffs_span_a_year():
     assert long.seasonal_ and set(SEASON_FEATURES) <= set(long.input_features)
     with pytest.raises(DataError, match="missing column"):
         long.predict(features.drop(columns=["LastYearRevenue"]))
+
+
+def test_a_feature_missing_on_every_training_row_is_left_out_of_the_view():
+    """A lookback window shorter than a year over cutoffs spanning a year: last year's revenue is missing on
+    every row, and scikit-learn failed to bin it ("window shape cannot be larger than input array shape",
+    exit 4; found by an adversarial check)."""
+    features, target = _data(1_500, 4, span_days=400)
+    features["LastYearRevenue"] = np.nan
+    model = GbmModel(GbmParams(max_iter=40), min_country_customers=5).fit(features, target)
+    assert model.seasonal_ and "LastYearRevenue" not in model.views_["full"]
+    assert "SeasonSin" in model.views_["full"]
+    loaded = GbmModel.from_state(model.state(), model.document())
+    assert np.array_equal(loaded.predict(features), model.predict(features))
+    assert np.isfinite(model.predict(features)).all()
 
 
 def test_gbm_refuses_a_negative_target():

@@ -21,6 +21,9 @@ __all__ = ["BTYD_INPUTS", "Btyd"]
 
 BTYD_INPUTS = ("NumOrders", "TenureDays", "Recency", "Monetary")
 WEEK = 7.0
+_LOG_BOUND = 7.0  # every parameter within e^-7 … e^7 (time in weeks, order values in units of their median)
+_LOG_Q_MIN = float(np.log(1.01))  # Gamma-Gamma q > 1: the mean order value has a finite population mean
+_PENALTY = 1e10  # the negative log-likelihood where it is not finite
 
 
 def _summary(columns: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
@@ -48,7 +51,7 @@ def _bgnbd_nll(log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.nda
             x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-12)) - (r + x) * np.log(alpha + t_x), -np.inf
         )
     value = -float(np.mean(a1 + a2 + np.logaddexp(a3, a4)))
-    return value if np.isfinite(value) else 1e10
+    return value if np.isfinite(value) else _PENALTY
 
 
 def _gamma_gamma_nll(log_params: np.ndarray, n: np.ndarray, m: np.ndarray) -> float:
@@ -66,7 +69,7 @@ def _gamma_gamma_nll(log_params: np.ndarray, n: np.ndarray, m: np.ndarray) -> fl
         - (p * n + q) * np.log(n * m + v)
     )
     value = -float(np.mean(ll))
-    return value if np.isfinite(value) else 1e10
+    return value if np.isfinite(value) else _PENALTY
 
 
 @dataclass(frozen=True)
@@ -94,13 +97,23 @@ class Btyd:
             return None
         x, t_x, T = x[known], t_x[known], T[known]
         start = np.log([0.5, max(float(np.mean(T)), 1.0), 0.5, 2.0])
-        bg = minimize(_bgnbd_nll, start, args=(x, t_x, T), method="L-BFGS-B", bounds=[(-7.0, 7.0)] * 4)
+        bounds = [(-_LOG_BOUND, _LOG_BOUND)] * 4
+        bg = minimize(_bgnbd_nll, start, args=(x, t_x, T), method="L-BFGS-B", bounds=bounds)
+        # Gamma-Gamma on order values in units of their median: the fit is the same in any currency (its
+        # v scales with the values, p and q do not), and v stays inside its bounds
         n, m = orders[spend], value[spend]
-        start = np.log([1.0, 2.0, max(float(np.median(m)), 1.0)])
+        unit = float(np.median(m))
+        gg_bounds = [(-_LOG_BOUND, _LOG_BOUND), (_LOG_Q_MIN, _LOG_BOUND), (-_LOG_BOUND, _LOG_BOUND)]
         gg = minimize(
-            _gamma_gamma_nll, start, args=(n, m), method="L-BFGS-B", bounds=[(-7.0, 7.0)] * 2 + [(-7.0, 15.0)]
+            _gamma_gamma_nll, np.log([1.0, 2.0, 1.0]), args=(n, m / unit), method="L-BFGS-B", bounds=gg_bounds
         )
-        params = np.exp(np.r_[bg.x, gg.x])
+        # no fit: one that did not converge or ended on the penalty of a non-finite likelihood, or whose
+        # r, alpha, p or v sits on a bound (a, b and q may: no drop-out at all, b → ∞, and order values
+        # nearly alike, q → ∞, are limits of the models; q ≥ 1.01 keeps the mean order value finite)
+        pinned = np.abs(np.r_[bg.x[:2], gg.x[0], gg.x[2]]) >= _LOG_BOUND - 1e-3
+        if not (bg.success and gg.success) or max(bg.fun, gg.fun) >= _PENALTY or pinned.any():
+            return None
+        params = np.exp(np.r_[bg.x, gg.x]) * np.array([1, 1, 1, 1, 1, 1, unit])
         if not np.all(np.isfinite(params)):
             return None
         return cls(*(float(v) for v in params))
@@ -143,9 +156,10 @@ class Btyd:
         p, q, v = self.p, self.q, self.v
         seen = value[orders > 0]
         population = p * v / (q - 1) if q > 1 else float(seen.mean()) if len(seen) else 0.0
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             own = (v + orders * value) * p / (p * orders + q - 1)
-        return np.where((orders > 0) & np.isfinite(own), own, population)
+        usable = (orders > 0) & (p * orders + q - 1 > 0) & np.isfinite(own)
+        return np.maximum(np.where(usable, own, population), 0.0)
 
     def expected_revenue(self, columns: Mapping[str, Any], horizon_days: int) -> np.ndarray:
         """Expected orders over the next ``horizon_days`` × expected order value, per customer."""

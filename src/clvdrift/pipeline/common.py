@@ -164,10 +164,12 @@ def predict_set(lines: Any, model: ClvModel, ts: TrainingSet) -> np.ndarray:
         len(ts.features),
     )
     hit = memo.get(key)
-    if hit is not None and hit[0] is model:  # type: ignore[index]
-        return np.array(hit[1])  # type: ignore[index]
+    # the same model object and the same customers in the same order (a set built otherwise, e.g. filtered,
+    # is scored anew)
+    if hit is not None and hit[0] is model and hit[1].equals(ts.features.index):  # type: ignore[index]
+        return np.array(hit[2])  # type: ignore[index]
     predicted = np.array(model.predict(ts.features), dtype=np.float64)
-    memo[key] = (model, predicted)
+    memo[key] = (model, ts.features.index, predicted)
     return np.array(predicted)
 
 
