@@ -209,12 +209,12 @@ class GbmModel(ClvModel):
             days = pd.to_datetime(features[CUTOFF_COLUMN])
             span = int((days.max() - days.min()).days)
         self.seasonal_ = span >= self.config.seasonal_min_span_days
-        views = {"whole": WHOLE, "full": FULL + (list(SEASON_FEATURES) if self.seasonal_ else [])}
+        wanted = {"whole": WHOLE, "full": FULL + (list(SEASON_FEATURES) if self.seasonal_ else [])}
         # a feature missing on every training row says nothing and cannot be binned (e.g. last year's revenue
         # under a lookback window shorter than a year): left out of the view, which the document records
         self.views_ = {
             name: [c for c in columns if c not in features.columns or features[c].notna().any()]
-            for name, columns in views.items()
+            for name, columns in wanted.items()
         }
         booster = {k: getattr(self.config, k) for k in _BOOSTER_PARAMS}
         # a small history (a few hundred rows) would not split at all with leaves of 100: cap the leaf
