@@ -18,10 +18,13 @@ import os
 import re
 import socket
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 __all__ = [
     "STALE_TEMP_AGE_SECONDS",
@@ -200,3 +203,31 @@ def remove_stale_temp_files(
         for path in stale:
             path.unlink(missing_ok=True)
     return stale
+
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class Recent(Generic[_K, _V]):
+    """The last ``kept`` values put, by key (the least recently used is dropped first); thread-safe. What
+    is loaded once per process by the checksum of its file: models, reference profiles."""
+
+    def __init__(self, kept: int) -> None:
+        self.kept = kept
+        self._items: OrderedDict[_K, _V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: _K) -> _V | None:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: _K, value: _V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.kept:
+                self._items.popitem(last=False)

@@ -8,7 +8,7 @@ import builtins
 import hashlib
 import io
 import os
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import pytest
 from clvdrift.config import RfParams
 from clvdrift.errors import ArtifactIntegrityError
 from clvdrift.features import NUMERIC_FEATURES
+from clvdrift.io import Recent
 from clvdrift.model import artifacts
 from clvdrift.model.artifacts import load_model, publish_champion, write_artifacts
 from clvdrift.model.rf import RfModel
@@ -97,7 +98,9 @@ def swap_after_first_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
 
     monkeypatch.setattr(builtins, "open", counting_open)
     monkeypatch.setattr(io, "open", counting_open)
-    monkeypatch.setattr(artifacts, "_LOADED", OrderedDict())  # no model cached by another test
+    monkeypatch.setattr(
+        artifacts, "_LOADED", Recent(artifacts.LOADED_MODELS_KEPT)
+    )  # no model cached by another test
     yield opens, marker
     assert swapped, "the model file was never read"
 

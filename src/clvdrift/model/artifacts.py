@@ -29,16 +29,14 @@ import io
 import json
 import pickle
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clvdrift.errors import ArtifactError, ArtifactIntegrityError, NoChampionError
-from clvdrift.io import atomic_write, atomic_write_text, remove_stale_temp_files, sha256_file
+from clvdrift.io import Recent, atomic_write, atomic_write_text, remove_stale_temp_files, sha256_file
 from clvdrift.model.base import ClvModel, check_family, family_class
 
 if TYPE_CHECKING:
@@ -308,8 +306,7 @@ def _check_sha256(path: Path, want: object, got: str) -> None:
 
 # models loaded in this process, by the sha256 of their files (least recently used dropped first)
 LOADED_MODELS_KEPT = 8
-_LOADED: OrderedDict[tuple[str, ...], ClvModel] = OrderedDict()
-_LOADED_LOCK = threading.Lock()
+_LOADED: Recent[tuple[str, ...], ClvModel] = Recent(LOADED_MODELS_KEPT)
 
 
 def load_model(
@@ -350,19 +347,15 @@ def load_model(
     data = {name: read_verified(models_dir, trusted[name]) for name in cls.files}
     # the bytes were just verified against these checksums: a model loaded from the same bytes is reused
     key = tuple(str(trusted[name]["sha256"]) for name in ("features", *cls.files))
-    with _LOADED_LOCK:
-        if key in _LOADED:
-            _LOADED.move_to_end(key)
-            return _LOADED[key]
+    cached = _LOADED.get(key)
+    if cached is not None:
+        return cached
     objects = {name: joblib.load(io.BytesIO(blob)) for name, blob in data.items()}
     try:
         model = cls.from_state(objects, document)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{where}: the model document does not describe its files: {exc}") from exc
-    with _LOADED_LOCK:
-        _LOADED[key] = model
-        while len(_LOADED) > LOADED_MODELS_KEPT:
-            _LOADED.popitem(last=False)
+    _LOADED.put(key, model)
     return model
 
 

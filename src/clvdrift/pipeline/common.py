@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from clvdrift.data import schema
 from clvdrift.errors import NoChampionError
-from clvdrift.io import sha256_file
+from clvdrift.io import Recent, sha256_file
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -161,7 +159,6 @@ def predict_set(lines: Any, model: ClvModel, ts: TrainingSet) -> np.ndarray:
         ts.snapshot,
         ts.horizon_days,
         ts.lookback_days,
-        len(ts.features),
     )
     hit = memo.get(key)
     # the same model object and the same customers in the same order (a set built otherwise, e.g. filtered,
@@ -173,10 +170,8 @@ def predict_set(lines: Any, model: ClvModel, ts: TrainingSet) -> np.ndarray:
     return np.array(predicted)
 
 
-# reference profiles parsed in this process, by the sha256 of their file (least recently used dropped first)
-_PROFILES: OrderedDict[str, ReferenceProfile] = OrderedDict()
-_PROFILES_KEPT = 8
-_PROFILES_LOCK = threading.Lock()
+# reference profiles parsed in this process, by the sha256 of their file
+_PROFILES: Recent[str, ReferenceProfile] = Recent(8)
 
 
 def load_profile(models_dir: Path, info: dict[str, Any]) -> ReferenceProfile:
@@ -188,13 +183,8 @@ def load_profile(models_dir: Path, info: dict[str, Any]) -> ReferenceProfile:
 
     data = read_verified(Path(models_dir), info)
     key = str(info["sha256"])
-    with _PROFILES_LOCK:
-        if key in _PROFILES:
-            _PROFILES.move_to_end(key)
-            return _PROFILES[key]
-    profile = ReferenceProfile.from_bytes(data, Path(models_dir) / info["path"])
-    with _PROFILES_LOCK:
-        _PROFILES[key] = profile
-        while len(_PROFILES) > _PROFILES_KEPT:
-            _PROFILES.popitem(last=False)
+    profile = _PROFILES.get(key)
+    if profile is None:
+        profile = ReferenceProfile.from_bytes(data, Path(models_dir) / info["path"])
+        _PROFILES.put(key, profile)
     return profile
