@@ -131,13 +131,17 @@ def _amounts(tx: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return qty.astype(np.int64), np.round(price * _MILLI).astype(np.int64)
 
 
-def _sum_by(cust: np.ndarray, values: np.ndarray, n: int, ids: pd.Index, what: str) -> np.ndarray:
+def _sum_by(
+    cust: np.ndarray, values: np.ndarray, n: int, ids: pd.Index, what: str, weight: np.ndarray | None = None
+) -> np.ndarray:
     """Exact int64 sums of ``values`` per customer code; :class:`DataError` instead of a wrap-around
-    when a customer's Σ|values| exceeds :data:`schema.MAX_EXACT_SUM`."""
+    when a customer's Σ|values| exceeds :data:`schema.MAX_EXACT_SUM` (``weight``: how many lines each
+    value sums, for the message)."""
     magnitude = np.bincount(cust, weights=np.abs(values).astype(np.float64), minlength=n)
     if n and magnitude.max() > schema.MAX_EXACT_SUM:
         worst = int(np.argmax(magnitude))
-        lines = int(np.count_nonzero(cust == worst))
+        mine = cust == worst
+        lines = int(np.count_nonzero(mine) if weight is None else weight[mine].sum())
         raise DataError(
             f"customer {ids[worst]}: {what} summed over its {lines:,} line(s) reaches "
             f"{magnitude[worst]:.3g}, beyond the exact integer range (±{float(schema.MAX_EXACT_SUM):.3g}); "
@@ -171,6 +175,11 @@ class TransactionLines:
 
     Money is in integer thousandths, time in integer seconds; ``customer`` are codes into the
     transactions' CustomerID categories.
+
+    An engine may hand over *grouped* rows instead: each row stands for ``weight`` lines of one invoice
+    at one second (its sums, its latest line's country, rows ordered by their latest line), which gives
+    the same aggregates. Such rows carry no stock codes (``stock_prev`` is ``None``): the aggregates then
+    leave ``products`` out and the engine adds it.
     """
 
     seconds: np.ndarray
@@ -184,7 +193,8 @@ class TransactionLines:
     categories: pd.Index
     source: str
     invoice_prev: np.ndarray
-    stock_prev: np.ndarray
+    stock_prev: np.ndarray | None
+    weight: np.ndarray | None = None
 
     @classmethod
     def from_frame(cls, transactions: pd.DataFrame) -> TransactionLines:
@@ -227,62 +237,75 @@ class TransactionLines:
         lo = 0 if start is None else int(np.searchsorted(self.seconds, _seconds(start), side="left"))
         return slice(lo, int(np.searchsorted(self.seconds, _seconds(end), side="left")))
 
-    def customers_of(self, lines: slice) -> tuple[np.ndarray, pd.Index]:
-        """Per line of ``lines``, its customer's position in the returned ids (sorted codes)."""
+    def customers_of(self, lines: slice) -> tuple[np.ndarray, np.ndarray]:
+        """Per line of ``lines``, its customer's position among the customers present there, and the
+        codes of those customers (sorted)."""
         codes = self.customer[lines]
         present = np.flatnonzero(np.bincount(codes, minlength=len(self.categories)))
         position = np.full(len(self.categories), -1, dtype=np.int64)
         position[present] = np.arange(len(present))
-        return position[codes], self.categories[present].astype(str)
+        return position[codes], present
 
     def distinct(self, lines: slice, of: str, cust: np.ndarray, n: int) -> np.ndarray:
-        """Distinct invoices (``of="invoice"``) or stock codes (``"stock"``) per customer among ``lines``:
-        a line counts when the customer's previous line with the same value is before the window."""
-        previous = (self.invoice_prev if of == "invoice" else self.stock_prev)[lines]
-        first_in_window = previous < (lines.start or 0)
-        return np.bincount(cust[first_in_window], minlength=n)
+        """Distinct invoices (``of="invoice"``) or stock codes (``"stock"``) per customer among ``lines``
+        (``cust``: each line's customer position, ``n`` of them): a line counts when the customer's
+        previous line with the same value is before the window."""
+        previous = self.invoice_prev if of == "invoice" else self.stock_prev
+        assert previous is not None, "grouped rows carry no stock codes"
+        first_in_window = previous[lines] < (lines.start or 0)
+        return np.bincount(cust[first_in_window], minlength=n).astype(np.int64)
+
+    def _spend_by_code(self, start: pd.Timestamp | None, end: pd.Timestamp) -> np.ndarray:
+        """Revenue (thousandths, int64) in ``[start, end)`` per customer code (0 when absent)."""
+        window = self.span(start, end)
+        return _sum_by(
+            self.customer[window],
+            self.spend[window],
+            len(self.categories),
+            self.categories,
+            "Quantity × UnitPrice in thousandths",
+            None if self.weight is None else self.weight[window],
+        )
 
     def revenue(self, start: pd.Timestamp | None, end: pd.Timestamp, ids: pd.Index) -> np.ndarray:
         """Revenue (thousandths, int64) in ``[start, end)`` of each customer in ``ids`` (0 when absent)."""
-        window = self.span(start, end)
-        cust, present = self.customers_of(window)
-        spend = _sum_by(
-            cust, self.spend[window], len(present), present, "Quantity × UnitPrice in thousandths"
-        )
-        return pd.Series(spend, index=present).reindex(ids, fill_value=0).to_numpy(dtype=np.int64)
+        codes = self.categories.get_indexer(ids)
+        spend = self._spend_by_code(start, end)
+        return np.where(codes >= 0, spend[codes], 0).astype(np.int64)
 
     def aggregate(self, query: AggregateQuery) -> pd.DataFrame:
         """The integer aggregates of ``query`` (see :class:`AggregateQuery`): the reference implementation
-        every engine reproduces exactly."""
+        every engine reproduces exactly. Customers are handled by code; their ids are looked up once."""
         window = self.span(query.floor, query.snapshot)
-        cust, ids = self.customers_of(window)
-        n = len(ids)
+        cust, present = self.customers_of(window)
+        n = len(present)
+        ids = self.categories[present].astype(str)
         seconds = self.seconds[window]
         # the latest line per customer: lines are in time order (ties in file order), so a stable sort
         # by customer keeps that order within each customer and each group's last row is its latest
         order = np.argsort(cust, kind="stable")
         ends = np.flatnonzero(np.r_[cust[order][1:] != cust[order][:-1], n > 0])
         last_rows, first_rows = order[ends], order[np.r_[0, ends[:-1] + 1]] if n else order[:0]
+        weight = None if self.weight is None else self.weight[window]
+        lines = np.bincount(cust, weights=weight, minlength=n)
         out: dict[str, object] = {
-            "lines": np.bincount(cust, minlength=n).astype(np.int64),
-            "quantity": _sum_by(cust, self.quantity[window], n, ids, "Quantity"),
-            "spend": _sum_by(cust, self.spend[window], n, ids, "Quantity × UnitPrice in thousandths"),
-            "price": _sum_by(cust, self.price[window], n, ids, "UnitPrice in thousandths"),
+            "lines": lines.astype(np.int64),  # a float count of whole lines is exact below 2**53
+            "quantity": _sum_by(cust, self.quantity[window], n, ids, "Quantity", weight),
+            "spend": _sum_by(cust, self.spend[window], n, ids, "Quantity × UnitPrice in thousandths", weight),
+            "price": _sum_by(cust, self.price[window], n, ids, "UnitPrice in thousandths", weight),
             "first_s": seconds[first_rows],
             "last_s": seconds[last_rows],
-            "orders": self.distinct(window, "invoice", cust, n).astype(np.int64),
-            "products": self.distinct(window, "stock", cust, n).astype(np.int64),
+            "orders": self.distinct(window, "invoice", cust, n),
+            **({} if self.stock_prev is None else {"products": self.distinct(window, "stock", cust, n)}),
             COUNTRY: pd.Series(self.country[window][last_rows], dtype=object).astype(str).to_numpy(),
         }
         for name, (start, end) in query.spend.items():
-            out[f"spend:{name}"] = self.revenue(start, end, ids)
+            out[f"spend:{name}"] = self._spend_by_code(start, end)[present]
+        everyone = len(self.categories)
         for name, (start, end) in query.orders.items():
             span = self.span(start, end)
-            c, present = self.customers_of(span)
-            counts = self.distinct(span, "invoice", c, len(present))
-            out[f"orders:{name}"] = (
-                pd.Series(counts, index=present).reindex(ids, fill_value=0).to_numpy(dtype=np.int64)
-            )
+            out[f"orders:{name}"] = self.distinct(span, "invoice", self.customer[span], everyone)[present]
+        # codes follow the categories' order, which for text ids is not always sorted
         return pd.DataFrame(out, index=pd.Index(ids, name=schema.CUSTOMER)).sort_index()
 
 

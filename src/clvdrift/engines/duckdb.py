@@ -40,8 +40,8 @@ from clvdrift.data.clean import (
 )
 from clvdrift.data.load import validate_amounts
 from clvdrift.engines import OpenLines, Source
-from clvdrift.errors import ConfigError, DataError, StorageError
-from clvdrift.features import AggregateQuery
+from clvdrift.errors import ConfigError, StorageError
+from clvdrift.features import AggregateQuery, TransactionLines, _previous_of_pair
 
 if TYPE_CHECKING:
     import duckdb
@@ -112,25 +112,46 @@ _NON_PRODUCT = (
 )
 
 
-_ROW_COLUMNS = "inv, stock, descr, q, ns, p, cust, country"
-_KEPT_COLUMNS = "inv, stock, q, ns, p, cust, country"  # every column but Description
+_CODED = {"cust": "cust_t", "stock": "stock_t", "country": "country_t"}
+
+
+def _code_types() -> list[str]:
+    """Enum types of the distinct customers, stock codes and countries (with ``Unspecified``), in text
+    order. ``base`` stores these columns as their codes (1–4 bytes, not a 16-byte string plus the text
+    past 12 bytes): half the memory, and grouping on them compares integers."""
+    extra = {"country": " UNION ALL SELECT 'Unspecified'"}
+    return [
+        f"CREATE TYPE {name} AS ENUM (SELECT DISTINCT v FROM "
+        f"(SELECT {col} AS v FROM raw{extra.get(col, '')}) WHERE v IS NOT NULL ORDER BY v)"
+        for col, name in _CODED.items()
+    ]
+
+
+def _capped(total: str) -> str:
+    """A sum of a clean line's non-negative integers as BIGINT, held at 1.5 × :data:`schema.MAX_EXACT_SUM`
+    (exact in float64, so the aggregates' check against that limit sees it)."""
+    return f"least({total}, {schema.MAX_EXACT_SUM * 3 // 2})::BIGINT"
 
 
 def _clean_steps(low: int, high: int) -> list[str]:
     """The rules of :mod:`clvdrift.data.clean` as narrow steps into table ``lines``.
 
     ``base.r`` is the 1-based index in :data:`RULES` of the first rule that removes a row, leaving out
-    the two that look at other rows (0: none of them); ``paired`` holds the order lines a later
-    cancellation nets out (rule 4, ahead of every rule that can also hit an order line: only keys that
-    have a cancellation are ranked); ``dups`` the exact duplicates of an earlier kept row: equal on
-    every column, Description compared by its 64-bit hash (two rows equal on the seven other columns
-    whose descriptions differ but hash alike would be taken for duplicates: about one chance in 10¹⁹
-    per such pair)."""
+    the two that look at other rows (0: none of them); among the rows no earlier rule removed, ``r = 5``
+    are exactly the cancellations. ``paired`` holds the order lines a later cancellation nets out (rule
+    4, ahead of every rule that can also hit an order line: only keys that have a cancellation are
+    ranked); ``dups`` the exact duplicates of an earlier kept row: equal on every column, UnitPrice and
+    Description compared through ``h``, the 64-bit hash of the whole raw row (two rows equal on the
+    other columns whose price or description differ but hash alike would be taken for duplicates: about
+    one chance in 10¹⁹ per such pair). ``pm`` is UnitPrice in thousandths (NULL where it is missing)."""
     return [
+        *_code_types(),
         f"""CREATE TEMP TABLE base AS
-        SELECT _row, {_KEPT_COLUMNS}, hash(descr) AS hd, hash({_KEPT_COLUMNS}, descr) AS h,
-            coalesce(starts_with(inv, 'C'), false) AS is_cancel,
-            CASE WHEN ns IS NOT NULL AND (ns < {low} OR ns > {high}) THEN 1
+        SELECT _row, inv, stock::stock_t AS stock, q, ns,
+            CASE WHEN NOT isnan(p) THEN round_even(p * 1000, 0)::BIGINT END AS pm,
+            cust::cust_t AS cust, country::country_t AS country,
+            hash(inv, stock, q, ns, p, cust, country, descr) AS h,
+            (CASE WHEN ns IS NOT NULL AND (ns < {low} OR ns > {high}) THEN 1
                  WHEN cust IS NULL THEN 2
                  WHEN inv IS NULL OR stock IS NULL OR q IS NULL OR isnan(q) OR ns IS NULL
                       OR p IS NULL OR isnan(p) THEN 3
@@ -138,47 +159,55 @@ def _clean_steps(low: int, high: int) -> list[str]:
                  WHEN NOT (q > 0) THEN 6
                  WHEN NOT (p > 0) THEN 7
                  WHEN {_NON_PRODUCT} THEN 8
-                 ELSE 0 END AS r
+                 ELSE 0 END)::UTINYINT AS r
         FROM raw""",
         """CREATE TEMP TABLE cancels AS
         SELECT cust, stock, abs(q) AS aq, ns,
             row_number() OVER (PARTITION BY cust, stock, abs(q) ORDER BY ns, _row) AS k
-        FROM base WHERE r IN (0, 5, 6, 7, 8) AND is_cancel AND q < 0""",
+        FROM base WHERE r = 5 AND q < 0""",
         """CREATE TEMP TABLE paired AS
-        WITH orders AS (
-            SELECT _row, r, cust, stock, abs(q) AS aq, ns,
+        WITH keys AS (SELECT DISTINCT cust, stock, aq FROM cancels),
+        orders AS (
+            SELECT _row, cust, stock, abs(q) AS aq, ns,
                 row_number() OVER (PARTITION BY cust, stock, abs(q) ORDER BY ns, _row) AS k
-            FROM base b WHERE r IN (0, 5, 6, 7, 8) AND NOT is_cancel AND q > 0
-                AND (cust, stock, abs(q)) IN (SELECT (cust, stock, aq) FROM cancels))
-        SELECT o._row, o.r FROM orders o JOIN cancels c
+            FROM base b SEMI JOIN keys ON b.cust = keys.cust AND b.stock = keys.stock AND abs(b.q) = keys.aq
+            WHERE b.r IN (0, 6, 7, 8) AND b.q > 0)
+        SELECT o._row FROM orders o JOIN cancels c
             ON o.cust = c.cust AND o.stock = c.stock AND o.aq = c.aq AND o.k = c.k
         WHERE o.ns <= c.ns""",
         "UPDATE base SET r = 4 WHERE _row IN (SELECT _row FROM paired)",
-        f"""CREATE TEMP TABLE dups AS
+        """CREATE TEMP TABLE dups AS
         WITH candidates AS (
             SELECT * FROM base WHERE r = 0
                 AND h IN (SELECT h FROM base WHERE r = 0 GROUP BY h HAVING count(*) > 1))
         SELECT _row FROM (
-            SELECT _row, row_number() OVER (PARTITION BY {_KEPT_COLUMNS}, hd ORDER BY _row) AS k
+            SELECT _row, row_number() OVER (
+                PARTITION BY h, inv, stock, q, ns, pm, cust, country ORDER BY _row) AS k
             FROM candidates)
         WHERE k > 1""",
         "UPDATE base SET r = 9 WHERE _row IN (SELECT _row FROM dups)",
         # a view: the aggregates read the two tables below; only a window's product count reads lines
         f"""CREATE TEMP VIEW lines AS
-        SELECT _row, cust, inv, stock, coalesce(country, 'Unspecified') AS country, {_SECONDS} AS s,
-               trunc(q)::BIGINT AS qty, round_even(p * 1000, 0)::BIGINT AS pm
+        SELECT _row, cust, inv, stock, coalesce(country, 'Unspecified'::country_t) AS country,
+               {_SECONDS} AS s, trunc(q)::BIGINT AS qty, pm
         FROM base WHERE r = 0""",
         # an invoice's lines at one second in one row: what every aggregate but NumProducts reads
-        """CREATE TEMP TABLE groups AS
-        SELECT cust, inv, s, count(*) AS n, sum(qty) AS qty, sum(qty * pm) AS spend, sum(pm) AS pm,
-               max(_row) AS last_row, arg_max(country, _row) AS country
+        # (sums past schema.MAX_EXACT_SUM are held at 1.5 times it, which the aggregates refuse)
+        f"""CREATE TEMP TABLE groups AS
+        SELECT cust, inv, s, count(*) AS n, {_capped("sum(qty)")} AS qty, {_capped("sum(qty * pm)")} AS spend,
+               {_capped("sum(pm)")} AS pm, max(_row) AS last_row, arg_max(country, _row) AS country
         FROM lines GROUP BY cust, inv, s""",
         "CREATE TEMP TABLE pairs AS SELECT cust, stock, min(s) AS first_s FROM lines GROUP BY cust, stock",
     ]
 
 
 class DuckLines:
-    """Clean lines in a DuckDB table ``lines``: the :class:`clvdrift.features.LineTable` of this engine."""
+    """Clean lines in DuckDB: the :class:`clvdrift.features.LineTable` of this engine.
+
+    Table ``groups`` (an invoice's lines at one second: about one row per 25 lines) is read once into
+    grouped :class:`~clvdrift.features.TransactionLines`, whose numpy code computes every aggregate as
+    the pandas engine does; only the distinct products, which need the lines' stock codes, are counted
+    in SQL (table ``pairs``, or the view ``lines`` for a window with a floor)."""
 
     def __init__(
         self, con: duckdb.DuckDBPyConnection, source: str, folder: str, memory_limit: str | None
@@ -186,119 +215,73 @@ class DuckLines:
         self.con = con
         self.source = source
         self._spill = (folder, memory_limit)
-        first, last, n = con.execute("SELECT min(s), max(s), coalesce(sum(n), 0) FROM groups").fetchone()  # type: ignore[misc]
-        self._first, self._last, self._n = first, last, int(n)
+        customers = _enum_values(con, "cust_t")
+        countries = _enum_values(con, "country_t")
+        rows = con.execute(
+            "SELECT enum_code(cust) AS c, s, n, qty, spend, pm, enum_code(country) AS k, "
+            "dense_rank() OVER (ORDER BY inv) AS i FROM groups ORDER BY s, last_row"
+        ).fetchnumpy()
+        customer = np.asarray(rows["c"], dtype=np.int64)
+        invoice = np.asarray(rows["i"], dtype=np.int64)
+        self.grouped = TransactionLines(
+            seconds=np.asarray(rows["s"], dtype=np.int64),
+            customer=customer,
+            quantity=np.asarray(rows["qty"], dtype=np.int64),
+            price=np.asarray(rows["pm"], dtype=np.int64),
+            spend=np.asarray(rows["spend"], dtype=np.int64),
+            invoice=invoice,
+            stock=np.zeros(0, dtype=np.int64),
+            country=countries[np.asarray(rows["k"], dtype=np.int64)],
+            categories=pd.Index(customers),
+            source=source,
+            invoice_prev=_previous_of_pair(customer, invoice),
+            stock_prev=None,
+            weight=np.asarray(rows["n"], dtype=np.int64),
+        )
 
     @property
     def empty(self) -> bool:
-        return self._n == 0
+        return self.grouped.empty
 
     def first_day(self) -> pd.Timestamp:
-        return pd.Timestamp(int(self._first), unit="s").normalize()
+        return self.grouped.first_day()
 
     def last_day(self) -> pd.Timestamp:
-        return pd.Timestamp(int(self._last), unit="s").normalize()
+        return self.grouped.last_day()
 
     def aggregate(self, query: AggregateQuery) -> pd.DataFrame:
+        out = self.grouped.aggregate(query)
         with _resource_errors(*self._spill):
-            return self._aggregate(query)
+            counts = self._products(query)
+        codes = self.grouped.categories.get_indexer(out.index)
+        out.insert(out.columns.get_loc("orders") + 1, "products", counts[codes])  # type: ignore[arg-type]
+        return out
 
-    def _aggregate(self, query: AggregateQuery) -> pd.DataFrame:
+    def _products(self, query: AggregateQuery) -> np.ndarray:
+        """Distinct stock codes per customer code in ``[floor, snapshot)``."""
         snap = _sec(query.snapshot)
-        floor = None if query.floor is None else _sec(query.floor)
-        base = f"s < {snap}" + ("" if floor is None else f" AND s >= {floor}")
-        windows = [*query.spend.values(), *query.orders.values()]
-        starts = [floor, *(None if start is None else _sec(start) for start, _ in windows)]
-        scan = f"s < {max([snap, *(_sec(end) for _, end in windows)])}"
-        if all(start is not None for start in starts):
-            scan += f" AND s >= {min(v for v in starts if v is not None)}"
-        sums = {
-            "quantity": f"sum(qty) FILTER (WHERE {base})",
-            "spend": f"sum(spend) FILTER (WHERE {base})",
-            "price": f"sum(pm) FILTER (WHERE {base})",
-            **{
-                f"w{i}": f"sum(spend) FILTER (WHERE {_window(start, end)})"
-                for i, (start, end) in enumerate(query.spend.values())
-            },
-        }
-        parts = [
-            f"sum(n) FILTER (WHERE {base}) AS lines",
-            *(f"coalesce({_big(expr)}, 0) AS {name}" for name, expr in sums.items()),
-            f"({' OR '.join(_too_big(expr) for expr in sums.values())}) AS overflow",
-            f"min(s) FILTER (WHERE {base}) AS first_s",
-            f"max(s) FILTER (WHERE {base}) AS last_s",
-            f"count(DISTINCT inv) FILTER (WHERE {base}) AS orders",
-            f"arg_max(country, {{'s': s, 'r': last_row}}) FILTER (WHERE {base}) AS country",
-            *(
-                f"count(DISTINCT inv) FILTER (WHERE {_window(start, end)}) AS o{i}"
-                for i, (start, end) in enumerate(query.orders.values())
-            ),
-        ]
-        if floor is None:  # distinct stock codes before the snapshot: the pairs first bought before it
-            products = f"SELECT cust, count(*) AS products FROM pairs WHERE first_s < {snap} GROUP BY cust"
+        if query.floor is None:  # the pairs first bought before the snapshot
+            sql = (
+                f"SELECT enum_code(cust) AS c, count(*) AS k FROM pairs WHERE first_s < {snap} GROUP BY cust"
+            )
         else:
-            products = f"SELECT cust, count(DISTINCT stock) AS products FROM lines WHERE {base} GROUP BY cust"
-        frame = self.con.execute(
-            f"""WITH g AS (
-                SELECT cust, {", ".join(parts)} FROM groups WHERE {scan}
-                GROUP BY cust HAVING count(*) FILTER (WHERE {base}) > 0),
-            pr AS ({products})
-            SELECT g.*, coalesce(pr.products, 0) AS products FROM g LEFT JOIN pr ON g.cust = pr.cust
-            ORDER BY g.cust"""
-        ).df()
-        _refuse_overflow(frame)
-        ints = ("lines", "quantity", "spend", "price", "first_s", "last_s", "orders", "products")
-        out = pd.DataFrame(
-            {
-                **{c: frame[c].to_numpy(dtype=np.int64) for c in ints},
-                schema.COUNTRY: frame["country"].to_numpy(dtype=object),
-                **{f"spend:{n}": frame[f"w{i}"].to_numpy(dtype=np.int64) for i, n in enumerate(query.spend)},
-                **{
-                    f"orders:{n}": frame[f"o{i}"].to_numpy(dtype=np.int64) for i, n in enumerate(query.orders)
-                },
-            },
-            index=pd.Index(frame["cust"].to_numpy(dtype=object), name=schema.CUSTOMER),
-        )
-        # DuckDB orders text by its UTF-8 bytes, which is Python's code point order; checked, not assumed
-        return out if out.index.is_monotonic_increasing else out.sort_index()
+            sql = (
+                f"SELECT enum_code(cust) AS c, count(DISTINCT stock) AS k FROM lines "
+                f"WHERE s < {snap} AND s >= {_sec(query.floor)} GROUP BY cust"
+            )
+        found = self.con.execute(sql).fetchnumpy()
+        counts = np.zeros(len(self.grouped.categories), dtype=np.int64)
+        counts[np.asarray(found["c"], dtype=np.int64)] = np.asarray(found["k"], dtype=np.int64)
+        return counts
 
     def revenue(self, start: pd.Timestamp | None, end: pd.Timestamp, ids: pd.Index) -> np.ndarray:
-        with _resource_errors(*self._spill):
-            return self._revenue(start, end, ids)
-
-    def _revenue(self, start: pd.Timestamp | None, end: pd.Timestamp, ids: pd.Index) -> np.ndarray:
-        expr = "sum(spend)"
-        frame = self.con.execute(
-            f"SELECT cust, coalesce({_big(expr)}, 0) AS spend, {_too_big(expr)} AS overflow FROM groups "
-            f"WHERE {_window(start, end)} GROUP BY cust"
-        ).df()
-        _refuse_overflow(frame)
-        spend = pd.Series(frame["spend"].to_numpy(dtype=np.int64), index=frame["cust"].to_numpy(dtype=object))
-        return spend.reindex(ids, fill_value=0).to_numpy(dtype=np.int64)
+        return self.grouped.revenue(start, end, ids)
 
 
-def _big(expr: str) -> str:
-    """An integer sum as BIGINT (NULL past :data:`schema.MAX_EXACT_SUM`, which :func:`_too_big` flags)."""
-    return f"(CASE WHEN {_too_big(expr)} THEN NULL ELSE ({expr})::BIGINT END)"
-
-
-def _too_big(expr: str) -> str:
-    return f"coalesce(abs(({expr})::HUGEINT) > {schema.MAX_EXACT_SUM}, false)"
-
-
-def _refuse_overflow(frame: pd.DataFrame) -> None:
-    """The pandas engine's refusal of sums beyond the exact integer range."""
-    if len(frame) and frame["overflow"].any():
-        customer = frame.loc[frame["overflow"].to_numpy(dtype=bool), "cust"].iloc[0]
-        raise DataError(
-            f"customer {customer}: Quantity × UnitPrice (or Quantity) summed over its lines is beyond the "
-            f"exact integer range (±{float(schema.MAX_EXACT_SUM):.3g}); values this large are errors"
-        )
-
-
-def _window(start: pd.Timestamp | None, end: pd.Timestamp) -> str:
-    lo = "" if start is None else f"s >= {_sec(start)} AND "
-    return f"{lo}s < {_sec(end)}"
+def _enum_values(con: duckdb.DuckDBPyConnection, name: str) -> np.ndarray:
+    """The values of enum type ``name`` in code order, as an object array."""
+    found = con.execute(f"SELECT unnest(enum_range(NULL::{name})) AS v").fetchnumpy()
+    return np.asarray(found["v"], dtype=object)
 
 
 def _sec(day: pd.Timestamp) -> int:
@@ -438,7 +421,7 @@ def _clean(
     by_rule = dict(con.execute("SELECT r, count(*) FROM base GROUP BY r").fetchall())
     removed = {rule: int(by_rule.get(i + 1, 0)) for i, rule in enumerate(RULES)}
     total = int(sum(by_rule.values()))
-    for table in ("cancels", "paired", "dups"):
+    for table in ("cancels", "paired", "dups"):  # the types stay: base and groups hold their codes
         con.execute(f"DROP TABLE {table}")
     kept, customers = con.execute("SELECT coalesce(sum(n), 0), count(DISTINCT cust) FROM groups").fetchone()  # type: ignore[misc]
     if kept == 0:
