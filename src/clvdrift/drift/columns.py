@@ -398,6 +398,8 @@ class CorrelationStats:
         ok = None if all_finite else np.logical_and.reduce([np.isfinite(a) for a in arrays])
         if ok is not None and not ok.any():
             return cls.empty(columns)
+        if ok is not None and ok.all():  # nothing to leave out: no copy of every chunk (half the time)
+            ok = None
         # an all-zero column gets the smallest exponent, so that merging (which keeps the larger one)
         # gives the exponent of the union's largest magnitude, as profiling the union does
         tops = [_max_magnitude(np.asarray(a, dtype=np.float64), ok) for a in arrays]
