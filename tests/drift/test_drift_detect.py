@@ -273,3 +273,26 @@ def test_model_drift_on_fewer_customers_than_min_scored_customers_is_not_assesse
     assert detect_model_drift(
         {"r2": 0.5, "mae": 10.0}, actual, awful, DriftConfig(min_scored_customers=9)
     ).detected
+
+
+def test_correlation_statistics_are_the_same_whether_or_not_finiteness_is_declared() -> None:
+    """Arrays that are all finite take the no-copy path either way; one NaN row is left out exactly as
+    dropping that row beforehand does."""
+    from clvdrift.drift.columns import CorrelationStats
+
+    rng = np.random.default_rng(3)
+    n = 300_000  # more than one chunk
+    arrays = [rng.lognormal(3, 1, n), rng.integers(0, 400, n), rng.normal(1e6, 5, n)]
+    columns = ["a", "b", "c"]
+    declared = CorrelationStats.from_arrays(columns, arrays, all_finite=True)
+    found = CorrelationStats.from_arrays(columns, arrays)
+    assert found.n == declared.n == n
+    assert np.array_equal(found.mean, declared.mean) and np.array_equal(found.comoment, declared.comoment)
+    holed = [arrays[0].copy(), arrays[1].astype(np.float64), arrays[2]]
+    holed[0][150_000] = np.nan
+    kept = np.arange(n) != 150_000
+    left_out = CorrelationStats.from_arrays(columns, holed)
+    dropped = CorrelationStats.from_arrays(columns, [a[kept] for a in holed], all_finite=True)
+    assert left_out.n == n - 1
+    np.testing.assert_allclose(left_out.comoment, dropped.comoment, rtol=1e-12)
+    np.testing.assert_allclose(left_out.mean, dropped.mean, rtol=1e-12)
