@@ -283,7 +283,8 @@ def test_money_sums_that_would_overflow_int64_are_refused():
     rows.append(("J", "K", 1, "2021-01-06 10:00", 2.0, "minnow", "Chile"))
     tx = tx_frame(rows)
     with pytest.raises(
-        DataError, match=r"customer whale: Quantity × UnitPrice .* 5,000 line\(s\) reaches 5e\+18"
+        DataError,
+        match=r"customer whale: Quantity × UnitPrice .* 5,000 line\(s\) is beyond the exact integer range",
     ):
         customer_features(tx, pd.Timestamp("2021-02-01"))
     with pytest.raises(DataError, match="customer whale"):
@@ -311,3 +312,30 @@ def test_values_beyond_the_bounds_are_refused_by_cleaning_and_features(column, v
         clean_transactions(frame)
     with pytest.raises(DataError, match=f"column {column}"):
         customer_features(frame, pd.Timestamp("2022-01-01"))
+
+
+def test_the_exact_integer_limit_is_checked_exactly_and_names_the_first_customer_by_id() -> None:
+    from clvdrift.features import _sum_by
+
+    half = 2**61
+    ids = pd.Index(["b", "a", "c"])
+    # 2**62 + 500 rounds to 2**62 in float64: a float check let it through
+    with pytest.raises(DataError, match=r"customer b: x summed over its 3 line\(s\) is beyond"):
+        _sum_by(np.array([0, 0, 0]), np.array([half, half, 500]), 3, ids, "x")
+    at_limit = _sum_by(np.array([0, 0, 2]), np.array([half, half, 7]), 3, ids, "x")
+    assert at_limit.tolist() == [2**62, 0, 7]
+    # two customers beyond by the same amount: the first by id is named, whatever its code
+    with pytest.raises(DataError, match=r"customer a: x summed over its 6 line\(s\)"):
+        _sum_by(np.array([0, 1, 0, 1]), np.array([2**62, 2**62, 1, 1]), 3, ids, "x", np.array([1, 3, 1, 3]))
+
+
+def test_revenue_finds_customers_whose_ids_are_numbers() -> None:
+    from clvdrift.features import TransactionLines
+
+    rows = [
+        ("I1", "K", 2, "2021-01-05 10:00", 1.5, 12346, "Chile"),
+        ("I2", "K", 1, "2021-01-06 11:00", 3.0, 12347, "UK"),
+    ]
+    lines = TransactionLines.from_frame(tx_frame(rows))
+    ids = pd.Index(["12346", "12347", "nobody"])
+    assert lines.revenue(None, pd.Timestamp("2021-02-01"), ids).tolist() == [3000, 3000, 0]

@@ -220,3 +220,40 @@ def test_date_bounds_from_counts_equal_the_rowwise_rule() -> None:
         values = np.sort(np.concatenate([dense, dense[: len(tails)] + tails]).astype(np.int64))
         distinct, counts = np.unique(values, return_counts=True)
         assert _dense_bounds(distinct, counts) == _dense_bounds_rowwise(values), trial
+
+
+def test_a_part_whose_path_looks_like_a_glob_is_read_as_that_one_file(tmp_path: Path) -> None:
+    """DuckDB expands * ? [ { in a path: the engine reads such a part through a link, not its neighbours."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = retail_rows(300, seed=8)
+    frame[schema.QUANTITY] = frame[schema.QUANTITY].astype(np.float64)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for name in ("dir*x", "dirZZx", "d[1]", "d{a,b}"):
+        (tmp_path / name).mkdir()
+        pq.write_table(table, tmp_path / name / "part.parquet")
+    for name in ("dir*x", "d[1]", "d{a,b}"):
+        source = Source.of_parts([tmp_path / name / "part.parquet"], name=name)
+        with open_lines(source, engine="duckdb", today=TODAY) as opened:
+            assert opened.cleaning.rows_in == len(frame), name
+            expected = open_lines(source, engine="pandas", today=TODAY).cleaning
+            assert opened.cleaning == expected
+
+
+def test_text_duckdb_cannot_take_is_one_line() -> None:
+    """A lone surrogate (not UTF-8), or ids equal as text (1 and "1"): a DataError, not a traceback."""
+    frame = retail_rows(200, seed=9)
+    frame[schema.QUANTITY] = frame[schema.QUANTITY].astype(np.float64)
+    odd = frame.copy()
+    odd[schema.STOCK_CODE] = odd[schema.STOCK_CODE].cat.rename_categories(
+        {odd[schema.STOCK_CODE].cat.categories[0]: "S\ud800"}
+    )
+    with pytest.raises(DataError, match=r"the DuckDB engine cannot read these rows: .*surrogate"):
+        open_lines(Source.of_frame(odd), engine="duckdb", today=TODAY)
+    mixed = frame.copy()
+    ids = mixed[schema.CUSTOMER].astype(object).to_numpy()
+    ids[0], ids[1] = 1, "1"
+    mixed[schema.CUSTOMER] = pd.Categorical(ids)
+    with pytest.raises(DataError, match=r"the DuckDB engine cannot read these rows: .*duplicate value 1"):
+        open_lines(Source.of_frame(mixed), engine="duckdb", today=TODAY)

@@ -40,7 +40,7 @@ from clvdrift.data.clean import (
 )
 from clvdrift.data.load import validate_amounts
 from clvdrift.engines import OpenLines, Source
-from clvdrift.errors import ConfigError, StorageError
+from clvdrift.errors import ConfigError, DataError, StorageError
 from clvdrift.features import AggregateQuery, TransactionLines, _previous_of_pair
 
 if TYPE_CHECKING:
@@ -61,7 +61,19 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _raw_sql(source: Source, con: duckdb.DuckDBPyConnection) -> str:
+def _readable(path: Path, folder: str, position: int) -> str:
+    """A name under which DuckDB reads exactly the file ``path``: it expands ``*``, ``?``, ``[`` and ``{``
+    as a glob (``dir*x/part.parquet`` also read the folder ``dir-other-x``), so a path holding one is
+    read through a symbolic link in the engine's folder."""
+    text = str(path)
+    if not any(char in text for char in "*?[{"):
+        return text
+    link = os.path.join(folder, f"part-{position}.parquet")
+    os.symlink(path, link)
+    return link
+
+
+def _raw_sql(source: Source, con: duckdb.DuckDBPyConnection, folder: str) -> str:
     """A SELECT of the raw rows: ``_row`` (read-order position), the text columns as VARCHAR, ``q`` and
     ``p`` (DOUBLE), ``ns`` (the date in int64 ns, NULL when missing)."""
     text = ", ".join(f'"{col}"::VARCHAR AS {alias}' for alias, col in _COLUMNS.items())
@@ -87,11 +99,11 @@ def _raw_sql(source: Source, con: duckdb.DuckDBPyConnection) -> str:
 
         end = as_of_end(source.as_of)
         where = f' WHERE epoch_ns("{schema.INVOICE_DATE}") < {end.value}'
-    for path in source.parts:
+    for position, path in enumerate(source.parts):
         selects.append(
             f"SELECT {offset} + file_row_number AS _row, {text}, {numbers}, "
             f'epoch_ns("{schema.INVOICE_DATE}") AS ns '
-            f"FROM read_parquet({_quote(str(path))}, file_row_number = true){where}"
+            f"FROM read_parquet({_quote(_readable(path, folder, position))}, file_row_number = true){where}"
         )
         offset += pq.ParquetFile(path).metadata.num_rows
     if not selects:
@@ -278,6 +290,10 @@ class DuckLines:
         return self.grouped.revenue(start, end, ids)
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def _enum_values(con: duckdb.DuckDBPyConnection, name: str) -> np.ndarray:
     """The values of enum type ``name`` in code order, as an object array."""
     found = con.execute(f"SELECT unnest(enum_range(NULL::{name})) AS v").fetchnumpy()
@@ -369,12 +385,17 @@ def open_lines(
             except duckdb.Error as exc:
                 detail = str(exc).splitlines()[0]
                 raise ConfigError(f"DuckDB memory limit {memory_limit!r}: {detail}") from None
-        con.execute(f"CREATE TEMP VIEW raw AS {_raw_sql(source, con)}")
+        con.execute(f"CREATE TEMP VIEW raw AS {_raw_sql(source, con, folder)}")
         attrs = dict(source.frame.attrs) if source.frame is not None else {}
         with _resource_errors(folder, memory_limit):
             report = _clean(con, source, attrs, today)
             lines = DuckLines(con, source.name, folder, memory_limit)
         return OpenLines(lines, report, "duckdb", reason, rows, close)
+    except duckdb.InvalidInputException as exc:  # e.g. text that is not UTF-8, ids equal as text (1 and "1")
+        close()
+        raise DataError(
+            f"{source.name}: the DuckDB engine cannot read these rows: {_first_line(exc)}"
+        ) from None
     except BaseException:
         close()
         raise
