@@ -212,14 +212,14 @@ def test_predict_removes_what_a_killed_predict_left_and_names_an_unwritable_out(
     from pathlib import Path
 
     from clvdrift.errors import ClvdriftError
-    from clvdrift.io import _host_tag
+    from clvdrift.io import host_tag
     from clvdrift.pipeline.predict import _write
 
     frame, _ = predict_customers(TransactionLines.from_frame(history), LastQuarter(), RECORD)
     frame["model_version"] = "v1"
     dead = subprocess.Popen(["true"])
     dead.wait()
-    tag = _host_tag()  # this host's, as atomic_write names its temporary files
+    tag = host_tag()  # this host's, as atomic_write names its temporary files
     left = tmp_path / f".p.csv.{dead.pid}-{tag}.abc123.tmp"  # a killed predict's half-written file
     other = tmp_path / f".other.csv.{dead.pid}-{tag}.abc123.tmp"  # another file's: not ours to remove
     left.write_text("half")

@@ -614,7 +614,7 @@ def test_step_dates_without_new_transactions_are_skipped_not_counted_again(tmp_p
 
 
 def test_a_dead_replays_lock_is_taken_over_removing_only_what_it_names_inside_the_folder(history, tmp_path):
-    from clvdrift.io import _host_tag
+    from clvdrift.io import host_tag
 
     out, victim = tmp_path / "out", tmp_path / "victim"
     (out / "policies" / "never").mkdir(parents=True)  # left by the killed replay
@@ -625,13 +625,13 @@ def test_a_dead_replays_lock_is_taken_over_removing_only_what_it_names_inside_th
     (out / "policies" / "evil").symlink_to(victim)  # a policy folder that leads out of the folder
     (out / "notes.txt").write_text("the user's")
     slugs = ["never", "evil", "..", ".", "", "../victim", str(victim)]
-    (out / ".replay.lock").write_text(json.dumps({"pid": dead_pid(), "host": _host_tag(), "policies": slugs}))
+    (out / ".replay.lock").write_text(json.dumps({"pid": dead_pid(), "host": host_tag(), "policies": slugs}))
     result = replay(load_transactions(history), out_dir=out, start=START, step_days=60, policies=["never"])
     assert [s.status for s in result.steps] == ["success"] * len(result.steps)
     assert (victim / "keep.txt").read_text() == "mine" and not (out / ".replay.lock").exists()
     assert (out / "notes.txt").read_text() == "the user's" and (out / "policies" / "evil").is_symlink()
     # a lock of a live process (this one) is refused, and says how to proceed
-    (out / ".replay.lock").write_text(json.dumps({"pid": os.getpid(), "host": _host_tag(), "policies": []}))
+    (out / ".replay.lock").write_text(json.dumps({"pid": os.getpid(), "host": host_tag(), "policies": []}))
     with pytest.raises(
         ConfigError, match=r"another replay \(pid \d+\) is writing there; .* if no replay is running"
     ):
@@ -647,12 +647,12 @@ def test_a_lock_read_between_its_creation_and_its_writing_is_waited_for_not_call
     (found racing two processes: 126 of 1,000) must wait for the content, not report it unreadable."""
     import threading
 
-    from clvdrift.io import _host_tag
+    from clvdrift.io import host_tag
     from clvdrift.pipeline.replay import _take_lock
 
     lock = tmp_path / ".replay.lock"
     lock.touch()  # created, not yet written
-    owner = json.dumps({"pid": os.getpid(), "host": _host_tag(), "policies": ["never"]})
+    owner = json.dumps({"pid": os.getpid(), "host": host_tag(), "policies": ["never"]})
     writer = threading.Timer(0.3, lambda: lock.write_text(owner))
     writer.start()
     with pytest.raises(ConfigError, match=r"another replay \(pid \d+\) is writing there"):

@@ -57,7 +57,7 @@ def _umask() -> int:
     return mask
 
 
-def _host_tag() -> str:
+def host_tag() -> str:
     """Six hex digits naming this host in temporary file names."""
     return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 
@@ -67,7 +67,7 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     fsync the folder (so the new name survives a power cut, not only a crash of the process)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{path.name}.{os.getpid()}-{_host_tag()}."
+    prefix = f".{path.name}.{os.getpid()}-{host_tag()}."
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     except OSError as exc:  # e.g. a read-only folder: name the file asked for, not a temporary name
@@ -108,6 +108,12 @@ def _fsync_folder(folder: Path) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """:func:`atomic_write` of a UTF-8 text."""
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def owner_is_gone(pid: int, host: str) -> bool:
+    """Whether process ``pid`` of host ``host`` (its :func:`host_tag`), named in a file or folder it left
+    behind, has ended. Only this host's processes can be checked: another host's never count as gone."""
+    return host == host_tag() and not _pid_alive(pid)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -179,7 +185,7 @@ def _is_stale(path: Path, now: float) -> bool:
         return False
     if age > STALE_TEMP_AGE_SECONDS:
         return True
-    return match is not None and match["host"] == _host_tag() and not _pid_alive(int(match["pid"]))
+    return match is not None and owner_is_gone(int(match["pid"]), match["host"])
 
 
 def remove_stale_temp_files(

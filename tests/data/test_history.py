@@ -19,7 +19,7 @@ import pytest
 from clvdrift.data import TransactionHistory, load_transactions, schema
 from clvdrift.data.history import ORPHAN_AGE_SECONDS
 from clvdrift.errors import ConfigError, DataError, HistoryIntegrityError
-from clvdrift.io import _host_tag
+from clvdrift.io import host_tag
 from clvdrift.store import connect
 from helpers import dead_pid  # type: ignore[import-not-found]
 from store.processes import run_at_once  # type: ignore[import-not-found]
@@ -193,9 +193,9 @@ def test_orphan_parts_are_ignored_by_read_and_removed_by_add_once_their_writer_i
     history.add(frame(0, 5), source="a", sha256="a", mode="append")
     recorded = history.batches()[0].part_file
     parts = history.root
-    dead = parts / f"part-20310101T000000000000Z-deadbeef.{dead_pid()}-{_host_tag()}.parquet"
-    live_young = parts / f"part-20310101T000000000000Z-0000beef.{os.getpid()}-{_host_tag()}.parquet"
-    live_old = parts / f"part-20310101T000000000000Z-1111beef.{os.getpid()}-{_host_tag()}.parquet"
+    dead = parts / f"part-20310101T000000000000Z-deadbeef.{dead_pid()}-{host_tag()}.parquet"
+    live_young = parts / f"part-20310101T000000000000Z-0000beef.{os.getpid()}-{host_tag()}.parquet"
+    live_old = parts / f"part-20310101T000000000000Z-1111beef.{os.getpid()}-{host_tag()}.parquet"
     other_host = parts / "part-20310101T000000000000Z-2222beef.1-zzzzzz.parquet"
     for orphan in (dead, live_young, live_old, other_host):
         orphan.write_bytes((parts / recorded).read_bytes())  # valid Parquet that would double the rows

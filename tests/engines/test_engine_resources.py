@@ -20,7 +20,7 @@ import pytest
 from clvdrift.data.synthetic import retail_rows
 from clvdrift.engines import Source, open_lines
 from clvdrift.errors import ConfigError, StorageError
-from clvdrift.io import _host_tag
+from clvdrift.io import host_tag
 from clvdrift.settings import get_settings
 
 CHILD = textwrap.dedent(
@@ -59,7 +59,7 @@ def test_a_killed_engines_folder_is_removed_by_the_next_one(
         killed.send_signal(signal.SIGKILL)
         killed.wait(timeout=30)
         assert by_pid[killed.pid].exists()  # a SIGKILL leaves it behind
-        other_host = "0" * 6 if _host_tag() != "0" * 6 else "1" * 6
+        other_host = "0" * 6 if host_tag() != "0" * 6 else "1" * 6
         elsewhere = tmp_path / f"clvdrift-duckdb-{killed.pid}-{other_host}-x"
         elsewhere.mkdir()  # another host's engine sharing the folder: not ours to judge
         with open_lines(Source.of_frame(retail_rows(500)), engine="duckdb"):

@@ -25,7 +25,9 @@ def _terminate_lock_session(ws) -> int:
     key = lock_key("monitoring-cycle")
     query = sa.text(
         "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-        "AND classid::bigint = :hi AND objid::bigint = :lo"
+        "AND classid::bigint = :hi AND objid::bigint = :lo "
+        # this workspace's database only: a test running beside it holds the same key in its own
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     )
     with ws.engine.connect() as conn:
         ended = conn.execute(query, {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF}).all()

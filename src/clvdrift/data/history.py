@@ -65,7 +65,7 @@ from sqlalchemy.orm import Session
 
 from clvdrift.data import schema
 from clvdrift.errors import ConfigError, DataError, HistoryIntegrityError, RegistryError
-from clvdrift.io import _host_tag, _pid_alive, atomic_write, remove_stale_temp_files, sha256_file
+from clvdrift.io import atomic_write, host_tag, owner_is_gone, remove_stale_temp_files, sha256_file
 from clvdrift.store import session_scope
 from clvdrift.store.tables import HistoryBatchRow
 
@@ -162,7 +162,7 @@ class TransactionHistory:
             elif self._same_rows(hashes):
                 return None
             batch_id = _new_batch_id()
-            part = self.root / f"part-{batch_id}.{os.getpid()}-{_host_tag()}.parquet"
+            part = self.root / f"part-{batch_id}.{os.getpid()}-{host_tag()}.parquet"
             part_sha256 = _write_part(part, frame[keep], hashes[keep])
             row = HistoryBatchRow(
                 batch_id=batch_id,
@@ -345,7 +345,7 @@ def _orphan_is_dead(path: Path, now: float) -> bool:
         return False
     writer = path.name.removesuffix(".parquet").rsplit(".", 1)[-1]
     pid, _, host = writer.partition("-")
-    return host == _host_tag() and pid.isdigit() and not _pid_alive(int(pid))
+    return pid.isdigit() and owner_is_gone(int(pid), host)
 
 
 def _beyond(hashes: np.ndarray, existing: np.ndarray) -> np.ndarray:

@@ -313,13 +313,13 @@ def remove_stale_folders(root: Path | None = None) -> list[Path]:
     process was killed on this host (its PID is gone): a closed engine removes its own folder, a
     SIGKILLed one cannot. Folders of live processes and of other hosts are left alone. Returns what was
     removed."""
-    from clvdrift.io import _host_tag, _pid_alive
+    from clvdrift.io import owner_is_gone
 
     root = Path(tempfile.gettempdir()) if root is None else root
     removed = []
     for path in root.glob(_FOLDER_PREFIX + "*"):
         match = _FOLDER_NAME.match(path.name)
-        if match is None or match.group(2) != _host_tag() or _pid_alive(int(match.group(1))):
+        if match is None or not owner_is_gone(int(match.group(1)), match.group(2)):
             continue
         shutil.rmtree(path, ignore_errors=True)
         if not path.exists():
@@ -365,11 +365,11 @@ def open_lines(
 ) -> OpenLines:
     import duckdb
 
-    from clvdrift.io import _host_tag
+    from clvdrift.io import host_tag
 
     remove_stale_folders()
     # named by process and host, so that the next engine can tell a killed process's folder from a live one
-    folder = tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-{_host_tag()}-")
+    folder = tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-{host_tag()}-")
     con = duckdb.connect(":memory:")  # past memory_limit, tables spill to the folder
 
     def close() -> None:

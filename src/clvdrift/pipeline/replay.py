@@ -598,7 +598,7 @@ def _take_lock(lock: Path, slugs: list[str]) -> None:
     replay that died without releasing it (killed: its PID is gone on this host) is taken over after
     removing what that replay wrote (:func:`_outputs`); a lock of a live replay, or one that cannot be
     read (:func:`_read_lock`), is a :class:`ConfigError`."""
-    from clvdrift.io import _host_tag, _pid_alive
+    from clvdrift.io import host_tag, owner_is_gone
 
     for _ in range(3):
         try:
@@ -613,7 +613,7 @@ def _take_lock(lock: Path, slugs: list[str]) -> None:
                     f"{lock}: a replay lock that cannot be read; choose another output folder (--out), "
                     "or remove the lock if no replay is running there"
                 ) from None
-            if host != _host_tag() or _pid_alive(pid):
+            if not owner_is_gone(pid, host):
                 raise ConfigError(
                     f"{lock.parent}: another replay (pid {pid}) is writing there; choose another output "
                     f"folder (--out), or remove {lock} if no replay is running"
@@ -623,7 +623,7 @@ def _take_lock(lock: Path, slugs: list[str]) -> None:
             lock.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"pid": os.getpid(), "host": _host_tag(), "policies": slugs}, fh)
+            json.dump({"pid": os.getpid(), "host": host_tag(), "policies": slugs}, fh)
         return
     raise ConfigError(f"{lock.parent}: other replays keep taking this folder; choose another (--out)")
 
