@@ -230,6 +230,40 @@ class TransactionLines:
             stock_prev=_previous_of_pair(customer, stock),
         )
 
+    @classmethod
+    def from_groups(
+        cls,
+        *,
+        seconds: np.ndarray,
+        customer: np.ndarray,
+        invoice: np.ndarray,
+        lines: np.ndarray,
+        quantity: np.ndarray,
+        price: np.ndarray,
+        spend: np.ndarray,
+        country: np.ndarray,
+        categories: pd.Index,
+        source: str,
+    ) -> TransactionLines:
+        """Grouped rows from an engine: each row an invoice's ``lines`` lines at one second, with their
+        sums and the latest line's country, in the order of their latest lines; ``customer`` and
+        ``invoice`` are integer codes (``customer`` into ``categories``)."""
+        return cls(
+            seconds=seconds,
+            customer=customer,
+            quantity=quantity,
+            price=price,
+            spend=spend,
+            invoice=invoice,
+            stock=np.zeros(0, dtype=np.int64),
+            country=country,
+            categories=categories,
+            source=source,
+            invoice_prev=_previous_of_pair(customer, invoice),
+            stock_prev=None,
+            weight=lines,
+        )
+
     @property
     def empty(self) -> bool:
         return len(self.seconds) == 0

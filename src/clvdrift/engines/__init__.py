@@ -9,8 +9,8 @@ integer features and the same floats (one division per value, done by the same n
 
 ==========  =======================================================================================
 ``pandas``  the reference: the rows in memory as numpy arrays (:class:`~clvdrift.features.TransactionLines`)
-``duckdb``  out of core: the rules and aggregates in SQL over the part files, spilling to a temporary
-            folder past its memory limit (:mod:`clvdrift.engines.duckdb`)
+``duckdb``  out of core: the rules in SQL over the part files, spilling to a temporary folder past its
+            memory limit; the aggregates over its invoice groups (:mod:`clvdrift.engines.duckdb`)
 ``dask``    a ``dask.distributed`` cluster (``CLVDRIFT_DASK_SCHEDULER``) or a local one: rows shuffled by
             customer, the pandas definition run per partition (:mod:`clvdrift.engines.dask`)
 ``auto``    pandas below :data:`AUTO_DUCKDB_ROWS` raw rows, duckdb from there on (one machine)

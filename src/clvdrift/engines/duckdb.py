@@ -1,9 +1,11 @@
-"""The out-of-core engine: the cleaning rules and the per-customer aggregates in DuckDB SQL.
+"""The out-of-core engine: the cleaning rules in DuckDB SQL, the aggregates over its invoice groups.
 
 The history's part files are scanned where they lie (a loaded frame is scanned in place). Every row
-goes once into table ``base`` with the rule that removes it; the clean lines are the view ``lines`` over
-it, summarized in tables ``groups`` (an invoice's lines at one second) and ``pairs`` (a customer's first
-purchase of a product), which the aggregates read. The tables live in memory and spill to a temporary
+goes once into table ``base`` with the rule that removes it (customers, stock codes and countries as
+enum codes); the clean lines are the view ``lines`` over it, summarized in tables ``groups`` (an
+invoice's lines at one second) and ``pairs`` (a customer's first purchase of a product). The groups are
+read once into grouped :class:`clvdrift.features.TransactionLines`, whose numpy code computes the
+aggregates; distinct products are counted in SQL. The tables live in memory and spill to a temporary
 folder past DuckDB's memory limit, so a history larger than memory is slower rather than failing.
 Money is kept in integer thousandths and time in integer seconds, as in
 :class:`clvdrift.features.TransactionLines`, so the results equal the pandas engine's:
@@ -41,7 +43,7 @@ from clvdrift.data.clean import (
 from clvdrift.data.load import validate_amounts
 from clvdrift.engines import OpenLines, Source
 from clvdrift.errors import ConfigError, DataError, StorageError
-from clvdrift.features import AggregateQuery, TransactionLines, _previous_of_pair
+from clvdrift.features import AggregateQuery, TransactionLines
 
 if TYPE_CHECKING:
     import duckdb
@@ -233,22 +235,18 @@ class DuckLines:
             "SELECT enum_code(cust) AS c, s, n, qty, spend, pm, enum_code(country) AS k, "
             "dense_rank() OVER (ORDER BY inv) AS i FROM groups ORDER BY s, last_row"
         ).fetchnumpy()
-        customer = np.asarray(rows["c"], dtype=np.int64)
-        invoice = np.asarray(rows["i"], dtype=np.int64)
-        self.grouped = TransactionLines(
-            seconds=np.asarray(rows["s"], dtype=np.int64),
-            customer=customer,
-            quantity=np.asarray(rows["qty"], dtype=np.int64),
-            price=np.asarray(rows["pm"], dtype=np.int64),
-            spend=np.asarray(rows["spend"], dtype=np.int64),
-            invoice=invoice,
-            stock=np.zeros(0, dtype=np.int64),
-            country=countries[np.asarray(rows["k"], dtype=np.int64)],
+        column = {name: np.asarray(values, dtype=np.int64) for name, values in rows.items()}
+        self.grouped = TransactionLines.from_groups(
+            seconds=column["s"],
+            customer=column["c"],
+            invoice=column["i"],
+            lines=column["n"],
+            quantity=column["qty"],
+            price=column["pm"],
+            spend=column["spend"],
+            country=countries[column["k"]],
             categories=pd.Index(customers),
             source=source,
-            invoice_prev=_previous_of_pair(customer, invoice),
-            stock_prev=None,
-            weight=np.asarray(rows["n"], dtype=np.int64),
         )
 
     @property
