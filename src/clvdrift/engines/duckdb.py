@@ -131,13 +131,18 @@ _CODED = {"cust": "cust_t", "stock": "stock_t", "country": "country_t"}
 
 def _code_types() -> list[str]:
     """Enum types of the distinct customers, stock codes and countries (with ``Unspecified``), in text
-    order. ``base`` stores these columns as their codes (1–4 bytes, not a 16-byte string plus the text
-    past 12 bytes): half the memory, and grouping on them compares integers."""
+    order, found in one scan. ``base`` stores these columns as their codes (1–4 bytes, not a 16-byte
+    string plus the text past 12 bytes): half the memory, and grouping on them compares integers."""
     extra = {"country": " UNION ALL SELECT 'Unspecified'"}
     return [
-        f"CREATE TYPE {name} AS ENUM (SELECT DISTINCT v FROM "
-        f"(SELECT {col} AS v FROM raw{extra.get(col, '')}) WHERE v IS NOT NULL ORDER BY v)"
-        for col, name in _CODED.items()
+        "CREATE TEMP TABLE coded AS SELECT cust, stock, country FROM raw "
+        "GROUP BY GROUPING SETS ((cust), (stock), (country))",
+        *(
+            f"CREATE TYPE {name} AS ENUM (SELECT DISTINCT v FROM "
+            f"(SELECT {col} AS v FROM coded WHERE {col} IS NOT NULL{extra.get(col, '')}) ORDER BY v)"
+            for col, name in _CODED.items()
+        ),
+        "DROP TABLE coded",
     ]
 
 
@@ -157,11 +162,12 @@ def _clean_steps(low: int, high: int) -> list[str]:
     ranked); ``dups`` the exact duplicates of an earlier kept row: equal on every column, UnitPrice and
     Description compared through ``h``, the 64-bit hash of the whole raw row (two rows equal on the
     other columns whose price or description differ but hash alike would be taken for duplicates: about
-    one chance in 10¹⁹ per such pair). ``pm`` is UnitPrice in thousandths (NULL where it is missing)."""
+    one chance in 10¹⁹ per such pair). ``pm`` is UnitPrice in thousandths (NULL where it is missing);
+    ``inv`` the 64-bit hash of the invoice number (two numbers hashing alike would be one invoice)."""
     return [
         *_code_types(),
         f"""CREATE TEMP TABLE base AS
-        SELECT _row, inv, stock::stock_t AS stock, q, ns,
+        SELECT _row, hash(inv) AS inv, stock::stock_t AS stock, q, ns,
             CASE WHEN NOT isnan(p) THEN round_even(p * 1000, 0)::BIGINT END AS pm,
             cust::cust_t AS cust, country::country_t AS country,
             hash(inv, stock, q, ns, p, cust, country, descr) AS h,
