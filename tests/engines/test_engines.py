@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from clvdrift.data import TransactionHistory, load_transactions, schema
-from clvdrift.data.clean import _dense_bounds
+from clvdrift.data.clean import _dense_bounds, clean_transactions
 from clvdrift.data.synthetic import retail_rows
 from clvdrift.drift import build_profile
-from clvdrift.engines import AUTO_DUCKDB_ROWS, Source, choose_engine, open_lines
-from clvdrift.errors import ConfigError, DataError
+from clvdrift.engines import AUTO_DUCKDB_ROWS, ENGINES, Source, choose_engine, open_lines
+from clvdrift.errors import ConfigError, DataError, HistoryIntegrityError
 from clvdrift.features import (
     build_training_set,
     customer_features,
@@ -241,8 +241,9 @@ def test_a_part_whose_path_looks_like_a_glob_is_read_as_that_one_file(tmp_path: 
             assert opened.cleaning == expected
 
 
-def test_text_duckdb_cannot_take_is_one_line() -> None:
-    """A lone surrogate (not UTF-8), or ids equal as text (1 and "1"): a DataError, not a traceback."""
+def test_text_an_engine_cannot_take_is_one_line() -> None:
+    """A lone surrogate (not UTF-8) in DuckDB, or ids equal as text (1 and "1") in any engine: a DataError,
+    not a traceback."""
     frame = retail_rows(200, seed=9)
     frame[schema.QUANTITY] = frame[schema.QUANTITY].astype(np.float64)
     odd = frame.copy()
@@ -255,5 +256,43 @@ def test_text_duckdb_cannot_take_is_one_line() -> None:
     ids = mixed[schema.CUSTOMER].astype(object).to_numpy()
     ids[0], ids[1] = 1, "1"
     mixed[schema.CUSTOMER] = pd.Categorical(ids)
-    with pytest.raises(DataError, match=r"the DuckDB engine cannot read these rows: .*duplicate value 1"):
-        open_lines(Source.of_frame(mixed), engine="duckdb", today=TODAY)
+    for engine in ENGINES:  # every engine, as the pandas cleaning (it counted two customers "1")
+        with pytest.raises(DataError, match=r"column CustomerID holds 1 and '1', which are the same id"):
+            open_lines(Source.of_frame(mixed), engine=engine, today=TODAY)
+    with pytest.raises(DataError, match=r"column CustomerID holds 1 and '1'"):
+        clean_transactions(mixed, today=TODAY)
+    numeric = frame.copy()  # ids of one type, numbers: accepted, one customer each
+    numeric[schema.CUSTOMER] = pd.Categorical(np.arange(len(frame)) % 7)
+    with open_lines(Source.of_frame(numeric), engine="pandas", today=TODAY) as opened:
+        assert opened.cleaning.customers_out <= 7
+
+
+@pytest.mark.parametrize("engine", ["pandas", *OTHERS])
+def test_a_part_that_cannot_be_read_is_a_history_integrity_error(
+    engine: str, scheduler: str, tmp_path: Path
+) -> None:
+    """A part gone, cut short (no footer) or corrupt inside (a page that does not decompress): the
+    history's one-line HistoryIntegrityError naming the part, from every engine (DuckDB raised its own
+    IOException or a pyarrow error before; Dask also logged its worker's traceback)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = retail_rows(3_000, seed=12)
+    frame[schema.QUANTITY] = frame[schema.QUANTITY].astype(np.float64)
+    whole = tmp_path / "whole.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), whole, compression="snappy")
+    data = whole.read_bytes()
+    (tmp_path / "short.parquet").write_bytes(data[: len(data) // 2])
+    (tmp_path / "corrupt.parquet").write_bytes(data[:200] + b"\xff" * 3_000 + data[3_200:])
+    cases = {
+        "gone.parquet": r"cannot read the history's part .*gone\.parquet \(",
+        "short.parquet": r"cannot read the history's part .*short\.parquet \(",
+        "corrupt.parquet": r"cannot read the history's part .*corrupt\.parquet \(",
+    }
+    for name, message in cases.items():
+        source = Source.of_parts([whole, tmp_path / name], name="history")
+        with pytest.raises(HistoryIntegrityError, match=message) as caught:
+            open_lines(source, engine=engine, today=TODAY, dask_scheduler=scheduler)
+        assert "\n" not in str(caught.value), name
+    with open_lines(Source.of_parts([whole], name="history"), engine=engine, dask_scheduler=scheduler) as ok:
+        assert ok.cleaning.rows_in == len(frame)

@@ -130,6 +130,7 @@ def clean_transactions(
     when a value is beyond the bounds of :mod:`clvdrift.data.schema` or when no row is left.
     """
     source = str(frame.attrs.get("source", "transactions"))
+    check_text_ids(frame, source)
     qty = frame[schema.QUANTITY].to_numpy(dtype=np.float64)
     price = frame[schema.UNIT_PRICE].to_numpy(dtype=np.float64)
     validate_amounts(qty, price, where=source, row=lambda i: schema.row_name(frame.attrs, i))
@@ -154,6 +155,25 @@ def clean_transactions(
         findings=findings,
     )
     return out, report
+
+
+def check_text_ids(frame: pd.DataFrame, source: str) -> None:
+    """Refuse a frame whose ids are equal as text but not as values (``1`` and ``"1"``, only possible in a
+    frame built through the API; files are read as text): every engine compares ids as text, so pandas
+    would count two customers where DuckDB and the stored history see one."""
+    for name in (schema.CUSTOMER, schema.INVOICE, schema.STOCK_CODE, schema.COUNTRY):
+        column = frame[name]
+        if not isinstance(column.dtype, pd.CategoricalDtype) or column.cat.categories.dtype != object:
+            continue
+        categories = column.cat.categories
+        text = categories.astype(str)
+        twice = text.duplicated()
+        if twice.any():
+            a, b = categories[text == text[twice][0]][:2]
+            raise DataError(
+                f"{source}: column {name} holds {a!r} and {b!r}, which are the same id as text; "
+                "give every id as text"
+            )
 
 
 def nothing_left(source: str, rows: int, removed: dict[str, int], findings: tuple[str, ...]) -> DataError:

@@ -47,7 +47,7 @@ import fcntl
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -385,8 +385,29 @@ def read_parts(paths: list[Path], *, as_of: pd.Timestamp | None = None) -> pd.Da
         dataset = ds.dataset([str(p) for p in paths], schema=HISTORY_SCHEMA, format="parquet")
         table = dataset.to_table(columns=list(schema.CANONICAL_COLUMNS), filter=expr)
     except (pa.ArrowException, OSError) as exc:
+        check_parts(paths)  # names the part
         raise HistoryIntegrityError(f"cannot read the history ({exc})") from None
     return table.to_pandas(types_mapper=_pandas_type)
+
+
+def part_rows(path: Path) -> int:
+    """The row count in a part file's metadata; :class:`HistoryIntegrityError` when it cannot be read
+    (gone, truncated, not Parquet), as the pandas reading of the parts says."""
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (pa.ArrowException, OSError) as exc:
+        raise HistoryIntegrityError(f"cannot read the history's part {path} ({exc})") from None
+
+
+def check_parts(parts: Sequence[Path]) -> None:
+    """Read every part through (an engine that failed on the parts asks): a
+    :class:`HistoryIntegrityError` naming the first part pyarrow cannot read."""
+    for path in parts:
+        try:
+            for _ in pq.ParquetFile(path).iter_batches(batch_size=1 << 16):
+                pass
+        except (pa.ArrowException, OSError) as exc:
+            raise HistoryIntegrityError(f"cannot read the history's part {path} ({exc})") from None
 
 
 def as_of_end(as_of: pd.Timestamp) -> pd.Timestamp:

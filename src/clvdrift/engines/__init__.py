@@ -93,9 +93,9 @@ class Source:
         """How many raw rows (for the parts: before the ``as_of`` filter; from their metadata)."""
         if self.frame is not None:
             return len(self.frame)
-        import pyarrow.parquet as pq
+        from clvdrift.data.history import part_rows
 
-        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.parts)
+        return sum(part_rows(p) for p in self.parts)
 
     def read(self) -> pd.DataFrame:
         """The rows as one pandas frame (what the pandas engine cleans)."""
@@ -186,6 +186,10 @@ def open_lines(
     """
     rows = source.rows()
     name, reason = choose_engine(engine, rows)
+    if source.frame is not None:  # files are read as text; a frame from the API may hold 1 and "1"
+        from clvdrift.data.clean import check_text_ids
+
+        check_text_ids(source.frame, source.name)
     if name == "pandas":
         from clvdrift.engines import pandas as chosen
 

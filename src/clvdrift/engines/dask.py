@@ -204,7 +204,7 @@ def _connect(scheduler: str | None) -> tuple[Client, Callable[[], None]]:
         processes=True,
         host="127.0.0.1",
         dashboard_address="127.0.0.1:0",
-        silence_logs=logging.ERROR,
+        silence_logs=logging.CRITICAL,  # a failed task is raised here in one line, not with its traceback
     )
     client = Client(cluster)
 

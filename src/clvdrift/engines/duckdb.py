@@ -40,6 +40,7 @@ from clvdrift.data.clean import (
     describe_outliers,
     nothing_left,
 )
+from clvdrift.data.history import check_parts, part_rows
 from clvdrift.data.load import validate_amounts
 from clvdrift.engines import OpenLines, Source
 from clvdrift.errors import ConfigError, DataError, StorageError
@@ -93,8 +94,6 @@ def _raw_sql(source: Source, con: duckdb.DuckDBPyConnection, folder: str) -> str
         return f"SELECT _row, {text}, {numbers}, _ns AS ns FROM raw_frame"
     selects = []
     offset = 0
-    import pyarrow.parquet as pq
-
     where = ""
     if source.as_of is not None:
         from clvdrift.data.history import as_of_end
@@ -107,7 +106,7 @@ def _raw_sql(source: Source, con: duckdb.DuckDBPyConnection, folder: str) -> str
             f'epoch_ns("{schema.INVOICE_DATE}") AS ns '
             f"FROM read_parquet({_quote(_readable(path, folder, position))}, file_row_number = true){where}"
         )
-        offset += pq.ParquetFile(path).metadata.num_rows
+        offset += part_rows(path)
     if not selects:
         return (
             f"SELECT 0::BIGINT AS _row, {', '.join(f'NULL::VARCHAR AS {a}' for a in _COLUMNS)}, "
@@ -395,11 +394,15 @@ def open_lines(
             report = _clean(con, source, attrs, today)
             lines = DuckLines(con, source.name, folder, memory_limit)
         return OpenLines(lines, report, "duckdb", reason, rows, close)
-    except duckdb.InvalidInputException as exc:  # e.g. text that is not UTF-8, ids equal as text (1 and "1")
+    except duckdb.Error as exc:  # not memory or a full disk (see _resource_errors)
         close()
-        raise DataError(
-            f"{source.name}: the DuckDB engine cannot read these rows: {_first_line(exc)}"
-        ) from None
+        detail = _first_line(exc)
+        check_parts(source.parts)  # a part gone or corrupt: as the pandas reading of the parts says
+        if isinstance(exc, duckdb.InvalidInputException):  # e.g. text that is not UTF-8, ids equal as text
+            raise DataError(f"{source.name}: the DuckDB engine cannot read these rows: {detail}") from None
+        if isinstance(exc, duckdb.IOException):
+            raise StorageError(f"the DuckDB engine could not use its folder {folder}: {detail}") from None
+        raise
     except BaseException:
         close()
         raise

@@ -191,11 +191,16 @@ class GbmModel(ClvModel):
         missing = [c for c in (*columns, COUNTRY) if c not in features.columns]
         if missing:
             raise DataError(f"features are missing column(s) {missing} the gbm model reads")
-        levels = self.encoder.levels_
-        # each country's position among the levels (as its text), the unknown ones after them
-        position = pd.Index(levels).get_indexer(features[COUNTRY].astype(str).to_numpy(dtype=object))
-        country = np.where(position < 0, len(levels), position).astype(np.float64)
+        country = self._country_codes(features[COUNTRY].to_numpy(dtype=object))
         return np.column_stack([features[columns].to_numpy(dtype=np.float64), country])
+
+    def _country_codes(self, values: Any) -> np.ndarray:
+        """Each country's position among the levels (as its text), the unknown ones after them: the
+        booster's categorical column, for training and every prediction alike."""
+        if self._position is None:
+            self._position = {c: i for i, c in enumerate(self.encoder.levels_)}
+        position, other = self._position, len(self.encoder.levels_)
+        return np.fromiter((position.get(str(c), other) for c in values), dtype=np.float64, count=len(values))
 
     def fit(self, features: pd.DataFrame, target: pd.Series) -> GbmModel:
         from sklearn.ensemble import HistGradientBoostingRegressor
@@ -285,9 +290,7 @@ class GbmModel(ClvModel):
         if not self.boosters_:
             raise ArtifactError("the gbm model is not fitted")
         n = len(columns[COUNTRY])
-        position = self._country_position()
-        other = len(self.encoder.levels_)
-        country = np.array([position.get(str(c), other) for c in columns[COUNTRY]], dtype=np.float64)
+        country = self._country_codes(columns[COUNTRY])
         matrices = {}
         for name, cols in self.views_.items():
             matrix = np.empty((n, len(cols) + 1), dtype=np.float64)
@@ -307,11 +310,6 @@ class GbmModel(ClvModel):
         BTYD expected revenue of ``columns``."""
         parts = _predict_boosters([(self.boosters_[name], m) for name, m in matrices.items()])
         return self._average(parts, columns)
-
-    def _country_position(self) -> dict[str, int]:
-        if self._position is None:
-            self._position = {c: i for i, c in enumerate(self.encoder.levels_)}
-        return self._position
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         if not self.boosters_:
