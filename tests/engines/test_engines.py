@@ -296,3 +296,48 @@ def test_a_part_that_cannot_be_read_is_a_history_integrity_error(
         assert "\n" not in str(caught.value), name
     with open_lines(Source.of_parts([whole], name="history"), engine=engine, dask_scheduler=scheduler) as ok:
         assert ok.cleaning.rows_in == len(frame)
+
+
+def _with_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every 37th row repeated later (exact duplicates) and every 41st repeated with
+    another Description (not a duplicate), as categoricals again."""
+    twins = frame.iloc[::37]
+    near = frame.iloc[::41].assign(**{schema.DESCRIPTION: "ANOTHER TEXT"})
+    out = pd.concat([frame, twins, near], ignore_index=True)
+    for name in (schema.INVOICE, schema.STOCK_CODE, schema.DESCRIPTION, schema.CUSTOMER, schema.COUNTRY):
+        out[name] = out[name].astype(object).astype("category")
+    out.attrs = dict(frame.attrs)
+    return out
+
+
+@pytest.mark.parametrize("shape", ["whole quantities", "fractional quantities, large prices"])
+def test_duckdb_narrow_types_and_duplicate_passes_equal_pandas(
+    shape: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB stores Quantity as INTEGER and UnitPrice thousandths as INTEGER when every value allows it,
+    DOUBLE and BIGINT otherwise, and finds duplicates in one pass per DUPLICATE_PASS_ROWS rows: each way
+    gives pandas' results exactly (here 7 passes)."""
+    import duckdb
+
+    from clvdrift.engines import duckdb as engine
+
+    frame = retail_rows(3_000, seed=21)
+    frame[schema.QUANTITY] = frame[schema.QUANTITY].astype(np.float64)
+    expected = {"row": "UINTEGER", "quantity": "INTEGER", "price": "INTEGER"}
+    if shape != "whole quantities":
+        rows = frame.index[::5]
+        frame.loc[rows, schema.QUANTITY] = frame.loc[rows, schema.QUANTITY] + 0.5  # cancellations too
+        frame.loc[frame.index[::11], schema.UNIT_PRICE] = 3_000_000.125  # × 1000 is past 2**31
+        expected = {"row": "UINTEGER", "quantity": "DOUBLE", "price": "BIGINT"}
+    frame = _with_duplicates(frame)
+    con = duckdb.connect()
+    con.register("raw_frame", frame.assign(_row=np.arange(len(frame)), q=frame[schema.QUANTITY]))
+    con.execute(f'CREATE VIEW raw AS SELECT _row, q, "{schema.UNIT_PRICE}" AS p FROM raw_frame')
+    narrow = engine._Narrow.of(con)
+    assert {k: getattr(narrow, k) for k in expected} == expected
+    monkeypatch.setattr(engine, "DUPLICATE_PASS_ROWS", 500)
+    source = Source.of_frame(frame)
+    cutoffs = ["2011-09-01", "2011-06-01"]
+    reference = computed(source, "pandas", "", cutoffs)
+    assert reference["report"].removed["exact_duplicate"] >= len(frame.iloc[:3_000:37]) // 2  # type: ignore[union-attr]
+    assert_same(reference, computed(source, "duckdb", "", cutoffs), "duckdb")
