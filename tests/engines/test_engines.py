@@ -257,7 +257,7 @@ def test_text_an_engine_cannot_take_is_one_line() -> None:
     ids[0], ids[1] = 1, "1"
     mixed[schema.CUSTOMER] = pd.Categorical(ids)
     for engine in ENGINES:  # every engine, as the pandas cleaning (it counted two customers "1")
-        with pytest.raises(DataError, match=r"column CustomerID holds 1 and '1', which are the same id"):
+        with pytest.raises(DataError, match=r"column CustomerID holds 1 and '1', which are the same as text"):
             open_lines(Source.of_frame(mixed), engine=engine, today=TODAY)
     with pytest.raises(DataError, match=r"column CustomerID holds 1 and '1'"):
         clean_transactions(mixed, today=TODAY)
@@ -284,10 +284,12 @@ def test_a_part_that_cannot_be_read_is_a_history_integrity_error(
     data = whole.read_bytes()
     (tmp_path / "short.parquet").write_bytes(data[: len(data) // 2])
     (tmp_path / "corrupt.parquet").write_bytes(data[:200] + b"\xff" * 3_000 + data[3_200:])
+    (tmp_path / "footer.parquet").write_bytes(data[:-8] + b"\0\0\0\0PAR1")  # pyarrow's text ends in \n
     cases = {
         "gone.parquet": r"cannot read the history's part .*gone\.parquet \(",
         "short.parquet": r"cannot read the history's part .*short\.parquet \(",
         "corrupt.parquet": r"cannot read the history's part .*corrupt\.parquet \(",
+        "footer.parquet": r"cannot read the history's part .*footer\.parquet \(.*\)$",
     }
     for name, message in cases.items():
         source = Source.of_parts([whole, tmp_path / name], name="history")
@@ -341,3 +343,45 @@ def test_duckdb_narrow_types_and_duplicate_passes_equal_pandas(
     reference = computed(source, "pandas", "", cutoffs)
     assert reference["report"].removed["exact_duplicate"] >= len(frame.iloc[:3_000:37]) // 2  # type: ignore[union-attr]
     assert_same(reference, computed(source, "duckdb", "", cutoffs), "duckdb")
+
+
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
+def test_a_part_with_other_columns_is_a_history_integrity_error(engine: str, tmp_path: Path) -> None:
+    """A Parquet part whose columns are not the history's (one missing or misspelt, ids as numbers, dates
+    as text, a decimal price) was read differently by pandas and DuckDB (nulls in one, the column in the
+    other; a BinderException traceback): now each says which part and column, before reading a row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = retail_rows(500, seed=13)
+    frame[schema.QUANTITY] = frame[schema.QUANTITY].astype(np.float64)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    position = table.schema.get_field_index
+    odd = {
+        "has no column Quantity": table.drop_columns([schema.QUANTITY]),
+        "has no column Quantity,": table.rename_columns(
+            [c if c != schema.QUANTITY else "quantity" for c in table.column_names]
+        ),
+        "has column CustomerID of type int64": table.set_column(
+            position(schema.CUSTOMER), schema.CUSTOMER, pa.array(np.arange(len(frame)))
+        ),
+        "has column InvoiceDate of type string": table.set_column(
+            position(schema.INVOICE_DATE),
+            schema.INVOICE_DATE,
+            pa.array(frame[schema.INVOICE_DATE].astype(str).to_numpy(dtype=object)),
+        ),
+        "has column UnitPrice of type decimal128": table.set_column(
+            position(schema.UNIT_PRICE),
+            schema.UNIT_PRICE,
+            table.column(schema.UNIT_PRICE).cast(pa.decimal128(12, 3)),
+        ),
+    }
+    whole = tmp_path / "whole.parquet"
+    pq.write_table(table, whole)
+    for number, (problem, part) in enumerate(odd.items()):
+        path = tmp_path / f"odd-{number}.parquet"
+        pq.write_table(part, path)
+        with pytest.raises(HistoryIntegrityError, match=rf"part .*odd-{number}\.parquet: it {problem}"):
+            open_lines(Source.of_parts([whole, path], name="history"), engine=engine, today=TODAY)
+    with open_lines(Source.of_parts([whole], name="history"), engine=engine, today=TODAY) as opened:
+        assert opened.cleaning.rows_in == len(frame)

@@ -130,7 +130,7 @@ def clean_transactions(
     when a value is beyond the bounds of :mod:`clvdrift.data.schema` or when no row is left.
     """
     source = str(frame.attrs.get("source", "transactions"))
-    check_text_ids(frame, source)
+    check_text_columns(frame, source)
     qty = frame[schema.QUANTITY].to_numpy(dtype=np.float64)
     price = frame[schema.UNIT_PRICE].to_numpy(dtype=np.float64)
     validate_amounts(qty, price, where=source, row=lambda i: schema.row_name(frame.attrs, i))
@@ -157,23 +157,43 @@ def clean_transactions(
     return out, report
 
 
-def check_text_ids(frame: pd.DataFrame, source: str) -> None:
-    """Refuse a frame whose ids are equal as text but not as values (``1`` and ``"1"``, only possible in a
-    frame built through the API; files are read as text): every engine compares ids as text, so pandas
-    would count two customers where DuckDB and the stored history see one."""
-    for name in (schema.CUSTOMER, schema.INVOICE, schema.STOCK_CODE, schema.COUNTRY):
+def check_text_columns(frame: pd.DataFrame, source: str) -> None:
+    """Refuse a frame whose text columns every engine would not read alike (possible only in a frame
+    built through the API; files are read as text): ids equal as text but not as values (``1`` and
+    ``"1"``: pandas counted two customers, DuckDB one), values that are not text (``True`` is ``True`` to
+    pandas, ``true`` to DuckDB), an id column that is not categorical. Integer and float64 ids are
+    accepted (every engine spells them alike)."""
+    for name in (schema.CUSTOMER, schema.INVOICE, schema.STOCK_CODE, schema.COUNTRY, schema.DESCRIPTION):
         column = frame[name]
-        if not isinstance(column.dtype, pd.CategoricalDtype) or column.cat.categories.dtype != object:
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            values = column.cat.categories
+        elif isinstance(column.dtype, pd.StringDtype):
             continue
-        categories = column.cat.categories
-        text = categories.astype(str)
+        elif name == schema.DESCRIPTION:
+            values = pd.Index(column.dropna().unique()) if column.dtype == object else pd.Index(column)
+        else:
+            raise DataError(
+                f"{source}: column {name} is {column.dtype}, not categorical text as "
+                "clvdrift.data.load_transactions gives it"
+            )
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        if kind in ("string", "empty"):
+            continue
+        if values.dtype.kind in "iu" or values.dtype == np.float64:  # spelt alike by every engine
+            continue
+        text = values.astype(str)
         twice = text.duplicated()
         if twice.any():
-            a, b = categories[text == text[twice][0]][:2]
+            a, b = values[text == text[twice][0]][:2]
             raise DataError(
-                f"{source}: column {name} holds {a!r} and {b!r}, which are the same id as text; "
-                "give every id as text"
+                f"{source}: column {name} holds {a!r} and {b!r}, which are the same as text; "
+                "give every value as text"
             )
+        odd = next(v for v in values if not isinstance(v, str))
+        raise DataError(
+            f"{source}: column {name} holds {odd!r} ({type(odd).__name__}), not text; give every value as "
+            "text"
+        )
 
 
 def nothing_left(source: str, rows: int, removed: dict[str, int], findings: tuple[str, ...]) -> DataError:

@@ -390,13 +390,49 @@ def read_parts(paths: list[Path], *, as_of: pd.Timestamp | None = None) -> pd.Da
     return table.to_pandas(types_mapper=_pandas_type)
 
 
+def _unreadable(path: Path, exc: BaseException) -> HistoryIntegrityError:
+    detail = " ".join(str(exc).split()) or type(exc).__name__  # pyarrow's text may end in a newline
+    return HistoryIntegrityError(f"cannot read the history's part {path} ({detail})")
+
+
+def _column_problem(name: str, kind: pa.DataType | None) -> str | None:
+    """What is wrong with a part's column ``name`` of Arrow type ``kind`` (None: absent), for every engine
+    to read it alike: text columns are (dictionary-coded) strings, amounts integers or floats, the date a
+    timestamp without a time zone."""
+    if kind is None:
+        return f"has no column {name}"
+    text = (pa.types.is_string, pa.types.is_large_string)
+    if pa.types.is_null(kind):  # every value missing: each engine reads missing values
+        fits = True
+    elif pa.types.is_dictionary(kind):
+        kind_of_values = kind.value_type
+        fits = any(test(kind_of_values) for test in text)
+    elif name in _FLOATS:
+        fits = pa.types.is_floating(kind) or pa.types.is_integer(kind)
+    elif name == schema.INVOICE_DATE:
+        fits = pa.types.is_timestamp(kind) and kind.tz is None
+    else:
+        fits = any(test(kind) for test in text)
+    return None if fits else f"has column {name} of type {kind}"
+
+
 def part_rows(path: Path) -> int:
     """The row count in a part file's metadata; :class:`HistoryIntegrityError` when it cannot be read
-    (gone, truncated, not Parquet), as the pandas reading of the parts says."""
+    (gone, truncated, not Parquet) or its columns are not the history's (a missing or misspelt column,
+    ids as numbers, dates as text), which the engines would read differently."""
     try:
-        return int(pq.ParquetFile(path).metadata.num_rows)
+        part = pq.ParquetFile(path)
+        columns = {field.name: field.type for field in part.schema_arrow}
     except (pa.ArrowException, OSError) as exc:
-        raise HistoryIntegrityError(f"cannot read the history's part {path} ({exc})") from None
+        raise _unreadable(path, exc) from None
+    for name in schema.CANONICAL_COLUMNS:
+        problem = _column_problem(name, columns.get(name))
+        if problem:
+            raise HistoryIntegrityError(
+                f"cannot read the history's part {path}: it {problem}, unlike every part clvdrift writes "
+                "(see `clvdrift history verify`)"
+            )
+    return int(part.metadata.num_rows)
 
 
 def check_parts(parts: Sequence[Path]) -> None:
@@ -407,7 +443,7 @@ def check_parts(parts: Sequence[Path]) -> None:
             for _ in pq.ParquetFile(path).iter_batches(batch_size=1 << 16):
                 pass
         except (pa.ArrowException, OSError) as exc:
-            raise HistoryIntegrityError(f"cannot read the history's part {path} ({exc})") from None
+            raise _unreadable(path, exc) from None
 
 
 def as_of_end(as_of: pd.Timestamp) -> pd.Timestamp:

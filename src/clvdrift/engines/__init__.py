@@ -187,9 +187,9 @@ def open_lines(
     rows = source.rows()
     name, reason = choose_engine(engine, rows)
     if source.frame is not None:  # files are read as text; a frame from the API may hold 1 and "1"
-        from clvdrift.data.clean import check_text_ids
+        from clvdrift.data.clean import check_text_columns
 
-        check_text_ids(source.frame, source.name)
+        check_text_columns(source.frame, source.name)
     if name == "pandas":
         from clvdrift.engines import pandas as chosen
 
