@@ -254,7 +254,7 @@ def _clean_steps(low: int, high: int, narrow: _Narrow = _Narrow()) -> list[str]:
         SELECT cust, inv, s, count(*) AS n, {_capped("sum(qty)")} AS qty, {_capped("sum(qty * pm)")} AS spend,
                {_capped("sum(pm)")} AS pm, max(_row) AS last_row, arg_max(country, _row) AS country
         FROM clean GROUP BY cust, inv, s""",
-        # what a window's product count reads, kept when base is dropped (a quarter of its bytes)
+        # what a window's product count reads, kept when base is dropped (a third of its bytes)
         "CREATE TEMP TABLE lines AS SELECT cust, stock, s FROM clean",
     ]
 
