@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     engine: Literal["auto", "pandas", "duckdb", "dask"] = Field(
         default="auto",
         description="what cleans the transactions and computes the features: pandas (in memory), duckdb "
-        "(out of core), dask (a cluster); auto: pandas below 2,000,000 raw rows, duckdb from there on",
+        "(out of core), dask (a cluster); auto: pandas below 1,000,000 raw rows, duckdb from there on",
     )
     dask_scheduler: str | None = Field(
         default=None,
