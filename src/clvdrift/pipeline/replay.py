@@ -891,6 +891,7 @@ def replay(
     """
     import time
 
+    from clvdrift.model.fit_worker import booster_worker
     from clvdrift.pipeline.cycle import CycleContext
     from clvdrift.pipeline.retrain import MIN_FEATURE_DAYS
     from clvdrift.render.replay_chart import write_charts
@@ -955,32 +956,34 @@ def replay(
     chosen = engines or EngineChoice("pandas")
     written = _outputs(out_dir, [p.slug for p in parsed])  # removed when the replay does not finish
     try:
-        # the first champion: what is known at start, fitted once per training config
-        contexts: list[tuple[Policy, CycleContext, TrainConfig, DriftConfig]] = []
-        with timings.step("first champions"):
-            raw_start = _known_at(raw, start_day)
-            try:
-                opened = chosen.open(raw_start)
-            except DataError as e:
-                raise DataError(
-                    f"the first champion, on the rows dated up to the start {start_day}: {e}"
-                ) from e
-            with opened:
-                cleaning = opened.cleaning
-                fitted_by_lookback: dict[int | None, Any] = {}
-                for policy in parsed:
-                    tc = policy.train_config(train_config, lookback_days)
-                    if tc.lookback_days not in fitted_by_lookback:
-                        fitted_by_lookback[tc.lookback_days] = _fit_first_champion(
-                            opened.lines, tc, start_day, total, progress
+        # many fits in a row: the larger booster of each in a worker process (clvdrift.model.fit_worker)
+        with booster_worker():
+            # the first champion: what is known at start, fitted once per training config
+            contexts: list[tuple[Policy, CycleContext, TrainConfig, DriftConfig]] = []
+            with timings.step("first champions"):
+                raw_start = _known_at(raw, start_day)
+                try:
+                    opened = chosen.open(raw_start)
+                except DataError as e:
+                    raise DataError(
+                        f"the first champion, on the rows dated up to the start {start_day}: {e}"
+                    ) from e
+                with opened:
+                    cleaning = opened.cleaning
+                    fitted_by_lookback: dict[int | None, Any] = {}
+                    for policy in parsed:
+                        tc = policy.train_config(train_config, lookback_days)
+                        if tc.lookback_days not in fitted_by_lookback:
+                            fitted_by_lookback[tc.lookback_days] = _fit_first_champion(
+                                opened.lines, tc, start_day, total, progress
+                            )
+                        ws = Workspace.under(out_dir / "policies" / policy.slug, raw_data=Path(source))
+                        ctx = CycleContext.open(ws)
+                        _first_champion(
+                            ctx, fitted_by_lookback[tc.lookback_days], cleaning.to_dict(), source, start_day
                         )
-                    ws = Workspace.under(out_dir / "policies" / policy.slug, raw_data=Path(source))
-                    ctx = CycleContext.open(ws)
-                    _first_champion(
-                        ctx, fitted_by_lookback[tc.lookback_days], cleaning.to_dict(), source, start_day
-                    )
-                    contexts.append((policy, ctx, tc, policy.drift_config(drift_config)))
-        steps, skipped = _run_steps(contexts, raw, dates, source, gate_config, timings, progress, chosen)
+                        contexts.append((policy, ctx, tc, policy.drift_config(drift_config)))
+            steps, skipped = _run_steps(contexts, raw, dates, source, gate_config, timings, progress, chosen)
         dates = [d for d in dates if d not in skipped]
         left_out = len(_known_at(raw, end_day)) - len(_known_at(raw, dates[-1]))
         if progress:

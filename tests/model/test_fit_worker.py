@@ -1,0 +1,147 @@
+"""The booster worker process (clvdrift.model.fit_worker): fits equal to fits in this process, bit for bit;
+a worker that dies, fails a task or never starts leaves the fit to this process with the same result;
+no worker outlives the block that started it nor a parent killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from tests.model.test_families import _data
+
+from clvdrift.config import GbmParams
+from clvdrift.model import fit_worker
+from clvdrift.model.fit_worker import BoosterWorker, active_worker, booster_worker
+from clvdrift.model.gbm import GbmModel
+
+
+def _gone(pid: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:  # our own child, already exited: reap it
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def _leaves(obj: object, path: str = "") -> dict[str, bytes]:
+    """Every value inside ``obj`` (attributes, items), pickled alone, by its path. Two fits give the same
+    estimator when these agree: how the two processes share sub-objects differs, never a value."""
+    if isinstance(obj, dict):
+        return {k: v for key, item in obj.items() for k, v in _leaves(item, f"{path}[{key!r}]").items()}
+    if isinstance(obj, list | tuple):
+        return {k: v for i, item in enumerate(obj) for k, v in _leaves(item, f"{path}[{i}]").items()}
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        return {k: v for name, item in vars(obj).items() for k, v in _leaves(item, f"{path}.{name}").items()}
+    return {path: pickle.dumps(obj)}
+
+
+def _same(a: GbmModel, b: GbmModel) -> bool:
+    leaves = [_leaves(m.boosters_) for m in (a, b)]
+    return len(leaves[0]) > 100 and leaves[0] == leaves[1]
+
+
+def _fit(n: int = 2_500, seed: int = 3) -> GbmModel:
+    features, target = _data(n, seed)
+    return GbmModel(GbmParams(max_iter=30), min_country_customers=5).fit(features, target)
+
+
+def test_boosters_fitted_in_the_worker_equal_boosters_fitted_here():
+    here = _fit()
+    with booster_worker() as worker:
+        assert active_worker() is worker
+        there = _fit()
+        assert worker.alive and worker.failures == 0
+        pid = worker.pid
+    assert active_worker() is None
+    assert pid is not None and _gone(pid)  # stopped on the way out
+    assert _same(there, here)
+    features, _ = _data(2_500, 3)
+    assert np.array_equal(there.predict(features), here.predict(features))
+
+
+def test_nested_blocks_share_one_worker():
+    with booster_worker() as outer, booster_worker() as inner:
+        assert inner is outer and active_worker() is outer
+    assert active_worker() is None
+
+
+def test_a_worker_killed_between_fits_leaves_the_fit_here_with_the_same_result():
+    here = _fit(seed=8)
+    with booster_worker() as worker:
+        _fit(seed=9)  # the worker is up
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        assert _gone(worker.pid)
+        there = _fit(seed=8)
+        assert not worker.alive
+    assert _same(there, here)
+
+
+def test_a_task_the_worker_cannot_fit_is_fitted_here(monkeypatch):
+    """A fit that raises in the worker (here: an estimator setting the worker's scikit-learn rejects) is
+    reported, not lost: the caller fits it itself and sees the library's own error."""
+    with booster_worker() as worker:
+        bad = worker.fit({"loss": "no-such-loss"}, np.zeros((20, 2)), np.ones(20))
+        assert bad.result(timeout=60) is None
+        assert worker.failures == 1 and worker.alive
+        good = worker.fit({"max_iter": 5}, np.arange(40.0).reshape(20, 2), np.arange(20.0))
+        assert good.result(timeout=60) is not None
+
+
+def test_a_worker_that_cannot_start_leaves_every_fit_here(monkeypatch):
+    here = _fit(seed=4)
+    monkeypatch.setattr(fit_worker.sys, "executable", "/nonexistent/python")
+    with booster_worker() as worker:
+        assert not worker.alive
+        there = _fit(seed=4)
+    assert _same(there, here)
+
+
+def test_the_worker_exits_when_its_parent_is_killed(tmp_path):
+    """SIGKILL gives the parent no chance to stop its worker: the worker must notice by itself."""
+    script = textwrap.dedent(
+        """
+        import sys, time
+        import numpy as np
+        from clvdrift.model.fit_worker import booster_worker
+        with booster_worker() as worker:
+            worker.fit({"max_iter": 5}, np.arange(40.0).reshape(20, 2), np.arange(20.0)).result()
+            print(worker.pid, flush=True)
+            time.sleep(120)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        line = parent.stdout.readline()
+        worker_pid = int(line)
+        os.kill(worker_pid, 0)  # alive while its parent is
+        parent.kill()
+        parent.wait(timeout=10)
+        assert _gone(worker_pid), "the worker outlived its killed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def test_closing_twice_and_fitting_after_close_are_harmless():
+    worker = BoosterWorker()
+    worker.close()
+    worker.close()
+    with pytest.raises(RuntimeError):  # the sender is shut down: a use after close is a bug, said loudly
+        worker.fit({"max_iter": 5}, np.zeros((4, 1)), np.ones(4))
