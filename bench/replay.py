@@ -3,7 +3,7 @@
 Replays every kind of policy (never, never-lookback, every:4, on-drift, on-drift-calibrated,
 on-drift-fdr, on-drift-lookback) weekly over the whole file, all in one run, and prints the wall time,
 the per-phase split (load, first champions, clean, detect, retrain, run history, write) and the
-summary table. Target: ≤ 3 minutes on the 2-core machine.
+summary table. Target: ≤ 60 s on the 2-core machine (issue 19; issue 9 asked for 3 minutes).
 
 The issue asked for a start on 2011-03-01; the data begins on 2010-12-01, and the first champion needs
 H + 30 = 120 days of data before the start (features at start − H with 30 days of history), so the
@@ -30,7 +30,7 @@ from clvdrift.pipeline.replay import parse_step, replay_file
 from clvdrift.settings import SAMPLE_DATA
 
 DATA = SAMPLE_DATA
-TARGET_SECONDS = 180
+TARGET_SECONDS = 60
 POLICIES = (
     "never",
     "never-lookback",
@@ -89,9 +89,9 @@ def main() -> int:
         f"{1000 * wall / cycles:.0f} ms per cycle; peak RSS "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
     )
-    print("phases (s):")
+    print("phases (s; detect, retrain and run history run on two policy threads and add up over both):")
     for name, seconds in sorted(result.phases.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:<16} {seconds:7.1f}  {100 * seconds / wall:5.1f} %")
+        print(f"  {name:<16} {seconds:7.1f}")
     print(
         f"{'policy':<20}{'retrains':>9}{'errors':>8}{'alarms':>8}{'mean ρ':>9}{'worst ρ':>9}"
         f"{'mean MAE':>10}{'paired ρ':>10}{'paired MAE':>11}{'precision':>10}"

@@ -704,3 +704,22 @@ def test_the_terminal_table_keeps_every_value_whole_in_80_columns():
         numbers = re.findall(r"\d[\d,./]*\d|\d", " ".join(lines[first : first + (1 if tabled else 4)]))
         want = ["37", "36", "11", "9", "22", "12", "19", "0.463", "0.357", "17/22", "1,558", "12,823"]
         assert [v for v in want if v not in numbers] == [], text
+
+
+def test_policies_on_one_thread_give_the_timeline_of_policies_on_two(full, history, tmp_path, monkeypatch):
+    """A step's policies run on POLICY_THREADS threads and share fits and aggregates: one after the other
+    they must record the same steps (drift, decisions, gates, quality to the last bit)."""
+    from clvdrift.pipeline import replay as replay_module
+
+    assert replay_module.POLICY_THREADS == 2
+    monkeypatch.setattr(replay_module, "POLICY_THREADS", 1)
+    serial = replay(
+        load_transactions(history),
+        out_dir=tmp_path,
+        source="history.csv",
+        start=START,
+        step_days=STEP,
+        policies=POLICIES,
+    )
+    assert [_stable(s) for s in serial.steps] == [_stable(s) for s in full.steps]
+    assert any(s.retrained for s in full.steps) and any(s.dataset_drift for s in full.steps)

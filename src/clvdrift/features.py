@@ -42,9 +42,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,8 @@ from clvdrift.config import TrainConfig
 from clvdrift.data import schema
 from clvdrift.data.load import validate_amounts
 from clvdrift.errors import ConfigError, DataError
+
+_T = TypeVar("_T")
 
 NUMERIC_FEATURES = (
     "Recency",
@@ -402,12 +405,36 @@ class LineTable(Protocol):
 class SharedLines:
     """A :class:`LineTable` whose aggregates are computed once: many policies (a replay step) or
     several models reading the same lines share them. ``memo`` is also where the pipeline keeps other
-    work that depends only on these lines (e.g. a model fitted at a cutoff). Results are shared: never
-    modify a frame it returns."""
+    work that depends only on these lines (e.g. a model fitted at a cutoff), through :meth:`once`.
+    Results are shared: never modify a frame it returns.
+
+    Thread-safe: several threads may read one table (a replay runs a step's policies on two). Each
+    piece of work is done once, by the first thread that asks; the others wait for it. The engine's
+    table is read by one thread at a time (a DuckDB connection is not shared between threads)."""
 
     def __init__(self, lines: LineTable) -> None:
         self.lines = lines
         self.memo: dict[object, object] = {}
+        self._lock = threading.Lock()
+        self._engine = threading.RLock()
+        self._pending: dict[object, threading.Lock] = {}
+
+    def once(self, key: object, compute: Callable[[], _T]) -> _T:
+        """``memo[key]``, computed by ``compute()`` the first time (by one thread; others asking meanwhile
+        wait for it). An exception is not kept: the next call computes again."""
+        with self._lock:
+            if key in self.memo:
+                return self.memo[key]  # type: ignore[return-value]
+            pending = self._pending.setdefault(key, threading.Lock())
+        with pending:
+            with self._lock:
+                if key in self.memo:
+                    return self.memo[key]  # type: ignore[return-value]
+            value = compute()
+            with self._lock:
+                self.memo[key] = value
+                self._pending.pop(key, None)
+            return value
 
     @property
     def source(self) -> str:
@@ -415,13 +442,16 @@ class SharedLines:
 
     @property
     def empty(self) -> bool:
-        return self.lines.empty
+        with self._engine:
+            return self.lines.empty
 
     def first_day(self) -> pd.Timestamp:
-        return self.lines.first_day()
+        with self._engine:
+            return self.lines.first_day()
 
     def last_day(self) -> pd.Timestamp:
-        return self.lines.last_day()
+        with self._engine:
+            return self.lines.last_day()
 
     def aggregate(self, query: AggregateQuery) -> pd.DataFrame:
         key = (
@@ -431,12 +461,16 @@ class SharedLines:
             tuple(query.spend.items()),
             tuple(query.orders.items()),
         )
-        if key not in self.memo:
-            self.memo[key] = self.lines.aggregate(query)
-        return self.memo[key]  # type: ignore[return-value]
+
+        def compute() -> pd.DataFrame:
+            with self._engine:
+                return self.lines.aggregate(query)
+
+        return self.once(key, compute)
 
     def revenue(self, start: pd.Timestamp | None, end: pd.Timestamp, ids: pd.Index) -> np.ndarray:
-        return self.lines.revenue(start, end, ids)
+        with self._engine:
+            return self.lines.revenue(start, end, ids)
 
 
 def _as_lines(transactions: pd.DataFrame | LineTable) -> LineTable:

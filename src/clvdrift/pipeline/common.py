@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -88,9 +89,11 @@ WORKSPACE_FOLDERS = ("models", "reference", "current", "reports", "quarantine", 
 
 @dataclass
 class Timings:
-    """Wall time of each named step, in seconds (a step run again adds to its time)."""
+    """Wall time of each named step, in seconds (a step run again adds to its time; steps run on several
+    threads at once add up, so the sum can exceed the wall time)."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @contextmanager
     def step(self, name: str, progress: Progress | None = None) -> Iterator[None]:
@@ -100,7 +103,8 @@ class Timings:
         try:
             yield
         finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+            with self._lock:
+                self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
 def new_id(prefix: str) -> str:
@@ -148,8 +152,9 @@ def predict_set(lines: Any, model: ClvModel, ts: TrainingSet) -> np.ndarray:
     returns its own array."""
     import numpy as np
 
-    memo: dict[object, object] | None = getattr(lines, "memo", None)
-    if memo is None:
+    from clvdrift.features import SharedLines
+
+    if not isinstance(lines, SharedLines):
         return model.predict(ts.features)
     key = (
         "predict",
@@ -159,15 +164,23 @@ def predict_set(lines: Any, model: ClvModel, ts: TrainingSet) -> np.ndarray:
         ts.snapshot,
         ts.horizon_days,
         ts.lookback_days,
+        _index_key(ts.features.index),
     )
-    hit = memo.get(key)
+
+    def score() -> tuple[Any, pd.Index, np.ndarray]:
+        return model, ts.features.index, np.array(model.predict(ts.features), dtype=np.float64)
+
+    held, index, predicted = lines.once(key, score)
     # the same model object and the same customers in the same order (a set built otherwise, e.g. filtered,
     # is scored anew)
-    if hit is not None and hit[0] is model and hit[1].equals(ts.features.index):  # type: ignore[index]
-        return np.array(hit[2])  # type: ignore[index]
-    predicted = np.array(model.predict(ts.features), dtype=np.float64)
-    memo[key] = (model, ts.features.index, predicted)
-    return np.array(predicted)
+    if held is model and index.equals(ts.features.index):
+        return np.array(predicted)
+    return np.array(model.predict(ts.features), dtype=np.float64)
+
+
+def _index_key(index: pd.Index) -> tuple[int, object, object]:
+    """A cheap key telling most differently filtered customer sets apart: length, first and last id."""
+    return (len(index), index[0] if len(index) else None, index[-1] if len(index) else None)
 
 
 # reference profiles parsed in this process, by the sha256 of their file

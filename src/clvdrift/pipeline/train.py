@@ -173,26 +173,29 @@ def fit_on_cutoff(
     """A model of ``family`` (default ``config.model``) fitted on the family's training cutoffs up to
     ``cutoff``, leaving out every row of the customers in ``exclude``: it reads no line after
     ``cutoff`` + H."""
-    from clvdrift.features import stacked_training_set
+    from clvdrift.features import SharedLines, stacked_training_set
     from clvdrift.model.base import new_model
 
-    memo: dict[object, object] | None = getattr(lines, "memo", None)  # SharedLines: fitted once per table
     excluded = () if exclude is None else tuple(sorted(str(c) for c in exclude))
-    key = ("fit_on_cutoff", pd.Timestamp(cutoff), family, config.model_dump_json(), excluded)
-    if memo is not None and key in memo:
-        return memo[key]  # type: ignore[return-value]
-    model = new_model(config, family)
-    cutoffs = model.training_cutoffs(cutoff, lines.first_day())
-    stacked = stacked_training_set(
-        lines, cutoffs, horizon_days=config.horizon_days, lookback_days=config.lookback_days
-    )
-    if exclude is not None and len(exclude):
-        keep = ~stacked.features.index.isin(exclude)
-        stacked = dataclasses.replace(stacked, features=stacked.features[keep], target=stacked.target[keep])
-    fitted = model.fit(stacked.features, stacked.target), stacked
-    if memo is not None:
-        memo[key] = fitted
-    return fitted
+
+    def fit() -> tuple[ClvModel, StackedSet]:
+        model = new_model(config, family)
+        cutoffs = model.training_cutoffs(cutoff, lines.first_day())
+        stacked = stacked_training_set(
+            lines, cutoffs, horizon_days=config.horizon_days, lookback_days=config.lookback_days
+        )
+        if exclude is not None and len(exclude):
+            keep = ~stacked.features.index.isin(exclude)
+            stacked = dataclasses.replace(
+                stacked, features=stacked.features[keep], target=stacked.target[keep]
+            )
+        return model.fit(stacked.features, stacked.target), stacked
+
+    if isinstance(lines, SharedLines):  # fitted once per table, by the first policy that asks
+        return lines.once(
+            ("fit_on_cutoff", pd.Timestamp(cutoff), family, config.model_dump_json(), excluded), fit
+        )
+    return fit()
 
 
 def _scores(ts: TrainingSet, customers: pd.Index, predictions: pd.Series) -> dict[str, float]:
