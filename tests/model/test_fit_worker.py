@@ -145,3 +145,20 @@ def test_closing_twice_and_fitting_after_close_are_harmless():
     worker.close()
     with pytest.raises(RuntimeError):  # the sender is shut down: a use after close is a bug, said loudly
         worker.fit({"max_iter": 5}, np.zeros((4, 1)), np.ones(4))
+
+
+def test_a_stopped_worker_is_given_up_on_after_its_patience_and_the_fit_is_done_here():
+    """A worker that never answers (SIGSTOP here; a stuck one alike) must not hang the fit."""
+    here = _fit(seed=6)
+    with booster_worker() as worker:
+        _fit(seed=7)  # the worker is up
+        assert worker.pid is not None
+        pid = worker.pid
+        os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        waiting = worker.fit({"max_iter": 5}, np.arange(40.0).reshape(20, 2), np.arange(20.0))
+        assert worker.fitted(waiting, patience=1.0) is None
+        assert time.monotonic() - started < 30
+        assert _gone(pid)  # killed, not left stopped
+        there = _fit(seed=6)
+    assert _same(there, here)

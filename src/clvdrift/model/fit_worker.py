@@ -33,6 +33,8 @@ from typing import IO, Any
 __all__ = ["BoosterWorker", "active_worker", "booster_worker"]
 
 _HEADER = struct.Struct("<Q")
+PATIENCE_SECONDS = 300.0
+"""How long :meth:`BoosterWorker.fitted` waits for one booster (a fit below 100,000 rows takes seconds)."""
 _ACTIVE: BoosterWorker | None = None
 _ACTIVE_LOCK = threading.Lock()
 
@@ -115,6 +117,17 @@ class BoosterWorker:
         """A future of the fitted booster, or of ``None`` when the worker could not fit it (the caller then
         fits it with :func:`fit_booster`, which gives the same booster)."""
         return self._sender.submit(self._run, params, matrix, target)
+
+    def fitted(self, future: Future[Any | None], patience: float = PATIENCE_SECONDS) -> Any | None:
+        """``future``'s booster, or ``None`` when the worker could not fit it or took longer than
+        ``patience`` seconds (a stopped or stuck worker: it is killed, and the caller fits here)."""
+        try:
+            return future.result(timeout=patience)
+        except TimeoutError:
+            proc = self._proc
+            if proc is not None:
+                proc.kill()  # the sender's read ends; later fits are done by the caller
+            return None
 
     def _stop(self, *, kill: bool) -> None:
         proc, self._proc = self._proc, None

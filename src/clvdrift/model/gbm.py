@@ -254,7 +254,7 @@ class GbmModel(ClvModel):
             remote = worker.fit(estimator(last), self._matrix(features, last), y)
             fitted = [fit_view(columns) for columns in views[:-1]]
             self._fit_btyd(features, y)
-            booster_fitted = remote.result()
+            booster_fitted = worker.fitted(remote)
             fitted.append(fit_view(last) if booster_fitted is None else _one_thread(booster_fitted))
         elif len(y) < PARALLEL_MIN_ROWS and (os.cpu_count() or 1) > 1:
             # each view on a thread of its own, each on one OpenMP thread (see PARALLEL_MIN_ROWS)
