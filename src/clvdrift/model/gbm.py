@@ -26,6 +26,7 @@ boosters' ranking of the many customers with few orders.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -76,6 +77,7 @@ CHUNKED_MIN_ROWS = 4096
 threads, each tree loop on one OpenMP thread (scikit-learn's loop releases the GIL): the cores are used
 without OpenMP's thread pool (see :data:`PARALLEL_MIN_ROWS`). Each row's prediction is the same."""
 _POOL: Any = None
+_OPENMP_FITS = threading.Lock()
 
 
 def _forget_pool() -> None:
@@ -264,8 +266,10 @@ class GbmModel(ClvModel):
                 futures = [pool.submit(fit_view, columns) for columns in views]
                 self._fit_btyd(features, y)  # on this thread meanwhile
                 fitted = [future.result() for future in futures]
-        else:  # each fit uses every core through OpenMP
-            fitted = [fit_view(columns) for columns in views]
+        else:  # each fit uses every core through OpenMP: one such fit at a time in this process (threads
+            # fitting at once, e.g. a replay's policies, would make OpenMP's threads wait for each other)
+            with _OPENMP_FITS:
+                fitted = [fit_view(columns) for columns in views]
             self._fit_btyd(features, y)
         self.boosters_ = dict(zip(self.views_, fitted, strict=True))
         return self
