@@ -723,3 +723,76 @@ def test_policies_on_one_thread_give_the_timeline_of_policies_on_two(full, histo
     )
     assert [_stable(s) for s in serial.steps] == [_stable(s) for s in full.steps]
     assert any(s.retrained for s in full.steps) and any(s.dataset_drift for s in full.steps)
+
+
+def _children(pid: int, marker: str) -> list[int]:
+    """PIDs of ``pid``'s child processes whose command line holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and marker in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_replay_stopped_while_its_fit_worker_is_stuck_exits_at_once_and_leaves_nothing(
+    cli_workdir, signal_name
+):
+    """The booster worker stopped (SIGSTOP: as stuck as a process gets), then the replay is told to stop:
+    it must not wait for the worker's answer (minutes), must kill it, and must remove what it wrote."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = cli_workdir / "out"
+    args = [
+        sys.executable,
+        "-m",
+        "clvdrift",
+        "replay",
+        "--start",
+        "2022-08-01",
+        "--step",
+        "14d",
+        "--out",
+        str(out),
+    ]
+    child = subprocess.Popen(
+        [*args, "--policy", "every:1", "--policy", "on-drift"],
+        env=os.environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while not workers and time.monotonic() < deadline and child.poll() is None:
+            workers = _children(child.pid, "clvdrift.model.fit_worker")
+            time.sleep(0.05)
+        assert workers, "the replay started no fit worker"
+        os.kill(workers[0], signal.SIGSTOP)
+        time.sleep(2.0)  # a fit now waits for the stopped worker
+        assert child.poll() is None
+        os.kill(child.pid, getattr(signal, signal_name))
+        started = time.monotonic()
+        code = child.wait(timeout=120)
+        assert time.monotonic() - started < 30, "the replay waited for its stuck worker"
+        assert code != 0
+        assert "Traceback" not in (child.stderr.read() if child.stderr else "")
+        gone = time.monotonic() + 10
+        while time.monotonic() < gone and Path(f"/proc/{workers[0]}").exists():
+            time.sleep(0.05)
+        assert not Path(f"/proc/{workers[0]}").exists(), "the stopped worker outlived its replay"
+        assert not (out / "policies").exists() and not (out / ".replay.lock").exists()
+    finally:
+        if child.poll() is None:
+            child.kill()

@@ -143,8 +143,8 @@ def test_closing_twice_and_fitting_after_close_are_harmless():
     worker = BoosterWorker()
     worker.close()
     worker.close()
-    with pytest.raises(RuntimeError):  # the sender is shut down: a use after close is a bug, said loudly
-        worker.fit({"max_iter": 5}, np.zeros((4, 1)), np.ones(4))
+    late = worker.fit({"max_iter": 5}, np.zeros((4, 1)), np.ones(4))  # e.g. another thread's block ended
+    assert worker.fitted(late, patience=5) is None
 
 
 def test_a_stopped_worker_is_given_up_on_after_its_patience_and_the_fit_is_done_here():
@@ -162,3 +162,86 @@ def test_a_stopped_worker_is_given_up_on_after_its_patience_and_the_fit_is_done_
         assert _gone(pid)  # killed, not left stopped
         there = _fit(seed=6)
     assert _same(there, here)
+
+
+def test_a_block_ended_by_an_exception_kills_a_stopped_worker_at_once():
+    """Ctrl-C (or SIGTERM's exception) while the worker is stuck: leaving the block does not wait for it."""
+    with pytest.raises(KeyboardInterrupt), booster_worker() as worker:
+        worker.fitted(worker.fit({"max_iter": 5}, np.zeros((20, 2)), np.arange(20.0)))
+        pid = worker.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        worker.fit({"max_iter": 5}, np.zeros((20, 2)), np.arange(20.0))  # waits on the stopped worker
+        started = time.monotonic()
+        raise KeyboardInterrupt
+    assert time.monotonic() - started < 5
+    assert _gone(pid)
+
+
+def test_a_worker_whose_answers_are_not_messages_is_given_up_and_the_fit_done_here(tmp_path, monkeypatch):
+    """An interpreter wrapper that prints before Python starts puts bytes on the worker's stdout that
+    are no message (read as a length of about 2e18 bytes): the fit is done here, at once."""
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f"#!/bin/sh\necho 'welcome to this machine'\nexec {sys.executable} \"$@\"\n")
+    wrapper.chmod(0o755)
+    here = _fit(seed=12)
+    monkeypatch.setattr(fit_worker.sys, "executable", str(wrapper))
+    started = time.monotonic()
+    with booster_worker() as worker:
+        there = _fit(seed=12)
+        assert not worker.alive
+    assert time.monotonic() - started < 30
+    assert _same(there, here)
+
+
+def test_blocks_on_two_threads_share_one_worker_until_the_last_ends():
+    import threading
+
+    first_in, first_out = threading.Event(), threading.Event()
+    seen: list[BoosterWorker] = []
+
+    def outer() -> None:
+        with booster_worker() as worker:
+            seen.append(worker)
+            first_in.set()
+            first_out.wait(60)
+
+    thread = threading.Thread(target=outer)
+    thread.start()
+    assert first_in.wait(60)
+    with booster_worker() as mine:
+        assert mine is seen[0]
+        first_out.set()
+        thread.join(60)  # the other block ended: the worker stays for this one
+        assert mine.alive
+        assert (
+            mine.fitted(mine.fit({"max_iter": 5}, np.arange(40.0).reshape(20, 2), np.arange(20.0)))
+            is not None
+        )
+    assert active_worker() is None and not mine.alive
+
+
+def test_a_forked_child_does_not_use_its_parents_worker():
+    """The child has no sender thread of the parent's worker: it must fit itself, at once."""
+    with booster_worker() as worker:
+        worker.fitted(worker.fit({"max_iter": 5}, np.zeros((20, 2)), np.arange(20.0)))
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                started = time.monotonic()
+                ok = (
+                    active_worker() is None
+                    and _fit(n=800, seed=2).boosters_
+                    and time.monotonic() - started < 30
+                )
+                code = 0 if ok else 1
+            finally:
+                os.write(write, bytes([code]))
+                os._exit(code)
+        os.close(write)
+        answer = os.read(read, 1)
+        os.waitpid(pid, 0)
+        assert answer == bytes([0])
+        assert worker.alive  # the parent's worker is untouched

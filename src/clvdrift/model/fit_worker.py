@@ -35,7 +35,10 @@ __all__ = ["BoosterWorker", "active_worker", "booster_worker"]
 _HEADER = struct.Struct("<Q")
 PATIENCE_SECONDS = 300.0
 """How long :meth:`BoosterWorker.fitted` waits for one booster (a fit below 100,000 rows takes seconds)."""
+CLOSE_SECONDS = 10.0
+"""How long closing waits for the worker to finish a fit under way before it is killed."""
 _ACTIVE: BoosterWorker | None = None
+_USERS = 0  # booster_worker() blocks open
 _ACTIVE_LOCK = threading.Lock()
 
 
@@ -105,7 +108,8 @@ class BoosterWorker:
             try:
                 _send(proc.stdin, (params, matrix, target))
                 status, value = _receive(proc.stdout)
-            except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+            except Exception:  # any broken answer (a closed pipe, bytes that are no message, a
+                # pickle of another version): this worker is done, the caller fits here
                 self._stop(kill=True)
                 return None
             if status != "ok":  # the fit raised in the worker: the caller fits here and sees the error
@@ -114,9 +118,14 @@ class BoosterWorker:
             return value
 
     def fit(self, params: dict[str, Any], matrix: Any, target: Any) -> Future[Any | None]:
-        """A future of the fitted booster, or of ``None`` when the worker could not fit it (the caller then
-        fits it with :func:`fit_booster`, which gives the same booster)."""
-        return self._sender.submit(self._run, params, matrix, target)
+        """A future of the fitted booster, or of ``None`` when the worker could not fit it (closed, dead,
+        failed: the caller then fits it with :func:`fit_booster`, which gives the same booster)."""
+        try:
+            return self._sender.submit(self._run, params, matrix, target)
+        except RuntimeError:  # closed meanwhile (another thread's block ended)
+            done: Future[Any | None] = Future()
+            done.set_result(None)
+            return done
 
     def fitted(self, future: Future[Any | None], patience: float = PATIENCE_SECONDS) -> Any | None:
         """``future``'s booster, or ``None`` when the worker could not fit it or took longer than
@@ -124,10 +133,14 @@ class BoosterWorker:
         try:
             return future.result(timeout=patience)
         except TimeoutError:
-            proc = self._proc
-            if proc is not None:
-                proc.kill()  # the sender's read ends; later fits are done by the caller
+            self.kill()
             return None
+
+    def kill(self) -> None:
+        """Kill the process now (a fit waiting for it gets ``None``; later fits are done by the caller)."""
+        proc = self._proc
+        if proc is not None:
+            proc.kill()
 
     def _stop(self, *, kill: bool) -> None:
         proc, self._proc = self._proc, None
@@ -135,51 +148,69 @@ class BoosterWorker:
             return
         if kill:
             proc.kill()
-        else:
-            try:
-                if proc.stdin is not None:
-                    proc.stdin.close()  # the worker reads the end of its input and exits
-            except OSError:
-                pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.wait()
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
-                with suppress(OSError):
+                with suppress(OSError, ValueError):
                     stream.close()
 
-    def close(self) -> None:
-        """Stop the worker (waits for a fit under way) and its sender thread."""
-        self._sender.shutdown(wait=True)
+    def close(self, *, kill: bool = False) -> None:
+        """Stop the worker: at once with ``kill``; else once it has read the end of its input (a fit under
+        way is finished), killed after :data:`CLOSE_SECONDS`. Never waits longer than that."""
+        proc = self._proc
+        if proc is not None:
+            if kill:
+                proc.kill()
+            elif proc.stdin is not None:
+                with suppress(OSError, ValueError):
+                    proc.stdin.close()  # the worker reads the end of its input and exits
+            try:
+                proc.wait(timeout=CLOSE_SECONDS)
+            except subprocess.TimeoutExpired:  # stopped or stuck
+                proc.kill()
+        self._sender.shutdown(wait=True, cancel_futures=True)  # its read ended with the process
         with self._lock:
-            self._stop(kill=False)
+            self._stop(kill=True)
 
 
 def active_worker() -> BoosterWorker | None:
-    """The worker of the innermost :func:`booster_worker`, if any."""
+    """The worker of the :func:`booster_worker` blocks open in this process, if any."""
     return _ACTIVE
 
 
 @contextmanager
 def booster_worker() -> Iterator[BoosterWorker]:
     """Within this block :class:`clvdrift.model.gbm.GbmModel` fits its larger booster in a worker
-    process (module docstring); the worker is stopped on the way out. Nested blocks share the outer
-    block's worker."""
-    global _ACTIVE
+    process (module docstring). Blocks open at once in this process (nested, or on several threads)
+    share one worker, stopped when the last of them ends: killed at once when it ends by an exception
+    (Ctrl-C, SIGTERM), since nothing will use it."""
+    global _ACTIVE, _USERS
     with _ACTIVE_LOCK:
-        outer = _ACTIVE
-        worker = outer or BoosterWorker()
-        _ACTIVE = worker
+        if _ACTIVE is None:
+            _ACTIVE = BoosterWorker()
+        worker = _ACTIVE
+        _USERS += 1
+    failed = True
     try:
         yield worker
+        failed = False
     finally:
-        if outer is None:
-            with _ACTIVE_LOCK:
+        with _ACTIVE_LOCK:
+            _USERS -= 1
+            last = _USERS == 0
+            if last:
                 _ACTIVE = None
-            worker.close()
+        if last:
+            worker.close(kill=failed)
+
+
+def _forget_worker() -> None:
+    """In a forked child: the parent's worker is the parent's (its sender thread is not in the child)."""
+    global _ACTIVE, _USERS, _ACTIVE_LOCK
+    _ACTIVE, _USERS, _ACTIVE_LOCK = None, 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_worker)
 
 
 def _serve() -> int:

@@ -87,13 +87,15 @@ class Workspace:
 WORKSPACE_FOLDERS = ("models", "reference", "current", "reports", "quarantine", "history", "predictions")
 
 
+_TIMINGS_LOCK = threading.Lock()
+
+
 @dataclass
 class Timings:
     """Wall time of each named step, in seconds (a step run again adds to its time; steps run on several
     threads at once add up, so the sum can exceed the wall time)."""
 
     seconds: dict[str, float] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @contextmanager
     def step(self, name: str, progress: Progress | None = None) -> Iterator[None]:
@@ -103,7 +105,7 @@ class Timings:
         try:
             yield
         finally:
-            with self._lock:
+            with _TIMINGS_LOCK:
                 self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 

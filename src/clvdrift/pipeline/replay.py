@@ -805,6 +805,7 @@ def _run_steps(
 
     from clvdrift.engines import OpenLines
     from clvdrift.features import AggregateQuery, SharedLines
+    from clvdrift.model.fit_worker import active_worker
 
     total = len(dates) * len(contexts)
     steps: list[ReplayStep] = []
@@ -870,8 +871,15 @@ def _run_steps(
                 except DataError as exc:  # e.g. no customer at the cutoff: the steps keep no paired figure
                     log.info("replay step %s: no paired scoring: %s", day, exc)
             log.info("replay step %s (%d/%d) done", day, i, len(dates))
+    except BaseException:  # an error, Ctrl-C or SIGTERM: the cycles under way finish first, without waiting
+        worker = (
+            active_worker()
+        )  # for a fit in the worker process (a stuck one would hold them up for minutes)
+        if worker is not None:
+            worker.kill()
+        raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # an error or Ctrl-C: the cycles under way finish first
+        pool.shutdown(wait=True, cancel_futures=True)
         cycle_log.setLevel(level)
         if opened is not None:
             opened.close()
