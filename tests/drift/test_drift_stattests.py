@@ -353,3 +353,39 @@ def test_integers_beyond_2_53_are_named_in_the_note_with_what_float64_merged() -
     # only the reference reaches there: the note, without a count for the current window
     res = _one(pd.DataFrame({"x": wide}), pd.DataFrame({"x": np.arange(1600, dtype=np.int64)})).column("x")
     assert "beyond ±2**53" in (res.note or "") and "current window" not in (res.note or "")
+
+
+def test_tests_on_two_threads_at_once_leave_the_processs_warning_filters_as_they_were(monkeypatch) -> None:
+    """``warnings.catch_warnings`` saves and restores the process's one filter list: two threads inside at
+    once (a replay's policies; columns tested in parallel) would leave one's filter behind for good.
+    scipy's test is slowed here so that the two calls overlap."""
+    import threading
+    import time
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    real = st.sps.ks_2samp
+
+    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(0.2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(st.sps, "ks_2samp", slow)
+    rng = np.random.default_rng(3)
+    ref = build_profile(pd.DataFrame({"x": rng.normal(size=500)})).column("x")
+    values, counts = np.unique(rng.normal(size=300), return_counts=True)
+    start = threading.Barrier(2)
+
+    def run(_: int) -> object:
+        start.wait()
+        return st.ks_test(ref, values, counts.astype(np.float64))
+
+    with warnings.catch_warnings():
+        warnings.resetwarnings()  # a known list, without the filter the test adds (pytest's may hold one)
+        warnings.simplefilter("default")
+        before = list(warnings.filters)
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = list(pool.map(run, range(2)))
+        after = list(warnings.filters)
+    assert outcomes[0] == outcomes[1]
+    assert after == before

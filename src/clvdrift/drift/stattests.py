@@ -22,6 +22,7 @@ window's finite values and the reference sketch, never on the reference rows.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -31,6 +32,11 @@ from scipy.spatial import distance as spd
 
 from clvdrift.drift.profile import CATEGORICAL, NUMERICAL, NumericColumnProfile, ValueSketch
 from clvdrift.errors import DriftInputError
+
+_QUIET = threading.Lock()
+"""Held around each ``warnings.catch_warnings`` block here: the block saves the process's one list of
+warning filters and puts it back on the way out, so two threads inside at once (columns tested in
+parallel, a replay's policies) could leave a filter of one of them in place for the rest of the process."""
 
 __all__ = [
     "DECISION_RULES",
@@ -281,7 +287,7 @@ def ks_test(ref: NumericColumnProfile, cur_values: FloatArray, cur_counts: Float
     if ref.sketch.exact and max(n_ref, n_cur) <= KS_MAX_AUTO_N:
         ref_values = np.repeat(ref.sketch.values, ref.sketch.counts)
         cur_sorted = np.repeat(cur_values, cur_counts.astype(np.int64))
-        with warnings.catch_warnings():  # scipy warns, then uses the asymptotic p-value; so do we, quietly
+        with _QUIET, warnings.catch_warnings():  # scipy warns, then uses the asymptotic p-value; so do we
             warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
             res = sps.ks_2samp(ref_values, cur_sorted)
         return TestOutcome(float(res.statistic), float(res.pvalue))
@@ -358,7 +364,7 @@ def chisquare_counts(ref_counts: FloatArray, cur_counts: FloatArray) -> tuple[fl
     values; ``scipy.stats.chisquare``.  A value unseen in the reference gives ``inf`` and p = 0."""
     n_ref, n_cur = float(ref_counts.sum()), float(cur_counts.sum())
     f_exp = ref_counts * (n_cur / n_ref)
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+    with _QUIET, warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         res = sps.chisquare(cur_counts, f_exp)
     return float(res.statistic), float(res.pvalue)
