@@ -12,9 +12,10 @@ OpenMP thread and the same seed, and sends the fitted estimator back pickled.
 
 The worker is a child of this process reading tasks from its stdin: when this process ends, however it
 ends (SIGKILL included), the pipe closes and the worker exits; on Linux it is also killed by the kernel
-when its parent dies (``PR_SET_PDEATHSIG``). When the worker cannot start, dies or fails a task,
-:meth:`BoosterWorker.fit` returns ``None`` and the caller fits in its own process: the result is the
-same, only slower. The protocol is pickles over a private pipe between a process and its own child.
+when its parent dies (``PR_SET_PDEATHSIG``). When the worker cannot start, dies, fails a task, answers
+with bytes that are no message or gives no answer within :data:`PATIENCE_SECONDS`, the fit's future gives
+``None`` and the caller fits in its own process: the result is the same, only slower. The protocol is
+pickles over a private pipe between a process and its own child.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def _receive(stream: IO[bytes]) -> Any:
 
 def fit_booster(params: dict[str, Any], matrix: Any, target: Any) -> Any:
     """``HistGradientBoostingRegressor(**params).fit(matrix, target)`` on one OpenMP thread: what the
-    worker runs, and what :class:`clvdrift.model.gbm.GbmModel` runs in its own process otherwise."""
+    worker runs for :class:`clvdrift.model.gbm.GbmModel`, whose own fit of the same estimator and
+    arrays (one thread below its ``PARALLEL_MIN_ROWS``) gives the same booster."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
 
